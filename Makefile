@@ -1,0 +1,105 @@
+# bitforge — one Makefile builds, tests, fuzzes, benchmarks and installs.
+#   make            lib/libbf.a and bin/bf-*
+#   make test       C unit tests and bats files, through prove
+#   make check-asan the same suite built with ASan/UBSan in build-asan/
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each
+#   make bench      benchmarks (never part of test)
+#   make pipeline   the main job: examples/pipeline
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+CFLAGS ?= -O2 -g
+FUZZ_SECONDS ?= 60
+BUILD ?= .
+PROVE_JOBS ?= 2
+
+BF_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -pthread \
+             -fno-strict-aliasing
+LDLIBS := -lopenblas -llapacke -lmsgpackc -larchive -lxxhash -lm -pthread
+
+LIB_SRC := $(wildcard lib/*.c)
+CMD_SRC := $(wildcard cmd/bf-*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+HEADERS := $(wildcard include/bf/*.h)
+
+LIB_OBJ := $(patsubst lib/%.c,$(BUILD)/obj/lib/%.o,$(LIB_SRC))
+LIBA := $(BUILD)/lib/libbf.a
+PROGS := $(patsubst cmd/%.c,$(BUILD)/bin/%,$(CMD_SRC))
+UNITS := $(patsubst tests/unit/%.c,$(BUILD)/obj/tests/%,$(UNIT_SRC))
+HELPERS := $(patsubst tests/tools/%.c,$(BUILD)/obj/tools/%,$(wildcard tests/tools/*.c))
+
+all: $(LIBA) $(PROGS)
+
+$(BUILD)/obj/lib/%.o: lib/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BF_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/%: cmd/%.c $(LIBA) $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BF_CFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/obj/tests/%: tests/unit/%.c tests/unit/tap.h $(LIBA) $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BF_CFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/obj/tools/%: tests/tools/%.c $(LIBA) $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BF_CFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+# The suite: every unit test is a TAP program; every .bats file speaks TAP.
+# BF_BIN tells the bats files which build to test.
+test: all $(UNITS) $(HELPERS)
+	BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
+	  prove -j$(PROVE_JOBS) --exec '$(CURDIR)/tests/run-one' $(UNITS) $(wildcard tests/cli/*.bats)
+
+check-asan:
+	$(MAKE) BUILD=build-asan CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
+
+FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HEADERS)
+	@mkdir -p $(@D)
+	clang $(BF_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	  n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+	      build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units|stat::peak_rss' build-fuzz/$$n.log; \
+	done
+
+bench: all
+	@$(MAKE) --no-print-directory -C bench
+
+pipeline: all
+	@$(MAKE) --no-print-directory -C examples/pipeline
+
+deps:
+	scripts/deps
+
+MAN := $(wildcard man/man1/*.1 man/man5/*.5 man/man7/*.7)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/bf \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/bf/
+	for m in $(MAN); do install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/$$(basename $$(dirname $$m))/; done
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*BF_VERSION "\(.*\)"/\1/p' include/bf/cli.h)|' \
+	  bitforge.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitforge.pc
+
+clean:
+	rm -rf bin lib/libbf.a obj build-asan build-fuzz
+	@$(MAKE) --no-print-directory -C bench clean 2>/dev/null || true
+
+.PHONY: all test check-asan fuzz bench pipeline deps install clean
+.SECONDARY:

@@ -1,0 +1,182 @@
+/* bf-eval — inspect a stream: its tensors, dtypes, sizes and bits/weight. */
+#include "bf/cli.h"
+#include "bf/ternary.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: bf-eval [options] [STREAM]\n"
+    "\n"
+    "Reads and verifies a whole stream (stdin when STREAM is absent or '-') and\n"
+    "prints a table: a row per tensor with its dtype, shape, parameters, bytes\n"
+    "and bits per weight; for ternary tensors the shares of -1/0/+1 codes and\n"
+    "the scale; then totals and the ratio to the same parameters in F32.\n"
+    "\n"
+    "  --json             one JSON object instead of the table\n"
+    "  -h, --help         this text\n"
+    "      --version      the version\n";
+
+enum { O_JSON = BF_OPT_PROGRAM };
+
+struct cmdline {
+    const char *input;
+    int json;
+};
+
+typedef struct {
+    bf_tensor t;          /* header fields only; payload released */
+    uint64_t params, counts[3];
+    int has_scale;        /* ternary: a W.scale tensor was found */
+    uint64_t scale_n;
+    double scale_mean;    /* filled for F32 tensors named *.scale */
+} row;
+
+static void parse_command_line(int argc, char **argv, struct cmdline *cl)
+{
+    static const struct option opts[] = {BF_OPTS_BASE, {"json", no_argument, 0, O_JSON}, {0, 0, 0, 0}};
+    memset(cl, 0, sizeof *cl);
+    bf_cli_begin(argc, argv, "bf-eval", usage);
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (bf_cli_common(c, optarg)) continue;
+        if (c == O_JSON) cl->json = 1;
+        else bf_usage_die("unexpected option");
+    }
+    cl->input = bf_cli_input(argc, argv, optind);
+    bf_cli_end(0);
+}
+
+static void shape_str(const bf_tensor *t, char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    if (t->ndim == 0) { snprintf(buf, n, "scalar"); return; }
+    for (int k = 0; k < t->ndim && at < n; k++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%llu", k ? "x" : "", (unsigned long long)t->shape[k]);
+}
+
+static double bits_of(const row *r) { return r->params ? 8.0 * (double)r->t.nbytes / (double)r->params : 0; }
+
+static void print_table(const bf_header *h, row *rows, size_t n, uint64_t params, uint64_t bytes)
+{
+    printf("kind: %s\n", h->kind);
+    printf("%-28s %-5s %-14s %12s %12s %7s %6s %6s %6s %10s\n", "tensor", "dtype", "shape", "params", "bytes",
+           "bits/w", "-1", "0", "+1", "scale");
+    for (size_t k = 0; k < n; k++) {
+        row *r = &rows[k];
+        char shape[96];
+        shape_str(&r->t, shape, sizeof shape);
+        printf("%-28s %-5s %-14s %12llu %12llu %7.2f", r->t.name, bf_dtype_name(r->t.dtype), shape,
+               (unsigned long long)r->params, (unsigned long long)r->t.nbytes, bits_of(r));
+        if (bf_dtype_is_ternary(r->t.dtype)) {
+            double tot = (double)(r->params ? r->params : 1);
+            printf(" %6.3f %6.3f %6.3f", (double)r->counts[0] / tot, (double)r->counts[1] / tot, (double)r->counts[2] / tot);
+            if (r->has_scale) printf(" %10.4g%s", r->scale_mean, r->scale_n > 1 ? " (row mean)" : "");
+        }
+        putchar('\n');
+    }
+    double bpw = params ? 8.0 * (double)bytes / (double)params : 0;
+    printf("%-28s %-5s %-14s %12llu %12llu %7.2f\n", "total", "", "", (unsigned long long)params,
+           (unsigned long long)bytes, bpw);
+    printf("ratio to F32: %.2fx\n", bytes ? 4.0 * (double)params / (double)bytes : 0);
+}
+
+static void print_json(const bf_header *h, row *rows, size_t n, uint64_t params, uint64_t bytes)
+{
+    printf("{\"kind\":");
+    bf_json_str(stdout, h->kind, strlen(h->kind));
+    printf(",\"meta\":");
+    bf_val_json(stdout, h->meta);
+    printf(",\"tensors\":[");
+    for (size_t k = 0; k < n; k++) {
+        row *r = &rows[k];
+        printf("%s{\"name\":", k ? "," : "");
+        bf_json_str(stdout, r->t.name, strlen(r->t.name));
+        printf(",\"dtype\":\"%s\",\"shape\":[", bf_dtype_name(r->t.dtype));
+        for (int j = 0; j < r->t.ndim; j++) printf("%s%llu", j ? "," : "", (unsigned long long)r->t.shape[j]);
+        printf("],\"params\":%llu,\"bytes\":%llu,\"bits_per_weight\":", (unsigned long long)r->params,
+               (unsigned long long)r->t.nbytes);
+        bf_json_num(stdout, bits_of(r));
+        if (bf_dtype_is_ternary(r->t.dtype)) {
+            double tot = (double)(r->params ? r->params : 1);
+            printf(",\"shares\":{\"-1\":");
+            bf_json_num(stdout, (double)r->counts[0] / tot);
+            printf(",\"0\":");
+            bf_json_num(stdout, (double)r->counts[1] / tot);
+            printf(",\"+1\":");
+            bf_json_num(stdout, (double)r->counts[2] / tot);
+            putchar('}');
+            if (r->has_scale) {
+                printf(",\"scale\":");
+                bf_json_num(stdout, r->scale_mean);
+                printf(",\"scale_per_row\":%s", r->scale_n > 1 ? "true" : "false");
+            }
+        }
+        putchar('}');
+    }
+    printf("],\"totals\":{\"params\":%llu,\"bytes\":%llu,\"bits_per_weight\":", (unsigned long long)params,
+           (unsigned long long)bytes);
+    bf_json_num(stdout, params ? 8.0 * (double)bytes / (double)params : 0);
+    printf(",\"ratio_to_f32\":");
+    bf_json_num(stdout, bytes ? 4.0 * (double)params / (double)bytes : 0);
+    printf("}}\n");
+}
+
+static void inspect(const struct cmdline *cl)
+{
+    bf_reader *r = bf_cli_open_input(cl->input);
+    row *rows = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t params = 0, bytes = 0;
+    int rc;
+    bf_tensor t;
+    while ((rc = bf_reader_next(r, &t)) == 1) {
+        if (n == cap) rows = bf_xrealloc(rows, (cap = cap ? 2 * cap : 64) * sizeof *rows);
+        row *w = &rows[n++];
+        memset(w, 0, sizeof *w);
+        w->params = bf_tensor_numel(&t);
+        if (bf_dtype_is_ternary(t.dtype)) bf_ternary_count(t.dtype, t.data, t.shape[0], t.shape[1], w->counts);
+        size_t len = strlen(t.name);
+        if (t.dtype == BF_F32 && len > 6 && strcmp(t.name + len - 6, ".scale") == 0 && w->params) {
+            double s = 0;
+            for (uint64_t j = 0; j < w->params; j++) s += ((const float *)t.data)[j];
+            w->scale_mean = s / (double)w->params;
+            w->scale_n = w->params;
+        }
+        params += w->params;
+        bytes += t.nbytes;
+        bf_tensor_release(&t);
+        w->t = t;
+        w->t.data = NULL;
+        w->t.meta = NULL;
+    }
+    if (rc < 0) bf_die_lib();
+    /* attach each ternary tensor's scale, wherever it came in the stream */
+    for (size_t k = 0; k < n; k++) {
+        if (!bf_dtype_is_ternary(rows[k].t.dtype)) continue;
+        char want[BF_MAX_NAME + 8];
+        snprintf(want, sizeof want, "%s.scale", rows[k].t.name);
+        for (size_t j = 0; j < n; j++)
+            if (rows[j].scale_n && strcmp(rows[j].t.name, want) == 0) {
+                rows[k].has_scale = 1;
+                rows[k].scale_mean = rows[j].scale_mean;
+                rows[k].scale_n = rows[j].scale_n;
+            }
+    }
+    if (cl->json) print_json(bf_reader_header(r), rows, n, params, bytes);
+    else print_table(bf_reader_header(r), rows, n, params, bytes);
+    bf_reader_close(r);
+    free(rows);
+}
+
+int main(int argc, char **argv)
+{
+    struct cmdline cl;
+    parse_command_line(argc, argv, &cl);
+    inspect(&cl);
+    bf_cli_close_stdout();
+    return 0;
+}

@@ -1,0 +1,142 @@
+/* bf-init — a randomly initialized model (DESIGN §4) from flags. */
+#include "bf/cli.h"
+#include "bf/config.h"
+#include "bf/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: bf-init (--vocab N --ctx N | --like DATA) [options] [-o FILE]\n"
+    "\n"
+    "Writes a randomly initialized transformer model stream (DESIGN §4).\n"
+    "\n"
+    "  --vocab N          vocabulary size\n"
+    "  --ctx N            context length (tokens)\n"
+    "  --like DATA        take vocab and ctx from a data stream\n"
+    "  --d N              model width d_model (default 128)\n"
+    "  --layers N         transformer blocks (default 2)\n"
+    "  --heads N          attention heads; must divide d (default 4)\n"
+    "  --ff N             MLP width d_ff (default 4·d)\n"
+    "  --norm rms|layer   normalization (default rms)\n"
+    "  --act swiglu|gelu|relu2   MLP activation (default swiglu)\n"
+    "  --pos rope|learned positions (default rope)\n"
+    "  --tie              tie the output head to the token embedding\n"
+    "  --subln            BitNet's extra RMSNorm before wo and w2\n"
+    "  --act-bits 8|0     int8 activations in ternary layers (default 8)\n"
+    "  --seed N           initialization seed (default 1)\n"
+    "  -o, --output FILE  write FILE atomically instead of stdout\n"
+    "  -q, --quiet        no messages but errors\n"
+    "  -h, --help         this text\n"
+    "      --version      the version\n"
+    "\n"
+    "Matrices and embeddings are drawn from N(0, 0.02²), wo and w2 from\n"
+    "N(0, (0.02/sqrt(2·layers))²); norm weights are 1, biases 0.  Each tensor\n"
+    "has its own random stream derived from the seed and its name.\n";
+
+enum { O_VOCAB = BF_OPT_PROGRAM, O_CTX, O_LIKE, O_D, O_LAYERS, O_HEADS, O_FF, O_NORM, O_ACT, O_POS, O_TIE, O_SUBLN, O_ACTBITS };
+
+struct cmdline {
+    bf_config cfg;
+    const char *like;
+    int have_vocab, have_ctx, have_ff;
+};
+
+static void parse_command_line(int argc, char **argv, struct cmdline *cl)
+{
+    static const struct option opts[] = {
+        BF_OPTS_BASE, BF_OPTS_OUTPUT, BF_OPTS_SEED, {"quiet", no_argument, 0, BF_OPT_QUIET},
+        {"vocab", required_argument, 0, O_VOCAB}, {"ctx", required_argument, 0, O_CTX},
+        {"like", required_argument, 0, O_LIKE}, {"d", required_argument, 0, O_D},
+        {"layers", required_argument, 0, O_LAYERS}, {"heads", required_argument, 0, O_HEADS},
+        {"ff", required_argument, 0, O_FF}, {"norm", required_argument, 0, O_NORM},
+        {"act", required_argument, 0, O_ACT}, {"pos", required_argument, 0, O_POS},
+        {"tie", no_argument, 0, O_TIE}, {"subln", no_argument, 0, O_SUBLN},
+        {"act-bits", required_argument, 0, O_ACTBITS}, {0, 0, 0, 0}};
+    memset(cl, 0, sizeof *cl);
+    bf_config_default(&cl->cfg);
+    bf_cli_begin(argc, argv, "bf-init", usage);
+    int c;
+    while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
+        if (bf_cli_common(c, optarg)) continue;
+        switch (c) {
+        case O_VOCAB: cl->cfg.vocab = (int)bf_parse_int("vocab", optarg, 1, BF_MAX_VOCAB); cl->have_vocab = 1; break;
+        case O_CTX: cl->cfg.ctx = (int)bf_parse_int("ctx", optarg, 1, BF_MAX_CTX); cl->have_ctx = 1; break;
+        case O_LIKE: cl->like = optarg; break;
+        case O_D: cl->cfg.d_model = (int)bf_parse_int("d", optarg, 1, BF_MAX_DMODEL); break;
+        case O_LAYERS: cl->cfg.n_layer = (int)bf_parse_int("layers", optarg, 1, BF_MAX_LAYERS); break;
+        case O_HEADS: cl->cfg.n_head = (int)bf_parse_int("heads", optarg, 1, BF_MAX_DMODEL); break;
+        case O_FF: cl->cfg.d_ff = (int)bf_parse_int("ff", optarg, 1, BF_MAX_DFF); cl->have_ff = 1; break;
+        case O_NORM: cl->cfg.norm = (bf_norm_kind)bf_parse_choice("norm", optarg, bf_norm_names); break;
+        case O_ACT: cl->cfg.act = (bf_act_kind)bf_parse_choice("act", optarg, bf_act_names); break;
+        case O_POS: cl->cfg.pos = (bf_pos_kind)bf_parse_choice("pos", optarg, bf_pos_names); break;
+        case O_TIE: cl->cfg.tie_embed = 1; break;
+        case O_SUBLN: cl->cfg.subln = 1; break;
+        case O_ACTBITS: {
+            static const char *const bits[] = {"0", "8", NULL};
+            cl->cfg.act_bits = bf_parse_choice("act-bits", optarg, bits) ? 8 : 0;
+            break;
+        }
+        default: bf_usage_die("unexpected option");
+        }
+    }
+    if (optind < argc) bf_usage_die("unexpected argument '%s'", argv[optind]);
+    if (cl->like && (cl->have_vocab || cl->have_ctx)) bf_usage_die("--like takes vocab and ctx; do not give them too");
+    if (!cl->like && (!cl->have_vocab || !cl->have_ctx)) bf_usage_die("needs --vocab and --ctx, or --like DATA");
+    if (!cl->have_ff) cl->cfg.d_ff = cl->cfg.d_model * 4 > BF_MAX_DFF ? BF_MAX_DFF : cl->cfg.d_model * 4;
+    bf_cli_end(1);
+}
+
+/* vocab and ctx of a data stream, read and verified whole */
+static void take_like(const char *path, bf_config *cfg)
+{
+    bf_reader *r = bf_cli_open_input(path);
+    const bf_header *h = bf_reader_header(r);
+    if (strcmp(h->kind, "data") != 0) bf_die("%s: a '%s' stream, not 'data'", path, h->kind);
+    int64_t vocab, ctx;
+    if (bf_val_get_int(h->meta, "vocab", 0, &vocab) || vocab < 1 || vocab > BF_MAX_VOCAB)
+        bf_die("%s: data meta has no valid 'vocab'", path);
+    if (bf_val_get_int(h->meta, "ctx", 0, &ctx) || ctx < 1 || ctx > BF_MAX_CTX)
+        bf_die("%s: data meta has no valid 'ctx'", path);
+    bf_tensor t;
+    int rc;
+    while ((rc = bf_reader_next(r, &t)) == 1) bf_tensor_release(&t);
+    if (rc < 0) bf_die_lib();
+    bf_reader_close(r);
+    cfg->vocab = (int)vocab;
+    cfg->ctx = (int)ctx;
+}
+
+int main(int argc, char **argv)
+{
+    struct cmdline cl;
+    parse_command_line(argc, argv, &cl);
+    if (cl.like) take_like(cl.like, &cl.cfg);
+    if (bf_config_validate(&cl.cfg)) bf_usage_die("%s", bf_errmsg());
+
+    bf_header h;
+    bf_header_init(&h, "model");
+    bf_config_to_meta(&cl.cfg, h.meta);
+    size_t n;
+    bf_param_spec *spec = bf_config_params(&cl.cfg, &n);
+    bf_writer *w = bf_cli_open_output(&h);
+    for (size_t k = 0; k < n; k++) {   /* one tensor in memory at a time */
+        bf_tensor t;
+        if (bf_tensor_init(&t, spec[k].name, BF_F32, spec[k].ndim, spec[k].shape)) { bf_writer_abort(w); bf_die_lib(); }
+        float *x = t.data;
+        uint64_t numel = bf_tensor_numel(&t);
+        if (spec[k].init == BF_INIT_NORMAL) {
+            bf_rng rng = bf_rng_derive(bf_cli_state.seed, spec[k].name);
+            for (uint64_t j = 0; j < numel; j++) x[j] = (float)(spec[k].std * bf_rng_normal(&rng));
+        } else if (spec[k].init == BF_INIT_ONE) {
+            for (uint64_t j = 0; j < numel; j++) x[j] = 1.0f;
+        }
+        if (bf_writer_tensor(w, &t)) { bf_writer_abort(w); bf_die_lib(); }
+        bf_tensor_release(&t);
+    }
+    bf_cli_close_output(w);
+    free(spec);
+    bf_header_release(&h);
+    return 0;
+}

@@ -1,0 +1,58 @@
+/* bf/config.h — a model's configuration (DESIGN §4) and its tensors.
+ *
+ * The configuration lives in a model stream's header meta; this module reads
+ * and validates it, writes it back, and lists the tensors a configuration
+ * has: names, shapes, and how bf-init initializes them. */
+#ifndef BF_CONFIG_H
+#define BF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bf/val.h"
+
+typedef enum { BF_NORM_RMS, BF_NORM_LAYER } bf_norm_kind;
+typedef enum { BF_ACT_SWIGLU, BF_ACT_GELU, BF_ACT_RELU2 } bf_act_kind;
+typedef enum { BF_POS_ROPE, BF_POS_LEARNED } bf_pos_kind;
+
+extern const char *const bf_norm_names[];   /* NULL-ended, in enum order */
+extern const char *const bf_act_names[];
+extern const char *const bf_pos_names[];
+
+typedef struct {
+    int vocab, ctx, d_model, n_layer, n_head, d_ff;
+    bf_norm_kind norm;
+    bf_act_kind act;
+    bf_pos_kind pos;
+    int tie_embed, subln, act_bits;
+} bf_config;
+
+/* Limits that keep every size computation far from overflow. */
+#define BF_MAX_VOCAB (1 << 20)
+#define BF_MAX_CTX (1 << 16)
+#define BF_MAX_DMODEL (1 << 16)
+#define BF_MAX_LAYERS 1024
+#define BF_MAX_DFF (1 << 20)
+#define BF_MAX_PARAMS (1ULL << 36)
+
+void bf_config_default(bf_config *c);
+int bf_config_validate(const bf_config *c);                 /* -1 and bf_err */
+int bf_config_from_meta(const bf_val *meta, bf_config *c);  /* reads and validates */
+void bf_config_to_meta(const bf_config *c, bf_val *meta);   /* sets the keys in meta */
+
+typedef enum { BF_INIT_NORMAL, BF_INIT_ONE, BF_INIT_ZERO } bf_init_kind;
+
+typedef struct {
+    char name[64];
+    int ndim;
+    uint64_t shape[2];
+    bf_init_kind init;
+    double std;          /* BF_INIT_NORMAL */
+    int is_block_matrix; /* one of blk.*.w{q,k,v,o,1,2,3}: the ternary layers */
+} bf_param_spec;
+
+/* The configuration's tensors in stream order; *n set.  Caller frees. */
+bf_param_spec *bf_config_params(const bf_config *c, size_t *n);
+uint64_t bf_config_param_count(const bf_config *c);
+
+#endif

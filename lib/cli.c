@@ -1,0 +1,182 @@
+/* cli.c — options, messages and exit status shared by every program. */
+#include "bf/cli.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+bf_cli bf_cli_state = {.prog = "bitforge", .seed = 1, .progress = -1};
+
+static void vmsg(const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fprintf(stderr, "%s: ", bf_cli_state.prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void bf_die(const char *fmt, ...)
+{
+    if (bf_stream_epipe) exit(1);
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+void bf_usage_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s (see '%s --help')\n", bf_cli_state.prog, msg, bf_cli_state.prog);
+    exit(2);
+}
+
+void bf_die_lib(void) { bf_die("%s", bf_errmsg()); }
+
+void bf_cli_begin(int argc, char **argv, const char *prog, const char *usage)
+{
+    bf_cli_state.prog = prog;
+    bf_cli_state.usage = usage;
+    bf_cli_state.argc = argc;
+    bf_cli_state.argv = argv;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    bf_cli_state.threads = n > 0 ? (int)n : 1;
+    signal(SIGPIPE, SIG_IGN);
+    opterr = 0;
+}
+
+long long bf_parse_int(const char *opt, const char *arg, long long min, long long max)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || end == arg || *end || v < min || v > max)
+        bf_usage_die("--%s needs an integer from %lld to %lld, not '%s'", opt, min, max, arg);
+    return v;
+}
+
+double bf_parse_double(const char *opt, const char *arg, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !isfinite(v) || v < min || v > max)
+        bf_usage_die("--%s needs a number from %g to %g, not '%s'", opt, min, max, arg);
+    return v;
+}
+
+int bf_parse_choice(const char *opt, const char *arg, const char *const *choices)
+{
+    char list[256] = "";
+    for (int k = 0; choices[k]; k++) {
+        if (strcmp(arg, choices[k]) == 0) return k;
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? "|" : "", choices[k]);
+    }
+    bf_usage_die("--%s must be one of %s, not '%s'", opt, list, arg);
+}
+
+int bf_cli_common(int c, const char *arg)
+{
+    switch (c) {
+    case BF_OPT_HELP:
+        fputs(bf_cli_state.usage, stdout);
+        bf_cli_close_stdout();
+        exit(0);
+    case BF_OPT_VERSION:
+        printf("%s (bitforge) %s\n", bf_cli_state.prog, BF_VERSION);
+        bf_cli_close_stdout();
+        exit(0);
+    case BF_OPT_OUTPUT: bf_cli_state.output = arg; return 1;
+    case BF_OPT_THREADS: bf_cli_state.threads = (int)bf_parse_int("threads", arg, 1, 1024); return 1;
+    case BF_OPT_SEED: bf_cli_state.seed = (uint64_t)bf_parse_int("seed", arg, 0, INT64_MAX); return 1;
+    case BF_OPT_QUIET: bf_cli_state.quiet = 1; return 1;
+    case BF_OPT_PROGRESS: bf_cli_state.progress = 1; return 1;
+    case ':': bf_usage_die("option '%s' needs a value", bf_cli_state.argv[optind - 1]);
+    case '?':
+        if (optopt) bf_usage_die("unknown option '-%c'", optopt);
+        bf_usage_die("unknown option '%s'", bf_cli_state.argv[optind - 1]);
+    default: return 0;
+    }
+}
+
+void bf_cli_end(int writes_stream)
+{
+    if (writes_stream && !bf_cli_state.output && isatty(1))
+        bf_usage_die("refusing to write a binary stream to a terminal (use -o FILE or a pipe)");
+    openblas_set_num_threads(bf_cli_state.threads);
+}
+
+const char *bf_cli_input(int argc, char **argv, int optind_)
+{
+    if (optind_ < argc - 1) bf_usage_die("one input stream at most, got '%s' and '%s'", argv[optind_], argv[optind_ + 1]);
+    return optind_ < argc ? argv[optind_] : NULL;
+}
+
+bf_reader *bf_cli_open_input(const char *path)
+{
+    bf_reader *r = bf_reader_open(path);
+    if (!r) bf_die_lib();
+    return r;
+}
+
+int bf_cli_show_progress(void)
+{
+    if (bf_cli_state.quiet) return 0;
+    if (bf_cli_state.progress >= 0) return bf_cli_state.progress;
+    return isatty(2);
+}
+
+void bf_cli_lineage(bf_header *h)
+{
+    bf_val *e = bf_val_map(), *args = bf_val_arr();
+    bf_val_set(e, "tool", bf_val_str(bf_cli_state.prog));
+    bf_val_set(e, "version", bf_val_str(BF_VERSION));
+    for (int k = 1; k < bf_cli_state.argc; k++) bf_val_push(args, bf_val_str(bf_cli_state.argv[k]));
+    bf_val_set(e, "args", args);
+    if (!h->lineage) h->lineage = bf_val_arr();
+    bf_val_push(h->lineage, e);
+}
+
+void bf_cli_close_stdout(void)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout)) return;
+    if (errno == EPIPE) exit(1);
+    bf_die("write error on standard output: %s", strerror(errno));
+}
+
+bf_writer *bf_cli_open_output(bf_header *h)
+{
+    bf_writer *w = bf_writer_open(bf_cli_state.output);
+    if (!w) {
+        /* a terminal on stdout is a usage matter, not a data one */
+        if (!bf_cli_state.output && isatty(1)) bf_usage_die("%s", bf_errmsg());
+        bf_die_lib();
+    }
+    bf_cli_lineage(h);
+    if (bf_writer_header(w, h)) { bf_writer_abort(w); bf_die_lib(); }
+    return w;
+}
+
+void bf_cli_close_output(bf_writer *w)
+{
+    if (bf_writer_close(w)) bf_die_lib();
+}
+
+void bf_cli_write_all(bf_header *h, const bf_tset *s)
+{
+    bf_writer *w = bf_cli_open_output(h);
+    for (size_t k = 0; k < s->n; k++)
+        if (bf_writer_tensor(w, &s->t[k])) { bf_writer_abort(w); bf_die_lib(); }
+    bf_cli_close_output(w);
+}

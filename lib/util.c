@@ -1,0 +1,79 @@
+/* util.c — allocation, the error message, a clock. */
+#include "bf/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local char errbuf[512];
+
+int bf_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *bf_errmsg(void) { return errbuf[0] ? errbuf : "unknown error"; }
+
+static void oom(void)
+{
+    static const char msg[] = "bitforge: out of memory\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    exit(1);
+}
+
+void *bf_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) oom();
+    return p;
+}
+
+void *bf_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom();
+    return p;
+}
+
+void *bf_xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p) oom();
+    return p;
+}
+
+char *bf_xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) oom();
+    return d;
+}
+
+void *bf_aligned_alloc(size_t n)
+{
+    void *p = NULL;
+    int rc = posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64);
+    if (rc) {
+        bf_err("cannot allocate %zu bytes: %s", n, strerror(rc));
+        return NULL;
+    }
+    return p;
+}
+
+void bf_aligned_free(void *p) { free(p); }
+
+double bf_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
