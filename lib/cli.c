@@ -1,5 +1,6 @@
 /* cli.c — options, messages and exit status shared by every program. */
 #include "bf/cli.h"
+#include "bf/thread.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -115,6 +116,7 @@ void bf_cli_end(int writes_stream)
     if (writes_stream && !bf_cli_state.output && isatty(1))
         bf_usage_die("refusing to write a binary stream to a terminal (use -o FILE or a pipe)");
     openblas_set_num_threads(bf_cli_state.threads);
+    bf_threads_set(bf_cli_state.threads);
 }
 
 const char *bf_cli_input(int argc, char **argv, int optind_)

@@ -1,0 +1,55 @@
+/* bf/data.h — data sets (DESIGN §5): loading, checking, generating, metrics.
+ *
+ * A data stream holds train.x, train.y, val.x, val.y: I32 [rows, T]; y is the
+ * next-token target at each position, -1 where no loss is taken. */
+#ifndef BF_DATA_H
+#define BF_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bf/config.h"
+#include "bf/model.h"
+#include "bf/rng.h"
+#include "bf/stream.h"
+
+typedef struct {
+    const int32_t *x, *y;   /* [rows, T] */
+    size_t rows, T;
+} bf_split;
+
+typedef struct {
+    bf_header h;
+    bf_tset s;
+    int vocab, ctx;
+    bf_split train, val;
+} bf_dataset;
+
+int bf_data_load(const char *path, bf_dataset *d);    /* reads, verifies, checks tokens */
+void bf_data_free(bf_dataset *d);
+/* Model and data agree: same vocab, rows no longer than the model's ctx. */
+int bf_data_check_model(const bf_dataset *d, const bf_config *c, const char *label);
+const bf_split *bf_data_split(const bf_dataset *d, const char *name);   /* "train" / "val" */
+
+typedef struct {
+    size_t rows, targets;
+    double loss, token_acc, exact;
+} bf_metrics;
+
+/* Mean loss over targeted positions, token accuracy, exact match, in
+ * batches of `batch` rows (the model's forward, no gradient). */
+void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
+
+/* Building data sets (bf-data). */
+typedef struct {
+    int32_t *x, *y;
+    size_t rows, cap, T;
+} bf_rows;
+
+void bf_rows_init(bf_rows *r, size_t T);
+int32_t *bf_rows_add(bf_rows *r);       /* a new row of x (and y after it), filled with pad */
+void bf_rows_free(bf_rows *r);
+/* Writes a data stream: meta (taken), train and val rows. */
+void bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out);
+
+#endif

@@ -1,0 +1,145 @@
+/* data.c — loading and checking data sets, metrics, building rows. */
+#include "bf/data.h"
+#include "bf/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int get_split(bf_dataset *d, const char *name, bf_split *sp)
+{
+    char nx[32], ny[32];
+    snprintf(nx, sizeof nx, "%s.x", name);
+    snprintf(ny, sizeof ny, "%s.y", name);
+    const bf_tensor *x = bf_tset_find(&d->s, nx), *y = bf_tset_find(&d->s, ny);
+    if (!x || !y) return bf_err("data has no '%s'", x ? ny : nx);
+    if (x->dtype != BF_I32 || y->dtype != BF_I32 || x->ndim != 2 || y->ndim != 2)
+        return bf_err("'%s' and '%s' must be I32 [rows, T]", nx, ny);
+    if (x->shape[0] != y->shape[0] || x->shape[1] != y->shape[1]) return bf_err("'%s' and '%s' differ in shape", nx, ny);
+    sp->x = x->data;
+    sp->y = y->data;
+    sp->rows = x->shape[0];
+    sp->T = x->shape[1];
+    if (sp->rows && (sp->T < 1 || sp->T > (size_t)d->ctx))
+        return bf_err("'%s' rows hold %zu tokens; the data's ctx is %d", nx, sp->T, d->ctx);
+    size_t n = sp->rows * sp->T;
+    for (size_t k = 0; k < n; k++) {
+        if (sp->x[k] < 0 || sp->x[k] >= d->vocab)
+            return bf_err("'%s' holds token %d outside the vocab of %d", nx, sp->x[k], d->vocab);
+        if (sp->y[k] < -1 || sp->y[k] >= d->vocab)
+            return bf_err("'%s' holds target %d outside -1..%d", ny, sp->y[k], d->vocab - 1);
+    }
+    return 0;
+}
+
+int bf_data_load(const char *path, bf_dataset *d)
+{
+    memset(d, 0, sizeof *d);
+    const char *label = path && strcmp(path, "-") ? path : "stdin";
+    if (bf_read_all(path, &d->h, &d->s) < 0) return -1;
+    int64_t v, c;
+    int rc = -1;
+    if (strcmp(d->h.kind, "data") != 0) { bf_err("%s: a '%s' stream, not 'data'", label, d->h.kind); goto fail; }
+    if (bf_val_get_int(d->h.meta, "vocab", 0, &v) || v < 1 || v > BF_MAX_VOCAB) { bf_err("%s: data meta has no valid 'vocab'", label); goto fail; }
+    if (bf_val_get_int(d->h.meta, "ctx", 0, &c) || c < 1 || c > BF_MAX_CTX) { bf_err("%s: data meta has no valid 'ctx'", label); goto fail; }
+    d->vocab = (int)v;
+    d->ctx = (int)c;
+    if (get_split(d, "train", &d->train) || get_split(d, "val", &d->val)) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", bf_errmsg());
+        bf_err("%s: %s", label, why);
+        goto fail;
+    }
+    rc = 0;
+fail:
+    if (rc) bf_data_free(d);
+    return rc;
+}
+
+void bf_data_free(bf_dataset *d)
+{
+    bf_header_release(&d->h);
+    bf_tset_release(&d->s);
+    memset(d, 0, sizeof *d);
+}
+
+int bf_data_check_model(const bf_dataset *d, const bf_config *c, const char *label)
+{
+    if (d->vocab != c->vocab)
+        return bf_err("%s: data vocab %d differs from the model's %d", label, d->vocab, c->vocab);
+    size_t T = d->train.rows ? d->train.T : d->val.T;
+    if ((d->train.rows && d->train.T > (size_t)c->ctx) || (d->val.rows && d->val.T > (size_t)c->ctx))
+        return bf_err("%s: data rows of %zu tokens exceed the model's ctx %d", label, T, c->ctx);
+    return 0;
+}
+
+const bf_split *bf_data_split(const bf_dataset *d, const char *name)
+{
+    return strcmp(name, "train") == 0 ? &d->train : &d->val;
+}
+
+void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rows = s->rows;
+    double loss = 0;
+    size_t correct = 0, exact = 0, T = s->T;
+    for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
+        int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
+        double l = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
+        loss += l * (double)m->last_targets;
+        out->targets += m->last_targets;
+        for (int b = 0; b < B; b++) {
+            int nt, nc;
+            bf_model_row_stats(m, b, &nt, &nc);
+            correct += (size_t)nc;
+            exact += nt == nc;
+        }
+    }
+    out->loss = out->targets ? loss / (double)out->targets : 0;
+    out->token_acc = out->targets ? (double)correct / (double)out->targets : 0;
+    out->exact = s->rows ? (double)exact / (double)s->rows : 0;
+}
+
+void bf_rows_init(bf_rows *r, size_t T)
+{
+    memset(r, 0, sizeof *r);
+    r->T = T;
+}
+
+int32_t *bf_rows_add(bf_rows *r)
+{
+    if (r->rows == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 256;
+        r->x = bf_xrealloc(r->x, r->cap * r->T * sizeof(int32_t));
+        r->y = bf_xrealloc(r->y, r->cap * r->T * sizeof(int32_t));
+    }
+    int32_t *x = r->x + r->rows * r->T, *y = r->y + r->rows * r->T;
+    for (size_t k = 0; k < r->T; k++) { x[k] = 0; y[k] = -1; }
+    r->rows++;
+    return x;
+}
+
+void bf_rows_free(bf_rows *r)
+{
+    free(r->x);
+    free(r->y);
+    memset(r, 0, sizeof *r);
+}
+
+static void add_split(bf_tset *out, const char *name, const bf_rows *r, int which)
+{
+    bf_tensor *t = bf_tset_add(out);
+    uint64_t shape[2] = {r->rows, r->T};
+    if (bf_tensor_init(t, name, BF_I32, 2, shape)) { fprintf(stderr, "bitforge: %s\n", bf_errmsg()); exit(1); }
+    memcpy(t->data, which ? r->y : r->x, r->rows * r->T * sizeof(int32_t));
+}
+
+void bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out)
+{
+    memset(out, 0, sizeof *out);
+    add_split(out, "train.x", train, 0);
+    add_split(out, "train.y", train, 1);
+    add_split(out, "val.x", val, 0);
+    add_split(out, "val.y", val, 1);
+}

@@ -1,0 +1,897 @@
+/* model.c — the DESIGN §4 transformer: layout, forward, backward.
+ *
+ * Shapes in comments: N = B·T rows (token positions), D = d_model,
+ * F = d_ff, H = n_head, hd = D/H, V = vocab, M = targeted positions.
+ * Weights are [out, in] and a linear layer is y = x·Wᵀ. */
+#include "bf/model.h"
+#include "bf/ternary.h"
+#include "bf/thread.h"
+#include "bf/util.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EPS 1e-5f
+
+typedef struct {
+    float *h_in;                  /* [N,D] residual entering the block */
+    float *n1, *n1_mean, *n1_rstd; /* [N,D], [N], [N] attention norm */
+    float *n1q;                   /* [N,D] int8-quantized n1 (ternary consumers) */
+    float *q, *k, *v;             /* [N,D] q and k after RoPE */
+    float *att;                   /* [B,H,T,T] softmax probabilities */
+    float *ao;                    /* [N,D] attention output, heads concatenated */
+    float *ao_rstd, *aon, *aonq;  /* subln: [N], [N,D]; quantized [N,D] */
+    float *h_mid;                 /* [N,D] residual after attention */
+    float *n2, *n2_mean, *n2_rstd, *n2q;
+    float *u, *g;                 /* [N,F] w1 and w3 outputs */
+    float *a;                     /* [N,F] activation output */
+    float *a_rstd, *an, *anq;     /* subln [N], [N,F]; quantized [N,F] */
+} layer_acts;
+
+struct bf_acts {
+    size_t cap_rows, N;
+    int B, T;
+    void *block;
+    layer_acts *L;
+    float *h_out, *fn, *fn_mean, *fn_rstd;   /* [N,D] final residual and out_norm */
+    float *fsel;                              /* [M,D] out_norm rows at targets */
+    float *logp;                              /* [M,V] log-probabilities */
+    int32_t *x, *y, *tidx;                    /* [N], [N], [M] */
+    size_t M;
+    float *rope_cos, *rope_sin;               /* [ctx, hd/2] */
+    /* backward scratch */
+    float *dh, *dn, *dq, *dk, *dv, *dao, *dsub, *du, *dg, *da, *dan, *dfsel;
+};
+
+/* ---------------------------------------------------------------- layout */
+
+static int site_quantized(const bf_model *m, const bf_param *const *consumers, int n)
+{
+    if (m->cfg.act_bits != 8) return 0;
+    for (int k = 0; k < n; k++)
+        if (consumers[k] && consumers[k]->q.method != BF_Q_NONE) return 1;
+    return 0;
+}
+
+int bf_model_create(bf_model *m, const bf_config *c)
+{
+    memset(m, 0, sizeof *m);
+    if (bf_config_validate(c)) return -1;
+    m->cfg = *c;
+    size_t n;
+    bf_param_spec *spec = bf_config_params(c, &n);
+    m->p = bf_xcalloc(n, sizeof *m->p);
+    m->np = n;
+    size_t off = 0;
+    for (size_t k = 0; k < n; k++) {
+        bf_param *p = &m->p[k];
+        memcpy(p->name, spec[k].name, sizeof p->name);
+        p->ndim = spec[k].ndim;
+        p->shape[0] = spec[k].shape[0];
+        p->shape[1] = spec[k].shape[1];
+        p->numel = (size_t)p->shape[0] * (p->ndim == 2 ? (size_t)p->shape[1] : 1);
+        p->offset = off;
+        p->is_block_matrix = spec[k].is_block_matrix;
+        off += (p->numel + 15) / 16 * 16;   /* every parameter 64-byte aligned */
+    }
+    free(spec);
+    m->n_params = off;
+    m->params = bf_aligned_alloc(off * sizeof(float));
+    m->grads = bf_aligned_alloc(off * sizeof(float));
+    if (!m->params || !m->grads) { bf_model_free(m); return -1; }
+    memset(m->params, 0, off * sizeof(float));
+    memset(m->grads, 0, off * sizeof(float));
+    for (size_t k = 0; k < n; k++) m->p[k].fwd = m->params + m->p[k].offset;
+    return 0;
+}
+
+bf_param *bf_model_param(const bf_model *m, const char *name)
+{
+    for (size_t k = 0; k < m->np; k++)
+        if (strcmp(m->p[k].name, name) == 0) return &m->p[k];
+    return NULL;
+}
+
+int bf_model_is_quantized(const bf_model *m)
+{
+    for (size_t k = 0; k < m->np; k++)
+        if (m->p[k].q.method != BF_Q_NONE) return 1;
+    return 0;
+}
+
+static float *lookup(const bf_model *m, float *base, const char *fmt, int l)
+{
+    char name[64];
+    snprintf(name, sizeof name, fmt, l);
+    bf_param *p = bf_model_param(m, name);
+    return p ? base + p->offset : NULL;
+}
+
+bf_layer_params bf_model_layer(const bf_model *m, float *base, int l)
+{
+    bf_layer_params L;
+    L.attn_norm_w = lookup(m, base, "blk.%d.attn_norm.w", l);
+    L.attn_norm_b = lookup(m, base, "blk.%d.attn_norm.b", l);
+    L.wq = lookup(m, base, "blk.%d.wq", l);
+    L.wk = lookup(m, base, "blk.%d.wk", l);
+    L.wv = lookup(m, base, "blk.%d.wv", l);
+    L.wo = lookup(m, base, "blk.%d.wo", l);
+    L.attn_sub_norm_w = lookup(m, base, "blk.%d.attn_sub_norm.w", l);
+    L.mlp_norm_w = lookup(m, base, "blk.%d.mlp_norm.w", l);
+    L.mlp_norm_b = lookup(m, base, "blk.%d.mlp_norm.b", l);
+    L.w1 = lookup(m, base, "blk.%d.w1", l);
+    L.w3 = lookup(m, base, "blk.%d.w3", l);
+    L.w2 = lookup(m, base, "blk.%d.w2", l);
+    L.ffn_sub_norm_w = lookup(m, base, "blk.%d.ffn_sub_norm.w", l);
+    return L;
+}
+
+static bf_param *layer_param(const bf_model *m, int l, const char *what)
+{
+    char name[64];
+    snprintf(name, sizeof name, "blk.%d.%s", l, what);
+    return bf_model_param(m, name);
+}
+
+void bf_model_refresh(bf_model *m)
+{
+    for (size_t k = 0; k < m->np; k++) {
+        bf_param *p = &m->p[k];
+        if (p->q.method == BF_Q_NONE) continue;
+        bf_quant_fake(&p->q, m->params + p->offset, p->shape[0], p->shape[1], p->fwd);
+    }
+}
+
+static int make_quantized(bf_model *m, bf_param *p, const bf_qspec *q)
+{
+    p->q = *q;
+    p->fwd = bf_aligned_alloc(p->numel * sizeof(float));
+    if (!p->fwd) return -1;
+    bf_quant_fake(&p->q, m->params + p->offset, p->shape[0], p->shape[1], p->fwd);
+    return 0;
+}
+
+int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s)
+{
+    if (strcmp(h->kind, "model") != 0) return bf_err("a '%s' stream, not a model", h->kind);
+    bf_config c;
+    if (bf_config_from_meta(h->meta, &c)) return -1;
+    if (bf_model_create(m, &c)) return -1;
+    for (size_t k = 0; k < m->np; k++) {
+        bf_param *p = &m->p[k];
+        const bf_tensor *t = bf_tset_find(s, p->name);
+        if (!t) { bf_model_free(m); return bf_err("model has no tensor '%s'", p->name); }
+        uint64_t want_rows = p->shape[0], want_cols = p->ndim == 2 ? p->shape[1] : 0;
+        int shape_ok = t->ndim == p->ndim && t->shape[0] == want_rows && (p->ndim == 1 || t->shape[1] == want_cols);
+        if (!shape_ok) { bf_model_free(m); return bf_err("tensor '%s' has the wrong shape for this model", p->name); }
+        float *dst = m->params + p->offset;
+        if (bf_dtype_is_ternary(t->dtype)) {
+            if (!p->is_block_matrix) { bf_model_free(m); return bf_err("tensor '%s' is ternary; only block matrices may be", p->name); }
+            char nm[80];
+            snprintf(nm, sizeof nm, "%s.scale", p->name);
+            const bf_tensor *sc = bf_tset_find(s, nm);
+            if (!sc || sc->dtype != BF_F32 || sc->ndim != 1) { bf_model_free(m); return bf_err("ternary '%s' has no F32 '%s'", p->name, nm); }
+            bf_qspec q;
+            if (bf_qspec_from_meta(t->meta, t->dtype, sc->shape[0], want_rows, &q)) {
+                char why[300];
+                snprintf(why, sizeof why, "%s", bf_errmsg());
+                bf_model_free(m);
+                return bf_err("'%s': %s", p->name, why);
+            }
+            const float *scale = sc->data;
+            for (size_t j = 0; j < sc->shape[0]; j++)
+                if (!isfinite(scale[j])) { bf_model_free(m); return bf_err("'%s' holds a non-finite value", nm); }
+            snprintf(nm, sizeof nm, "%s.latent", p->name);
+            const bf_tensor *lat = bf_tset_find(s, nm);
+            if (lat) {
+                if (lat->dtype != BF_F32 || lat->ndim != 2 || lat->shape[0] != want_rows || lat->shape[1] != want_cols) {
+                    bf_model_free(m);
+                    return bf_err("'%s' is not F32 of the weight's shape", nm);
+                }
+                memcpy(dst, lat->data, p->numel * sizeof(float));
+            } else {
+                /* no latent: start it from scale·codes */
+                bf_tensor_to_f32(t, dst);
+                for (size_t r = 0; r < want_rows; r++) {
+                    float sv = scale[sc->shape[0] == 1 ? 0 : r];
+                    for (size_t j = 0; j < want_cols; j++) dst[r * want_cols + j] *= sv;
+                }
+            }
+            for (size_t j = 0; j < p->numel; j++)
+                if (!isfinite(dst[j])) { bf_model_free(m); return bf_err("'%s' holds a non-finite value", p->name); }
+            if (make_quantized(m, p, &q)) { bf_model_free(m); return -1; }
+            continue;
+        }
+        if (t->dtype != BF_F32 && t->dtype != BF_F16 && t->dtype != BF_BF16) {
+            bf_model_free(m);
+            return bf_err("tensor '%s' is %s; a model needs F32, F16, BF16 or ternary", p->name, bf_dtype_name(t->dtype));
+        }
+        bf_tensor_to_f32(t, dst);
+        for (size_t j = 0; j < p->numel; j++)
+            if (!isfinite(dst[j])) { bf_model_free(m); return bf_err("tensor '%s' holds a non-finite value", p->name); }
+    }
+    return 0;
+}
+
+/* Allocation of a validated tensor fails only when memory is gone. */
+static bf_tensor *add_tensor(bf_tset *out, const char *name, bf_dtype dt, int ndim, const uint64_t *shape)
+{
+    bf_tensor *t = bf_tset_add(out);
+    if (bf_tensor_init(t, name, dt, ndim, shape)) {
+        fprintf(stderr, "bitforge: %s\n", bf_errmsg());
+        exit(1);
+    }
+    return t;
+}
+
+void bf_model_to_tset(const bf_model *m, int keep_latent, bf_tset *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t k = 0; k < m->np; k++) {
+        const bf_param *p = &m->p[k];
+        const float *src = m->params + p->offset;
+        if (p->q.method == BF_Q_NONE) {
+            bf_tensor *t = add_tensor(out, p->name, BF_F32, p->ndim, p->shape);
+            memcpy(t->data, src, p->numel * sizeof(float));
+            continue;
+        }
+        size_t rows = p->shape[0], cols = p->shape[1], ns = bf_qspec_nscales(&p->q, rows);
+        int8_t *codes = bf_xmalloc(p->numel ? p->numel : 1);
+        float *scale = bf_xmalloc(ns * sizeof(float));
+        bf_quant_weights(&p->q, src, rows, cols, codes, scale);
+        bf_tensor *t = add_tensor(out, p->name, p->q.pack, 2, p->shape);
+        size_t rb = bf_ternary_row_bytes(p->q.pack, cols);
+        for (size_t r = 0; r < rows; r++) bf_ternary_pack_row(p->q.pack, codes + r * cols, cols, (uint8_t *)t->data + r * rb);
+        t->meta = bf_qspec_meta(&p->q);
+        char nm[80];
+        snprintf(nm, sizeof nm, "%s.scale", p->name);
+        uint64_t sshape[1] = {ns};
+        t = add_tensor(out, nm, BF_F32, 1, sshape);
+        memcpy(t->data, scale, ns * sizeof(float));
+        if (keep_latent) {
+            snprintf(nm, sizeof nm, "%s.latent", p->name);
+            t = add_tensor(out, nm, BF_F32, 2, p->shape);
+            memcpy(t->data, src, p->numel * sizeof(float));
+        }
+        free(codes);
+        free(scale);
+    }
+}
+
+void bf_model_free(bf_model *m)
+{
+    if (!m) return;
+    for (size_t k = 0; k < m->np; k++)
+        if (m->params && m->p[k].fwd != m->params + m->p[k].offset) bf_aligned_free(m->p[k].fwd);
+    if (m->acts) {
+        bf_aligned_free(m->acts->block);
+        free(m->acts->L);
+        free(m->acts);
+    }
+    free(m->p);
+    bf_aligned_free(m->params);
+    bf_aligned_free(m->grads);
+    memset(m, 0, sizeof *m);
+}
+
+void bf_model_zero_grad(bf_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+
+/* ------------------------------------------------------- activation block */
+
+typedef struct {
+    float *base;
+    size_t off;
+} carver;
+
+static float *carve(carver *c, size_t n)
+{
+    float *p = c->base ? c->base + c->off : NULL;
+    c->off += (n + 15) / 16 * 16;
+    return p;
+}
+
+typedef struct {   /* which inputs go through the int8 activation quantizer */
+    int attn_in, o_in, mlp_in, down_in;
+} layer_quant;
+
+static layer_quant quant_sites(const bf_model *m, int l)
+{
+    const bf_param *qkv[3] = {layer_param(m, l, "wq"), layer_param(m, l, "wk"), layer_param(m, l, "wv")};
+    const bf_param *o[1] = {layer_param(m, l, "wo")};
+    const bf_param *up[2] = {layer_param(m, l, "w1"), layer_param(m, l, "w3")};
+    const bf_param *down[1] = {layer_param(m, l, "w2")};
+    layer_quant q = {site_quantized(m, qkv, 3), site_quantized(m, o, 1), site_quantized(m, up, 2),
+                     site_quantized(m, down, 1)};
+    return q;
+}
+
+/* Lays out (or, with c->base NULL, measures) the activation block. */
+static void layout_acts(const bf_model *m, bf_acts *a, carver *c, int B, int T)
+{
+    const bf_config *g = &m->cfg;
+    size_t N = (size_t)B * T, D = (size_t)g->d_model, F = (size_t)g->d_ff, H = (size_t)g->n_head;
+    size_t V = (size_t)g->vocab, hd = D / H;
+    for (int l = 0; l < g->n_layer; l++) {
+        layer_acts *L = &a->L[l];
+        layer_quant q = quant_sites(m, l);
+        L->h_in = carve(c, N * D);
+        L->n1 = carve(c, N * D);
+        L->n1_mean = carve(c, N);
+        L->n1_rstd = carve(c, N);
+        L->n1q = q.attn_in ? carve(c, N * D) : L->n1;
+        L->q = carve(c, N * D);
+        L->k = carve(c, N * D);
+        L->v = carve(c, N * D);
+        L->att = carve(c, (size_t)B * H * T * T);
+        L->ao = carve(c, N * D);
+        L->ao_rstd = g->subln ? carve(c, N) : NULL;
+        L->aon = g->subln ? carve(c, N * D) : L->ao;
+        L->aonq = q.o_in ? carve(c, N * D) : L->aon;
+        L->h_mid = carve(c, N * D);
+        L->n2 = carve(c, N * D);
+        L->n2_mean = carve(c, N);
+        L->n2_rstd = carve(c, N);
+        L->n2q = q.mlp_in ? carve(c, N * D) : L->n2;
+        L->u = carve(c, N * F);
+        L->g = g->act != BF_ACT_GELU ? carve(c, N * F) : NULL;
+        L->a = carve(c, N * F);
+        L->a_rstd = g->subln ? carve(c, N) : NULL;
+        L->an = g->subln ? carve(c, N * F) : L->a;
+        L->anq = q.down_in ? carve(c, N * F) : L->an;
+    }
+    a->h_out = carve(c, N * D);
+    a->fn = carve(c, N * D);
+    a->fn_mean = carve(c, N);
+    a->fn_rstd = carve(c, N);
+    a->fsel = carve(c, N * D);
+    a->logp = carve(c, N * V);
+    a->x = (int32_t *)carve(c, N);
+    a->y = (int32_t *)carve(c, N);
+    a->tidx = (int32_t *)carve(c, N);
+    a->rope_cos = carve(c, (size_t)g->ctx * (hd / 2 ? hd / 2 : 1));
+    a->rope_sin = carve(c, (size_t)g->ctx * (hd / 2 ? hd / 2 : 1));
+    a->dh = carve(c, N * D);
+    a->dn = carve(c, N * D);
+    a->dq = carve(c, N * D);
+    a->dk = carve(c, N * D);
+    a->dv = carve(c, N * D);
+    a->dao = carve(c, N * D);
+    a->dsub = carve(c, N * D);
+    a->du = carve(c, N * F);
+    a->dg = carve(c, N * F);
+    a->da = carve(c, N * F);
+    a->dan = carve(c, N * F);
+    a->dfsel = carve(c, N * (V > D ? V : D));   /* dlogits [M,V], then d(fsel) [M,D] */
+}
+
+static void ensure_acts(bf_model *m, int B, int T)
+{
+    bf_acts *a = m->acts;
+    if (!a) {
+        a = m->acts = bf_xcalloc(1, sizeof *a);
+        a->L = bf_xcalloc((size_t)m->cfg.n_layer, sizeof *a->L);
+    }
+    if (a->block && a->B == B && a->T == T) return;
+    carver c = {0};
+    layout_acts(m, a, &c, B, T);
+    bf_aligned_free(a->block);
+    a->block = bf_aligned_alloc(c.off * sizeof(float));
+    if (!a->block) { fprintf(stderr, "bitforge: %s\n", bf_errmsg()); exit(1); }
+    memset(a->block, 0, c.off * sizeof(float));
+    c.base = a->block;
+    c.off = 0;
+    layout_acts(m, a, &c, B, T);
+    a->B = B;
+    a->T = T;
+    /* RoPE, rotate-half: pair i with i + hd/2, angle t·10000^(-2i/hd) */
+    size_t hd = (size_t)(m->cfg.d_model / m->cfg.n_head), half = hd / 2;
+    for (int t = 0; t < m->cfg.ctx; t++)
+        for (size_t i = 0; i < half; i++) {
+            double th = (double)t * pow(10000.0, -2.0 * (double)i / (double)hd);
+            a->rope_cos[(size_t)t * half + i] = (float)cos(th);
+            a->rope_sin[(size_t)t * half + i] = (float)sin(th);
+        }
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+/* out[N,R] = in[N,K] · W[R,K]ᵀ (+ out when accumulate) */
+static void mm_fwd(float *out, const float *in, const float *W, size_t N, size_t K, size_t R, int accumulate)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)R, (int)K, 1.0f, in, (int)K, W, (int)K,
+                accumulate ? 1.0f : 0.0f, out, (int)R);
+}
+
+/* dW[R,K] += dout[N,R]ᵀ · in[N,K];  din[N,K] (+)= dout · W */
+static void mm_bwd(float *din, int din_accumulate, float *dW, const float *dout, const float *in, const float *W,
+                   size_t N, size_t K, size_t R)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)K, (int)N, 1.0f, dout, (int)R, in, (int)K, 1.0f,
+                dW, (int)K);
+    if (din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)K, (int)R, 1.0f, dout, (int)R, W, (int)K,
+                    din_accumulate ? 1.0f : 0.0f, din, (int)K);
+}
+
+typedef struct {
+    float *y, *mean, *rstd;
+    const float *x, *w, *b;
+    size_t D;
+    int layer;
+} norm_job;
+
+/* RMSNorm y = x·w/sqrt(mean(x²)+ε); LayerNorm y = (x-μ)·w/sqrt(σ²+ε) + b */
+static void norm_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    norm_job *j = ctx;
+    size_t D = j->D;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * D;
+        float *y = j->y + r * D;
+        double mu = 0, ss = 0;
+        if (j->layer) {
+            for (size_t c = 0; c < D; c++) mu += x[c];
+            mu /= (double)D;
+        }
+        for (size_t c = 0; c < D; c++) { double d = x[c] - mu; ss += d * d; }
+        float rstd = (float)(1.0 / sqrt(ss / (double)D + EPS)), m = (float)mu;
+        if (j->mean) j->mean[r] = m;
+        j->rstd[r] = rstd;
+        for (size_t c = 0; c < D; c++) y[c] = (x[c] - m) * rstd * j->w[c] + (j->b ? j->b[c] : 0.0f);
+    }
+}
+
+static void norm_fwd(float *y, const float *x, const float *w, const float *b, float *mean, float *rstd, size_t N,
+                     size_t D, int layer)
+{
+    norm_job j = {y, layer ? mean : NULL, rstd, x, w, b, D, layer};
+    bf_parallel(N, 64, norm_rows, &j);
+}
+
+typedef struct {
+    float *dx;
+    const float *dy, *x, *w, *mean, *rstd;
+    size_t D;
+    int layer;
+} normb_job;
+
+static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    normb_job *j = ctx;
+    size_t D = j->D;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * D, *dy = j->dy + r * D;
+        float *dx = j->dx + r * D, rstd = j->rstd[r], mu = j->mean ? j->mean[r] : 0.0f;
+        /* g = dy·w, x̂ = (x-μ)·rstd:
+         *   rms:   dx = rstd·(g − x̂·mean(g·x̂))
+         *   layer: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) */
+        double sg = 0, sgx = 0;
+        for (size_t c = 0; c < D; c++) {
+            double g = (double)dy[c] * j->w[c], xh = (double)(x[c] - mu) * rstd;
+            sg += g;
+            sgx += g * xh;
+        }
+        float mg = j->layer ? (float)(sg / (double)D) : 0.0f, mgx = (float)(sgx / (double)D);
+        for (size_t c = 0; c < D; c++) {
+            float g = dy[c] * j->w[c], xh = (x[c] - mu) * rstd;
+            dx[c] += rstd * (g - mg - xh * mgx);
+        }
+    }
+}
+
+/* dx += ∂/∂x; dw += Σ dy·x̂; db += Σ dy (the sums over rows in row order) */
+static void norm_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean,
+                     const float *rstd, size_t N, size_t D, int layer)
+{
+    normb_job j = {dx, dy, x, w, layer ? mean : NULL, rstd, D, layer};
+    bf_parallel(N, 64, norm_bwd_rows, &j);
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = x + r * D, *dyr = dy + r * D;
+        float mu = layer ? mean[r] : 0.0f;
+        for (size_t c = 0; c < D; c++) dw[c] += dyr[c] * (xr[c] - mu) * rstd[r];
+        if (db)
+            for (size_t c = 0; c < D; c++) db[c] += dyr[c];
+    }
+}
+
+typedef struct {
+    float *x;
+    const float *cos, *sin;
+    size_t T, D, hd;
+    int inverse;
+} rope_job;
+
+static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    rope_job *j = ctx;
+    size_t half = j->hd / 2;
+    for (size_t r = r0; r < r1; r++) {
+        size_t t = r % j->T;
+        const float *cs = j->cos + t * half, *sn = j->sin + t * half;
+        for (size_t h = 0; h < j->D; h += j->hd) {
+            float *x = j->x + r * j->D + h;
+            for (size_t i = 0; i < half; i++) {
+                float a = x[i], b = x[i + half], s = j->inverse ? -sn[i] : sn[i];
+                x[i] = a * cs[i] - b * s;
+                x[i + half] = b * cs[i] + a * s;
+            }
+        }
+    }
+}
+
+/* Rotates q or k in place; inverse rotates back (the backward of a rotation). */
+static void rope(bf_acts *a, float *x, size_t N, size_t T, size_t D, size_t hd, int inverse)
+{
+    rope_job j = {x, a->rope_cos, a->rope_sin, T, D, hd, inverse};
+    bf_parallel(N, 64, rope_rows, &j);
+}
+
+typedef struct {
+    const float *q, *k, *v;
+    float *att, *out;
+    float *dq, *dk, *dv;
+    const float *dout;
+    size_t B, T, D, H, hd;
+} attn_job;
+
+/* One (batch, head) pair a task: causal softmax(q·kᵀ/√hd)·v. */
+static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
+{
+    attn_job *j = ctx;
+    size_t T = j->T, D = j->D, hd = j->hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (size_t task = t0; task < t1; task++) {
+        size_t b = task / j->H, h = task % j->H;
+        float *P = j->att + task * T * T;
+        for (size_t t = 0; t < T; t++) {
+            const float *qt = j->q + (b * T + t) * D + h * hd;
+            float *p = P + t * T, mx = -INFINITY;
+            for (size_t s = 0; s <= t; s++) {
+                const float *ks = j->k + (b * T + s) * D + h * hd;
+                float dot = 0;
+                for (size_t i = 0; i < hd; i++) dot += qt[i] * ks[i];
+                p[s] = dot * scale;
+                if (p[s] > mx) mx = p[s];
+            }
+            float sum = 0;
+            for (size_t s = 0; s <= t; s++) { p[s] = expf(p[s] - mx); sum += p[s]; }
+            float inv = 1.0f / sum;
+            for (size_t s = 0; s <= t; s++) p[s] *= inv;
+            for (size_t s = t + 1; s < T; s++) p[s] = 0;
+            float *o = j->out + (b * T + t) * D + h * hd;
+            for (size_t i = 0; i < hd; i++) o[i] = 0;
+            for (size_t s = 0; s <= t; s++) {
+                const float *vs = j->v + (b * T + s) * D + h * hd;
+                for (size_t i = 0; i < hd; i++) o[i] += p[s] * vs[i];
+            }
+        }
+    }
+}
+
+/* dP = dout·vᵀ; dv = Pᵀ·dout; dS = P⊙(dP − rowsum(P⊙dP)); dq = dS·k/√hd; dk = dSᵀ·q/√hd */
+static void attn_bwd_tasks(void *ctx, size_t t0, size_t t1, int th)
+{
+    attn_job *j = ctx;
+    size_t T = j->T, D = j->D, hd = j->hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *dp = bf_xmalloc(T * sizeof(float));
+    for (size_t task = t0; task < t1; task++) {
+        size_t b = task / j->H, h = task % j->H;
+        const float *P = j->att + task * T * T;
+        for (size_t t = 0; t < T; t++) {
+            const float *p = P + t * T, *dot = j->dout + (b * T + t) * D + h * hd;
+            const float *qt = j->q + (b * T + t) * D + h * hd;
+            float *dqt = j->dq + (b * T + t) * D + h * hd;
+            float sum = 0;
+            for (size_t s = 0; s <= t; s++) {
+                const float *vs = j->v + (b * T + s) * D + h * hd;
+                float *dvs = j->dv + (b * T + s) * D + h * hd, d = 0;
+                for (size_t i = 0; i < hd; i++) { d += dot[i] * vs[i]; dvs[i] += p[s] * dot[i]; }
+                dp[s] = d;
+                sum += p[s] * d;
+            }
+            for (size_t s = 0; s <= t; s++) {
+                float ds = p[s] * (dp[s] - sum) * scale;
+                const float *ks = j->k + (b * T + s) * D + h * hd;
+                float *dks = j->dk + (b * T + s) * D + h * hd;
+                for (size_t i = 0; i < hd; i++) { dqt[i] += ds * ks[i]; dks[i] += ds * qt[i]; }
+            }
+        }
+    }
+    free(dp);
+}
+
+typedef struct {
+    const float *u, *g, *da;
+    float *a, *du, *dg;
+    bf_act_kind act;
+} act_job;
+
+static float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void act_fwd_range(void *ctx, size_t i0, size_t i1, int th)
+{
+    act_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        float u = j->u[i];
+        switch (j->act) {
+        case BF_ACT_SWIGLU: j->a[i] = u * sigm(u) * j->g[i]; break;
+        case BF_ACT_RELU2: { float r = u > 0 ? u : 0; j->a[i] = r * r * j->g[i]; break; }
+        case BF_ACT_GELU: j->a[i] = 0.5f * u * (1.0f + erff(u * (float)M_SQRT1_2)); break;
+        }
+    }
+}
+
+static void act_bwd_range(void *ctx, size_t i0, size_t i1, int th)
+{
+    act_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        float u = j->u[i], da = j->da[i];
+        switch (j->act) {
+        case BF_ACT_SWIGLU: {
+            float s = sigm(u);
+            j->du[i] = da * j->g[i] * s * (1.0f + u * (1.0f - s));
+            j->dg[i] = da * u * s;
+            break;
+        }
+        case BF_ACT_RELU2: {
+            float r = u > 0 ? u : 0;
+            j->du[i] = da * j->g[i] * 2.0f * r;
+            j->dg[i] = da * r * r;
+            break;
+        }
+        case BF_ACT_GELU: {
+            float cdf = 0.5f * (1.0f + erff(u * (float)M_SQRT1_2));
+            float pdf = expf(-0.5f * u * u) * 0.3989422804014327f;
+            j->du[i] = da * (cdf + u * pdf);
+            break;
+        }
+        }
+    }
+}
+
+typedef struct {
+    float *logp;
+    const int32_t *y, *tidx;
+    size_t V;
+    double *loss;   /* per row, summed serially afterwards */
+} lsm_job;
+
+static void logsoftmax_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    lsm_job *j = ctx;
+    for (size_t r = r0; r < r1; r++) {
+        float *z = j->logp + r * j->V, mx = -INFINITY;
+        for (size_t c = 0; c < j->V; c++) if (z[c] > mx) mx = z[c];
+        double s = 0;
+        for (size_t c = 0; c < j->V; c++) s += exp((double)(z[c] - mx));
+        float lse = mx + (float)log(s);
+        for (size_t c = 0; c < j->V; c++) z[c] -= lse;
+        j->loss[r] = -(double)z[j->y[j->tidx[r]]];
+    }
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static const float *fwd_of(const bf_model *m, int l, const char *what)
+{
+    bf_param *p = layer_param(m, l, what);
+    return p ? p->fwd : NULL;
+}
+
+static int is_ternary(const bf_model *m, int l, const char *what)
+{
+    bf_param *p = layer_param(m, l, what);
+    return p && p->q.method != BF_Q_NONE;
+}
+
+/* The input a matrix sees: the int8-quantized copy when it is ternary and the
+ * model quantizes activations, else the float one. */
+static const float *input_for(const bf_model *m, int l, const char *what, const float *x, const float *xq)
+{
+    return is_ternary(m, l, what) && m->cfg.act_bits == 8 ? xq : x;
+}
+
+double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, int T)
+{
+    const bf_config *g = &m->cfg;
+    ensure_acts(m, B, T);
+    bf_acts *a = m->acts;
+    size_t N = (size_t)B * T, D = (size_t)g->d_model, F = (size_t)g->d_ff, H = (size_t)g->n_head, hd = D / H;
+    size_t V = (size_t)g->vocab;
+    int ln = g->norm == BF_NORM_LAYER;
+    a->N = N;
+    memcpy(a->x, x, N * sizeof *x);
+    if (y) memcpy(a->y, y, N * sizeof *y);
+    else for (size_t n = 0; n < N; n++) a->y[n] = -1;
+
+    /* embeddings: h = tok_emb[x] (+ pos_emb[t]) */
+    const float *tok = m->params + bf_model_param(m, "tok_emb")->offset;
+    bf_param *pp = bf_model_param(m, "pos_emb");
+    const float *pos = pp ? m->params + pp->offset : NULL;
+    float *h = a->L[0].h_in;
+    for (size_t n = 0; n < N; n++) {
+        memcpy(h + n * D, tok + (size_t)x[n] * D, D * sizeof(float));
+        if (pos)
+            for (size_t c = 0; c < D; c++) h[n * D + c] += pos[(n % (size_t)T) * D + c];
+    }
+
+    for (int l = 0; l < g->n_layer; l++) {
+        layer_acts *L = &a->L[l];
+        bf_layer_params P = bf_model_layer(m, m->params, l);
+        float *next = l + 1 < g->n_layer ? a->L[l + 1].h_in : a->h_out;
+
+        /* attention: h_mid = h_in + wo(attn(norm(h_in))) */
+        norm_fwd(L->n1, L->h_in, P.attn_norm_w, P.attn_norm_b, L->n1_mean, L->n1_rstd, N, D, ln);
+        if (L->n1q != L->n1) bf_quant_acts(L->n1, N, D, L->n1q);
+        mm_fwd(L->q, input_for(m, l, "wq", L->n1, L->n1q), fwd_of(m, l, "wq"), N, D, D, 0);
+        mm_fwd(L->k, input_for(m, l, "wk", L->n1, L->n1q), fwd_of(m, l, "wk"), N, D, D, 0);
+        mm_fwd(L->v, input_for(m, l, "wv", L->n1, L->n1q), fwd_of(m, l, "wv"), N, D, D, 0);
+        if (g->pos == BF_POS_ROPE) {
+            rope(a, L->q, N, (size_t)T, D, hd, 0);
+            rope(a, L->k, N, (size_t)T, D, hd, 0);
+        }
+        attn_job aj = {L->q, L->k, L->v, L->att, L->ao, NULL, NULL, NULL, NULL, (size_t)B, (size_t)T, D, H, hd};
+        bf_parallel((size_t)B * H, 1, attn_fwd_tasks, &aj);
+        if (g->subln) norm_fwd(L->aon, L->ao, P.attn_sub_norm_w, NULL, NULL, L->ao_rstd, N, D, 0);
+        if (L->aonq != L->aon) bf_quant_acts(L->aon, N, D, L->aonq);
+        memcpy(L->h_mid, L->h_in, N * D * sizeof(float));
+        mm_fwd(L->h_mid, input_for(m, l, "wo", L->aon, L->aonq), fwd_of(m, l, "wo"), N, D, D, 1);
+
+        /* MLP: next = h_mid + w2(act(norm(h_mid))) */
+        norm_fwd(L->n2, L->h_mid, P.mlp_norm_w, P.mlp_norm_b, L->n2_mean, L->n2_rstd, N, D, ln);
+        if (L->n2q != L->n2) bf_quant_acts(L->n2, N, D, L->n2q);
+        mm_fwd(L->u, input_for(m, l, "w1", L->n2, L->n2q), fwd_of(m, l, "w1"), N, D, F, 0);
+        if (L->g) mm_fwd(L->g, input_for(m, l, "w3", L->n2, L->n2q), fwd_of(m, l, "w3"), N, D, F, 0);
+        act_job acj = {L->u, L->g, NULL, L->a, NULL, NULL, g->act};
+        bf_parallel(N * F, 4096, act_fwd_range, &acj);
+        if (g->subln) norm_fwd(L->an, L->a, P.ffn_sub_norm_w, NULL, NULL, L->a_rstd, N, F, 0);
+        if (L->anq != L->an) bf_quant_acts(L->an, N, F, L->anq);
+        memcpy(next, L->h_mid, N * D * sizeof(float));
+        mm_fwd(next, input_for(m, l, "w2", L->an, L->anq), fwd_of(m, l, "w2"), N, F, D, 1);
+    }
+
+    const float *onw = m->params + bf_model_param(m, "out_norm.w")->offset;
+    bf_param *onb = bf_model_param(m, "out_norm.b");
+    norm_fwd(a->fn, a->h_out, onw, onb ? m->params + onb->offset : NULL, a->fn_mean, a->fn_rstd, N, D, ln);
+
+    /* logits only where a loss is taken: M targeted rows */
+    size_t M = 0;
+    for (size_t n = 0; n < N; n++)
+        if (a->y[n] >= 0) a->tidx[M++] = (int32_t)n;
+    a->M = M;
+    m->last_targets = M;
+    if (!M) { m->last_loss = 0; return 0; }
+    for (size_t k = 0; k < M; k++) memcpy(a->fsel + k * D, a->fn + (size_t)a->tidx[k] * D, D * sizeof(float));
+    bf_param *hp = bf_model_param(m, "head");
+    const float *head = hp ? m->params + hp->offset : tok;
+    mm_fwd(a->logp, a->fsel, head, M, D, V, 0);
+    double *rl = bf_xmalloc(M * sizeof *rl);
+    lsm_job lj = {a->logp, a->y, a->tidx, V, rl};
+    bf_parallel(M, 16, logsoftmax_rows, &lj);
+    double loss = 0;
+    for (size_t k = 0; k < M; k++) loss += rl[k];
+    free(rl);
+    m->last_loss = loss / (double)M;
+    return m->last_loss;
+}
+
+/* --------------------------------------------------------------- backward */
+
+static float *grad_of(const bf_model *m, int l, const char *what)
+{
+    bf_param *p = layer_param(m, l, what);
+    return p ? m->grads + p->offset : NULL;
+}
+
+void bf_model_backward(bf_model *m)
+{
+    const bf_config *g = &m->cfg;
+    bf_acts *a = m->acts;
+    if (!a || !a->M) return;
+    size_t N = a->N, T = (size_t)a->T, B = (size_t)a->B, M = a->M;
+    size_t D = (size_t)g->d_model, F = (size_t)g->d_ff, H = (size_t)g->n_head, hd = D / H, V = (size_t)g->vocab;
+    int ln = g->norm == BF_NORM_LAYER;
+
+    /* d(loss)/d(logits) = (softmax − onehot)/M at targeted rows */
+    float *dlog = a->dfsel;
+    for (size_t k = 0; k < M; k++) {
+        const float *lp = a->logp + k * V;
+        float *d = dlog + k * V;
+        for (size_t c = 0; c < V; c++) d[c] = expf(lp[c]) / (float)M;
+        d[a->y[a->tidx[k]]] -= 1.0f / (float)M;
+    }
+    bf_param *hp = bf_model_param(m, "head"), *tp = bf_model_param(m, "tok_emb");
+    const float *head = m->params + (hp ? hp : tp)->offset;
+    float *dhead = m->grads + (hp ? hp : tp)->offset;
+    float *dfn_sel = a->dq;   /* [M,D], free until the attention backward */
+    mm_bwd(dfn_sel, 0, dhead, dlog, a->fsel, head, M, D, V);
+    float *dfn = a->dn;
+    memset(dfn, 0, N * D * sizeof(float));
+    for (size_t k = 0; k < M; k++) memcpy(dfn + (size_t)a->tidx[k] * D, dfn_sel + k * D, D * sizeof(float));
+
+    float *dh = a->dh;
+    memset(dh, 0, N * D * sizeof(float));
+    bf_param *onw = bf_model_param(m, "out_norm.w"), *onb = bf_model_param(m, "out_norm.b");
+    norm_bwd(dh, m->grads + onw->offset, onb ? m->grads + onb->offset : NULL, dfn, a->h_out, m->params + onw->offset,
+             a->fn_mean, a->fn_rstd, N, D, ln);
+
+    for (int l = g->n_layer - 1; l >= 0; l--) {
+        layer_acts *L = &a->L[l];
+        bf_layer_params P = bf_model_layer(m, m->params, l), G = bf_model_layer(m, m->grads, l);
+
+        /* MLP: dh flows to h_mid unchanged, and through w2, act, w1/w3, norm */
+        float *dan = L->an != L->a ? a->dan : a->da;
+        mm_bwd(dan, 0, grad_of(m, l, "w2"), dh, input_for(m, l, "w2", L->an, L->anq), fwd_of(m, l, "w2"), N, F, D);
+        if (g->subln) {
+            memset(a->da, 0, N * F * sizeof(float));
+            norm_bwd(a->da, G.ffn_sub_norm_w, NULL, dan, L->a, P.ffn_sub_norm_w, NULL, L->a_rstd, N, F, 0);
+        }
+        act_job acj = {L->u, L->g, a->da, NULL, a->du, a->dg, g->act};
+        bf_parallel(N * F, 4096, act_bwd_range, &acj);
+        mm_bwd(a->dn, 0, grad_of(m, l, "w1"), a->du, input_for(m, l, "w1", L->n2, L->n2q), fwd_of(m, l, "w1"), N, D, F);
+        if (L->g)
+            mm_bwd(a->dn, 1, grad_of(m, l, "w3"), a->dg, input_for(m, l, "w3", L->n2, L->n2q), fwd_of(m, l, "w3"), N, D, F);
+        norm_bwd(dh, G.mlp_norm_w, G.mlp_norm_b, a->dn, L->h_mid, P.mlp_norm_w, L->n2_mean, L->n2_rstd, N, D, ln);
+
+        /* attention */
+        float *daon = g->subln ? a->dsub : a->dao;
+        mm_bwd(daon, 0, grad_of(m, l, "wo"), dh, input_for(m, l, "wo", L->aon, L->aonq), fwd_of(m, l, "wo"), N, D, D);
+        if (g->subln) {
+            memset(a->dao, 0, N * D * sizeof(float));
+            norm_bwd(a->dao, G.attn_sub_norm_w, NULL, daon, L->ao, P.attn_sub_norm_w, NULL, L->ao_rstd, N, D, 0);
+        }
+        memset(a->dq, 0, N * D * sizeof(float));
+        memset(a->dk, 0, N * D * sizeof(float));
+        memset(a->dv, 0, N * D * sizeof(float));
+        attn_job aj = {L->q, L->k, L->v, L->att, NULL, a->dq, a->dk, a->dv, a->dao, B, T, D, H, hd};
+        bf_parallel(B * H, 1, attn_bwd_tasks, &aj);
+        if (g->pos == BF_POS_ROPE) {
+            rope(a, a->dq, N, T, D, hd, 1);
+            rope(a, a->dk, N, T, D, hd, 1);
+        }
+        mm_bwd(a->dn, 0, grad_of(m, l, "wq"), a->dq, input_for(m, l, "wq", L->n1, L->n1q), fwd_of(m, l, "wq"), N, D, D);
+        mm_bwd(a->dn, 1, grad_of(m, l, "wk"), a->dk, input_for(m, l, "wk", L->n1, L->n1q), fwd_of(m, l, "wk"), N, D, D);
+        mm_bwd(a->dn, 1, grad_of(m, l, "wv"), a->dv, input_for(m, l, "wv", L->n1, L->n1q), fwd_of(m, l, "wv"), N, D, D);
+        norm_bwd(dh, G.attn_norm_w, G.attn_norm_b, a->dn, L->h_in, P.attn_norm_w, L->n1_mean, L->n1_rstd, N, D, ln);
+    }
+
+    /* embeddings, in row order */
+    float *dtok = m->grads + tp->offset;
+    bf_param *pp = bf_model_param(m, "pos_emb");
+    for (size_t n = 0; n < N; n++) {
+        float *dt = dtok + (size_t)a->x[n] * D, *dr = dh + n * D;
+        for (size_t c = 0; c < D; c++) dt[c] += dr[c];
+        if (pp) {
+            float *dp = m->grads + pp->offset + (n % T) * D;
+            for (size_t c = 0; c < D; c++) dp[c] += dr[c];
+        }
+    }
+}
+
+void bf_model_row_stats(const bf_model *m, int b, int *targets, int *correct)
+{
+    const bf_acts *a = m->acts;
+    size_t V = (size_t)m->cfg.vocab, T = (size_t)a->T;
+    *targets = *correct = 0;
+    for (size_t k = 0; k < a->M; k++) {
+        size_t n = (size_t)a->tidx[k];
+        if (n / T != (size_t)b) continue;
+        const float *lp = a->logp + k * V;
+        size_t best = 0;
+        for (size_t c = 1; c < V; c++) if (lp[c] > lp[best]) best = c;
+        (*targets)++;
+        if ((int32_t)best == a->y[n]) (*correct)++;
+    }
+}
+
+const float *bf_model_target_logprobs(const bf_model *m, size_t k) { return m->acts->logp + k * (size_t)m->cfg.vocab; }
+
+const int32_t *bf_model_target_index(const bf_model *m, size_t *n)
+{
+    *n = m->acts ? m->acts->M : 0;
+    return m->acts ? m->acts->tidx : NULL;
+}
