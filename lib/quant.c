@@ -49,7 +49,8 @@ void bf_quant_weights(const bf_qspec *q, const float *w, size_t rows, size_t col
 void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, float *w_eff)
 {
     size_t ns = bf_qspec_nscales(q, rows);
-    int8_t *codes = bf_xmalloc(rows * cols ? rows * cols : 1);
+    size_t n = rows * cols;
+    int8_t *codes = bf_xmalloc(n ? n : 1);
     float *scale = bf_xmalloc(ns * sizeof *scale);
     bf_quant_weights(q, w, rows, cols, codes, scale);
     for (size_t r = 0; r < rows; r++) {

@@ -33,8 +33,7 @@ int bf_tensor_size(bf_dtype dt, int ndim, const uint64_t *shape, uint64_t *nbyte
     if (ndim < 0 || ndim > BF_MAX_DIMS) return bf_err("%d dims (at most %d)", ndim, BF_MAX_DIMS);
     if (bf_dtype_is_ternary(dt)) {
         if (ndim != 2) return bf_err("%s tensor needs 2 dims, has %d", bf_dtype_name(dt), ndim);
-        uint64_t row = bf_ternary_row_bytes(dt, shape[0] ? shape[1] : 0);
-        if (shape[1] && row == 0) return bf_err("shape overflows");
+        uint64_t row = bf_ternary_row_bytes(dt, shape[1]);
         if (bf_mul_u64(shape[0], row, nbytes)) return bf_err("shape overflows");
         return 0;
     }
@@ -106,6 +105,7 @@ int bf_tensor_init(bf_tensor *t, const char *name, bf_dtype dt, int ndim, const 
     size_t len = strlen(name);
     if (len == 0 || len > BF_MAX_NAME) return bf_err("tensor name of %zu bytes (1 to %d)", len, BF_MAX_NAME);
     memcpy(t->name, name, len + 1);
+    if (ndim < 0 || ndim > BF_MAX_DIMS) return bf_err("'%s' has %d dims (at most %d)", name, ndim, BF_MAX_DIMS);
     t->dtype = dt;
     t->ndim = ndim;
     if (ndim) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
@@ -189,6 +189,7 @@ int bf_tensor_to_f32(const bf_tensor *t, float *out)
     case BF_I64: for (uint64_t k = 0; k < n; k++) { int64_t v; memcpy(&v, p + 8 * k, 8); out[k] = (float)v; } break;
     case BF_TQ2: case BF_TQ1: {
         uint64_t rows = t->shape[0], cols = t->shape[1];
+        if (!rows || !cols) break;   /* empty: nothing to convert, nothing to allocate */
         size_t rb = bf_ternary_row_bytes(t->dtype, cols);
         int8_t *row = bf_xmalloc(cols ? cols : 1);
         for (uint64_t r = 0; r < rows; r++) {

@@ -23,7 +23,7 @@ static int tap_vok(int cond, const char *fmt, va_list ap)
     return cond;
 }
 
-__attribute__((format(printf, 2, 3))) static int ok(int cond, const char *fmt, ...)
+__attribute__((format(printf, 2, 3), unused)) static int ok(int cond, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -32,7 +32,7 @@ __attribute__((format(printf, 2, 3))) static int ok(int cond, const char *fmt, .
     return r;
 }
 
-__attribute__((format(printf, 3, 4))) static int is_int(long long got, long long want, const char *fmt, ...)
+__attribute__((format(printf, 3, 4), unused)) static int is_int(long long got, long long want, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -43,7 +43,7 @@ __attribute__((format(printf, 3, 4))) static int is_int(long long got, long long
 }
 
 /* |got - want| <= tol */
-__attribute__((format(printf, 4, 5))) static int is_near(double got, double want, double tol, const char *fmt, ...)
+__attribute__((format(printf, 4, 5), unused)) static int is_near(double got, double want, double tol, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -53,7 +53,7 @@ __attribute__((format(printf, 4, 5))) static int is_near(double got, double want
     return r;
 }
 
-static void diag(const char *fmt, ...)
+__attribute__((unused)) static void diag(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

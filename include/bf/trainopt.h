@@ -1,0 +1,55 @@
+/* bf/trainopt.h — the training flags every training program shares.
+ *
+ *   --data D --steps N --batch B --lr X --wd X --warmup N
+ *   --schedule cosine|constant --clip X --beta1 X --beta2 X --eps X
+ *   --opt adamw|adam|sgd --eval-every N --eval-batch N --stop-exact X --log F */
+#ifndef BF_TRAINOPT_H
+#define BF_TRAINOPT_H
+
+#include "bf/cli.h"
+#include "bf/optim.h"
+#include "bf/train.h"
+
+enum {
+    BF_TO_DATA = 1200, BF_TO_STEPS, BF_TO_BATCH, BF_TO_LR, BF_TO_WD, BF_TO_WARMUP, BF_TO_SCHEDULE, BF_TO_CLIP,
+    BF_TO_BETA1, BF_TO_BETA2, BF_TO_EPS, BF_TO_OPT, BF_TO_EVAL_EVERY, BF_TO_EVAL_BATCH, BF_TO_STOP_EXACT, BF_TO_LOG
+};
+
+#define BF_OPTS_TRAIN                                                                                        \
+    {"data", required_argument, 0, BF_TO_DATA}, {"steps", required_argument, 0, BF_TO_STEPS},               \
+    {"batch", required_argument, 0, BF_TO_BATCH}, {"lr", required_argument, 0, BF_TO_LR},                   \
+    {"wd", required_argument, 0, BF_TO_WD}, {"warmup", required_argument, 0, BF_TO_WARMUP},                 \
+    {"schedule", required_argument, 0, BF_TO_SCHEDULE}, {"clip", required_argument, 0, BF_TO_CLIP},        \
+    {"beta1", required_argument, 0, BF_TO_BETA1}, {"beta2", required_argument, 0, BF_TO_BETA2},             \
+    {"eps", required_argument, 0, BF_TO_EPS}, {"eval-every", required_argument, 0, BF_TO_EVAL_EVERY},       \
+    {"eval-batch", required_argument, 0, BF_TO_EVAL_BATCH},                                                  \
+    {"stop-exact", required_argument, 0, BF_TO_STOP_EXACT}, {"log", required_argument, 0, BF_TO_LOG}
+
+#define BF_USAGE_TRAIN                                                                                        \
+    "  --data DATA        the data stream to train on (required)\n"                                           \
+    "  --steps N          optimizer steps (default 1000)\n"                                                   \
+    "  --batch N          rows per step (default 64; at least the split: whole split in order)\n"             \
+    "  --lr X             peak learning rate (default 1e-3)\n"                                                \
+    "  --wd X             weight decay on 2-D parameters (default 0)\n"                                       \
+    "  --warmup N         linear warm-up steps (default 0)\n"                                                 \
+    "  --schedule cosine|constant  after warm-up (default cosine, down to lr/10)\n"                           \
+    "  --clip X           clip the gradient's global L2 norm (default 1; 0: off)\n"                           \
+    "  --beta1 X --beta2 X --eps X   Adam moments (default 0.9, 0.95, 1e-8)\n"                                \
+    "  --eval-every N     evaluate on the val split every N steps (default: at the end)\n"                    \
+    "  --eval-batch N     rows per evaluation forward (default 256)\n"                                        \
+    "  --stop-exact X     stop at an evaluation whose val exact match is at least X\n"                        \
+    "  --log FILE         append one JSON object per logged step to FILE\n"
+
+typedef struct {
+    const char *data, *log_path;
+    bf_train_cfg train;
+    bf_optim_cfg optim;
+} bf_trainopt;
+
+void bf_trainopt_default(bf_trainopt *t);
+/* 1 if c was a training flag (and applied), 0 otherwise. */
+int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg);
+/* After parsing: checks --data, opens --log, takes --seed and progress. */
+void bf_trainopt_finish(bf_trainopt *t);
+
+#endif

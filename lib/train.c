@@ -1,0 +1,169 @@
+/* train.c — the shared training loop (see bf/train.h). */
+#include "bf/train.h"
+#include "bf/rng.h"
+#include "bf/util.h"
+#include "bf/val.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const bf_schedule_names[] = {"cosine", "constant", NULL};
+
+void bf_train_default(bf_train_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->steps = 1000;
+    c->batch = 64;
+    c->warmup = 0;
+    c->eval_every = 0;
+    c->eval_batch = 256;
+    c->lr = 1e-3;
+    c->clip = 1.0;
+    c->schedule = BF_SCHED_COSINE;
+    c->seed = 1;
+}
+
+double bf_train_lr(const bf_train_cfg *c, int step)
+{
+    if (step < c->warmup) return c->lr * (double)(step + 1) / (double)c->warmup;
+    if (c->schedule == BF_SCHED_CONSTANT || c->steps - c->warmup <= 1) return c->lr;
+    double frac = (double)(step - c->warmup) / (double)(c->steps - c->warmup - 1);
+    return c->lr * (0.1 + 0.9 * 0.5 * (1.0 + cos(M_PI * frac)));
+}
+
+double bf_grad_clip(bf_model *m, double max_norm)
+{
+    double ss = 0;
+    for (size_t k = 0; k < m->n_params; k++) ss += (double)m->grads[k] * m->grads[k];
+    double norm = sqrt(ss);
+    if (max_norm > 0 && norm > max_norm) {
+        float s = (float)(max_norm / norm);
+        for (size_t k = 0; k < m->n_params; k++) m->grads[k] *= s;
+    }
+    return norm;
+}
+
+typedef struct {
+    const bf_split *s;
+    size_t batch, cursor;
+    uint32_t *perm;
+    bf_rng rng;
+    int32_t *x, *y;
+} batcher;
+
+static void batcher_init(batcher *b, const bf_split *s, size_t batch, uint64_t seed)
+{
+    memset(b, 0, sizeof *b);
+    b->s = s;
+    b->batch = batch < s->rows ? batch : s->rows;
+    b->rng = bf_rng_derive(seed, "batches");
+    if (batch < s->rows) {
+        b->perm = bf_xmalloc(s->rows * sizeof *b->perm);
+        for (size_t k = 0; k < s->rows; k++) b->perm[k] = (uint32_t)k;
+        bf_rng_shuffle_u32(&b->rng, b->perm, s->rows);
+        b->x = bf_xmalloc(b->batch * s->T * sizeof(int32_t));
+        b->y = bf_xmalloc(b->batch * s->T * sizeof(int32_t));
+    }
+}
+
+/* The next batch's rows into *x, *y (pointers into the split when whole). */
+static void batcher_next(batcher *b, const int32_t **x, const int32_t **y)
+{
+    const bf_split *s = b->s;
+    if (!b->perm) { *x = s->x; *y = s->y; return; }
+    for (size_t k = 0; k < b->batch; k++) {
+        if (b->cursor == s->rows) {   /* a new epoch, a new order */
+            bf_rng_shuffle_u32(&b->rng, b->perm, s->rows);
+            b->cursor = 0;
+        }
+        size_t r = b->perm[b->cursor++];
+        memcpy(b->x + k * s->T, s->x + r * s->T, s->T * sizeof(int32_t));
+        memcpy(b->y + k * s->T, s->y + r * s->T, s->T * sizeof(int32_t));
+    }
+    *x = b->x;
+    *y = b->y;
+}
+
+static void batcher_free(batcher *b)
+{
+    free(b->perm);
+    free(b->x);
+    free(b->y);
+}
+
+static void log_line(FILE *f, int step, double loss, double lr, double gnorm, double secs, const bf_metrics *val)
+{
+    fprintf(f, "{\"step\":%d,\"loss\":", step);
+    bf_json_num(f, loss);
+    fprintf(f, ",\"lr\":");
+    bf_json_num(f, lr);
+    fprintf(f, ",\"grad_norm\":");
+    bf_json_num(f, gnorm);
+    fprintf(f, ",\"seconds\":");
+    bf_json_num(f, round(secs * 1000) / 1000);
+    if (val) {
+        fprintf(f, ",\"val_loss\":");
+        bf_json_num(f, val->loss);
+        fprintf(f, ",\"val_token_acc\":");
+        bf_json_num(f, val->token_acc);
+        fprintf(f, ",\"val_exact\":");
+        bf_json_num(f, val->exact);
+    }
+    fprintf(f, "}\n");
+    fflush(f);
+}
+
+int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn, void *step_ctx,
+             const bf_train_cfg *c, bf_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (!d->train.rows) return bf_err("the train split is empty");
+    int quantized = bf_model_is_quantized(m);
+    batcher b;
+    batcher_init(&b, &d->train, (size_t)c->batch, c->seed);
+    double t0 = bf_now(), last_draw = 0;
+    int rc = 0;
+    for (int step = 0; step < c->steps; step++) {
+        const int32_t *x, *y;
+        batcher_next(&b, &x, &y);
+        if (quantized) bf_model_refresh(m);
+        bf_model_zero_grad(m);
+        double loss = bf_model_forward(m, x, y, (int)b.batch, (int)d->train.T);
+        if (!isfinite(loss)) { rc = bf_err("loss is not finite at step %d", step + 1); break; }
+        bf_model_backward(m);
+        double gnorm = bf_grad_clip(m, c->clip);
+        if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
+        double lr = bf_train_lr(c, step);
+        if (step_fn) step_fn(step_ctx, m, lr, step);
+        else bf_optim_step(opt, m, lr);
+        res->steps_done = step + 1;
+        res->last_loss = loss;
+        int last = step + 1 == c->steps;
+        int do_eval = d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last);
+        if (do_eval) {
+            if (quantized) bf_model_refresh(m);
+            bf_eval_split(m, &d->val, c->eval_batch, &res->val);
+            res->evaluated = 1;
+        }
+        double now = bf_now() - t0;
+        if (c->log && (do_eval || c->eval_every <= 0 || (step + 1) % (c->eval_every > 0 ? c->eval_every : 1) == 0))
+            log_line(c->log, step + 1, loss, lr, gnorm, now, do_eval ? &res->val : NULL);
+        if (c->progress && (now - last_draw > 0.1 || last)) {
+            last_draw = now;
+            fprintf(stderr, "\rstep %d/%d  loss %.4f  lr %.3g", step + 1, c->steps, loss, lr);
+            if (res->evaluated) fprintf(stderr, "  val_loss %.4f  val_exact %.3f", res->val.loss, res->val.exact);
+            fprintf(stderr, "  %.1fs ", now);
+            if (last) fputc('\n', stderr);
+        }
+        if (do_eval && c->stop_exact > 0 && res->val.exact >= c->stop_exact) {
+            res->stopped_early = !last;
+            if (c->progress && !last) fputc('\n', stderr);
+            break;
+        }
+    }
+    if (quantized) bf_model_refresh(m);
+    res->seconds = bf_now() - t0;
+    batcher_free(&b);
+    return rc;
+}

@@ -1,0 +1,48 @@
+/* trainopt.c — parsing the shared training flags. */
+#include "bf/trainopt.h"
+
+#include <errno.h>
+#include <string.h>
+
+void bf_trainopt_default(bf_trainopt *t)
+{
+    memset(t, 0, sizeof *t);
+    bf_train_default(&t->train);
+    bf_optim_default(&t->optim);
+}
+
+int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg)
+{
+    bf_train_cfg *tr = &t->train;
+    bf_optim_cfg *o = &t->optim;
+    switch (c) {
+    case BF_TO_DATA: t->data = arg; break;
+    case BF_TO_STEPS: tr->steps = (int)bf_parse_int("steps", arg, 0, 100000000); break;
+    case BF_TO_BATCH: tr->batch = (int)bf_parse_int("batch", arg, 1, 1 << 20); break;
+    case BF_TO_LR: tr->lr = bf_parse_double("lr", arg, 0, 1e6); break;
+    case BF_TO_WD: o->wd = bf_parse_double("wd", arg, 0, 1e6); break;
+    case BF_TO_WARMUP: tr->warmup = (int)bf_parse_int("warmup", arg, 0, 100000000); break;
+    case BF_TO_SCHEDULE: tr->schedule = (bf_schedule)bf_parse_choice("schedule", arg, bf_schedule_names); break;
+    case BF_TO_CLIP: tr->clip = bf_parse_double("clip", arg, 0, 1e12); break;
+    case BF_TO_BETA1: o->beta1 = bf_parse_double("beta1", arg, 0, 0.999999); break;
+    case BF_TO_BETA2: o->beta2 = bf_parse_double("beta2", arg, 0, 0.999999999); break;
+    case BF_TO_EPS: o->eps = bf_parse_double("eps", arg, 0, 1); break;
+    case BF_TO_EVAL_EVERY: tr->eval_every = (int)bf_parse_int("eval-every", arg, 0, 100000000); break;
+    case BF_TO_EVAL_BATCH: tr->eval_batch = (int)bf_parse_int("eval-batch", arg, 1, 1 << 20); break;
+    case BF_TO_STOP_EXACT: tr->stop_exact = bf_parse_double("stop-exact", arg, 0, 1); break;
+    case BF_TO_LOG: t->log_path = arg; break;
+    default: return 0;
+    }
+    return 1;
+}
+
+void bf_trainopt_finish(bf_trainopt *t)
+{
+    if (!t->data) bf_usage_die("needs --data DATA");
+    t->train.seed = bf_cli_state.seed;
+    t->train.progress = bf_cli_show_progress();
+    if (t->log_path) {
+        t->train.log = fopen(t->log_path, "a");
+        if (!t->train.log) bf_die("%s: %s", t->log_path, strerror(errno));
+    }
+}
