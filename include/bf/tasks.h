@@ -1,0 +1,41 @@
+/* bf/tasks.h — generated data sets (bf-data; DESIGN §5). */
+#ifndef BF_TASKS_H
+#define BF_TASKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bf/data.h"
+
+typedef enum { BF_MOD_ADD, BF_MOD_SUB, BF_MOD_MUL, BF_MOD_DIV } bf_modarith_op;
+typedef enum { BF_SEQ_COPY, BF_SEQ_REVERSE, BF_SEQ_SORT, BF_SEQ_INCREMENT } bf_seq_task;
+extern const char *const bf_modarith_ops[];
+extern const char *const bf_seq_tasks[];
+
+typedef struct {
+    bf_modarith_op op;
+    int p;
+    double frac;
+    uint64_t seed;
+} bf_modarith_cfg;
+
+typedef struct {
+    bf_seq_task task;
+    int min_len, max_len;
+    const char *prompt;
+    size_t n_train, n_val;
+    uint64_t seed;
+} bf_seq_cfg;
+
+typedef struct {
+    const char *file;
+    int ctx;
+    double val_frac;
+} bf_text_cfg;
+
+/* Each fills a data header and tensor set, or returns -1 with bf_err. */
+int bf_task_modarith(const bf_modarith_cfg *c, bf_header *h, bf_tset *out);
+int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out);
+int bf_task_text(const bf_text_cfg *c, bf_header *h, bf_tset *out);
+
+#endif
