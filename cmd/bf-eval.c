@@ -25,16 +25,18 @@ static const char usage[] =
     "  --data DATA        evaluate on this data stream\n"
     "  --split val|train  which split (default val)\n"
     "  --batch N          rows per forward pass (default 64)\n"
+    "  --fake-quant       run ternary layers in float (scale·codes, as training\n"
+    "                     sees them) instead of int8 × ternary integer kernels\n"
     "  --threads N        threads (default: all cores)\n"
     "  --json             one JSON object instead of the table\n"
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH };
+enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE };
 
 struct cmdline {
     const char *input, *data;
-    int json, split_train, batch;
+    int json, split_train, batch, fake_quant;
 };
 
 typedef struct {
@@ -49,7 +51,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
 {
     static const struct option opts[] = {BF_OPTS_BASE, BF_OPTS_THREADS, {"json", no_argument, 0, O_JSON},
                                          {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
-                                         {"batch", required_argument, 0, O_BATCH}, {0, 0, 0, 0}};
+                                         {"batch", required_argument, 0, O_BATCH},
+                                         {"fake-quant", no_argument, 0, O_FAKE}, {0, 0, 0, 0}};
     static const char *const splits[] = {"val", "train", NULL};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
@@ -63,10 +66,11 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_DATA: cl->data = optarg; break;
         case O_SPLIT: cl->split_train = bf_parse_choice("split", optarg, splits); have_split = 1; break;
         case O_BATCH: cl->batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); have_batch = 1; break;
+        case O_FAKE: cl->fake_quant = 1; have_batch = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
-    if (!cl->data && (have_split || have_batch)) bf_usage_die("--split and --batch need --data");
+    if (!cl->data && (have_split || have_batch)) bf_usage_die("--split, --batch and --fake-quant need --data");
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(0);
 }
@@ -202,6 +206,7 @@ static void evaluate(const struct cmdline *cl)
     bf_model m;
     if (bf_model_from_tset(&m, &h, &s)) bf_die("%s: %s", cl->input ? cl->input : "stdin", bf_errmsg());
     bf_tset_release(&s);
+    if (!cl->fake_quant && bf_model_use_int_kernels(&m)) bf_die_lib();
     bf_dataset d;
     if (bf_data_load(cl->data, &d)) bf_die_lib();
     if (bf_data_check_model(&d, &m.cfg, cl->data)) bf_die_lib();

@@ -115,7 +115,8 @@ void bf_cli_end(int writes_stream)
 {
     if (writes_stream && !bf_cli_state.output && isatty(1))
         bf_usage_die("refusing to write a binary stream to a terminal (use -o FILE or a pipe)");
-    openblas_set_num_threads(bf_cli_state.threads);
+    /* OpenBLAS single-threaded; bf_sgemm splits products over our pool */
+    openblas_set_num_threads(1);
     bf_threads_set(bf_cli_state.threads);
 }
 

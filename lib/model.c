@@ -4,11 +4,12 @@
  * F = d_ff, H = n_head, hd = D/H, V = vocab, M = targeted positions.
  * Weights are [out, in] and a linear layer is y = x·Wᵀ. */
 #include "bf/model.h"
+#include "bf/blas.h"
+#include "bf/kernels.h"
 #include "bf/ternary.h"
 #include "bf/thread.h"
 #include "bf/util.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,9 +262,33 @@ void bf_model_to_tset(const bf_model *m, int keep_latent, bf_tset *out)
     }
 }
 
+int bf_model_use_int_kernels(bf_model *m)
+{
+    for (size_t k = 0; k < m->np; k++) {
+        bf_param *p = &m->p[k];
+        if (p->q.method == BF_Q_NONE || p->tm) continue;
+        size_t rows = p->shape[0], cols = p->shape[1], ns = bf_qspec_nscales(&p->q, rows);
+        int8_t *codes = bf_xmalloc(p->numel ? p->numel : 1);
+        float *scale = bf_xmalloc(ns * sizeof(float));
+        bf_quant_weights(&p->q, m->params + p->offset, rows, cols, codes, scale);
+        p->tm = bf_xcalloc(1, sizeof *p->tm);
+        int rc = bf_tmat_from_codes(p->tm, codes, rows, cols, scale, ns > 1);
+        free(codes);
+        if (rc) return -1;   /* scale stays owned by tm (freed with the model) */
+    }
+    return 0;
+}
+
 void bf_model_free(bf_model *m)
 {
     if (!m) return;
+    for (size_t k = 0; k < m->np; k++) {
+        if (m->p && m->p[k].tm) {
+            free((void *)m->p[k].tm->scale);
+            bf_tmat_free(m->p[k].tm);
+            free(m->p[k].tm);
+        }
+    }
     for (size_t k = 0; k < m->np; k++)
         if (m->params && m->p[k].fwd != m->params + m->p[k].offset) bf_aligned_free(m->p[k].fwd);
     if (m->acts) {
@@ -401,19 +426,15 @@ static void ensure_acts(bf_model *m, int B, int T)
 /* out[N,R] = in[N,K] · W[R,K]ᵀ (+ out when accumulate) */
 static void mm_fwd(float *out, const float *in, const float *W, size_t N, size_t K, size_t R, int accumulate)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)R, (int)K, 1.0f, in, (int)K, W, (int)K,
-                accumulate ? 1.0f : 0.0f, out, (int)R);
+    bf_sgemm(0, 1, N, R, K, 1.0f, in, K, W, K, accumulate ? 1.0f : 0.0f, out, R);
 }
 
 /* dW[R,K] += dout[N,R]ᵀ · in[N,K];  din[N,K] (+)= dout · W */
 static void mm_bwd(float *din, int din_accumulate, float *dW, const float *dout, const float *in, const float *W,
                    size_t N, size_t K, size_t R)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)K, (int)N, 1.0f, dout, (int)R, in, (int)K, 1.0f,
-                dW, (int)K);
-    if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)K, (int)R, 1.0f, dout, (int)R, W, (int)K,
-                    din_accumulate ? 1.0f : 0.0f, din, (int)K);
+    bf_sgemm(1, 0, R, K, N, 1.0f, dout, R, in, K, 1.0f, dW, K);
+    if (din) bf_sgemm(0, 0, N, K, R, 1.0f, dout, R, W, K, din_accumulate ? 1.0f : 0.0f, din, K);
 }
 
 typedef struct {
@@ -695,6 +716,24 @@ static const float *input_for(const bf_model *m, int l, const char *what, const 
     return is_ternary(m, l, what) && m->cfg.act_bits == 8 ? xq : x;
 }
 
+/* out[N,R] (+)= x·Wᵀ for layer l's matrix `what`: on integer kernels when
+ * the model runs them, else a float product with the forward's view. */
+static void linear(const bf_model *m, int l, const char *what, float *out, const float *x, const float *xq, size_t N,
+                   size_t K, size_t R, int accumulate)
+{
+    bf_param *p = layer_param(m, l, what);
+    if (p->tm && m->cfg.act_bits == 8) {
+        int8_t *q = bf_xmalloc(N * K + 1);
+        float *inv_s = bf_xmalloc(N * sizeof(float) + 4);
+        bf_quant_rows_i8(x, N, K, q, inv_s);
+        bf_tmat_gemm(p->tm, q, inv_s, N, out, accumulate);
+        free(q);
+        free(inv_s);
+        return;
+    }
+    mm_fwd(out, input_for(m, l, what, x, xq), p->fwd, N, K, R, accumulate);
+}
+
 double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, int T)
 {
     const bf_config *g = &m->cfg;
@@ -727,9 +766,9 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
         /* attention: h_mid = h_in + wo(attn(norm(h_in))) */
         norm_fwd(L->n1, L->h_in, P.attn_norm_w, P.attn_norm_b, L->n1_mean, L->n1_rstd, N, D, ln);
         if (L->n1q != L->n1) bf_quant_acts(L->n1, N, D, L->n1q);
-        mm_fwd(L->q, input_for(m, l, "wq", L->n1, L->n1q), fwd_of(m, l, "wq"), N, D, D, 0);
-        mm_fwd(L->k, input_for(m, l, "wk", L->n1, L->n1q), fwd_of(m, l, "wk"), N, D, D, 0);
-        mm_fwd(L->v, input_for(m, l, "wv", L->n1, L->n1q), fwd_of(m, l, "wv"), N, D, D, 0);
+        linear(m, l, "wq", L->q, L->n1, L->n1q, N, D, D, 0);
+        linear(m, l, "wk", L->k, L->n1, L->n1q, N, D, D, 0);
+        linear(m, l, "wv", L->v, L->n1, L->n1q, N, D, D, 0);
         if (g->pos == BF_POS_ROPE) {
             rope(a, L->q, N, (size_t)T, D, hd, 0);
             rope(a, L->k, N, (size_t)T, D, hd, 0);
@@ -739,19 +778,19 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
         if (g->subln) norm_fwd(L->aon, L->ao, P.attn_sub_norm_w, NULL, NULL, L->ao_rstd, N, D, 0);
         if (L->aonq != L->aon) bf_quant_acts(L->aon, N, D, L->aonq);
         memcpy(L->h_mid, L->h_in, N * D * sizeof(float));
-        mm_fwd(L->h_mid, input_for(m, l, "wo", L->aon, L->aonq), fwd_of(m, l, "wo"), N, D, D, 1);
+        linear(m, l, "wo", L->h_mid, L->aon, L->aonq, N, D, D, 1);
 
         /* MLP: next = h_mid + w2(act(norm(h_mid))) */
         norm_fwd(L->n2, L->h_mid, P.mlp_norm_w, P.mlp_norm_b, L->n2_mean, L->n2_rstd, N, D, ln);
         if (L->n2q != L->n2) bf_quant_acts(L->n2, N, D, L->n2q);
-        mm_fwd(L->u, input_for(m, l, "w1", L->n2, L->n2q), fwd_of(m, l, "w1"), N, D, F, 0);
-        if (L->g) mm_fwd(L->g, input_for(m, l, "w3", L->n2, L->n2q), fwd_of(m, l, "w3"), N, D, F, 0);
+        linear(m, l, "w1", L->u, L->n2, L->n2q, N, D, F, 0);
+        if (L->g) linear(m, l, "w3", L->g, L->n2, L->n2q, N, D, F, 0);
         act_job acj = {L->u, L->g, NULL, L->a, NULL, NULL, g->act};
         bf_parallel(N * F, 4096, act_fwd_range, &acj);
         if (g->subln) norm_fwd(L->an, L->a, P.ffn_sub_norm_w, NULL, NULL, L->a_rstd, N, F, 0);
         if (L->anq != L->an) bf_quant_acts(L->an, N, F, L->anq);
         memcpy(next, L->h_mid, N * D * sizeof(float));
-        mm_fwd(next, input_for(m, l, "w2", L->an, L->anq), fwd_of(m, l, "w2"), N, F, D, 1);
+        linear(m, l, "w2", next, L->an, L->anq, N, F, D, 1);
     }
 
     const float *onw = m->params + bf_model_param(m, "out_norm.w")->offset;

@@ -84,6 +84,10 @@ static int rerr(bf_reader *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* names and dtypes quoted from the stream may hold control characters:
+     * the message stays one line and writes no terminal escapes */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     return bf_err("%s: %s", r->label, msg);
 }
 

@@ -31,6 +31,7 @@ typedef struct {
     int is_block_matrix;
     bf_qspec q;              /* q.method BF_Q_NONE: a float parameter */
     float *fwd;              /* the forward's view: params+offset, or a quantized copy */
+    struct bf_tmat_s *tm;    /* integer-kernel form (bf_model_use_int_kernels), or NULL */
 } bf_param;
 
 typedef struct {             /* pointers into the parameter block (or a gradient block) */
@@ -66,6 +67,10 @@ bf_param *bf_model_param(const bf_model *m, const char *name);
 int bf_model_is_quantized(const bf_model *m);
 /* Re-quantizes every ternary matrix's forward view from its latent. */
 void bf_model_refresh(bf_model *m);
+/* Inference on integer kernels: every ternary matrix of a model with
+ * act_bits 8 runs as int8 activations × ternary codes with int32 sums.
+ * No backward afterwards. */
+int bf_model_use_int_kernels(bf_model *m);
 /* Pointers of layer l into base (m->params or m->grads). */
 bf_layer_params bf_model_layer(const bf_model *m, float *base, int l);
 

@@ -1,0 +1,18 @@
+/* bf/blas.h — matrix products through cblas_sgemm, split over our threads.
+ *
+ * OpenBLAS runs single-threaded inside each call; the library's pool splits
+ * the product into row blocks, one sgemm per thread.  On a small machine this
+ * beats OpenBLAS's own threading for the model's many small products: its
+ * idle threads spin between calls and steal the cores our loops need.  Each
+ * output element is computed by exactly one call, so a given thread count
+ * always gives the same bytes. */
+#ifndef BF_BLAS_H
+#define BF_BLAS_H
+
+#include <stddef.h>
+
+/* C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, like cblas_sgemm. */
+void bf_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+              const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
+#endif

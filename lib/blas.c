@@ -1,0 +1,42 @@
+/* blas.c — row-block-parallel sgemm (see bf/blas.h). */
+#include "bf/blas.h"
+#include "bf/thread.h"
+
+#include <cblas.h>
+
+typedef struct {
+    int ta, tb;
+    size_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int split_n;   /* split the columns of C instead of its rows */
+} job;
+
+static void run(void *ctx, size_t i0, size_t i1, int th)
+{
+    const job *j = ctx;
+    enum CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
+    if (!j->split_n) {
+        /* rows i0..i1 of C come from rows (or, transposed, columns) of A */
+        const float *A = j->ta ? j->A + i0 : j->A + i0 * j->lda;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)(i1 - i0), (int)j->N, (int)j->K, j->alpha, A, (int)j->lda, j->B,
+                    (int)j->ldb, j->beta, j->C + i0 * j->ldc, (int)j->ldc);
+    } else {
+        const float *B = j->tb ? j->B + i0 * j->ldb : j->B + i0;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)j->M, (int)(i1 - i0), (int)j->K, j->alpha, j->A, (int)j->lda, B,
+                    (int)j->ldb, j->beta, j->C + i0, (int)j->ldc);
+    }
+}
+
+void bf_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+              const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    if (!M || !N) return;
+    job j = {transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0};
+    /* split the longer side of C; keep at least ~16k multiply-adds a block */
+    j.split_n = N > M;
+    size_t len = j.split_n ? N : M, other = (j.split_n ? M : N) * (K ? K : 1);
+    size_t min_rows = other >= 16384 ? 1 : (16384 + other - 1) / other;
+    bf_parallel(len, min_rows < 8 ? 8 : min_rows, run, &j);
+}
