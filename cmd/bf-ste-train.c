@@ -19,8 +19,10 @@ static const char usage[] =
     "latent weights (straight-through estimator).\n"
     "\n"
     BF_USAGE_TRAIN
-    "  --opt adamw|adam|sgd  optimizer (default adamw; adam: coupled L2 decay;\n"
-    "                     sgd: plain, no momentum)\n"
+    "  --opt adamw|adam|sgd|muon|muongrokfast  optimizer (default adamw; adam:\n"
+    "                     coupled L2 decay; sgd: plain, no momentum; muon: Muon on\n"
+    "                     the block matrices; muongrokfast: Muon after a Grokfast\n"
+    "                     EMA filter unless --grokfast says otherwise)\n"
     "  --strip            ternary output without latent weights (deployment)\n"
     "  --seed N           batch order seed (default 1)\n"
     "  --threads N        threads (default: all cores)\n"
@@ -35,7 +37,7 @@ enum { O_OPT = BF_OPT_PROGRAM, O_STRIP };
 struct cmdline {
     const char *input;
     bf_trainopt t;
-    int strip;
+    int strip, muongrokfast;
 };
 
 static void parse_command_line(int argc, char **argv, struct cmdline *cl)
@@ -50,11 +52,18 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
         if (bf_cli_common(c, optarg) || bf_trainopt_handle(&cl->t, c, optarg)) continue;
         switch (c) {
-        case O_OPT: cl->t.optim.kind = (bf_optim_kind)bf_parse_choice("opt", optarg, bf_optim_names); break;
+        case O_OPT: {
+            static const char *const opt_names[] = {"adamw", "adam", "sgd", "muon", "muongrokfast", NULL};
+            int k = bf_parse_choice("opt", optarg, opt_names);
+            cl->t.optim.kind = k == 4 ? BF_OPTIM_MUON : (bf_optim_kind)k;
+            cl->muongrokfast = k == 4;
+            break;
+        }
         case O_STRIP: cl->strip = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
+    if (cl->muongrokfast && !BF_TO_GIVEN(&cl->t, BF_TO_GROKFAST)) cl->t.optim.grokfast = BF_GROKFAST_EMA;
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(1);
     bf_trainopt_finish(&cl->t);

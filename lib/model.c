@@ -296,6 +296,7 @@ void bf_model_free(bf_model *m)
         free(m->acts->L);
         free(m->acts);
     }
+    free(m->qk_max);
     free(m->p);
     bf_aligned_free(m->params);
     bf_aligned_free(m->grads);
@@ -556,6 +557,7 @@ typedef struct {
     float *dq, *dk, *dv;
     const float *dout;
     size_t B, T, D, H, hd;
+    float *task_max;      /* [B·H] largest scaled logit, or NULL */
 } attn_job;
 
 /* One (batch, head) pair a task: causal softmax(q·kᵀ/√hd)·v. */
@@ -566,7 +568,7 @@ static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
     float scale = 1.0f / sqrtf((float)hd);
     for (size_t task = t0; task < t1; task++) {
         size_t b = task / j->H, h = task % j->H;
-        float *P = j->att + task * T * T;
+        float *P = j->att + task * T * T, tmax = -INFINITY;
         for (size_t t = 0; t < T; t++) {
             const float *qt = j->q + (b * T + t) * D + h * hd;
             float *p = P + t * T, mx = -INFINITY;
@@ -577,6 +579,7 @@ static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
                 p[s] = dot * scale;
                 if (p[s] > mx) mx = p[s];
             }
+            if (mx > tmax) tmax = mx;
             float sum = 0;
             for (size_t s = 0; s <= t; s++) { p[s] = expf(p[s] - mx); sum += p[s]; }
             float inv = 1.0f / sum;
@@ -589,6 +592,7 @@ static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
                 for (size_t i = 0; i < hd; i++) o[i] += p[s] * vs[i];
             }
         }
+        if (j->task_max) j->task_max[task] = tmax;
     }
 }
 
@@ -773,8 +777,18 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
             rope(a, L->q, N, (size_t)T, D, hd, 0);
             rope(a, L->k, N, (size_t)T, D, hd, 0);
         }
-        attn_job aj = {L->q, L->k, L->v, L->att, L->ao, NULL, NULL, NULL, NULL, (size_t)B, (size_t)T, D, H, hd};
+        float *task_max = m->track_qk ? bf_xmalloc((size_t)B * H * sizeof(float)) : NULL;
+        attn_job aj = {L->q, L->k, L->v, L->att, L->ao, NULL, NULL, NULL, NULL, (size_t)B, (size_t)T, D, H, hd, task_max};
         bf_parallel((size_t)B * H, 1, attn_fwd_tasks, &aj);
+        if (task_max) {
+            if (!m->qk_max) m->qk_max = bf_xcalloc((size_t)g->n_layer * H, sizeof(float));
+            for (size_t hh = 0; hh < H; hh++) {
+                float mx = -INFINITY;
+                for (size_t bb = 0; bb < (size_t)B; bb++) mx = fmaxf(mx, task_max[bb * H + hh]);
+                m->qk_max[(size_t)l * H + hh] = mx;
+            }
+            free(task_max);
+        }
         if (g->subln) norm_fwd(L->aon, L->ao, P.attn_sub_norm_w, NULL, NULL, L->ao_rstd, N, D, 0);
         if (L->aonq != L->aon) bf_quant_acts(L->aon, N, D, L->aonq);
         memcpy(L->h_mid, L->h_in, N * D * sizeof(float));
@@ -842,6 +856,12 @@ void bf_model_backward(bf_model *m)
         float *d = dlog + k * V;
         for (size_t c = 0; c < V; c++) d[c] = expf(lp[c]) / (float)M;
         d[a->y[a->tidx[k]]] -= 1.0f / (float)M;
+        if (m->kl_weight > 0 && m->kl_ref) {
+            /* d/dz KL(p_ref ‖ softmax z) = p − p_ref */
+            const float *rl = m->kl_ref + k * V;
+            float w = (float)(m->kl_weight / (double)M);
+            for (size_t c = 0; c < V; c++) d[c] += w * (expf(lp[c]) - expf(rl[c]));
+        }
     }
     bf_param *hp = bf_model_param(m, "head"), *tp = bf_model_param(m, "tok_emb");
     const float *head = m->params + (hp ? hp : tp)->offset;
@@ -886,7 +906,7 @@ void bf_model_backward(bf_model *m)
         memset(a->dq, 0, N * D * sizeof(float));
         memset(a->dk, 0, N * D * sizeof(float));
         memset(a->dv, 0, N * D * sizeof(float));
-        attn_job aj = {L->q, L->k, L->v, L->att, NULL, a->dq, a->dk, a->dv, a->dao, B, T, D, H, hd};
+        attn_job aj = {L->q, L->k, L->v, L->att, NULL, a->dq, a->dk, a->dv, a->dao, B, T, D, H, hd, NULL};
         bf_parallel(B * H, 1, attn_bwd_tasks, &aj);
         if (g->pos == BF_POS_ROPE) {
             rope(a, a->dq, N, T, D, hd, 1);
@@ -933,4 +953,40 @@ const int32_t *bf_model_target_index(const bf_model *m, size_t *n)
 {
     *n = m->acts ? m->acts->M : 0;
     return m->acts ? m->acts->tidx : NULL;
+}
+
+double bf_model_kl(const bf_model *m, const float *ref_logp)
+{
+    const bf_acts *a = m->acts;
+    size_t V = (size_t)m->cfg.vocab;
+    if (!a || !a->M) return 0;
+    double kl = 0;
+    for (size_t k = 0; k < a->M; k++) {
+        const float *lp = a->logp + k * V, *rl = ref_logp + k * V;
+        for (size_t c = 0; c < V; c++) kl += exp((double)rl[c]) * ((double)rl[c] - (double)lp[c]);
+    }
+    return kl / (double)a->M;
+}
+
+int bf_model_qk_clip(bf_model *m, double tau)
+{
+    if (!m->qk_max) return 0;
+    size_t H = (size_t)m->cfg.n_head, D = (size_t)m->cfg.d_model, hd = D / H;
+    int clipped = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        bf_layer_params P = bf_model_layer(m, m->params, l);
+        for (size_t h = 0; h < H; h++) {
+            float mx = m->qk_max[(size_t)l * H + h];
+            if (!(mx > tau)) continue;
+            float s = (float)sqrt(tau / mx);
+            /* rows h·hd … (h+1)·hd of wq and wk make head h's q and k */
+            for (size_t r = h * hd; r < (h + 1) * hd; r++)
+                for (size_t c = 0; c < D; c++) {
+                    P.wq[r * D + c] *= s;
+                    P.wk[r * D + c] *= s;
+                }
+            clipped++;
+        }
+    }
+    return clipped;
 }

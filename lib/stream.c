@@ -197,7 +197,7 @@ static int decode_container(bf_reader *r, bf_val *out, uint64_t n, int is_map, i
     for (uint64_t k = 0; k < n; k++) {
         if (is_map) {
             bf_val key = {0};
-            if (decode(r, &key, depth + 1, what)) return -1;
+            if (decode(r, &key, depth + 1, what)) { bf_val_clear(&key); return -1; }   /* a key that is a container */
             if (key.type != BF_STR) {
                 bf_val_clear(&key);
                 return rerr(r, "%s has a map key that is not a string", what);

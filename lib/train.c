@@ -92,10 +92,16 @@ static void batcher_free(batcher *b)
     free(b->y);
 }
 
-static void log_line(FILE *f, int step, double loss, double lr, double gnorm, double secs, const bf_metrics *val)
+static void log_line(FILE *f, int step, double loss, double lr, double gnorm, double secs, const bf_metrics *val,
+                     const bf_train_cfg *c, const bf_train_result *res)
 {
     fprintf(f, "{\"step\":%d,\"loss\":", step);
     bf_json_num(f, loss);
+    if (c->kl > 0) {
+        fprintf(f, ",\"kl\":");
+        bf_json_num(f, res->last_kl);
+    }
+    if (c->qk_clip > 0) fprintf(f, ",\"qk_clipped\":%ld", res->qk_clipped);
     fprintf(f, ",\"lr\":");
     bf_json_num(f, lr);
     fprintf(f, ",\"grad_norm\":");
@@ -124,19 +130,37 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
     batcher_init(&b, &d->train, (size_t)c->batch, c->seed);
     double t0 = bf_now(), last_draw = 0;
     int rc = 0;
+    float *ref_logp = NULL;
+    size_t V = (size_t)m->cfg.vocab;
+    if (c->kl > 0) {
+        if (!c->kl_ref) return bf_err("a KL anchor needs a reference model");
+        ref_logp = bf_xmalloc(b.batch * d->train.T * V * sizeof(float));
+        if (bf_model_is_quantized(c->kl_ref)) bf_model_refresh(c->kl_ref);
+    }
+    m->track_qk = c->qk_clip > 0;
     for (int step = 0; step < c->steps; step++) {
         const int32_t *x, *y;
         batcher_next(&b, &x, &y);
         if (quantized) bf_model_refresh(m);
         bf_model_zero_grad(m);
+        if (ref_logp) {   /* the frozen reference's log-probabilities at the same targets */
+            bf_model_forward(c->kl_ref, x, y, (int)b.batch, (int)d->train.T);
+            size_t M;
+            bf_model_target_index(c->kl_ref, &M);
+            memcpy(ref_logp, bf_model_target_logprobs(c->kl_ref, 0), M * V * sizeof(float));
+            m->kl_ref = ref_logp;
+            m->kl_weight = c->kl;
+        }
         double loss = bf_model_forward(m, x, y, (int)b.batch, (int)d->train.T);
         if (!isfinite(loss)) { rc = bf_err("loss is not finite at step %d", step + 1); break; }
+        if (ref_logp) res->last_kl = bf_model_kl(m, ref_logp);
         bf_model_backward(m);
         double gnorm = bf_grad_clip(m, c->clip);
         if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
         double lr = bf_train_lr(c, step);
         if (step_fn) step_fn(step_ctx, m, lr, step);
         else bf_optim_step(opt, m, lr);
+        if (c->qk_clip > 0) res->qk_clipped += bf_model_qk_clip(m, c->qk_clip);
         res->steps_done = step + 1;
         res->last_loss = loss;
         int last = step + 1 == c->steps;
@@ -148,7 +172,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
         }
         double now = bf_now() - t0;
         if (c->log && (do_eval || c->eval_every <= 0 || (step + 1) % (c->eval_every > 0 ? c->eval_every : 1) == 0))
-            log_line(c->log, step + 1, loss, lr, gnorm, now, do_eval ? &res->val : NULL);
+            log_line(c->log, step + 1, loss, lr, gnorm, now, do_eval ? &res->val : NULL, c, res);
         if (c->progress && (now - last_draw > 0.1 || last)) {
             last_draw = now;
             fprintf(stderr, "\rstep %d/%d  loss %.4f  lr %.3g", step + 1, c->steps, loss, lr);
@@ -163,6 +187,10 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
         }
     }
     if (quantized) bf_model_refresh(m);
+    m->kl_ref = NULL;
+    m->kl_weight = 0;
+    m->track_qk = 0;
+    free(ref_logp);
     res->seconds = bf_now() - t0;
     batcher_free(&b);
     return rc;

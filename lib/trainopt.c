@@ -9,6 +9,7 @@ void bf_trainopt_default(bf_trainopt *t)
     memset(t, 0, sizeof *t);
     bf_train_default(&t->train);
     bf_optim_default(&t->optim);
+    t->optim.fallback_lr = 1e-3;
 }
 
 int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg)
@@ -31,14 +32,40 @@ int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg)
     case BF_TO_EVAL_BATCH: tr->eval_batch = (int)bf_parse_int("eval-batch", arg, 1, 1 << 20); break;
     case BF_TO_STOP_EXACT: tr->stop_exact = bf_parse_double("stop-exact", arg, 0, 1); break;
     case BF_TO_LOG: t->log_path = arg; break;
+    case BF_TO_GROKFAST: o->grokfast = (bf_grokfast_kind)bf_parse_choice("grokfast", arg, bf_grokfast_names); break;
+    case BF_TO_GF_ALPHA: o->gf_alpha = bf_parse_double("grokfast-alpha", arg, 0, 0.999999); break;
+    case BF_TO_GF_LAMBDA: o->gf_lambda = bf_parse_double("grokfast-lambda", arg, 0, 1e6); break;
+    case BF_TO_GF_WINDOW: o->gf_window = (int)bf_parse_int("grokfast-window", arg, 1, 100000); break;
+    case BF_TO_MOMENTUM: o->momentum = bf_parse_double("momentum", arg, 0, 0.999999); break;
+    case BF_TO_NS_STEPS: o->ns_steps = (int)bf_parse_int("ns-steps", arg, 0, 100); break;
+    case BF_TO_FALLBACK: {
+        static const char *const fb[] = {"adamw", "sgd", NULL};
+        o->fallback = bf_parse_choice("fallback", arg, fb) ? BF_OPTIM_SGD : BF_OPTIM_ADAMW;
+        break;
+    }
+    case BF_TO_FALLBACK_LR: o->fallback_lr = bf_parse_double("fallback-lr", arg, 0, 1e6); break;
     default: return 0;
     }
+    t->given |= 1u << (c - BF_TO_DATA);
     return 1;
 }
 
 void bf_trainopt_finish(bf_trainopt *t)
 {
+    bf_optim_cfg *o = &t->optim;
     if (!t->data) bf_usage_die("needs --data DATA");
+    if (o->kind != BF_OPTIM_MUON)
+        for (int code = BF_TO_MOMENTUM; code <= BF_TO_FALLBACK_LR; code++)
+            if (BF_TO_GIVEN(t, code)) bf_usage_die("--momentum, --ns-steps, --fallback and --fallback-lr are Muon's");
+    if (o->grokfast == BF_GROKFAST_OFF &&
+        (BF_TO_GIVEN(t, BF_TO_GF_ALPHA) || BF_TO_GIVEN(t, BF_TO_GF_LAMBDA) || BF_TO_GIVEN(t, BF_TO_GF_WINDOW)))
+        bf_usage_die("the --grokfast-* settings need --grokfast ema|ma");
+    if (o->grokfast == BF_GROKFAST_EMA && BF_TO_GIVEN(t, BF_TO_GF_WINDOW)) bf_usage_die("--grokfast-window is for --grokfast ma");
+    if (o->grokfast == BF_GROKFAST_MA && BF_TO_GIVEN(t, BF_TO_GF_ALPHA)) bf_usage_die("--grokfast-alpha is for --grokfast ema");
+    if (o->grokfast == BF_GROKFAST_MA && !BF_TO_GIVEN(t, BF_TO_GF_LAMBDA)) o->gf_lambda = 5.0;
+    if (o->kind == BF_OPTIM_SGD && (BF_TO_GIVEN(t, BF_TO_BETA1) || BF_TO_GIVEN(t, BF_TO_BETA2) || BF_TO_GIVEN(t, BF_TO_EPS)))
+        bf_usage_die("--beta1, --beta2 and --eps are Adam's; sgd has none");
+    o->lr = t->train.lr;
     t->train.seed = bf_cli_state.seed;
     t->train.progress = bf_cli_show_progress();
     if (t->log_path) {

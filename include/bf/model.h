@@ -50,6 +50,15 @@ typedef struct {
     bf_acts *acts;           /* sized by bf_model_forward on first use */
     double last_loss;
     size_t last_targets;     /* targeted positions in the last forward */
+    /* KL anchor: when kl_weight > 0 the backward adds the gradient of
+     * kl_weight·KL(p_ref ‖ p_θ), mean over targeted positions, with kl_ref the
+     * reference's log-probabilities at the same positions ([M, vocab]). */
+    double kl_weight;
+    const float *kl_ref;
+    /* QK-clip bookkeeping: with track_qk set, the forward records each
+     * (layer, head)'s largest pre-softmax logit q·k/sqrt(hd) over the batch. */
+    int track_qk;
+    float *qk_max;           /* [n_layer · n_head] */
 } bf_model;
 
 /* An F32 model from a configuration, parameters zero (bf-init fills them). */
@@ -85,6 +94,12 @@ void bf_model_zero_grad(bf_model *m);
 /* After a forward with targets: for row b, targeted positions and how many
  * were predicted right (argmax, first maximum on ties). */
 void bf_model_row_stats(const bf_model *m, int b, int *targets, int *correct);
+/* KL(p_ref ‖ p_θ), mean over the last forward's targeted positions. */
+double bf_model_kl(const bf_model *m, const float *ref_logp);
+/* MuonClip: every head whose last recorded max logit exceeds tau has its
+ * wq and wk rows scaled by sqrt(tau/max) (the latent weights on ternary
+ * layers).  Returns the number of heads clipped. */
+int bf_model_qk_clip(bf_model *m, double tau);
 /* After a forward: the log-probabilities at the k-th targeted position
  * (vocab floats), and the targeted positions' row·T+t indices. */
 const float *bf_model_target_logprobs(const bf_model *m, size_t k);

@@ -27,6 +27,9 @@ typedef struct {
     uint64_t seed;
     FILE *log;                 /* JSON lines, or NULL */
     int progress;              /* draw a progress line on stderr */
+    double kl;                 /* > 0: loss += kl·KL(p_ref ‖ p_θ) against kl_ref */
+    bf_model *kl_ref;          /* the frozen reference */
+    double qk_clip;            /* > 0: MuonClip threshold τ after each step */
 } bf_train_cfg;
 
 typedef struct {
@@ -35,6 +38,8 @@ typedef struct {
     int evaluated;             /* a val evaluation happened */
     bf_metrics val;            /* the last one */
     int stopped_early;
+    double last_kl;
+    long qk_clipped;          /* head clips over the run */
 } bf_train_result;
 
 /* A per-step hook for optimizers with their own update (Muon …): when set,

@@ -12,7 +12,9 @@
 
 enum {
     BF_TO_DATA = 1200, BF_TO_STEPS, BF_TO_BATCH, BF_TO_LR, BF_TO_WD, BF_TO_WARMUP, BF_TO_SCHEDULE, BF_TO_CLIP,
-    BF_TO_BETA1, BF_TO_BETA2, BF_TO_EPS, BF_TO_OPT, BF_TO_EVAL_EVERY, BF_TO_EVAL_BATCH, BF_TO_STOP_EXACT, BF_TO_LOG
+    BF_TO_BETA1, BF_TO_BETA2, BF_TO_EPS, BF_TO_OPT, BF_TO_EVAL_EVERY, BF_TO_EVAL_BATCH, BF_TO_STOP_EXACT, BF_TO_LOG,
+    BF_TO_GROKFAST, BF_TO_GF_ALPHA, BF_TO_GF_LAMBDA, BF_TO_GF_WINDOW, BF_TO_MOMENTUM, BF_TO_NS_STEPS, BF_TO_FALLBACK,
+    BF_TO_FALLBACK_LR
 };
 
 #define BF_OPTS_TRAIN                                                                                        \
@@ -23,7 +25,12 @@ enum {
     {"beta1", required_argument, 0, BF_TO_BETA1}, {"beta2", required_argument, 0, BF_TO_BETA2},             \
     {"eps", required_argument, 0, BF_TO_EPS}, {"eval-every", required_argument, 0, BF_TO_EVAL_EVERY},       \
     {"eval-batch", required_argument, 0, BF_TO_EVAL_BATCH},                                                  \
-    {"stop-exact", required_argument, 0, BF_TO_STOP_EXACT}, {"log", required_argument, 0, BF_TO_LOG}
+    {"stop-exact", required_argument, 0, BF_TO_STOP_EXACT}, {"log", required_argument, 0, BF_TO_LOG},          \
+    {"grokfast", required_argument, 0, BF_TO_GROKFAST}, {"grokfast-alpha", required_argument, 0, BF_TO_GF_ALPHA}, \
+    {"grokfast-lambda", required_argument, 0, BF_TO_GF_LAMBDA},                                              \
+    {"grokfast-window", required_argument, 0, BF_TO_GF_WINDOW}, {"momentum", required_argument, 0, BF_TO_MOMENTUM}, \
+    {"ns-steps", required_argument, 0, BF_TO_NS_STEPS}, {"fallback", required_argument, 0, BF_TO_FALLBACK},     \
+    {"fallback-lr", required_argument, 0, BF_TO_FALLBACK_LR}
 
 #define BF_USAGE_TRAIN                                                                                        \
     "  --data DATA        the data stream to train on (required)\n"                                           \
@@ -38,13 +45,25 @@ enum {
     "  --eval-every N     evaluate on the val split every N steps (default: at the end)\n"                    \
     "  --eval-batch N     rows per evaluation forward (default 256)\n"                                        \
     "  --stop-exact X     stop at an evaluation whose val exact match is at least X\n"                        \
-    "  --log FILE         append one JSON object per logged step to FILE\n"
+    "  --log FILE         append one JSON object per logged step to FILE\n"                                  \
+    "  --grokfast ema|ma|off  Grokfast gradient filter before the optimizer\n"                                \
+    "  --grokfast-alpha X EMA: h = a·h + (1-a)·g (default 0.98)\n"                                             \
+    "  --grokfast-lambda X  g += lambda·h (default 2 for ema, 5 for ma)\n"                                     \
+    "  --grokfast-window N  MA: the last N gradients (default 100)\n"                                          \
+    "  Muon (--opt muon or muongrokfast; the lr is Muon's):\n"                                                  \
+    "  --momentum X       Nesterov momentum (default 0.95)\n"                                                  \
+    "  --ns-steps N       quintic Newton-Schulz steps (default 5)\n"                                           \
+    "  --fallback adamw|sgd  for embeddings, head and 1-D parameters (default adamw)\n"                        \
+    "  --fallback-lr X    the fallback's peak lr (default 1e-3)\n"
 
 typedef struct {
     const char *data, *log_path;
     bf_train_cfg train;
     bf_optim_cfg optim;
+    unsigned given;            /* which optimizer flags were given (bit per BF_TO_ code) */
 } bf_trainopt;
+
+#define BF_TO_GIVEN(t, code) (((t)->given >> ((code) - BF_TO_DATA)) & 1u)
 
 void bf_trainopt_default(bf_trainopt *t);
 /* 1 if c was a training flag (and applied), 0 otherwise. */
