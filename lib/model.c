@@ -27,7 +27,7 @@ typedef struct {
     float *ao_rstd, *aon, *aonq;  /* subln: [N], [N,D]; quantized [N,D] */
     float *h_mid;                 /* [N,D] residual after attention */
     float *n2, *n2_mean, *n2_rstd, *n2q;
-    float *u, *g;                 /* [N,F] w1 and w3 outputs */
+    float *u, *g;                 /* [N,F] w1 and w3 outputs (gelu: g holds Φ(u)) */
     float *a;                     /* [N,F] activation output */
     float *a_rstd, *an, *anq;     /* subln [N], [N,F]; quantized [N,F] */
 } layer_acts;
@@ -362,7 +362,7 @@ static void layout_acts(const bf_model *m, bf_acts *a, carver *c, int B, int T)
         L->n2_rstd = carve(c, N);
         L->n2q = q.mlp_in ? carve(c, N * D) : L->n2;
         L->u = carve(c, N * F);
-        L->g = g->act != BF_ACT_GELU ? carve(c, N * F) : NULL;
+        L->g = carve(c, N * F);   /* w3·x; for gelu, Φ(u) kept for the backward */
         L->a = carve(c, N * F);
         L->a_rstd = g->subln ? carve(c, N) : NULL;
         L->an = g->subln ? carve(c, N * F) : L->a;
@@ -630,7 +630,9 @@ static void attn_bwd_tasks(void *ctx, size_t t0, size_t t1, int th)
 }
 
 typedef struct {
-    const float *u, *g, *da;
+    const float *u;
+    float *g;          /* w3·x; gelu: written with Φ(u) by the forward */
+    const float *da;
     float *a, *du, *dg;
     bf_act_kind act;
 } act_job;
@@ -645,7 +647,12 @@ static void act_fwd_range(void *ctx, size_t i0, size_t i1, int th)
         switch (j->act) {
         case BF_ACT_SWIGLU: j->a[i] = u * sigm(u) * j->g[i]; break;
         case BF_ACT_RELU2: { float r = u > 0 ? u : 0; j->a[i] = r * r * j->g[i]; break; }
-        case BF_ACT_GELU: j->a[i] = 0.5f * u * (1.0f + erff(u * (float)M_SQRT1_2)); break;
+        case BF_ACT_GELU: {
+            float cdf = 0.5f * (1.0f + erff(u * (float)M_SQRT1_2));
+            j->g[i] = cdf;
+            j->a[i] = u * cdf;
+            break;
+        }
         }
     }
 }
@@ -669,7 +676,7 @@ static void act_bwd_range(void *ctx, size_t i0, size_t i1, int th)
             break;
         }
         case BF_ACT_GELU: {
-            float cdf = 0.5f * (1.0f + erff(u * (float)M_SQRT1_2));
+            float cdf = j->g[i];
             float pdf = expf(-0.5f * u * u) * 0.3989422804014327f;
             j->du[i] = da * (cdf + u * pdf);
             break;
@@ -798,7 +805,7 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
         norm_fwd(L->n2, L->h_mid, P.mlp_norm_w, P.mlp_norm_b, L->n2_mean, L->n2_rstd, N, D, ln);
         if (L->n2q != L->n2) bf_quant_acts(L->n2, N, D, L->n2q);
         linear(m, l, "w1", L->u, L->n2, L->n2q, N, D, F, 0);
-        if (L->g) linear(m, l, "w3", L->g, L->n2, L->n2q, N, D, F, 0);
+        if (g->act != BF_ACT_GELU) linear(m, l, "w3", L->g, L->n2, L->n2q, N, D, F, 0);
         act_job acj = {L->u, L->g, NULL, L->a, NULL, NULL, g->act};
         bf_parallel(N * F, 4096, act_fwd_range, &acj);
         if (g->subln) norm_fwd(L->an, L->a, P.ffn_sub_norm_w, NULL, NULL, L->a_rstd, N, F, 0);
@@ -892,7 +899,7 @@ void bf_model_backward(bf_model *m)
         act_job acj = {L->u, L->g, a->da, NULL, a->du, a->dg, g->act};
         bf_parallel(N * F, 4096, act_bwd_range, &acj);
         mm_bwd(a->dn, 0, grad_of(m, l, "w1"), a->du, input_for(m, l, "w1", L->n2, L->n2q), fwd_of(m, l, "w1"), N, D, F);
-        if (L->g)
+        if (g->act != BF_ACT_GELU)
             mm_bwd(a->dn, 1, grad_of(m, l, "w3"), a->dg, input_for(m, l, "w3", L->n2, L->n2q), fwd_of(m, l, "w3"), N, D, F);
         norm_bwd(dh, G.mlp_norm_w, G.mlp_norm_b, a->dn, L->h_mid, P.mlp_norm_w, L->n2_mean, L->n2_rstd, N, D, ln);
 
