@@ -687,6 +687,23 @@ bf_writer *bf_writer_open(const char *path)
         }
         return bf_writer_fdopen(1);
     }
+    /* Not a regular file (a device such as /dev/null, a FIFO): write to it
+     * in place; renaming a temporary file over it would replace it. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) { bf_err("%s: is a directory", path); return NULL; }
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) { bf_err("%s: %s", path, strerror(errno)); return NULL; }
+        if (isatty(fd)) {
+            close(fd);
+            bf_err("%s: refusing to write a binary stream to a terminal", path);
+            return NULL;
+        }
+        bf_writer *w = bf_writer_fdopen(fd);
+        if (!w) { close(fd); return NULL; }
+        w->path = bf_xstrdup(path);   /* owns fd; no tmp, so nothing to rename */
+        return w;
+    }
     size_t n = strlen(path);
     char *tmp = bf_xmalloc(n + 32);
     const char *slash = strrchr(path, '/');
@@ -807,7 +824,7 @@ static void writer_free(bf_writer *w, int remove_tmp)
         if (remove_tmp) unlink(w->tmp);
         track_tmp(w->tmp, 0);
     }
-    if (w->path) close(w->fd);
+    if (w->path && w->fd >= 0) close(w->fd);
     XXH3_freeState(w->xxh);
     free(w->path);
     free(w->tmp);
@@ -840,6 +857,13 @@ int bf_writer_close(bf_writer *w)
         }
         free(w->path);
         w->path = NULL;   /* fd already closed */
+    }
+    if (w->path && !w->tmp) {   /* written in place (a device or FIFO) */
+        if (close(w->fd) && !w->failed) {
+            w->failed = 1;
+            bf_err("%s: %s", w->path, strerror(errno));
+        }
+        w->fd = -1;
     }
     int rc = w->failed ? -1 : 0;
     writer_free(w, rc != 0);
