@@ -1,0 +1,254 @@
+#!/usr/bin/env bats
+# bf-eval without --data (DESIGN §2, §6): help, usage errors, inputs (file,
+# stdin, pipe), the table and --json on the shared vectors and on bf-init's
+# models.  Corrupt and hostile input: hostile.bats.
+#
+# Families: 0x help and version, 1x usage and input errors, 2x the vectors,
+# 3x inputs, pipes and output.
+
+load helpers
+
+# ---------------------------------------------------------------- 0x help
+
+@test "eval-01 --help prints usage on stdout and exits 0" {
+    run3 bf-eval --help
+    [[ $status -eq 0 && ! -s $T/err ]]
+    grep -q '^usage: bf-eval' "$T/out"
+    grep -q -- '--json' "$T/out"
+    grep -q -- '--version' "$T/out"
+}
+
+@test "eval-02 -h is --help" {
+    run -0 bf-eval -h
+    assert_line --index 0 --partial 'usage: bf-eval'
+}
+
+@test "eval-03 --version prints the version and exits 0" {
+    run3 bf-eval --version
+    [[ $status -eq 0 && ! -s $T/err ]]
+    grep -Eqx 'bf-eval \(bitforge\) [0-9]+\.[0-9]+\.[0-9]+' "$T/out"
+    # the same version as every other program
+    [[ $(awk '{ print $3 }' "$T/out") == "$(bf-init --version | awk '{ print $3 }')" ]]
+}
+
+# ------------------------------------------------ 1x usage and input errors
+
+@test "eval-10 usage errors exit 2 with one line" {
+    local line
+    local -a args
+    for line in "a.bf b.bf" "--bogus $VECTORS/ternary.bf" "-x" "--json=yes $VECTORS/ternary.bf" \
+        "$VECTORS/ternary.bf $VECTORS/dtypes.bf"; do
+        read -ra args <<<"$line"
+        run3 bf-eval "${args[@]}"
+        [[ $status -eq 2 ]] || fail "bf-eval $line: exit status $status, want 2 ($stderr)"
+        [[ -z $(one_line_reason "$T/err" bf-eval) ]] || fail "bf-eval $line: stderr is not one line: $stderr"
+        [[ ! -s $T/out ]] || fail "bf-eval $line: wrote to stdout"
+    done
+}
+
+@test "eval-11 a missing file or a directory: exit 1, one line naming it" {
+    run3 bf-eval "$T/missing.bf"
+    assert_data_error bf-eval
+    [[ $stderr == *missing.bf* ]]
+    mkdir dir.bf
+    run3 bf-eval dir.bf
+    assert_data_error bf-eval
+    [[ $stderr == *dir.bf* ]]
+    [[ ! -s $T/out ]]
+}
+
+@test "eval-12 a file that is not a stream: exit 1, one line naming it" {
+    printf 'kind: model\n' >notes.txt
+    run3 bf-eval notes.txt
+    assert_data_error bf-eval
+    [[ $stderr == "bf-eval: notes.txt: "* ]]
+    run3 bf-eval --json notes.txt
+    assert_data_error bf-eval
+    [[ ! -s $T/out ]]
+}
+
+# ------------------------------------------------------------ 2x the vectors
+
+@test "eval-20 reads every vector file, as a table and as --json" {
+    local v n
+    n=0
+    for v in "$VECTORS"/*.bf; do
+        run3 bf-eval "$v"
+        [[ $status -eq 0 && ! -s $T/err ]] || fail "$(basename "$v"): status $status: $stderr"
+        grep -q '^kind: ' "$T/out"
+        grep -q '^total ' "$T/out"
+        grep -q '^ratio to F32: ' "$T/out"
+        run3 bf-eval --json "$v"
+        [[ $status -eq 0 && ! -s $T/err ]] || fail "$(basename "$v") --json: status $status: $stderr"
+        [[ $(grep -c '' "$T/out") -eq 1 ]] || fail "$(basename "$v") --json: not one line"
+        # each tensor once in the table (between the column titles and the total) and in the JSON
+        [[ $(jget 'scalar @{$j->{tensors}}' "$T/out") -eq $(bf-eval "$v" | sed -n '3,$p' | grep -vc '^total \|^ratio') ]]
+        n=$((n + 1))
+    done
+    [[ $n -ge 6 ]] || fail "only $n vector files in $VECTORS"
+}
+
+@test "eval-21 ternary.bf --json: totals (46 params, 28 bytes), shares and scales" {
+    bf-eval --json "$VECTORS/ternary.bf" >j.json
+    [[ $(jget '$j->{totals}{params}' j.json) -eq 46 ]]
+    [[ $(jget '$j->{totals}{bytes}' j.json) -eq 28 ]]
+    jget 'my $t = $j->{totals};
+        abs($t->{bits_per_weight} - 8 * 28 / 46) < 1e-12 && abs($t->{ratio_to_f32} - 4 * 46 / 28) < 1e-12 ? "ok" : "bad"' \
+        j.json | grep -qx ok
+    # a: TQ2 [3,7] with one scale; b: TQ1 [3,7] with a scale per row (0.5, 1, 2)
+    [[ $(jget 'join " ", map { "$_->{name}:$_->{dtype}:" . join(",", @{$_->{shape}}) . ":$_->{params}:$_->{bytes}" }
+        @{$j->{tensors}}' j.json) == "a:TQ2:3,7:21:6 a.scale:F32:1:1:4 b:TQ1:3,7:21:6 b.scale:F32:3:3:12" ]]
+    jget 'my ($a, $b) = @{$j->{tensors}}[0, 2];
+        my $s = $a->{shares};
+        abs($s->{"-1"} - 6 / 21) < 1e-12 && abs($s->{"0"} - 12 / 21) < 1e-12 && abs($s->{"+1"} - 3 / 21) < 1e-12
+        && $b->{shares}{"-1"} == $s->{"-1"} && $b->{shares}{"+1"} == $s->{"+1"}
+        && $a->{scale} == 0.125 && !$a->{scale_per_row}
+        && abs($b->{scale} - 3.5 / 3) < 1e-12 && $b->{scale_per_row} ? "ok" : "bad"' j.json | grep -qx ok
+}
+
+@test "eval-22 ternary.bf as a table" {
+    run -0 bf-eval "$VECTORS/ternary.bf"
+    assert_line --index 0 'kind: model'
+    assert_line --regexp '^a +TQ2 +3x7 +21 +6 +2\.29 +0\.286 +0\.571 +0\.143 +0\.125$'
+    assert_line --regexp '^b +TQ1 +3x7 +21 +6 +2\.29 +0\.286 +0\.571 +0\.143 +1\.167 \(row mean\)$'
+    assert_line --regexp '^total +46 +28 +4\.87$'
+    assert_line 'ratio to F32: 6.57x'
+}
+
+@test "eval-23 dtypes.bf: every dtype, a scalar, an empty tensor and a 255-byte name" {
+    bf-eval --json "$VECTORS/dtypes.bf" >j.json
+    diff - <(jget 'map { "$_->{dtype} [" . join(",", @{$_->{shape}}) . "] $_->{params} $_->{bytes} " .
+        (length $_->{name} > 20 ? length($_->{name}) . " bytes" : $_->{name}) } @{$j->{tensors}}' j.json) <<'EOF'
+F32 [2,3] 6 24 f32
+F16 [4] 4 8 f16
+BF16 [2] 2 4 bf16
+I8 [5] 5 5 i8
+U8 [3] 3 3 u8
+I32 [2,2] 4 16 i32
+I64 [1] 1 8 i64
+F32 [] 1 4 scalar
+F32 [0,4] 0 0 empty
+U8 [1] 1 1 255 bytes
+EOF
+    # and the shapes are those dtypes.json gives
+    jget 'map { my $v = $j->{$_}; my @s; while (ref $v eq "ARRAY") { push @s, scalar @$v; $v = $v->[0] }
+        ref $v eq "HASH" ? "$_ " . join(",", @{$v->{shape}}) : "$_ " . join(",", @s) } sort keys %$j' \
+        "$VECTORS/dtypes.json" | sed 's/^n\{255\} /long /' | sort >want
+    jget 'map { ($_->{name} =~ /^n{255}$/ ? "long" : $_->{name}) . " " . join(",", @{$_->{shape}}) } @{$j->{tensors}}' \
+        j.json | sort >got
+    diff want got
+}
+
+@test "eval-24 the vectors' values read back as their JSON gives them" {
+    bf-tstat "$VECTORS/dtypes.bf" >s
+    # NAME MEAN MIN MAX from the JSON; compared with a relative tolerance for F32 rounding
+    jget 'map { my $k = $_; my @x = ($j->{$k});
+        for (1 .. 3) { @x = map { ref $_ eq "ARRAY" ? @$_ : $_ } @x }
+        @x = grep { !ref } @x;
+        my $s = 0; $s += $_ for @x;
+        my ($lo, $hi) = (sort { $a <=> $b } @x)[0, -1];
+        @x ? ((length $k > 20 ? "long" : $k) . " " . ($s / @x) . " $lo $hi") : () } sort keys %$j' \
+        "$VECTORS/dtypes.json" >want
+    local name mean lo hi got
+    while read -r name mean lo hi; do
+        got=$(awk -v n="$name" '($1 == n || (n == "long" && length($1) == 255)) { print $4, $6, $7 }' s)
+        # tolerance: F32 rounding relative to the largest magnitude (I32 and I64 pass through F32)
+        awk -v g="$got" -v w="$mean $lo $hi" 'BEGIN { split(g, a, " "); split(w, b, " "); m = 0;
+            for (i = 1; i <= 3; i++) { x = b[i] < 0 ? -b[i] : b[i]; if (x > m) m = x }
+            for (i = 1; i <= 3; i++) { d = a[i] - b[i]; if (d < 0) d = -d; if (d > 1e-6 * m + 1e-30) exit 1 } }' ||
+            fail "$name: mean min max $got, want $mean $lo $hi"
+    done <want
+    [[ $(wc -l <want) -ge 9 ]]
+    # ternary codes: a and b hold the same codes as ternary.json, 3 of -1 ... summing to -3
+    bf-tstat "$VECTORS/ternary.bf" >t
+    [[ $(jget 'my $s = 0; $s += $_ for map { @$_ } @{$j->{codes}}; $s' "$VECTORS/ternary.json") -eq -3 ]]
+    [[ $(awk '$1 == "a" || $1 == "b" { printf "%s %.6f %s %s\n", $1, $4 * $3, $6, $7 }' t) == $'a -3.000000 -1 1\nb -3.000000 -1 1' ]]
+    [[ $(awk '$1 == "b.scale" { print $4 * 3, $6, $7 }' t) == "3.5 0.5 2" ]]
+}
+
+@test "eval-25 the model vectors: meta as their names say, and totals that add up" {
+    local v name
+    for v in "$VECTORS"/model-*.bf; do
+        name=$(basename "$v" .bf)
+        bf-eval --json "$v" >j.json
+        [[ $(jget '$j->{kind}' j.json) == model ]]
+        local m
+        m=$(jget 'my $m = $j->{meta}; join "-", "model", $m->{norm}, $m->{act}, $m->{pos},
+            ($m->{tie_embed} ? "tie" : ()), ($m->{subln} ? "subln" : ())' j.json)
+        [[ $m == "$name" ]] || fail "$name: meta says $m"
+        jget 'my ($p, $b) = (0, 0); $p += $_->{params}, $b += $_->{bytes} for @{$j->{tensors}};
+            $p == $j->{totals}{params} && $b == $j->{totals}{bytes} && $b == 4 * $p ? "ok" : "bad"' j.json | grep -qx ok
+    done
+}
+
+@test "eval-26 data-tiny.bf: a data stream of four I32 [6,8] tensors" {
+    bf-eval --json "$VECTORS/data-tiny.bf" >j.json
+    [[ $(jget '$j->{kind}' j.json) == data ]]
+    [[ $(jmeta vocab j.json) == 20 && $(jmeta ctx j.json) == 8 ]]
+    [[ $(jget 'join " ", map { "$_->{name}:$_->{dtype}:" . join(",", @{$_->{shape}}) } @{$j->{tensors}}' j.json) == \
+        "train.x:I32:6,8 train.y:I32:6,8 val.x:I32:6,8 val.y:I32:6,8" ]]
+}
+
+@test "eval-27 payloads split in several chunks (bin8, bin16, bin32) read like whole ones" {
+    bf-mkbad valid >a.bf
+    bf-mkbad valid-chunked >b.bf
+    ! cmp -s a.bf b.bf
+    diff <(bf-eval a.bf) <(bf-eval b.bf)
+    run -0 bf-eval --json <(bf-mkbad valid-bin8-bin16)
+    assert_output --partial '"name":"bytes","dtype":"U8","shape":[300]'
+}
+
+# ------------------------------------------------ 3x inputs, pipes, output
+
+@test "eval-30 stdin (no argument or '-') reads like a file" {
+    local v=$VECTORS/model-rms-swiglu-rope.bf
+    bf-eval "$v" >a
+    bf-eval <"$v" >b
+    bf-eval - <"$v" >c
+    cat "$v" | bf-eval >d
+    diff a b
+    diff a c
+    diff a d
+}
+
+@test "eval-31 bf-init | bf-eval: the totals of a known model" {
+    # vocab 5, d 8, 1 layer, ff 32: 2·5·8 + 3·8 + 4·8·8 + 3·32·8 = 1128 parameters
+    bf-init --vocab 5 --ctx 3 --d 8 --heads 2 --layers 1 --ff 32 | bf-eval --json >j.json
+    [[ $(jget '$j->{totals}{params}' j.json) -eq 1128 ]]
+    [[ $(jget '$j->{totals}{bytes}' j.json) -eq 4512 ]]
+    [[ $(jget '$j->{totals}{ratio_to_f32}' j.json) == 1 ]]
+    bf-init --vocab 5 --ctx 3 --d 8 --heads 2 --layers 1 --ff 32 | bf-eval >t
+    grep -Eq '^total +1128 +4512 +32\.00$' t
+    grep -qx 'ratio to F32: 1.00x' t
+}
+
+@test "eval-32 the table and --json agree, tensor by tensor" {
+    local v=$VECTORS/model-layer-gelu-learned.bf
+    bf-eval "$v" | sed -n '3,$p' | grep -v '^total \|^ratio' | awk '{ print $1, $2, $4, $5 }' >a
+    bf-eval --json "$v" | jget 'map { "$_->{name} $_->{dtype} $_->{params} $_->{bytes}" } @{$j->{tensors}}' >b
+    diff a b
+}
+
+@test "eval-33 writes nothing but its report, and no file" {
+    run3 bf-eval "$VECTORS/ternary.bf"
+    [[ $status -eq 0 && ! -s $T/err ]]
+    [[ $(ls -A "$T" | sort | tr '\n' ' ') == "err out " ]] || fail "files: $(ls -A "$T")"
+}
+
+@test "eval-34 a reader that goes away (EPIPE) ends bf-eval quietly" {
+    # a model of 2700 tensors: a table larger than a pipe holds
+    bf-init --vocab 4 --ctx 2 --d 4 --heads 1 --layers 300 --ff 4 -o m.bf
+    local -a st
+    bf-eval m.bf 2>"$T/err" | head -n 1 >/dev/null
+    st=("${PIPESTATUS[@]}")
+    [[ ${st[0]} -eq 1 ]] || fail "exit status ${st[0]}, want 1"
+    [[ ! -s $T/err ]] || fail "stderr: $(<"$T/err")"
+}
+
+@test "eval-35 the table is text: bf-eval writes it to a terminal" {
+    command -v script >/dev/null || skip "script (util-linux) is needed for a terminal"
+    local st=0
+    script -qec "$BF_BIN/bf-eval $VECTORS/ternary.bf" /dev/null </dev/null >tty.out 2>&1 || st=$?
+    [[ $st -eq 0 ]] || fail "exit status $st: $(cat tty.out)"
+    grep -q '^kind: model' tty.out
+}

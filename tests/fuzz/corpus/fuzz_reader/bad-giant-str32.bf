@@ -1,0 +1,2 @@
+…¢bf¤kind¤data¤metaƒ¤task§hostile¥vocab
+£ctx§lineage¤junkÛÿÿÿÿaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa

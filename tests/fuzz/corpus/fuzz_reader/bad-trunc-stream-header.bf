@@ -1,0 +1,1 @@
+„¢bf¤kind¤data¤metaƒ¤task§
