@@ -1,82 +1,306 @@
-/* kernels.c — ternary × int8 products, the scalar reference (bf/kernels.h). */
+/* kernels.c — ternary × int8 products: layouts, dispatch, scalar and AVX2
+ * kernels (see bf/kernels.h for the layouts and the contract). */
 #include "bf/kernels.h"
-#include "bf/ternary.h"
+#include "bf/thread.h"
 #include "bf/util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int bf_tmat_from_codes(bf_tmat *m, const int8_t *codes, size_t rows, size_t cols, const float *scale, int per_row)
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BF_X86 1
+#endif
+
+#define TQ2_BLOCK 128
+#define TQ1_BLOCK 160
+
+/* ------------------------------------------------------------- dispatch */
+
+static int level_ready;
+static bf_kernel_level level;
+
+int bf_kernel_level_supported(bf_kernel_level l)
 {
-    memset(m, 0, sizeof *m);
-    m->rows = rows;
-    m->cols = cols;
-    m->scale = scale;
-    m->per_row = per_row;
-    m->codes = bf_aligned_alloc((rows * cols) > 0 ? rows * cols : 1);
-    if (!m->codes) return -1;
-    memcpy(m->codes, codes, rows * cols);
+    switch (l) {
+    case BF_KERNEL_SCALAR: return 1;
+#ifdef BF_X86
+    case BF_KERNEL_AVX2: return __builtin_cpu_supports("avx2");
+#endif
+    default: return 0;
+    }
+}
+
+const char *bf_kernel_level_name(bf_kernel_level l)
+{
+    static const char *const names[] = {"scalar", "avx2"};
+    return l < BF_KERNEL_NLEVELS ? names[l] : "?";
+}
+
+int bf_kernel_level_set(bf_kernel_level l)
+{
+    if (l >= BF_KERNEL_NLEVELS || !bf_kernel_level_supported(l)) return -1;
+    level = l;
+    level_ready = 1;
     return 0;
 }
 
-int bf_tmat_init(bf_tmat *m, bf_dtype pack, const uint8_t *packed, size_t rows, size_t cols, const float *scale, int per_row)
+bf_kernel_level bf_kernel_level_get(void)
+{
+    if (level_ready) return level;
+    level = BF_KERNEL_SCALAR;
+    for (int l = BF_KERNEL_NLEVELS - 1; l > 0; l--)
+        if (bf_kernel_level_supported((bf_kernel_level)l)) { level = (bf_kernel_level)l; break; }
+    const char *env = getenv("BF_KERNEL");
+    if (env)
+        for (int l = 0; l < BF_KERNEL_NLEVELS; l++)
+            if (strcmp(env, bf_kernel_level_name((bf_kernel_level)l)) == 0 && bf_kernel_level_supported((bf_kernel_level)l))
+                level = (bf_kernel_level)l;
+    level_ready = 1;
+    return level;
+}
+
+/* --------------------------------------------------------------- layouts */
+
+static size_t block_of(bf_dtype pack) { return pack == BF_TQ1 ? TQ1_BLOCK : TQ2_BLOCK; }
+
+/* code (w+1) of weight k of a row, 1 (a zero weight) past its end */
+static unsigned code_at(const int8_t *row, size_t cols, size_t k) { return k < cols ? (unsigned)(row[k] + 1) : 1u; }
+
+static void repack_row(bf_dtype pack, const int8_t *w, size_t cols, size_t kpad, uint8_t *out)
+{
+    size_t B = block_of(pack);
+    for (size_t b = 0; b < kpad / B; b++) {
+        const size_t base = b * B;
+        for (size_t j = 0; j < 32; j++) {
+            if (pack == BF_TQ2) {
+                unsigned v = 0;
+                for (unsigned s = 0; s < 4; s++) v |= code_at(w, cols, base + j + 32 * s) << (2 * s);
+                out[b * 32 + j] = (uint8_t)v;
+            } else {
+                unsigned v = 0;
+                for (unsigned s = 0; s < 5; s++) v = 3 * v + code_at(w, cols, base + j + 32 * s);
+                out[b * 32 + j] = (uint8_t)((256 * v + 242) / 243);   /* ⌈256·v/243⌉ */
+            }
+        }
+    }
+}
+
+static int tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const float *scale, int per_row)
 {
     memset(m, 0, sizeof *m);
+    if (pack != BF_TQ2 && pack != BF_TQ1) return bf_err("kernel layout needs TQ2 or TQ1");
+    size_t B = block_of(pack);
     m->rows = rows;
     m->cols = cols;
     m->pack = pack;
+    m->kpad = (cols + B - 1) / B * B;
+    if (!m->kpad) m->kpad = B;
+    m->row_bytes = m->kpad / B * 32;
     m->scale = scale;
     m->per_row = per_row;
-    m->codes = bf_aligned_alloc((rows * cols) > 0 ? rows * cols : 1);
-    if (!m->codes) return -1;
-    size_t rb = bf_ternary_row_bytes(pack, cols);
-    for (size_t r = 0; r < rows; r++) bf_ternary_unpack_row(pack, packed + r * rb, cols, m->codes + r * cols);
+    m->blocks = bf_aligned_alloc(rows * m->row_bytes + 64);
+    return m->blocks ? 0 : -1;
+}
+
+int bf_tmat_from_codes(bf_tmat *m, bf_dtype pack, const int8_t *codes, size_t rows, size_t cols, const float *scale,
+                       int per_row)
+{
+    if (tmat_alloc(m, pack, rows, cols, scale, per_row)) return -1;
+    for (size_t r = 0; r < rows; r++) repack_row(pack, codes + r * cols, cols, m->kpad, m->blocks + r * m->row_bytes);
+    return 0;
+}
+
+int bf_tmat_from_packed(bf_tmat *m, bf_dtype pack, const uint8_t *packed, size_t rows, size_t cols, const float *scale,
+                        int per_row)
+{
+    if (tmat_alloc(m, pack, rows, cols, scale, per_row)) return -1;
+    int8_t *w = bf_xmalloc(cols + 1);
+    size_t rb = cols / (pack == BF_TQ1 ? 5 : 4) + (cols % (pack == BF_TQ1 ? 5 : 4) != 0);
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *p = packed + r * rb;
+        for (size_t k = 0; k < cols; k++) {
+            unsigned c = pack == BF_TQ2 ? (p[k / 4] >> (2 * (k % 4))) & 3u : (unsigned)(p[k / 5] / (k % 5 == 0 ? 1 : k % 5 == 1 ? 3 : k % 5 == 2 ? 9 : k % 5 == 3 ? 27 : 81)) % 3u;
+            w[k] = (int8_t)((int)c - 1);
+        }
+        repack_row(pack, w, cols, m->kpad, m->blocks + r * m->row_bytes);
+    }
+    free(w);
     return 0;
 }
 
 void bf_tmat_free(bf_tmat *m)
 {
-    bf_aligned_free(m->codes);
+    bf_aligned_free(m->blocks);
     memset(m, 0, sizeof *m);
 }
 
-void bf_quant_rows_i8(const float *x, size_t N, size_t cols, int8_t *q, float *inv_s)
+void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum)
 {
     for (size_t n = 0; n < N; n++) {
         const float *a = x + n * cols;
+        int8_t *o = q + n * kpad;
         float mx = 0;
         for (size_t c = 0; c < cols; c++) mx = fmaxf(mx, fabsf(a[c]));
         float s = 127.0f / fmaxf(mx, 1e-5f);
+        int32_t sum = 0;
         for (size_t c = 0; c < cols; c++) {
             float v = roundf(a[c] * s);
-            q[n * cols + c] = (int8_t)(v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v);
+            o[c] = (int8_t)(v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v);
+            sum += o[c];
         }
+        memset(o + cols, 0, kpad - cols);
         inv_s[n] = 1.0f / s;
+        qsum[n] = sum;
     }
 }
 
-void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, size_t N, int32_t *acc)
+/* ---------------------------------------------------------------- scalar */
+
+/* Σ code·q over one row's blocks; the caller subtracts Σq (code = w + 1).
+ * |Σ| ≤ 2·128·kpad, an int32 for any kpad below 2^22. */
+static int32_t row_dot_scalar(bf_dtype pack, const uint8_t *blk, const int8_t *q, size_t kpad)
 {
-    for (size_t n = 0; n < N; n++)
-        for (size_t o = 0; o < m->rows; o++) {
-            const int8_t *w = m->codes + o * m->cols, *x = q + n * m->cols;
-            int32_t s = 0;
-            for (size_t i = 0; i < m->cols; i++) s += (int32_t)x[i] * (int32_t)w[i];
-            acc[n * m->rows + o] = s;
+    int32_t acc = 0;
+    size_t B = block_of(pack);
+    for (size_t b = 0; b < kpad / B; b++, blk += 32, q += B)
+        for (size_t j = 0; j < 32; j++) {
+            unsigned v = blk[j];
+            if (pack == BF_TQ2) {
+                for (unsigned s = 0; s < 4; s++) acc += (int32_t)((v >> (2 * s)) & 3u) * q[j + 32 * s];
+            } else {
+                for (unsigned s = 0; s < 5; s++) {
+                    v *= 3;
+                    acc += (int32_t)(v >> 8) * q[j + 32 * s];
+                    v &= 255;
+                }
+            }
         }
+    return acc;
 }
 
-void bf_tmat_gemm(const bf_tmat *m, const int8_t *q, const float *inv_s, size_t N, float *y, int accumulate)
+/* ------------------------------------------------------------------ AVX2 */
+
+#ifdef BF_X86
+__attribute__((target("avx2"))) static inline int32_t hsum_epi32(__m256i v)
 {
-    int32_t *acc = bf_xmalloc(N * m->rows * sizeof *acc + 1);
-    bf_tmat_dot_i32(m, q, N, acc);
-    for (size_t n = 0; n < N; n++)
-        for (size_t o = 0; o < m->rows; o++) {
-            /* (scale · acc) / s: the same grouping as the float forward's
-             * (q/s)·(scale·code) up to rounding */
-            float v = m->scale[m->per_row ? o : 0] * (float)acc[n * m->rows + o] * inv_s[n];
-            y[n * m->rows + o] = accumulate ? y[n * m->rows + o] + v : v;
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* TQ2: per block, 4 vectors of 32 codes in {0,1,2} against 32 int8 each.
+ * maddubs(code, q) gives int16 lanes of two products: |lane| ≤ 2·2·128 = 512;
+ * the four are added in int16 (≤ 2048), then widened by madd with ones. */
+__attribute__((target("avx2"))) static int32_t row_dot_tq2_avx2(const uint8_t *blk, const int8_t *q, size_t nblk)
+{
+    const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t b = 0; b < nblk; b++, blk += 32, q += 128) {
+        __m256i w = _mm256_load_si256((const __m256i *)blk);
+        __m256i c0 = _mm256_and_si256(w, mask);
+        __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 2), mask);
+        __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+        __m256i c3 = _mm256_and_si256(_mm256_srli_epi16(w, 6), mask);
+        __m256i p = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)q));
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(q + 32))));
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(q + 64))));
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(q + 96))));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+    }
+    return hsum_epi32(acc);
+}
+
+/* TQ1: each byte's digits come out by ×3 and >>8 in 16-bit lanes, even and
+ * odd bytes apart, then re-interleaved into 32 codes for maddubs.  Five
+ * maddubs (≤ 512 each) add in int16 to ≤ 2560 before widening. */
+__attribute__((target("avx2"))) static int32_t row_dot_tq1_avx2(const uint8_t *blk, const int8_t *q, size_t nblk)
+{
+    const __m256i lowbyte = _mm256_set1_epi16(0x00ff), three = _mm256_set1_epi16(3), ones = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t b = 0; b < nblk; b++, blk += 32, q += 160) {
+        __m256i w = _mm256_load_si256((const __m256i *)blk);
+        __m256i lo = _mm256_and_si256(w, lowbyte), hi = _mm256_srli_epi16(w, 8);
+        __m256i p = _mm256_setzero_si256();
+        for (int s = 0; s < 5; s++) {
+            lo = _mm256_mullo_epi16(lo, three);
+            hi = _mm256_mullo_epi16(hi, three);
+            __m256i d = _mm256_or_si256(_mm256_srli_epi16(lo, 8), _mm256_and_si256(hi, _mm256_set1_epi16((short)0xff00)));
+            lo = _mm256_and_si256(lo, lowbyte);
+            hi = _mm256_and_si256(hi, lowbyte);
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(d, _mm256_loadu_si256((const __m256i *)(q + 32 * s))));
         }
-    free(acc);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+    }
+    return hsum_epi32(acc);
+}
+#endif
+
+/* Σ code·q for one row: the level's kernel. */
+static int32_t row_dot(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, const int8_t *q)
+{
+#ifdef BF_X86
+    if (lv == BF_KERNEL_AVX2)
+        return m->pack == BF_TQ2 ? row_dot_tq2_avx2(blk, q, m->kpad / TQ2_BLOCK) : row_dot_tq1_avx2(blk, q, m->kpad / TQ1_BLOCK);
+#endif
+    (void)lv;
+    return row_dot_scalar(m->pack, blk, q, m->kpad);
+}
+
+typedef struct {
+    const bf_tmat *m;
+    const int8_t *q;
+    const int32_t *qsum;
+    const float *inv_s;
+    size_t N;
+    int32_t *acc;          /* dot_i32 output, or NULL */
+    float *y;
+    int accumulate;
+    bf_kernel_level lv;
+} fwd_job;
+
+#define NBLK 16   /* activation rows per pass: they stay in cache across weight rows */
+
+static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    const fwd_job *j = ctx;
+    const bf_tmat *m = j->m;
+    for (size_t n0 = 0; n0 < j->N; n0 += NBLK) {
+        size_t n1 = n0 + NBLK < j->N ? n0 + NBLK : j->N;
+        for (size_t o = r0; o < r1; o++) {
+            const uint8_t *blk = m->blocks + o * m->row_bytes;
+            float sc = m->scale ? m->scale[m->per_row ? o : 0] : 1.0f;
+            for (size_t n = n0; n < n1; n++) {
+                int32_t d = row_dot(m, j->lv, blk, j->q + n * m->kpad) - j->qsum[n];
+                if (j->acc) { j->acc[n * m->rows + o] = d; continue; }
+                /* (scale·acc)/s: the grouping of the float forward (q/s)·(scale·code) */
+                float v = sc * (float)d * j->inv_s[n];
+                float *out = j->y + n * m->rows + o;
+                *out = j->accumulate ? *out + v : v;
+            }
+        }
+    }
+}
+
+void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc)
+{
+    fwd_job j = {m, q, qsum, NULL, N, acc, NULL, 0, bf_kernel_level_get()};
+    bf_parallel(m->rows, 16, fwd_rows, &j);
+}
+
+void bf_tmat_forward(const bf_tmat *m, const float *x, size_t N, float *y, int accumulate)
+{
+    int8_t *q = bf_aligned_alloc(N * m->kpad + 64);
+    float *inv_s = bf_xmalloc(N * sizeof *inv_s + 4);
+    int32_t *qsum = bf_xmalloc(N * sizeof *qsum + 4);
+    if (!q) { fprintf(stderr, "bitforge: %s\n", bf_errmsg()); exit(1); }
+    bf_quant_rows_i8(x, N, m->cols, m->kpad, q, inv_s, qsum);
+    fwd_job j = {m, q, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get()};
+    bf_parallel(m->rows, 16, fwd_rows, &j);
+    bf_aligned_free(q);
+    free(inv_s);
+    free(qsum);
 }

@@ -272,7 +272,7 @@ int bf_model_use_int_kernels(bf_model *m)
         float *scale = bf_xmalloc(ns * sizeof(float));
         bf_quant_weights(&p->q, m->params + p->offset, rows, cols, codes, scale);
         p->tm = bf_xcalloc(1, sizeof *p->tm);
-        int rc = bf_tmat_from_codes(p->tm, codes, rows, cols, scale, ns > 1);
+        int rc = bf_tmat_from_codes(p->tm, p->q.pack, codes, rows, cols, scale, ns > 1);
         free(codes);
         if (rc) return -1;   /* scale stays owned by tm (freed with the model) */
     }
@@ -734,12 +734,7 @@ static void linear(const bf_model *m, int l, const char *what, float *out, const
 {
     bf_param *p = layer_param(m, l, what);
     if (p->tm && m->cfg.act_bits == 8) {
-        int8_t *q = bf_xmalloc(N * K + 1);
-        float *inv_s = bf_xmalloc(N * sizeof(float) + 4);
-        bf_quant_rows_i8(x, N, K, q, inv_s);
-        bf_tmat_gemm(p->tm, q, inv_s, N, out, accumulate);
-        free(q);
-        free(inv_s);
+        bf_tmat_forward(p->tm, x, N, out, accumulate);
         return;
     }
     mm_fwd(out, input_for(m, l, what, x, xq), p->fwd, N, K, R, accumulate);

@@ -2,10 +2,25 @@
  *
  *   y[n, o] = scale[o] / s[n] · Σ_i q[n, i] · w[o, i]
  *
- * q: int8 activations (absmax per row: q = clamp(round(x·s), -128, 127));
- * w: ternary codes in {-1, 0, +1} from a TQ2 or TQ1 payload.  The sum is an
- * exact int32: |Σ| ≤ 128·K, far below 2^31 for any K a model can have; no
- * 16-bit partial sum is ever formed. */
+ * q: int8 activations, absmax per row: s = 127/max(max|x|, 1e-5),
+ *    q = clamp(round(x·s), -128, 127) (DESIGN §4);
+ * w: ternary codes in {-1, 0, +1}.
+ * Every sum is exact: products are widened to int32 before any 16-bit
+ * partial sum could overflow (see the kernels for the bound at each step).
+ *
+ * Weights are repacked once, at load, into blocks the kernels like; the
+ * stream's layout stays canonical:
+ *   TQ2 blocks: 128 weights in 32 bytes; byte j holds weights j, j+32, j+64,
+ *               j+96 as codes (w+1) in bits 0–1, 2–3, 4–5, 6–7.
+ *   TQ1 blocks: 160 weights in 32 bytes; byte j holds weights j, j+32, j+64,
+ *               j+96, j+128 as the base-3 number v = c₀·81 + c₁·27 + c₂·9 +
+ *               c₃·3 + c₄, stored as q = ⌈256·v/243⌉ so that digits come out
+ *               with a multiply by 3 and a shift: c = (q·3) >> 8, q ← q·3 mod 256.
+ * Rows are padded to whole blocks with zero weights.
+ *
+ * Kernel levels, chosen once at first use from the CPU (cpuid):
+ *   scalar (any machine, the reference), avx2; BF_KERNEL=scalar|avx2 forces one
+ *   (a level the CPU lacks falls back to the best it has). */
 #ifndef BF_KERNELS_H
 #define BF_KERNELS_H
 
@@ -16,23 +31,34 @@
 
 typedef struct bf_tmat_s {
     size_t rows, cols;         /* [out, in] */
-    bf_dtype pack;             /* the stream's packing: TQ2 or TQ1 */
-    const float *scale;        /* [rows] or [1] */
+    bf_dtype pack;             /* TQ2 or TQ1: which block layout */
+    size_t kpad;               /* cols rounded up to whole blocks */
+    size_t row_bytes;          /* bytes of one repacked row */
+    uint8_t *blocks;           /* rows × row_bytes, 64-byte aligned */
+    const float *scale;        /* [rows] or [1] (not owned) */
     int per_row;
-    int8_t *codes;             /* unpacked [rows, cols] codes in the kernel's layout */
 } bf_tmat;
 
-/* Builds the kernel's layout from a canonical packed payload. */
-int bf_tmat_init(bf_tmat *m, bf_dtype pack, const uint8_t *packed, size_t rows, size_t cols, const float *scale, int per_row);
-/* From codes already unpacked ([rows, cols] in {-1,0,1}). */
-int bf_tmat_from_codes(bf_tmat *m, const int8_t *codes, size_t rows, size_t cols, const float *scale, int per_row);
+typedef enum { BF_KERNEL_SCALAR, BF_KERNEL_AVX2, BF_KERNEL_NLEVELS } bf_kernel_level;
+
+bf_kernel_level bf_kernel_level_get(void);
+const char *bf_kernel_level_name(bf_kernel_level l);
+int bf_kernel_level_supported(bf_kernel_level l);
+/* Forces a level (tests); returns -1 if the CPU lacks it. */
+int bf_kernel_level_set(bf_kernel_level l);
+
+/* From unpacked codes [rows, cols] in {-1,0,1}, or a canonical packed payload. */
+int bf_tmat_from_codes(bf_tmat *m, bf_dtype pack, const int8_t *codes, size_t rows, size_t cols, const float *scale,
+                       int per_row);
+int bf_tmat_from_packed(bf_tmat *m, bf_dtype pack, const uint8_t *packed, size_t rows, size_t cols, const float *scale,
+                        int per_row);
 void bf_tmat_free(bf_tmat *m);
 
-/* x [N, cols] float → q int8 and inv_s[n] = 1/s (the absmax rule above). */
-void bf_quant_rows_i8(const float *x, size_t N, size_t cols, int8_t *q, float *inv_s);
-/* acc[N, rows] = q · wᵀ exactly (int32). */
-void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, size_t N, int32_t *acc);
-/* y[N, rows] (+)= scale · acc · inv_s */
-void bf_tmat_gemm(const bf_tmat *m, const int8_t *q, const float *inv_s, size_t N, float *y, int accumulate);
+/* x [N, cols] float → q [N, kpad] int8 (zero padded), inv_s[n] = 1/s, qsum[n] = Σ q. */
+void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum);
+/* acc[N, rows] = Σ_i q[n, i]·w[o, i], exactly; q as from bf_quant_rows_i8. */
+void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc);
+/* y[N, rows] (+)= scale·acc/s: quantizes x, runs the kernel over the pool's threads. */
+void bf_tmat_forward(const bf_tmat *m, const float *x, size_t N, float *y, int accumulate);
 
 #endif

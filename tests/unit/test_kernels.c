@@ -1,0 +1,150 @@
+/* test_kernels — every kernel level against a plain int64 reference, on
+ * random and adversarial inputs, for both block layouts.  Each level the CPU
+ * has is forced in turn (bf_kernel_level_set, as BF_KERNEL does). */
+#include "tap.h"
+
+#include "bf/kernels.h"
+#include "bf/rng.h"
+#include "bf/thread.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* the reference: Σ q·w in int64 over unpacked codes */
+static void ref_dot(const int8_t *w, const int8_t *q, size_t N, size_t rows, size_t cols, size_t qstride, int64_t *out)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t o = 0; o < rows; o++) {
+            int64_t s = 0;
+            for (size_t i = 0; i < cols; i++) s += (int64_t)q[n * qstride + i] * w[o * cols + i];
+            out[n * rows + o] = s;
+        }
+}
+
+typedef enum { RANDOM, ALL_PLUS_MIN_ACT, ALL_MINUS_MIN_ACT, ALL_PLUS_MAX_ACT, SPARSE } pattern;
+
+static int check(bf_dtype pack, size_t rows, size_t cols, size_t N, pattern pat, uint64_t seed, const char *what)
+{
+    bf_rng r;
+    bf_rng_seed(&r, seed);
+    int8_t *w = malloc(rows * cols + 1);
+    for (size_t k = 0; k < rows * cols; k++) {
+        switch (pat) {
+        case ALL_PLUS_MIN_ACT: case ALL_PLUS_MAX_ACT: w[k] = 1; break;
+        case ALL_MINUS_MIN_ACT: w[k] = -1; break;
+        case SPARSE: w[k] = bf_rng_below(&r, 10) == 0 ? (int8_t)(bf_rng_below(&r, 2) ? 1 : -1) : 0; break;
+        default: w[k] = (int8_t)((int)bf_rng_below(&r, 3) - 1);
+        }
+    }
+    bf_tmat m;
+    bf_tmat_from_codes(&m, pack, w, rows, cols, NULL, 0);
+    int8_t *q = calloc(N * m.kpad + 64, 1);
+    int32_t *qsum = calloc(N, sizeof *qsum);
+    for (size_t n = 0; n < N; n++) {
+        for (size_t i = 0; i < cols; i++) {
+            int8_t v = pat == ALL_PLUS_MIN_ACT || pat == ALL_MINUS_MIN_ACT ? -128 : pat == ALL_PLUS_MAX_ACT ? 127
+                                                                             : (int8_t)((int)bf_rng_below(&r, 256) - 128);
+            q[n * m.kpad + i] = v;
+            qsum[n] += v;
+        }
+    }
+    int64_t *want = malloc(N * rows * sizeof *want);
+    int32_t *got = malloc(N * rows * sizeof *got);
+    ref_dot(w, q, N, rows, cols, m.kpad, want);
+    int bad = 0;
+    for (int lv = 0; lv < BF_KERNEL_NLEVELS; lv++) {
+        if (!bf_kernel_level_supported((bf_kernel_level)lv)) continue;
+        bf_kernel_level_set((bf_kernel_level)lv);
+        bf_tmat_dot_i32(&m, q, qsum, N, got);
+        size_t wrong = 0;
+        for (size_t k = 0; k < N * rows; k++) wrong += got[k] != want[k];
+        if (!ok(wrong == 0, "%s %s %zux%zu N=%zu (%s): all %zu sums exact", bf_kernel_level_name((bf_kernel_level)lv),
+                pack == BF_TQ2 ? "TQ2" : "TQ1", rows, cols, N, what, N * rows))
+            bad++, diag("%zu wrong; first: got %d want %lld", wrong, got[0], (long long)want[0]);
+    }
+    free(w); free(q); free(qsum); free(want); free(got);
+    bf_tmat_free(&m);
+    return bad;
+}
+
+int main(void)
+{
+    bf_threads_set(2);
+    bf_dtype packs[2] = {BF_TQ2, BF_TQ1};
+    for (int p = 0; p < 2; p++) {
+        bf_dtype pk = packs[p];
+        /* the overflow cases: every product at its extreme, over long rows */
+        check(pk, 3, 4096, 2, ALL_PLUS_MIN_ACT, 1, "all +1 x -128, K 4096");
+        check(pk, 3, 11008, 2, ALL_PLUS_MIN_ACT, 2, "all +1 x -128, K 11008");
+        check(pk, 3, 11008, 1, ALL_MINUS_MIN_ACT, 3, "all -1 x -128, K 11008");
+        check(pk, 3, 4096, 1, ALL_PLUS_MAX_ACT, 4, "all +1 x 127, K 4096");
+        /* shapes: tails, one row, one column, blocks exactly, batches */
+        size_t shapes[][3] = {{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {1, 129, 2}, {17, 161, 5}, {33, 300, 17},
+                              {64, 128, 1}, {64, 160, 1}, {40, 1000, 20}, {1, 4097, 3}};
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            check(pk, shapes[s][0], shapes[s][1], shapes[s][2], RANDOM, 10 + s, "random");
+        check(pk, 50, 777, 4, SPARSE, 99, "sparse");
+    }
+    /* repacking from a canonical payload equals repacking from codes */
+    {
+        size_t rows = 9, cols = 37;
+        int8_t w[9 * 37];
+        bf_rng r;
+        bf_rng_seed(&r, 5);
+        for (size_t k = 0; k < rows * cols; k++) w[k] = (int8_t)((int)bf_rng_below(&r, 3) - 1);
+        for (int p = 0; p < 2; p++) {
+            size_t per = packs[p] == BF_TQ2 ? 4 : 5, rb = (cols + per - 1) / per;
+            uint8_t packed[9 * 10] = {0};
+            for (size_t o = 0; o < rows; o++)
+                for (size_t k = 0; k < cols; k++) {
+                    unsigned c = (unsigned)(w[o * cols + k] + 1);
+                    if (packs[p] == BF_TQ2) packed[o * rb + k / 4] |= (uint8_t)(c << (2 * (k % 4)));
+                    else {
+                        unsigned mul = 1;
+                        for (size_t i = 0; i < k % 5; i++) mul *= 3;
+                        packed[o * rb + k / 5] += (uint8_t)(c * mul);
+                    }
+                }
+            bf_tmat a, b;
+            bf_tmat_from_codes(&a, packs[p], w, rows, cols, NULL, 0);
+            bf_tmat_from_packed(&b, packs[p], packed, rows, cols, NULL, 0);
+            ok(a.row_bytes == b.row_bytes && memcmp(a.blocks, b.blocks, rows * a.row_bytes) == 0,
+               "%s: repacked from the stream layout = repacked from codes", packs[p] == BF_TQ2 ? "TQ2" : "TQ1");
+            bf_tmat_free(&a);
+            bf_tmat_free(&b);
+        }
+    }
+    /* the float path: y = scale·acc/s matches the fake-quantized float product */
+    {
+        size_t rows = 20, cols = 300, N = 7;
+        int8_t *w = malloc(rows * cols);
+        float *x = malloc(N * cols * sizeof *x), scale[20], *y = malloc(N * rows * sizeof *y);
+        bf_rng r;
+        bf_rng_seed(&r, 8);
+        for (size_t k = 0; k < rows * cols; k++) w[k] = (int8_t)((int)bf_rng_below(&r, 3) - 1);
+        for (size_t k = 0; k < N * cols; k++) x[k] = (float)bf_rng_normal(&r);
+        for (size_t o = 0; o < rows; o++) scale[o] = 0.01f * (float)(o + 1);
+        bf_tmat m;
+        bf_tmat_from_codes(&m, BF_TQ2, w, rows, cols, scale, 1);
+        bf_tmat_forward(&m, x, N, y, 0);
+        double worst = 0;
+        for (size_t n = 0; n < N; n++) {
+            float mx = 0;
+            for (size_t i = 0; i < cols; i++) mx = fmaxf(mx, fabsf(x[n * cols + i]));
+            float s = 127.0f / fmaxf(mx, 1e-5f);
+            for (size_t o = 0; o < rows; o++) {
+                double acc = 0;
+                for (size_t i = 0; i < cols; i++) {
+                    float v = roundf(x[n * cols + i] * s);
+                    v = v > 127 ? 127 : v < -128 ? -128 : v;
+                    acc += (double)(v / s) * (scale[o] * w[o * cols + i]);
+                }
+                worst = fmax(worst, fabs(acc - y[n * rows + o]) / (fabs(acc) + 1e-3));
+            }
+        }
+        ok(worst < 1e-5, "integer forward = fake-quantized float product (worst relative %.2g)", worst);
+        bf_tmat_free(&m);
+        free(w); free(x); free(y);
+    }
+    return tap_done();
+}
