@@ -155,7 +155,7 @@ void bf_cli_close_stdout(void)
 {
     if (fflush(stdout) == 0 && !ferror(stdout)) return;
     if (errno == EPIPE) exit(1);
-    bf_die("write error on standard output: %s", strerror(errno));
+    bf_die("write error on standard output: %s", bf_strerror(errno));
 }
 
 bf_writer *bf_cli_open_output(bf_header *h)

@@ -102,7 +102,7 @@ static int fill(bf_reader *r)
         if (n == 0) { r->eof = 1; return -1; }
         if (errno == EINTR) continue;
         r->eof = 1;
-        return rerr(r, "read error: %s", strerror(errno)), -2;
+        return rerr(r, "read error: %s", bf_strerror(errno)), -2;
     }
 }
 
@@ -355,7 +355,7 @@ bf_reader *bf_reader_open(const char *path)
 {
     if (!path || strcmp(path, "-") == 0) return bf_reader_fdopen(0, "stdin");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { bf_err("%s: %s", path, strerror(errno)); return NULL; }
+    if (fd < 0) { bf_err("%s: %s", path, bf_strerror(errno)); return NULL; }
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) { close(fd); bf_err("%s: is a directory", path); return NULL; }
     bf_reader *r = bf_reader_fdopen(fd, path);
@@ -474,7 +474,7 @@ static int parse_tensor_header(bf_reader *r, const bf_val *m, bf_tensor *t)
     return 0;
 }
 
-#define GROW_STEP ((size_t)64 << 20)
+#define GROW_STEP ((size_t)1 << 20)
 
 static int read_payload(bf_reader *r, bf_tensor *t)
 {
@@ -483,10 +483,12 @@ static int read_payload(bf_reader *r, bf_tensor *t)
         return rerr(r, "truncated stream: payload of '%s' declares %llu bytes, the file holds %llu more",
                     t->name, (unsigned long long)t->nbytes, (unsigned long long)(r->file_size - r->offset));
     size_t total = (size_t)t->nbytes;
-    /* Small payloads get their memory at once; large ones grow in steps as
-     * bytes arrive, so a stream that lies about its size ends in an error,
-     * not in an allocation the size of its lie. */
-    if (bf_payload_alloc(t, total < GROW_STEP ? total : GROW_STEP)) return rerr(r, "%s", bf_errmsg());
+    /* A regular file was checked to hold the payload: its memory comes at
+     * once.  From a pipe, payloads above 1 MiB grow (doubling) as bytes
+     * arrive, so a stream that lies about its size ends in an error, not in
+     * an allocation the size of its lie. */
+    size_t first = r->file_size || total < GROW_STEP ? total : GROW_STEP;
+    if (bf_payload_alloc(t, first)) return rerr(r, "%s", bf_errmsg());
     size_t got = 0;
     int chunks = 0;
     while (got < total || chunks == 0) {
@@ -520,7 +522,7 @@ static int read_payload(bf_reader *r, bf_tensor *t)
             } else if (want >= RBUF) {              /* large: straight into place */
                 ssize_t m = read(r->fd, dst, want);
                 if (m < 0 && errno == EINTR) continue;
-                if (m < 0) return rerr(r, "read error: %s", strerror(errno));
+                if (m < 0) return rerr(r, "read error: %s", bf_strerror(errno));
                 if (m == 0) { r->eof = 1; goto truncated; }
                 k = (size_t)m;
                 r->offset += k;
@@ -619,6 +621,7 @@ static void track_tmp(char *p, int add)
             sigaction(sigs[k], &sa, NULL);
         }
     }
+    if (!p) return;
     for (int k = 0; k < MAX_TMP; k++) {
         if (add && !live_tmp[k]) { live_tmp[k] = p; return; }
         if (!add && live_tmp[k] == p) { live_tmp[k] = NULL; return; }
@@ -634,7 +637,7 @@ static int wraw(bf_writer *w, const void *p, size_t n)
         if (k < 0) {
             if (errno == EPIPE) bf_stream_epipe = 1;
             w->failed = 1;
-            return bf_err("write error: %s", strerror(errno));
+            return bf_err("write error: %s", bf_strerror(errno));
         }
         s += k;
         n -= (size_t)k;
@@ -693,7 +696,7 @@ bf_writer *bf_writer_open(const char *path)
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
         if (S_ISDIR(st.st_mode)) { bf_err("%s: is a directory", path); return NULL; }
         int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0) { bf_err("%s: %s", path, strerror(errno)); return NULL; }
+        if (fd < 0) { bf_err("%s: %s", path, bf_strerror(errno)); return NULL; }
         if (isatty(fd)) {
             close(fd);
             bf_err("%s: refusing to write a binary stream to a terminal", path);
@@ -709,9 +712,19 @@ bf_writer *bf_writer_open(const char *path)
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
     snprintf(tmp, n + 32, "%.*s.%s.tmpXXXXXX", (int)dirlen, path, path + dirlen);
+    /* no signal between creating the file and registering it for removal */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    track_tmp(NULL, 1);   /* installs the handlers */
     int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd >= 0) track_tmp(tmp, 1);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     if (fd < 0) {
-        bf_err("%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+        bf_err("%s: cannot create a temporary file beside it: %s", path, bf_strerror(errno));
         free(tmp);
         return NULL;
     }
@@ -719,10 +732,9 @@ bf_writer *bf_writer_open(const char *path)
     umask(mask);
     if (fchmod(fd, 0666 & ~mask)) { /* keep the restrictive mode; not fatal */ }
     bf_writer *w = bf_writer_fdopen(fd);
-    if (!w) { close(fd); unlink(tmp); free(tmp); return NULL; }
+    if (!w) { close(fd); unlink(tmp); track_tmp(tmp, 0); free(tmp); return NULL; }
     w->path = bf_xstrdup(path);
     w->tmp = tmp;
-    track_tmp(tmp, 1);
     return w;
 }
 
@@ -849,11 +861,11 @@ int bf_writer_close(bf_writer *w)
         bf_err("stream closed before its header was written");
     }
     if (!w->failed && w->tmp) {
-        if (close(w->fd)) { w->failed = 1; bf_err("%s: %s", w->path, strerror(errno)); }
+        if (close(w->fd)) { w->failed = 1; bf_err("%s: %s", w->path, bf_strerror(errno)); }
         w->fd = -1;
         if (!w->failed && rename(w->tmp, w->path)) {
             w->failed = 1;
-            bf_err("%s: cannot rename the finished stream into place: %s", w->path, strerror(errno));
+            bf_err("%s: cannot rename the finished stream into place: %s", w->path, bf_strerror(errno));
         }
         free(w->path);
         w->path = NULL;   /* fd already closed */
@@ -861,7 +873,7 @@ int bf_writer_close(bf_writer *w)
     if (w->path && !w->tmp) {   /* written in place (a device or FIFO) */
         if (close(w->fd) && !w->failed) {
             w->failed = 1;
-            bf_err("%s: %s", w->path, strerror(errno));
+            bf_err("%s: %s", w->path, bf_strerror(errno));
         }
         w->fd = -1;
     }

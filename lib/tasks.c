@@ -208,7 +208,7 @@ int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
 int bf_task_text(const bf_text_cfg *c, bf_header *h, bf_tset *out)
 {
     FILE *f = fopen(c->file, "rb");
-    if (!f) return bf_err("%s: %s", c->file, strerror(errno));
+    if (!f) return bf_err("%s: %s", c->file, bf_strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) { fclose(f); return bf_err("%s: not a regular file", c->file); }
     if ((uint64_t)st.st_size > (1ULL << 32)) { fclose(f); return bf_err("%s: larger than 4 GiB", c->file); }

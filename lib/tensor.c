@@ -63,14 +63,14 @@ void bf_tensor_matrix(const bf_tensor *t, uint64_t *rows, uint64_t *cols)
     }
 }
 
-#define MAP_THRESHOLD (64u << 20)
+#define MAP_THRESHOLD (1u << 20)   /* payloads this large are mappings that can grow */
 
 int bf_payload_alloc(bf_tensor *t, size_t n)
 {
     t->mapped = 0;
     if (n >= MAP_THRESHOLD) {
         void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return bf_err("cannot allocate %zu bytes: %s", n, strerror(errno));
+        if (p == MAP_FAILED) return bf_err("cannot allocate %zu bytes: %s", n, bf_strerror(errno));
         t->data = p;
         t->mapped = n;
         return 0;
@@ -85,7 +85,7 @@ int bf_payload_grow(bf_tensor *t, size_t n)
 {
     if (!t->mapped || n <= t->mapped) return 0;
     void *p = mremap(t->data, t->mapped, n, MREMAP_MAYMOVE);
-    if (p == MAP_FAILED) return bf_err("cannot allocate %zu bytes: %s", n, strerror(errno));
+    if (p == MAP_FAILED) return bf_err("cannot allocate %zu bytes: %s", n, bf_strerror(errno));
     t->data = p;
     t->mapped = n;
     return 0;

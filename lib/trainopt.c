@@ -70,6 +70,6 @@ void bf_trainopt_finish(bf_trainopt *t)
     t->train.progress = bf_cli_show_progress();
     if (t->log_path) {
         t->train.log = fopen(t->log_path, "a");
-        if (!t->train.log) bf_die("%s: %s", t->log_path, strerror(errno));
+        if (!t->train.log) bf_die("%s: %s", t->log_path, bf_strerror(errno));
     }
 }

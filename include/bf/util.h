@@ -33,5 +33,7 @@ static inline int bf_mul_u64(uint64_t a, uint64_t b, uint64_t *out) { return __b
 static inline int bf_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_add_overflow(a, b, out) ? -1 : 0; }
 
 double bf_now(void);  /* monotonic seconds */
+/* strerror(e) with a lower-case first letter, for one-line messages. */
+const char *bf_strerror(int e);
 
 #endif
