@@ -59,6 +59,12 @@ test: all $(UNITS) $(HELPERS)
 	BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
 	  prove -j$(PROVE_JOBS) --exec '$(CURDIR)/tests/run-one' $(UNITS) $(wildcard tests/cli/*.bats)
 
+# The model's loss and gradients against an independent PyTorch reference
+# (tests/ref/): every variant, ternary STE, and the shared vectors.
+check-ref: all $(BUILD)/obj/tools/bf-grad
+	BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
+	  tests/ref/check.sh
+
 check-asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
 
@@ -101,5 +107,5 @@ clean:
 	rm -rf bin lib/libbf.a obj build-asan build-fuzz
 	@$(MAKE) --no-print-directory -C bench clean 2>/dev/null || true
 
-.PHONY: all test check-asan fuzz bench pipeline deps install clean
+.PHONY: all test check-ref check-asan fuzz bench pipeline deps install clean
 .SECONDARY:
