@@ -56,13 +56,13 @@ $(BUILD)/obj/tools/%: tests/tools/%.c $(LIBA) $(HEADERS)
 # The suite: every unit test is a TAP program; every .bats file speaks TAP.
 # BF_BIN tells the bats files which build to test.
 test: all $(UNITS) $(HELPERS)
-	BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
+	BF_BUILD=$(BUILD) BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
 	  prove -j$(PROVE_JOBS) --exec '$(CURDIR)/tests/run-one' $(UNITS) $(wildcard tests/cli/*.bats)
 
 # The model's loss and gradients against an independent PyTorch reference
 # (tests/ref/): every variant, ternary STE, and the shared vectors.
 check-ref: all $(BUILD)/obj/tools/bf-grad
-	BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
+	BF_BUILD=$(BUILD) BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
 	  tests/ref/check.sh
 
 check-asan:

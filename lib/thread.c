@@ -8,7 +8,8 @@
 #define MAX_THREADS 256
 
 static struct {
-    int n;                      /* threads including the caller */
+    int n;                      /* threads taking work, including the caller */
+    int created;                /* threads that exist, including the caller */
     pthread_t tid[MAX_THREADS];
     pthread_mutex_t mu;
     pthread_cond_t go, done;
@@ -18,7 +19,7 @@ static struct {
     bf_range_fn fn;
     void *ctx;
     size_t total;
-} pool = {.n = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+} pool = {.n = 1, .created = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
 static void run_share(int t)
 {
@@ -29,7 +30,9 @@ static void run_share(int t)
 static void *worker(void *arg)
 {
     int t = (int)(size_t)arg;
-    unsigned long seen = 0;
+    pthread_mutex_lock(&pool.mu);
+    unsigned long seen = pool.gen;   /* jobs before this thread existed are not its own */
+    pthread_mutex_unlock(&pool.mu);
     for (;;) {
         pthread_mutex_lock(&pool.mu);
         while (pool.gen == seen) pthread_cond_wait(&pool.go, &pool.mu);
@@ -48,15 +51,19 @@ void bf_threads_set(int n)
 {
     if (n < 1) n = 1;
     if (n > MAX_THREADS) n = MAX_THREADS;
-    if (pool.n > 1) return;     /* the pool is made once */
-    for (int t = 1; t < n; t++) {
+    /* workers are made as needed and kept; a smaller n leaves some idle */
+    pthread_mutex_lock(&pool.mu);
+    for (int t = pool.created; t < n; t++) {
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&pool.tid[t], &at, worker, (void *)(size_t)t)) { n = t; break; }
+        int rc = pthread_create(&pool.tid[t], &at, worker, (void *)(size_t)t);
         pthread_attr_destroy(&at);
+        if (rc) { n = t; break; }
+        pool.created = t + 1;
     }
     pool.n = n;
+    pthread_mutex_unlock(&pool.mu);
 }
 
 int bf_threads_get(void) { return pool.n; }
@@ -73,7 +80,7 @@ void bf_parallel(size_t n, size_t min_per_thread, bf_range_fn fn, void *ctx)
     pool.ctx = ctx;
     pool.total = n;
     pool.active = active;
-    pool.pending = pool.n - 1;
+    pool.pending = pool.created - 1;
     pool.gen++;
     pthread_cond_broadcast(&pool.go);
     pthread_mutex_unlock(&pool.mu);

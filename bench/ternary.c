@@ -1,0 +1,146 @@
+/* ternary — matrix-vector and matrix-matrix products: OpenBLAS F32 against
+ * bitforge's TQ2 and TQ1 integer kernels, measured in the same run.
+ *
+ *   ternary gemv ROWS COLS THREADS     G weights/s for sgemv, TQ2, TQ1
+ *   ternary gemm ROWS COLS BATCH THREADS
+ *
+ * Prints one line: name=value pairs.  Every figure is the median of REPS
+ * timed runs, each long enough (≥ 0.15 s).  For the memory-bound gemv the
+ * weights are cycled through copies that together exceed the last-level
+ * cache (64 MiB), so each product streams its weights from memory. */
+#include "bf/kernels.h"
+#include "bf/rng.h"
+#include "bf/thread.h"
+#include "bf/util.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REPS 5
+#define LLC_BYTES (64u << 20)
+
+typedef void (*run_fn)(void *ctx, int copy);
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* median seconds per call, cycling over `copies` */
+static double time_it(run_fn fn, void *ctx, int copies)
+{
+    double t[REPS];
+    fn(ctx, 0);   /* warm-up */
+    int iters = 1;
+    for (;;) {    /* enough calls for 0.15 s */
+        double t0 = bf_now();
+        for (int i = 0; i < iters; i++) fn(ctx, i % copies);
+        double dt = bf_now() - t0;
+        if (dt > 0.15 || iters > (1 << 20)) break;
+        iters *= 2;
+    }
+    for (int r = 0; r < REPS; r++) {
+        double t0 = bf_now();
+        for (int i = 0; i < iters; i++) fn(ctx, i % copies);
+        t[r] = (bf_now() - t0) / iters;
+    }
+    qsort(t, REPS, sizeof *t, cmp_d);
+    return t[REPS / 2];
+}
+
+typedef struct {
+    size_t rows, cols, batch;
+    float **wf;          /* F32 copies [rows, cols] */
+    bf_tmat *tq2, *tq1;  /* copies */
+    float *x, *y;
+} bench;
+
+static void run_sgemv(void *ctx, int c)
+{
+    bench *b = ctx;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)b->rows, (int)b->cols, 1.0f, b->wf[c], (int)b->cols, b->x, 1, 0.0f,
+                b->y, 1);
+}
+static void run_sgemm(void *ctx, int c)
+{
+    bench *b = ctx;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b->batch, (int)b->rows, (int)b->cols, 1.0f, b->x,
+                (int)b->cols, b->wf[c], (int)b->cols, 0.0f, b->y, (int)b->rows);
+}
+static void run_tq2(void *ctx, int c)
+{
+    bench *b = ctx;
+    bf_tmat_forward(&b->tq2[c], b->x, b->batch, b->y, 0);
+}
+static void run_tq1(void *ctx, int c)
+{
+    bench *b = ctx;
+    bf_tmat_forward(&b->tq1[c], b->x, b->batch, b->y, 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5 || (strcmp(argv[1], "gemv") && strcmp(argv[1], "gemm")) || (!strcmp(argv[1], "gemm") && argc < 6)) {
+        fprintf(stderr, "usage: ternary gemv ROWS COLS THREADS | ternary gemm ROWS COLS BATCH THREADS\n");
+        return 2;
+    }
+    int gemm = !strcmp(argv[1], "gemm");
+    bench b = {0};
+    b.rows = strtoul(argv[2], NULL, 10);
+    b.cols = strtoul(argv[3], NULL, 10);
+    b.batch = gemm ? strtoul(argv[4], NULL, 10) : 1;
+    int threads = atoi(argv[gemm ? 5 : 4]);
+    openblas_set_num_threads(threads);
+    bf_threads_set(threads);
+
+    size_t n = b.rows * b.cols;
+    /* F32 copies past the LLC for gemv; one copy for gemm (compute-bound) */
+    int fcopies = gemm ? 1 : (int)((LLC_BYTES + n * 4 - 1) / (n * 4)) + 1;
+    size_t tbytes = n / 4;
+    int tcopies = gemm ? 1 : (int)((LLC_BYTES + tbytes - 1) / tbytes) + 1;
+    int8_t *codes = bf_xmalloc(n);
+    float *wf = bf_xmalloc(n * sizeof *wf), scale[1] = {0.05f};
+    bf_rng r;
+    bf_rng_seed(&r, 1);
+    for (size_t k = 0; k < n; k++) {
+        codes[k] = (int8_t)((int)bf_rng_below(&r, 3) - 1);
+        wf[k] = 0.05f * codes[k];
+    }
+    b.wf = bf_xmalloc((size_t)fcopies * sizeof *b.wf);
+    for (int c = 0; c < fcopies; c++) {
+        b.wf[c] = bf_aligned_alloc(n * sizeof(float));
+        memcpy(b.wf[c], wf, n * sizeof(float));
+    }
+    b.tq2 = bf_xcalloc((size_t)tcopies, sizeof *b.tq2);
+    b.tq1 = bf_xcalloc((size_t)tcopies, sizeof *b.tq1);
+    for (int c = 0; c < tcopies; c++) {
+        bf_tmat_from_codes(&b.tq2[c], BF_TQ2, codes, b.rows, b.cols, scale, 0);
+        bf_tmat_from_codes(&b.tq1[c], BF_TQ1, codes, b.rows, b.cols, scale, 0);
+    }
+    b.x = bf_aligned_alloc(b.batch * b.cols * sizeof(float));
+    b.y = bf_aligned_alloc(b.batch * b.rows * sizeof(float));
+    for (size_t k = 0; k < b.batch * b.cols; k++) b.x[k] = (float)bf_rng_normal(&r);
+
+    double tf = time_it(gemm ? run_sgemm : run_sgemv, &b, fcopies);
+    double t2 = time_it(run_tq2, &b, tcopies);
+    double t1 = time_it(run_tq1, &b, tcopies);
+    /* results agree: the kernels against the F32 product on the same ternary weights */
+    float *yf = bf_xmalloc(b.batch * b.rows * sizeof(float));
+    run_sgemm(&b, 0);
+    memcpy(yf, b.y, b.batch * b.rows * sizeof(float));
+    run_tq2(&b, 0);
+    double err = 0, ref = 0;
+    for (size_t k = 0; k < b.batch * b.rows; k++) { err = fmax(err, fabs(yf[k] - b.y[k])); ref = fmax(ref, fabs(yf[k])); }
+    double work = (double)n * (double)b.batch;   /* weight uses: multiply-adds */
+    printf("op=%s rows=%zu cols=%zu batch=%zu threads=%d level=%s f32_gws=%.2f tq2_gws=%.2f tq1_gws=%.2f "
+           "tq2_ratio=%.2f tq1_ratio=%.2f f32_gbs=%.2f tq2_gbs=%.2f tq1_gbs=%.2f rel_err=%.2g\n",
+           argv[1], b.rows, b.cols, b.batch, threads, bf_kernel_level_name(bf_kernel_level_get()), work / tf / 1e9,
+           work / t2 / 1e9, work / t1 / 1e9, tf / t2, tf / t1, (double)n * 4 / tf / 1e9,
+           (double)b.tq2[0].rows * b.tq2[0].row_bytes / t2 / 1e9, (double)b.tq1[0].rows * b.tq1[0].row_bytes / t1 / 1e9,
+           err / (ref + 1e-30));
+    return 0;
+}
