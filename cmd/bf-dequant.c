@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         }
         p = find(pend, npend, t.name, ".latent");
         if (p) {
-            if (!cl.from_latent) { bf_tensor_release(&t); continue; }
+            if (!cl.from_latent) { bf_reader_recycle(r, &t); continue; }
             if (t.dtype != BF_F32 || t.ndim != 2 || t.shape[0] != p->w.shape[0] || t.shape[1] != p->w.shape[1]) {
                 bf_writer_abort(w);
                 bf_die("'%s' is not F32 of the weight's shape", t.name);
@@ -129,7 +129,7 @@ int main(int argc, char **argv)
             continue;
         }
         emit(w, &t);
-        bf_tensor_release(&t);
+        bf_reader_recycle(r, &t);
     }
     if (rc < 0) { bf_writer_abort(w); bf_die_lib(); }
     for (size_t k = 0; k < npend; k++)

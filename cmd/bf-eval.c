@@ -174,7 +174,7 @@ static void inspect(const struct cmdline *cl)
         }
         params += w->params;
         bytes += t.nbytes;
-        bf_tensor_release(&t);
+        bf_reader_recycle(r, &t);
         w->t = t;
         w->t.data = NULL;
         w->t.meta = NULL;

@@ -101,7 +101,7 @@ static void take_like(const char *path, bf_config *cfg)
         bf_die("%s: data meta has no valid 'ctx'", path);
     bf_tensor t;
     int rc;
-    while ((rc = bf_reader_next(r, &t)) == 1) bf_tensor_release(&t);
+    while ((rc = bf_reader_next(r, &t)) == 1) bf_reader_recycle(r, &t);
     if (rc < 0) bf_die_lib();
     bf_reader_close(r);
     cfg->vocab = (int)vocab;

@@ -117,7 +117,7 @@ int main(int argc, char **argv)
         }
         if (!take) {   /* passes through byte for byte */
             if (bf_writer_tensor(w, &t)) { bf_writer_abort(w); bf_die_lib(); }
-            bf_tensor_release(&t);
+            bf_reader_recycle(r, &t);
             continue;
         }
         if (bf_dtype_is_ternary(t.dtype)) fail(w, "'%s' is already ternary", t.name);
@@ -150,7 +150,7 @@ int main(int argc, char **argv)
         }
         bf_tensor_release(&tq);
         bf_tensor_release(&ts);
-        bf_tensor_release(&t);
+        bf_reader_recycle(r, &t);
         free(codes);
         free(scale);
     }

@@ -83,7 +83,7 @@ void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
     memset(out, 0, sizeof *out);
     out->rows = s->rows;
     double loss = 0;
-    size_t correct = 0, exact = 0, T = s->T;
+    size_t correct = 0, exact = 0, scored = 0, T = s->T;
     for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
         int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
         double l = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
@@ -93,12 +93,12 @@ void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
             int nt, nc;
             bf_model_row_stats(m, b, &nt, &nc);
             correct += (size_t)nc;
-            exact += nt == nc;
+            if (nt) { scored++; exact += nt == nc; }   /* rows without targets are not scored */
         }
     }
     out->loss = out->targets ? loss / (double)out->targets : 0;
     out->token_acc = out->targets ? (double)correct / (double)out->targets : 0;
-    out->exact = s->rows ? (double)exact / (double)s->rows : 0;
+    out->exact = scored ? (double)exact / (double)scored : 0;
 }
 
 void bf_rows_init(bf_rows *r, size_t T)

@@ -137,21 +137,41 @@ static bf_param *layer_param(const bf_model *m, int l, const char *what)
     return bf_model_param(m, name);
 }
 
+static void drop_stored(bf_param *p)
+{
+    free(p->codes);
+    free(p->scales);
+    p->codes = NULL;
+    p->scales = NULL;
+}
+
 void bf_model_refresh(bf_model *m)
 {
     for (size_t k = 0; k < m->np; k++) {
         bf_param *p = &m->p[k];
         if (p->q.method == BF_Q_NONE) continue;
+        drop_stored(p);
         bf_quant_fake(&p->q, m->params + p->offset, p->shape[0], p->shape[1], p->fwd);
     }
 }
 
-static int make_quantized(bf_model *m, bf_param *p, const bf_qspec *q)
+/* A loaded ternary matrix: its forward view is the stream's scale·codes,
+ * exactly, whatever the latent would re-quantize to. */
+static int make_quantized(bf_param *p, const bf_qspec *q, const bf_tensor *codes, const float *scale, size_t ns)
 {
+    size_t rows = p->shape[0], cols = p->shape[1];
     p->q = *q;
     p->fwd = bf_aligned_alloc(p->numel * sizeof(float));
     if (!p->fwd) return -1;
-    bf_quant_fake(&p->q, m->params + p->offset, p->shape[0], p->shape[1], p->fwd);
+    p->codes = bf_xmalloc(p->numel ? p->numel : 1);
+    p->scales = bf_xmalloc(ns * sizeof(float));
+    memcpy(p->scales, scale, ns * sizeof(float));
+    size_t rb = bf_ternary_row_bytes(codes->dtype, cols);
+    for (size_t r = 0; r < rows; r++) {
+        bf_ternary_unpack_row(codes->dtype, (const uint8_t *)codes->data + r * rb, cols, p->codes + r * cols);
+        float sv = scale[ns == 1 ? 0 : r];
+        for (size_t j = 0; j < cols; j++) p->fwd[r * cols + j] = sv * (float)p->codes[r * cols + j];
+    }
     return 0;
 }
 
@@ -203,7 +223,7 @@ int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s)
             }
             for (size_t j = 0; j < p->numel; j++)
                 if (!isfinite(dst[j])) { bf_model_free(m); return bf_err("'%s' holds a non-finite value", p->name); }
-            if (make_quantized(m, p, &q)) { bf_model_free(m); return -1; }
+            if (make_quantized(p, &q, t, scale, sc->shape[0])) { bf_model_free(m); return -1; }
             continue;
         }
         if (t->dtype != BF_F32 && t->dtype != BF_F16 && t->dtype != BF_BF16) {
@@ -242,7 +262,12 @@ void bf_model_to_tset(const bf_model *m, int keep_latent, bf_tset *out)
         size_t rows = p->shape[0], cols = p->shape[1], ns = bf_qspec_nscales(&p->q, rows);
         int8_t *codes = bf_xmalloc(p->numel ? p->numel : 1);
         float *scale = bf_xmalloc(ns * sizeof(float));
-        bf_quant_weights(&p->q, src, rows, cols, codes, scale);
+        if (p->codes) {   /* untrained since loading: the stream's own codes and scales */
+            memcpy(codes, p->codes, p->numel);
+            memcpy(scale, p->scales, ns * sizeof(float));
+        } else {
+            bf_quant_weights(&p->q, src, rows, cols, codes, scale);
+        }
         bf_tensor *t = add_tensor(out, p->name, p->q.pack, 2, p->shape);
         size_t rb = bf_ternary_row_bytes(p->q.pack, cols);
         for (size_t r = 0; r < rows; r++) bf_ternary_pack_row(p->q.pack, codes + r * cols, cols, (uint8_t *)t->data + r * rb);
@@ -270,7 +295,12 @@ int bf_model_use_int_kernels(bf_model *m)
         size_t rows = p->shape[0], cols = p->shape[1], ns = bf_qspec_nscales(&p->q, rows);
         int8_t *codes = bf_xmalloc(p->numel ? p->numel : 1);
         float *scale = bf_xmalloc(ns * sizeof(float));
-        bf_quant_weights(&p->q, m->params + p->offset, rows, cols, codes, scale);
+        if (p->codes) {
+            memcpy(codes, p->codes, p->numel);
+            memcpy(scale, p->scales, ns * sizeof(float));
+        } else {
+            bf_quant_weights(&p->q, m->params + p->offset, rows, cols, codes, scale);
+        }
         p->tm = bf_xcalloc(1, sizeof *p->tm);
         int rc = bf_tmat_from_codes(p->tm, p->q.pack, codes, rows, cols, scale, ns > 1);
         free(codes);
@@ -289,8 +319,10 @@ void bf_model_free(bf_model *m)
             free(m->p[k].tm);
         }
     }
-    for (size_t k = 0; k < m->np; k++)
+    for (size_t k = 0; k < m->np; k++) {
         if (m->params && m->p[k].fwd != m->params + m->p[k].offset) bf_aligned_free(m->p[k].fwd);
+        drop_stored(&m->p[k]);
+    }
     if (m->acts) {
         bf_aligned_free(m->acts->block);
         free(m->acts->L);

@@ -74,6 +74,7 @@ struct bf_reader {
     int done;
     nameset names;
     bf_header hdr;
+    bf_tensor spare;       /* a mapped payload given back by bf_reader_recycle */
 };
 
 static int rerr(bf_reader *r, const char *fmt, ...) BF_PRINTF(2, 3);
@@ -365,6 +366,20 @@ bf_reader *bf_reader_open(const char *path)
 }
 
 const bf_header *bf_reader_header(const bf_reader *r) { return &r->hdr; }
+
+void bf_reader_recycle(bf_reader *r, bf_tensor *t)
+{
+    bf_val_free(t->meta);
+    t->meta = NULL;
+    if (t->data && t->mapped && (!r->spare.data || t->mapped > r->spare.mapped)) {
+        if (r->spare.data) bf_payload_free(&r->spare);
+        r->spare.data = t->data;
+        r->spare.mapped = t->mapped;
+        t->data = NULL;
+        t->mapped = 0;
+    }
+    if (t->data) bf_payload_free(t);
+}
 uint64_t bf_reader_offset(const bf_reader *r) { return r->offset; }
 
 void bf_reader_close(bf_reader *r)
@@ -375,6 +390,7 @@ void bf_reader_close(bf_reader *r)
     free(r->names.slot);
     XXH3_freeState(r->xxh);
     bf_header_release(&r->hdr);
+    if (r->spare.data) bf_payload_free(&r->spare);
     free(r->buf);
     free(r);
 }
@@ -488,7 +504,14 @@ static int read_payload(bf_reader *r, bf_tensor *t)
      * arrive, so a stream that lies about its size ends in an error, not in
      * an allocation the size of its lie. */
     size_t first = r->file_size || total < GROW_STEP ? total : GROW_STEP;
-    if (bf_payload_alloc(t, first)) return rerr(r, "%s", bf_errmsg());
+    if (r->spare.data && first >= GROW_STEP && r->spare.mapped >= first) {
+        t->data = r->spare.data;   /* recycled: already mapped, already faulted in */
+        t->mapped = r->spare.mapped;
+        r->spare.data = NULL;
+        r->spare.mapped = 0;
+    } else if (bf_payload_alloc(t, first)) {
+        return rerr(r, "%s", bf_errmsg());
+    }
     size_t got = 0;
     int chunks = 0;
     while (got < total || chunks == 0) {

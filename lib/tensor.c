@@ -81,6 +81,14 @@ int bf_payload_alloc(bf_tensor *t, size_t n)
     return 0;
 }
 
+void bf_payload_free(bf_tensor *t)
+{
+    if (t->mapped) munmap(t->data, t->mapped);
+    else bf_aligned_free(t->data);
+    t->data = NULL;
+    t->mapped = 0;
+}
+
 int bf_payload_grow(bf_tensor *t, size_t n)
 {
     if (!t->mapped || n <= t->mapped) return 0;
@@ -89,14 +97,6 @@ int bf_payload_grow(bf_tensor *t, size_t n)
     t->data = p;
     t->mapped = n;
     return 0;
-}
-
-static void payload_free(bf_tensor *t)
-{
-    if (t->mapped) munmap(t->data, t->mapped);
-    else bf_aligned_free(t->data);
-    t->data = NULL;
-    t->mapped = 0;
 }
 
 int bf_tensor_init(bf_tensor *t, const char *name, bf_dtype dt, int ndim, const uint64_t *shape)
@@ -116,7 +116,7 @@ int bf_tensor_init(bf_tensor *t, const char *name, bf_dtype dt, int ndim, const 
 
 void bf_tensor_release(bf_tensor *t)
 {
-    if (t->data) payload_free(t);
+    if (t->data) bf_payload_free(t);
     bf_val_free(t->meta);
     t->meta = NULL;
 }

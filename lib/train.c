@@ -186,7 +186,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
             break;
         }
     }
-    if (quantized) bf_model_refresh(m);
+    if (quantized && res->steps_done) bf_model_refresh(m);
     m->kl_ref = NULL;
     m->kl_weight = 0;
     m->track_qk = 0;

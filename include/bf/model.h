@@ -31,6 +31,8 @@ typedef struct {
     int is_block_matrix;
     bf_qspec q;              /* q.method BF_Q_NONE: a float parameter */
     float *fwd;              /* the forward's view: params+offset, or a quantized copy */
+    int8_t *codes;           /* ternary as loaded: the stream's codes and scales, */
+    float *scales;           /* used until training re-quantizes the latent (then NULL) */
     struct bf_tmat_s *tm;    /* integer-kernel form (bf_model_use_int_kernels), or NULL */
 } bf_param;
 
@@ -74,7 +76,8 @@ void bf_model_free(bf_model *m);
 
 bf_param *bf_model_param(const bf_model *m, const char *name);
 int bf_model_is_quantized(const bf_model *m);
-/* Re-quantizes every ternary matrix's forward view from its latent. */
+/* Re-quantizes every ternary matrix's forward view from its latent (the
+ * stored codes and scales of a loaded model are dropped: the latent rules). */
 void bf_model_refresh(bf_model *m);
 /* Inference on integer kernels: every ternary matrix of a model with
  * act_bits 8 runs as int8 activations × ternary codes with int32 sums.

@@ -45,6 +45,10 @@ const bf_header *bf_reader_header(const bf_reader *r);
  * -1: bf_err says what is wrong. */
 int bf_reader_next(bf_reader *r, bf_tensor *t);
 uint64_t bf_reader_offset(const bf_reader *r);   /* bytes consumed so far */
+/* Like bf_tensor_release, but hands a large payload's memory back to the
+ * reader for the next tensor: a program that looks at one tensor at a time
+ * then reads into memory already mapped, without page faults or zeroing. */
+void bf_reader_recycle(bf_reader *r, bf_tensor *t);
 void bf_reader_close(bf_reader *r);
 
 /* The whole stream into memory: header and every tensor. */

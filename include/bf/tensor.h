@@ -49,6 +49,7 @@ void bf_tensor_release(bf_tensor *t);   /* frees payload and meta; t may be reus
  * anonymous mapping that can grow in place as bytes arrive (mremap). */
 int bf_payload_alloc(bf_tensor *t, size_t n);
 int bf_payload_grow(bf_tensor *t, size_t n);   /* keeps contents; only for mapped payloads */
+void bf_payload_free(bf_tensor *t);
 
 /* F16 and BF16 conversions (round to nearest even; NaN stays NaN). */
 float bf_f16_to_f32(uint16_t h);
