@@ -17,7 +17,7 @@ PROVE_JOBS ?= 2
 
 BF_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -pthread \
              -fno-strict-aliasing
-LDLIBS := -lopenblas -llapacke -lmsgpackc -larchive -lxxhash -lm -pthread
+LDLIBS := -Wl,--as-needed -lopenblas -llapacke -lmsgpackc -larchive -lxxhash -lm -pthread
 
 LIB_SRC := $(wildcard lib/*.c)
 CMD_SRC := $(wildcard cmd/bf-*.c)

@@ -2,7 +2,6 @@
 #include "bf/cli.h"
 #include "bf/thread.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -11,6 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Weak: programs that do no matrix products do not load OpenBLAS at all (the
+ * link uses --as-needed), so they start no BLAS threads and reserve no BLAS
+ * buffers — which matters under a tight `ulimit -v`. */
+extern void openblas_set_num_threads(int) __attribute__((weak));
 
 bf_cli bf_cli_state = {.prog = "bitforge", .seed = 1, .progress = -1};
 
@@ -116,7 +120,7 @@ void bf_cli_end(int writes_stream)
     if (writes_stream && !bf_cli_state.output && isatty(1))
         bf_usage_die("refusing to write a binary stream to a terminal (use -o FILE or a pipe)");
     /* OpenBLAS single-threaded; bf_sgemm splits products over our pool */
-    openblas_set_num_threads(1);
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
     bf_threads_set(bf_cli_state.threads);
 }
 

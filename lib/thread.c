@@ -11,6 +11,7 @@ static struct {
     int n;                      /* threads taking work, including the caller */
     int created;                /* threads that exist, including the caller */
     pthread_t tid[MAX_THREADS];
+    unsigned long born[MAX_THREADS];
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     unsigned long gen;          /* bumped for every job */
@@ -31,7 +32,7 @@ static void *worker(void *arg)
 {
     int t = (int)(size_t)arg;
     pthread_mutex_lock(&pool.mu);
-    unsigned long seen = pool.gen;   /* jobs before this thread existed are not its own */
+    unsigned long seen = pool.born[t];   /* the job count when this thread was made */
     pthread_mutex_unlock(&pool.mu);
     for (;;) {
         pthread_mutex_lock(&pool.mu);
@@ -57,6 +58,7 @@ void bf_threads_set(int n)
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pool.born[t] = pool.gen;
         int rc = pthread_create(&pool.tid[t], &at, worker, (void *)(size_t)t);
         pthread_attr_destroy(&at);
         if (rc) { n = t; break; }
