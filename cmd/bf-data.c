@@ -91,7 +91,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         if (bf_cli_common(c, optarg)) continue;
         int ok = 0;
         for (int k = 0; k < 12 && allowed[cl->kind][k]; k++) ok |= allowed[cl->kind][k] == c;
-        if (!ok) bf_usage_die("'%s' is not an option of %s", argv[optind - 1], task_names[cl->kind]);
+        if (!ok) bf_usage_die("'--%s' is not an option of %s", bf_opt_name(opts, c), task_names[cl->kind]);
         switch (c) {
         case O_OP: cl->mod.op = (bf_modarith_op)bf_parse_choice("op", optarg, bf_modarith_ops); break;
         case O_P: cl->mod.p = (int)bf_parse_int("p", optarg, 2, 65536); break;
@@ -112,6 +112,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     if (cl->kind == T_TEXT && !cl->text.file) bf_usage_die("text needs --file F");
     if (cl->kind == T_SEQ && cl->seq.min_len > cl->seq.max_len) bf_usage_die("--min-len is above --max-len");
     cl->mod.seed = cl->seq.seed = bf_cli_state.seed;
+    if ((cl->kind == T_MODARITH && bf_task_modarith_check(&cl->mod)) || (cl->kind == T_SEQ && bf_task_seq_check(&cl->seq)))
+        bf_usage_die("%s", bf_errmsg());
     bf_cli_end(1);
 }
 

@@ -187,3 +187,10 @@ void bf_cli_write_all(bf_header *h, const bf_tset *s)
         if (bf_writer_tensor(w, &s->t[k])) { bf_writer_abort(w); bf_die_lib(); }
     bf_cli_close_output(w);
 }
+
+const char *bf_opt_name(const struct option *opts, int c)
+{
+    for (; opts->name; opts++)
+        if (opts->val == c && !opts->flag) return opts->name;
+    return "?";
+}

@@ -41,11 +41,17 @@ static long pow_mod(long b, long e, long p)
     return r;
 }
 
+int bf_task_modarith_check(const bf_modarith_cfg *c)
+{
+    if (c->p < 2 || c->p > 65536) return bf_err("--p %d out of range 2..65536", c->p);
+    if (c->op == BF_MOD_DIV && !is_prime(c->p)) return bf_err("div needs a prime p; %d is not", c->p);
+    return 0;
+}
+
 int bf_task_modarith(const bf_modarith_cfg *c, bf_header *h, bf_tset *out)
 {
     int P = c->p;
-    if (P < 2 || P > 65536) return bf_err("--p %d out of range 2..65536", P);
-    if (c->op == BF_MOD_DIV && !is_prime(P)) return bf_err("div needs a prime p; %d is not", P);
+    if (bf_task_modarith_check(c)) return -1;
     size_t b0 = c->op >= BF_MOD_MUL ? 1 : 0, n = (size_t)P * (size_t)(P - (int)b0);
     uint32_t *order = bf_xmalloc(n * sizeof *order);
     for (size_t k = 0; k < n; k++) order[k] = (uint32_t)k;
@@ -141,18 +147,24 @@ static int hs_add(hashset *s, uint64_t h)
     return 0;
 }
 
-int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
+int bf_task_seq_check(const bf_seq_cfg *c)
 {
     if (c->min_len < 1 || c->max_len < c->min_len || c->max_len > 4096)
         return bf_err("lengths must satisfy 1 <= --min-len <= --max-len <= 4096");
-    size_t plen = c->prompt ? strlen(c->prompt) : 0;
-    if (plen > 4096) return bf_err("--prompt longer than 4096 bytes");
+    if (c->prompt && strlen(c->prompt) > 4096) return bf_err("--prompt longer than 4096 bytes");
     /* distinct inputs available: Σ 10^len, capped to avoid overflow */
     double space = 0;
     for (int len = c->min_len; len <= c->max_len && space < 1e18; len++) { double p = 1; for (int j = 0; j < len; j++) p *= 10; space += p; }
     if ((double)(c->n_train + c->n_val) > space)
         return bf_err("asked for %zu distinct rows; lengths %d..%d allow only %.0f", c->n_train + c->n_val,
                       c->min_len, c->max_len, space);
+    return 0;
+}
+
+int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
+{
+    if (bf_task_seq_check(c)) return -1;
+    size_t plen = c->prompt ? strlen(c->prompt) : 0;
     size_t ansmax = (size_t)c->max_len + (c->task == BF_SEQ_INCREMENT);
     size_t T = plen + (size_t)c->max_len + 1 + ansmax + 1 - 1;   /* sequence length − 1 */
     bf_rows train, val;

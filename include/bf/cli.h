@@ -67,6 +67,9 @@ long long bf_parse_int(const char *opt, const char *arg, long long min, long lon
 double bf_parse_double(const char *opt, const char *arg, double min, double max);
 int bf_parse_choice(const char *opt, const char *arg, const char *const *choices);  /* NULL-ended */
 
+/* The long name of option code c in opts ("?" if none). */
+const char *bf_opt_name(const struct option *opts, int c);
+
 /* Appends {tool, version, args} to h->lineage. */
 void bf_cli_lineage(bf_header *h);
 /* Flushes stdout; a write error dies (EPIPE quietly). */

@@ -33,6 +33,10 @@ typedef struct {
     double val_frac;
 } bf_text_cfg;
 
+/* Checks a configuration without building anything: 0, or -1 with bf_err. */
+int bf_task_modarith_check(const bf_modarith_cfg *c);
+int bf_task_seq_check(const bf_seq_cfg *c);
+
 /* Each fills a data header and tensor set, or returns -1 with bf_err. */
 int bf_task_modarith(const bf_modarith_cfg *c, bf_header *h, bf_tset *out);
 int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out);
