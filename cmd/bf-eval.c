@@ -214,9 +214,14 @@ static void evaluate(const struct cmdline *cl)
     const bf_split *sp = bf_data_split(&d, split);
     if (!sp->rows) bf_die("%s: the %s split is empty", cl->data, split);
     bf_metrics r;
+    double t0 = bf_now();
     bf_eval_split(&m, sp, cl->batch, &r);
+    double secs = bf_now() - t0;
     if (cl->json) {
-        printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"loss\":", split, r.rows, r.targets);
+        printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, r.rows,
+               r.targets, r.rows * sp->T);
+        bf_json_num(stdout, round(secs * 1e4) / 1e4);
+        printf(",\"loss\":");
         bf_json_num(stdout, r.loss);
         printf(",\"token_acc\":");
         bf_json_num(stdout, r.token_acc);
