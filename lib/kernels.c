@@ -239,6 +239,111 @@ __attribute__((target("avx2"))) static int32_t row_dot_tq1_avx2(const uint8_t *b
 }
 #endif
 
+/* For batches: a tile of rows is unpacked once into natural order (code =
+ * w+1, one byte each), then reused by every activation row of the batch. */
+static void unpack_row_scalar(const bf_tmat *m, const uint8_t *blk, uint8_t *codes)
+{
+    size_t B = block_of(m->pack);
+    for (size_t b = 0; b < m->kpad / B; b++, blk += 32, codes += B)
+        for (size_t j = 0; j < 32; j++) {
+            unsigned v = blk[j];
+            if (m->pack == BF_TQ2) {
+                for (unsigned s = 0; s < 4; s++) codes[j + 32 * s] = (uint8_t)((v >> (2 * s)) & 3u);
+            } else {
+                for (unsigned s = 0; s < 5; s++) {
+                    v *= 3;
+                    codes[j + 32 * s] = (uint8_t)(v >> 8);
+                    v &= 255;
+                }
+            }
+        }
+}
+
+static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
+{
+    int32_t acc = 0;
+    for (size_t i = 0; i < k; i++) acc += (int32_t)c[i] * q[i];
+    return acc;
+}
+
+#ifdef BF_X86
+__attribute__((target("avx2"))) static void unpack_row_avx2(const bf_tmat *m, const uint8_t *blk, uint8_t *codes)
+{
+    if (m->pack == BF_TQ2) {
+        const __m256i mask = _mm256_set1_epi8(3);
+        for (size_t b = 0; b < m->kpad / TQ2_BLOCK; b++, blk += 32, codes += TQ2_BLOCK) {
+            __m256i w = _mm256_load_si256((const __m256i *)blk);
+            _mm256_store_si256((__m256i *)codes, _mm256_and_si256(w, mask));
+            _mm256_store_si256((__m256i *)(codes + 32), _mm256_and_si256(_mm256_srli_epi16(w, 2), mask));
+            _mm256_store_si256((__m256i *)(codes + 64), _mm256_and_si256(_mm256_srli_epi16(w, 4), mask));
+            _mm256_store_si256((__m256i *)(codes + 96), _mm256_and_si256(_mm256_srli_epi16(w, 6), mask));
+        }
+        return;
+    }
+    const __m256i lowbyte = _mm256_set1_epi16(0x00ff), three = _mm256_set1_epi16(3), hibyte = _mm256_set1_epi16((short)0xff00);
+    for (size_t b = 0; b < m->kpad / TQ1_BLOCK; b++, blk += 32, codes += TQ1_BLOCK) {
+        __m256i w = _mm256_load_si256((const __m256i *)blk);
+        __m256i lo = _mm256_and_si256(w, lowbyte), hi = _mm256_srli_epi16(w, 8);
+        for (int s = 0; s < 5; s++) {
+            lo = _mm256_mullo_epi16(lo, three);
+            hi = _mm256_mullo_epi16(hi, three);
+            __m256i d = _mm256_or_si256(_mm256_srli_epi16(lo, 8), _mm256_and_si256(hi, hibyte));
+            lo = _mm256_and_si256(lo, lowbyte);
+            hi = _mm256_and_si256(hi, lowbyte);
+            _mm256_storeu_si256((__m256i *)(codes + 32 * s), d);
+        }
+    }
+}
+
+/* Four rows of codes (stride kpad) against one activation row: the
+ * activation chunk is loaded once for all four.  maddubs lanes ≤ 512 in
+ * magnitude; eight are summed in int16 (≤ 4096) before widening to int32. */
+__attribute__((target("avx2"))) static void dot4_u8_avx2(const uint8_t *c, size_t stride, const int8_t *q, size_t k,
+                                                         int32_t out[4])
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    while (i < k) {
+        __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0;
+        for (int u = 0; u < 8 && i < k; u++, i += 32) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(q + i));
+            p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + i)), x));
+            p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + stride + i)), x));
+            p2 = _mm256_add_epi16(p2, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + 2 * stride + i)), x));
+            p3 = _mm256_add_epi16(p3, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + 3 * stride + i)), x));
+        }
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(p0, ones));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(p1, ones));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(p2, ones));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(p3, ones));
+    }
+    out[0] = hsum_epi32(a0);
+    out[1] = hsum_epi32(a1);
+    out[2] = hsum_epi32(a2);
+    out[3] = hsum_epi32(a3);
+}
+#endif
+
+static void unpack_row(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, uint8_t *codes)
+{
+#ifdef BF_X86
+    if (lv == BF_KERNEL_AVX2) { unpack_row_avx2(m, blk, codes); return; }
+#endif
+    (void)lv;
+    unpack_row_scalar(m, blk, codes);
+}
+
+/* Σ code·q for four unpacked rows (fewer at a tile's end: the rest unused). */
+static void dot4_u8(bf_kernel_level lv, const uint8_t *c, size_t stride, const int8_t *q, size_t k, int nrows, int32_t out[4])
+{
+#ifdef BF_X86
+    if (lv == BF_KERNEL_AVX2 && nrows == 4) { dot4_u8_avx2(c, stride, q, k, out); return; }
+#endif
+    (void)lv;
+    for (int r = 0; r < nrows; r++) out[r] = dot_u8_scalar(c + (size_t)r * stride, q, k);
+}
+
 /* Σ code·q for one row: the level's kernel. */
 static int32_t row_dot(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, const int8_t *q)
 {
@@ -264,25 +369,47 @@ typedef struct {
 
 #define NBLK 16   /* activation rows per pass: they stay in cache across weight rows */
 
+#define UNPACK_MIN_N 4   /* from this batch size on, rows are unpacked once */
+#define TILE 8           /* rows unpacked together: 8·kpad bytes stay in cache */
+
+static void emit(const fwd_job *j, size_t n, size_t o, int32_t d)
+{
+    const bf_tmat *m = j->m;
+    if (j->acc) { j->acc[n * m->rows + o] = d; return; }
+    /* (scale·acc)/s: the grouping of the float forward (q/s)·(scale·code) */
+    float sc = m->scale ? m->scale[m->per_row ? o : 0] : 1.0f;
+    float v = sc * (float)d * j->inv_s[n];
+    float *out = j->y + n * m->rows + o;
+    *out = j->accumulate ? *out + v : v;
+}
+
 static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     const fwd_job *j = ctx;
     const bf_tmat *m = j->m;
-    for (size_t n0 = 0; n0 < j->N; n0 += NBLK) {
-        size_t n1 = n0 + NBLK < j->N ? n0 + NBLK : j->N;
+    if (j->N < UNPACK_MIN_N) {   /* matrix-vector: straight from the packed blocks */
         for (size_t o = r0; o < r1; o++) {
             const uint8_t *blk = m->blocks + o * m->row_bytes;
-            float sc = m->scale ? m->scale[m->per_row ? o : 0] : 1.0f;
-            for (size_t n = n0; n < n1; n++) {
-                int32_t d = row_dot(m, j->lv, blk, j->q + n * m->kpad) - j->qsum[n];
-                if (j->acc) { j->acc[n * m->rows + o] = d; continue; }
-                /* (scale·acc)/s: the grouping of the float forward (q/s)·(scale·code) */
-                float v = sc * (float)d * j->inv_s[n];
-                float *out = j->y + n * m->rows + o;
-                *out = j->accumulate ? *out + v : v;
+            for (size_t n = 0; n < j->N; n++) emit(j, n, o, row_dot(m, j->lv, blk, j->q + n * m->kpad) - j->qsum[n]);
+        }
+        return;
+    }
+    uint8_t *codes = bf_aligned_alloc(TILE * m->kpad);
+    if (!codes) { fprintf(stderr, "bitforge: %s\n", bf_errmsg()); exit(1); }
+    for (size_t o0 = r0; o0 < r1; o0 += TILE) {
+        size_t nr = r1 - o0 < TILE ? r1 - o0 : TILE;
+        for (size_t r = 0; r < nr; r++) unpack_row(m, j->lv, m->blocks + (o0 + r) * m->row_bytes, codes + r * m->kpad);
+        for (size_t n = 0; n < j->N; n++) {
+            const int8_t *q = j->q + n * m->kpad;
+            for (size_t r = 0; r < nr; r += 4) {
+                int32_t d[4];
+                int k4 = nr - r < 4 ? (int)(nr - r) : 4;
+                dot4_u8(j->lv, codes + r * m->kpad, m->kpad, q, m->kpad, k4, d);
+                for (int u = 0; u < k4; u++) emit(j, n, o0 + r + (size_t)u, d[u] - j->qsum[n]);
             }
         }
     }
+    bf_aligned_free(codes);
 }
 
 void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc)
