@@ -39,7 +39,7 @@ static const char usage[] =
     "  --ctx T            tokens per row (default 64)\n"
     "  --val-frac F       val share (default 0.1)\n"
     "\n"
-    "  --seed N           shuffle and sampling seed (default 1)\n"
+    "  --seed N           modarith and seq: shuffle and sampling seed (default 1)\n"
     "  -o, --output FILE  write FILE atomically instead of stdout\n"
     "  -h, --help         this text\n"
     "      --version      the version\n";
@@ -79,7 +79,10 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     bf_cli_begin(argc, argv, "bf-data", usage);
     /* the task comes first, git-style; --help/--version may come alone */
     if (argc > 1 && argv[1][0] != '-') {
-        cl->kind = (task_kind)bf_parse_choice("task", argv[1], task_names);
+        int k = 0;
+        while (task_names[k] && strcmp(argv[1], task_names[k])) k++;
+        if (!task_names[k]) bf_usage_die("unknown data set '%s' (modarith, seq or text)", argv[1]);
+        cl->kind = (task_kind)k;
         optind = 2;
     } else {
         int c = argc > 1 ? getopt_long(argc, argv, ":ho:", opts, NULL) : -1;
@@ -88,6 +91,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     }
     int c;
     while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
+        if (c == BF_OPT_SEED && cl->kind == T_TEXT) bf_usage_die("text is not random; it takes no --seed");
         if (bf_cli_common(c, optarg)) continue;
         int ok = 0;
         for (int k = 0; k < 12 && allowed[cl->kind][k]; k++) ok |= allowed[cl->kind][k] == c;

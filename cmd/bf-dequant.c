@@ -56,7 +56,7 @@ static pending *find(pending *p, size_t n, const char *name, const char *suffix)
     size_t len = strlen(suffix), nl = strlen(name);
     if (nl <= len || strcmp(name + nl - len, suffix) != 0) return NULL;
     for (size_t k = 0; k < n; k++)
-        if (!p[k].done && strlen(p[k].w.name) == nl - len && strncmp(p[k].w.name, name, nl - len) == 0) return &p[k];
+        if (strlen(p[k].w.name) == nl - len && strncmp(p[k].w.name, name, nl - len) == 0) return &p[k];
     return NULL;
 }
 
@@ -87,12 +87,18 @@ int main(int argc, char **argv)
             continue;
         }
         pending *p = find(pend, npend, t.name, ".scale");
+        if (!p) p = find(pend, npend, t.name, ".latent");
+        if (p && p->done) {   /* W is out already: its other parts leave the stream */
+            bf_reader_recycle(r, &t);
+            continue;
+        }
+        p = find(pend, npend, t.name, ".scale");
         if (p) {
             if (t.dtype != BF_F32 || t.ndim != 1 || (t.shape[0] != 1 && t.shape[0] != p->w.shape[0])) {
                 bf_writer_abort(w);
                 bf_die("'%s' is not an F32 scale of 1 or %llu entries", t.name, (unsigned long long)p->w.shape[0]);
             }
-            if (cl.from_latent) { p->scale = t; continue; }
+            if (cl.from_latent) { p->scale = t; continue; }   /* kept only to name what is missing */
             /* scale·codes, in place of W */
             bf_tensor out;
             size_t rows = p->w.shape[0], cols = p->w.shape[1];

@@ -35,6 +35,7 @@ static const char usage[] =
     "                     explicitly win\n"
     BF_USAGE_TRAIN
     "  (--grokfast defaults to ema here; --grokfast off gives plain Muon)\n"
+    BF_USAGE_MUON
     "  --strip            ternary output without latent weights\n"
     "  --seed N           batch order seed (default 1)\n"
     "  --threads N        threads (default: all cores)\n"

@@ -19,10 +19,13 @@ static const char usage[] =
     "latent weights (straight-through estimator).\n"
     "\n"
     BF_USAGE_TRAIN
+    "  --lr X             peak learning rate (default 1e-3; with --opt muon, Muon's)\n"
     "  --opt adamw|adam|sgd|muon|muongrokfast  optimizer (default adamw; adam:\n"
     "                     coupled L2 decay; sgd: plain, no momentum; muon: Muon on\n"
     "                     the block matrices; muongrokfast: Muon after a Grokfast\n"
     "                     EMA filter unless --grokfast says otherwise)\n"
+    "  with --opt muon or muongrokfast:\n"
+    BF_USAGE_MUON
     "  --strip            ternary output without latent weights (deployment)\n"
     "  --seed N           batch order seed (default 1)\n"
     "  --threads N        threads (default: all cores)\n"

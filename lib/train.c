@@ -135,7 +135,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
     if (c->kl > 0) {
         if (!c->kl_ref) return bf_err("a KL anchor needs a reference model");
         ref_logp = bf_xmalloc(b.batch * d->train.T * V * sizeof(float));
-        if (bf_model_is_quantized(c->kl_ref)) bf_model_refresh(c->kl_ref);
+        /* the reference as loaded: a ternary one keeps its stream's codes */
     }
     m->track_qk = c->qk_clip > 0;
     for (int step = 0; step < c->steps; step++) {
@@ -171,7 +171,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
             res->evaluated = 1;
         }
         double now = bf_now() - t0;
-        if (c->log && (do_eval || c->eval_every <= 0 || (step + 1) % (c->eval_every > 0 ? c->eval_every : 1) == 0))
+        if (c->log && (do_eval || last || c->eval_every <= 0 || (step + 1) % c->eval_every == 0))
             log_line(c->log, step + 1, loss, lr, gnorm, now, do_eval ? &res->val : NULL, c, res);
         if (c->progress && (now - last_draw > 0.1 || last)) {
             last_draw = now;

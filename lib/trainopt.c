@@ -63,7 +63,8 @@ void bf_trainopt_finish(bf_trainopt *t)
     if (o->grokfast == BF_GROKFAST_EMA && BF_TO_GIVEN(t, BF_TO_GF_WINDOW)) bf_usage_die("--grokfast-window is for --grokfast ma");
     if (o->grokfast == BF_GROKFAST_MA && BF_TO_GIVEN(t, BF_TO_GF_ALPHA)) bf_usage_die("--grokfast-alpha is for --grokfast ema");
     if (o->grokfast == BF_GROKFAST_MA && !BF_TO_GIVEN(t, BF_TO_GF_LAMBDA)) o->gf_lambda = 5.0;
-    if (o->kind == BF_OPTIM_SGD && (BF_TO_GIVEN(t, BF_TO_BETA1) || BF_TO_GIVEN(t, BF_TO_BETA2) || BF_TO_GIVEN(t, BF_TO_EPS)))
+    bf_optim_kind adam_user = o->kind == BF_OPTIM_MUON ? o->fallback : o->kind;
+    if (adam_user == BF_OPTIM_SGD && (BF_TO_GIVEN(t, BF_TO_BETA1) || BF_TO_GIVEN(t, BF_TO_BETA2) || BF_TO_GIVEN(t, BF_TO_EPS)))
         bf_usage_die("--beta1, --beta2 and --eps are Adam's; sgd has none");
     o->lr = t->train.lr;
     t->train.seed = bf_cli_state.seed;

@@ -32,11 +32,12 @@ enum {
     {"ns-steps", required_argument, 0, BF_TO_NS_STEPS}, {"fallback", required_argument, 0, BF_TO_FALLBACK},     \
     {"fallback-lr", required_argument, 0, BF_TO_FALLBACK_LR}
 
+/* The shared flags' help; each program documents --lr (its default differs)
+ * and puts BF_USAGE_MUON where Muon applies. */
 #define BF_USAGE_TRAIN                                                                                        \
     "  --data DATA        the data stream to train on (required)\n"                                           \
     "  --steps N          optimizer steps (default 1000)\n"                                                   \
     "  --batch N          rows per step (default 64; at least the split: whole split in order)\n"             \
-    "  --lr X             peak learning rate (default 1e-3)\n"                                                \
     "  --wd X             weight decay on 2-D parameters (default 0)\n"                                       \
     "  --warmup N         linear warm-up steps (default 0)\n"                                                 \
     "  --schedule cosine|constant  after warm-up (default cosine, down to lr/10)\n"                           \
@@ -45,13 +46,14 @@ enum {
     "  --eval-every N     evaluate on the val split every N steps (default: at the end)\n"                    \
     "  --eval-batch N     rows per evaluation forward (default 256)\n"                                        \
     "  --stop-exact X     stop at an evaluation whose val exact match is at least X\n"                        \
-    "  --log FILE         append one JSON object per logged step to FILE\n"                                  \
+    "  --log FILE         append one JSON object per logged step to FILE\n"                                   \
     "  --grokfast ema|ma|off  Grokfast gradient filter before the optimizer\n"                                \
     "  --grokfast-alpha X EMA: h = a·h + (1-a)·g (default 0.98)\n"                                             \
     "  --grokfast-lambda X  g += lambda·h (default 2 for ema, 5 for ma)\n"                                     \
-    "  --grokfast-window N  MA: the last N gradients (default 100)\n"                                          \
-    "  Muon (--opt muon or muongrokfast; the lr is Muon's):\n"                                                  \
-    "  --momentum X       Nesterov momentum (default 0.95)\n"                                                  \
+    "  --grokfast-window N  MA: the last N gradients (default 100)\n"
+
+#define BF_USAGE_MUON                                                                                         \
+    "  --momentum X       Muon's Nesterov momentum (default 0.95)\n"                                           \
     "  --ns-steps N       quintic Newton-Schulz steps (default 5)\n"                                           \
     "  --fallback adamw|sgd  for embeddings, head and 1-D parameters (default adamw)\n"                        \
     "  --fallback-lr X    the fallback's peak lr (default 1e-3)\n"
