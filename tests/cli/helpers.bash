@@ -115,3 +115,70 @@ usec() { local t=$EPOCHREALTIME; printf -v "$1" '%s' "$((10#${t/./}))"; }
 # bats's DEBUG trap, which otherwise costs about half a millisecond for every
 # command a loop runs.  Failures still fail the test.
 quick() { ( trap - DEBUG; "$@" ); }
+
+# as_model: stdin to stdout, a bf-mkbad stream (kind "data") made a "model"
+# stream of the same length: "kind":"data" becomes "model" and the meta's
+# "task":"hostile" gives up a letter, so every offset, the padding and the
+# trailer stay valid.  A stream without both (a broken stream header) passes
+# unchanged.  Lets programs that need a model meet every hostile case.
+as_model() {
+    perl -0777 -pe 'my ($k, $t) = ("\xa4kind\xa4data", "\xa4task\xa7hostile");
+        if (index($_, $k) >= 0 && index($_, $k) < 64 && index($_, $t) >= 0 && index($_, $t) < 128) {
+            substr($_, index($_, $t), length $t) = "\xa4task\xa6hostil";
+            substr($_, index($_, $k), length $k) = "\xa4kind\xa5model";
+        }'
+}
+
+# hostile_each MODE KIND TEMPLATE [streaming]: hostile.bats's table for one
+# command line (its first word the program).  Every bf-mkbad case, as a KIND
+# stream (data or model), goes where {} is in TEMPLATE: "-" with the case on
+# stdin (MODE pipe) or a path (MODE file).  Each must exit 1 with one line
+# "PROG: …" matching the case's expected message, within 2 s and 256 MiB
+# (GNU time), and leave stdout empty or, for a streaming program, without a
+# valid trailer.  Fails once, listing every violation.
+hostile_each() {
+    local mode=$1 kind=$2 tpl=$3 streaming=${4-} kase why w st t0 t1 msg dir=$BATS_FILE_TMPDIR/hostile-$2
+    local -a words argv reason fails=()
+    read -ra words <<<"$tpl"
+    if [[ ! -e $dir/.done ]]; then   # the cases, made once per file
+        mkdir -p "$dir"
+        for kase in $(bf-mkbad list); do
+            if [[ $kind == model ]]; then bf-mkbad "$kase" | as_model >"$dir/$kase"; else bf-mkbad "$kase" >"$dir/$kase"; fi
+        done
+        touch "$dir/.done"
+    fi
+    while IFS=$'\t' read -r kase why; do
+        argv=(timeout -k 1 5)
+        [[ -x /usr/bin/time ]] && argv=(/usr/bin/time -q -f %M -o "$T/rss" "${argv[@]}")
+        for w in "${words[@]}"; do
+            [[ $w == '{}' ]] && { [[ $mode == pipe ]] && w=- || w=$dir/$kase; }
+            argv+=("$w")
+        done
+        st=0
+        usec t0
+        if [[ $mode == pipe ]]; then "${argv[@]}" <"$dir/$kase" >"$T/out" 2>"$T/err" || st=$?
+        else "${argv[@]}" </dev/null >"$T/out" 2>"$T/err" || st=$?; fi
+        usec t1
+        reason=()
+        [[ $st -eq 1 ]] || reason+=("exit status $st")
+        w=$(one_line_reason "$T/err" "${words[0]}")
+        [[ -z $w ]] || reason+=("stderr: $w")
+        IFS= read -r -d '' msg <"$T/err" || true
+        [[ $msg =~ $why ]] || reason+=("message does not match /$why/")
+        if [[ -s $T/out ]]; then
+            if [[ -z $streaming ]]; then reason+=("$(stat -c %s "$T/out") bytes on stdout")
+            elif bf-eval "$T/out" >/dev/null 2>&1; then reason+=("its partial output is a valid stream"); fi
+        fi
+        ((t1 - t0 < 2000000)) || reason+=("took $(((t1 - t0) / 1000)) ms")
+        if [[ -s $T/rss ]]; then
+            read -r w <"$T/rss" || true
+            [[ $w =~ ^[0-9]+$ ]] && ((w < 256 * 1024)) || reason+=("peak memory '$w' KiB")
+        fi
+        ((${#reason[@]} == 0)) ||
+            fails+=("$kase ($mode, $kind): $(IFS=';'; echo "${reason[*]}") -- $(head -c 200 "$T/err" | tr '\n' '|')")
+    done < <(bf-mkbad why)
+    if ((${#fails[@]})); then
+        printf '# %s\n' "${fails[@]}" >&2
+        fail "'$tpl': ${#fails[@]} violation(s)"
+    fi
+}
