@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Weak: programs that do no matrix products do not load OpenBLAS at all (the
@@ -52,6 +53,7 @@ void bf_die_lib(void) { bf_die("%s", bf_errmsg()); }
 void bf_cli_begin(int argc, char **argv, const char *prog, const char *usage)
 {
     bf_cli_state.prog = prog;
+    bf_progname = prog;
     bf_cli_state.usage = usage;
     bf_cli_state.argc = argc;
     bf_cli_state.argv = argv;
@@ -120,7 +122,18 @@ void bf_cli_end(int writes_stream)
     if (writes_stream && !bf_cli_state.output && isatty(1))
         bf_usage_die("refusing to write a binary stream to a terminal (use -o FILE or a pipe)");
     /* OpenBLAS single-threaded; bf_sgemm splits products over our pool */
-    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    if (openblas_set_num_threads) {
+        openblas_set_num_threads(1);
+        /* OpenBLAS maps a 128 MiB work buffer for each thread that calls it
+         * and, when the map fails (a tight `ulimit -v`), retries forever.
+         * Reserve the same address space once here, so that the limit ends
+         * the program with a message instead of a hang. */
+        size_t need = (size_t)bf_cli_state.threads * (128u << 20) + (64u << 20);
+        void *probe = mmap(NULL, need, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (probe == MAP_FAILED)
+            bf_die("cannot reserve %zu MiB of address space for OpenBLAS's work buffers (ulimit -v?)", need >> 20);
+        munmap(probe, need);
+    }
     bf_threads_set(bf_cli_state.threads);
 }
 

@@ -108,8 +108,8 @@ static void add_split(bf_tset *out, const char *name, const bf_rows *r, int whic
 {
     bf_tensor *t = bf_tset_add(out);
     uint64_t shape[2] = {r->rows, r->T};
-    if (bf_tensor_init(t, name, BF_I32, 2, shape)) { fprintf(stderr, "bitforge: %s\n", bf_errmsg()); exit(1); }
-    memcpy(t->data, which ? r->y : r->x, r->rows * r->T * sizeof(int32_t));
+    if (bf_tensor_init(t, name, BF_I32, 2, shape)) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+    if (r->rows) memcpy(t->data, which ? r->y : r->x, r->rows * r->T * sizeof(int32_t));
 }
 
 void bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out)

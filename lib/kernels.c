@@ -395,7 +395,7 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
         return;
     }
     uint8_t *codes = bf_aligned_alloc(TILE * m->kpad);
-    if (!codes) { fprintf(stderr, "bitforge: %s\n", bf_errmsg()); exit(1); }
+    if (!codes) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
     for (size_t o0 = r0; o0 < r1; o0 += TILE) {
         size_t nr = r1 - o0 < TILE ? r1 - o0 : TILE;
         for (size_t r = 0; r < nr; r++) unpack_row(m, j->lv, m->blocks + (o0 + r) * m->row_bytes, codes + r * m->kpad);
@@ -423,7 +423,7 @@ void bf_tmat_forward(const bf_tmat *m, const float *x, size_t N, float *y, int a
     int8_t *q = bf_aligned_alloc(N * m->kpad + 64);
     float *inv_s = bf_xmalloc(N * sizeof *inv_s + 4);
     int32_t *qsum = bf_xmalloc(N * sizeof *qsum + 4);
-    if (!q) { fprintf(stderr, "bitforge: %s\n", bf_errmsg()); exit(1); }
+    if (!q) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
     bf_quant_rows_i8(x, N, m->cols, m->kpad, q, inv_s, qsum);
     fwd_job j = {m, q, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get()};
     bf_parallel(m->rows, 16, fwd_rows, &j);

@@ -184,33 +184,35 @@ int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s)
     for (size_t k = 0; k < m->np; k++) {
         bf_param *p = &m->p[k];
         const bf_tensor *t = bf_tset_find(s, p->name);
-        if (!t) { bf_model_free(m); return bf_err("model has no tensor '%s'", p->name); }
+        if (!t) { bf_err("model has no tensor '%s'", p->name); bf_model_free(m); return -1; }
         uint64_t want_rows = p->shape[0], want_cols = p->ndim == 2 ? p->shape[1] : 0;
         int shape_ok = t->ndim == p->ndim && t->shape[0] == want_rows && (p->ndim == 1 || t->shape[1] == want_cols);
-        if (!shape_ok) { bf_model_free(m); return bf_err("tensor '%s' has the wrong shape for this model", p->name); }
+        if (!shape_ok) { bf_err("tensor '%s' has the wrong shape for this model", p->name); bf_model_free(m); return -1; }
         float *dst = m->params + p->offset;
         if (bf_dtype_is_ternary(t->dtype)) {
             if (!p->is_block_matrix) { bf_model_free(m); return bf_err("tensor '%s' is ternary; only block matrices may be", p->name); }
             char nm[80];
             snprintf(nm, sizeof nm, "%s.scale", p->name);
             const bf_tensor *sc = bf_tset_find(s, nm);
-            if (!sc || sc->dtype != BF_F32 || sc->ndim != 1) { bf_model_free(m); return bf_err("ternary '%s' has no F32 '%s'", p->name, nm); }
+            if (!sc || sc->dtype != BF_F32 || sc->ndim != 1) { bf_err("ternary '%s' has no F32 '%s'", p->name, nm); bf_model_free(m); return -1; }
             bf_qspec q;
             if (bf_qspec_from_meta(t->meta, t->dtype, sc->shape[0], want_rows, &q)) {
                 char why[300];
                 snprintf(why, sizeof why, "%s", bf_errmsg());
+                bf_err("'%s': %s", p->name, why);
                 bf_model_free(m);
-                return bf_err("'%s': %s", p->name, why);
+                return -1;
             }
             const float *scale = sc->data;
             for (size_t j = 0; j < sc->shape[0]; j++)
-                if (!isfinite(scale[j])) { bf_model_free(m); return bf_err("'%s' holds a non-finite value", nm); }
+                if (!isfinite(scale[j])) { bf_err("'%s' holds a non-finite value", nm); bf_model_free(m); return -1; }
             snprintf(nm, sizeof nm, "%s.latent", p->name);
             const bf_tensor *lat = bf_tset_find(s, nm);
             if (lat) {
                 if (lat->dtype != BF_F32 || lat->ndim != 2 || lat->shape[0] != want_rows || lat->shape[1] != want_cols) {
+                    bf_err("'%s' is not F32 of the weight's shape", nm);
                     bf_model_free(m);
-                    return bf_err("'%s' is not F32 of the weight's shape", nm);
+                    return -1;
                 }
                 memcpy(dst, lat->data, p->numel * sizeof(float));
             } else {
@@ -222,17 +224,18 @@ int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s)
                 }
             }
             for (size_t j = 0; j < p->numel; j++)
-                if (!isfinite(dst[j])) { bf_model_free(m); return bf_err("'%s' holds a non-finite value", p->name); }
+                if (!isfinite(dst[j])) { bf_err("'%s' holds a non-finite value", p->name); bf_model_free(m); return -1; }
             if (make_quantized(p, &q, t, scale, sc->shape[0])) { bf_model_free(m); return -1; }
             continue;
         }
         if (t->dtype != BF_F32 && t->dtype != BF_F16 && t->dtype != BF_BF16) {
+            bf_err("tensor '%s' is %s; a model needs F32, F16, BF16 or ternary", p->name, bf_dtype_name(t->dtype));
             bf_model_free(m);
-            return bf_err("tensor '%s' is %s; a model needs F32, F16, BF16 or ternary", p->name, bf_dtype_name(t->dtype));
+            return -1;
         }
         bf_tensor_to_f32(t, dst);
         for (size_t j = 0; j < p->numel; j++)
-            if (!isfinite(dst[j])) { bf_model_free(m); return bf_err("tensor '%s' holds a non-finite value", p->name); }
+            if (!isfinite(dst[j])) { bf_err("tensor '%s' holds a non-finite value", p->name); bf_model_free(m); return -1; }
     }
     return 0;
 }
@@ -242,7 +245,7 @@ static bf_tensor *add_tensor(bf_tset *out, const char *name, bf_dtype dt, int nd
 {
     bf_tensor *t = bf_tset_add(out);
     if (bf_tensor_init(t, name, dt, ndim, shape)) {
-        fprintf(stderr, "bitforge: %s\n", bf_errmsg());
+        fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg());
         exit(1);
     }
     return t;
@@ -437,7 +440,7 @@ static void ensure_acts(bf_model *m, int B, int T)
     layout_acts(m, a, &c, B, T);
     bf_aligned_free(a->block);
     a->block = bf_aligned_alloc(c.off * sizeof(float));
-    if (!a->block) { fprintf(stderr, "bitforge: %s\n", bf_errmsg()); exit(1); }
+    if (!a->block) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
     memset(a->block, 0, c.off * sizeof(float));
     c.base = a->block;
     c.off = 0;

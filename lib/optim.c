@@ -21,6 +21,7 @@ void bf_optim_default(bf_optim_cfg *c)
     c->momentum = 0.95;
     c->ns_steps = 5;
     c->fallback = BF_OPTIM_ADAMW;
+    c->fallback_lr = -1;   /* the same as lr */
     c->grokfast = BF_GROKFAST_OFF;
     c->gf_alpha = 0.98;
     c->gf_lambda = 2.0;
@@ -178,7 +179,9 @@ void bf_optim_step(bf_optim *o, bf_model *m, double lr)
     const bf_optim_cfg *c = &o->cfg;
     o->t++;
     if (c->grokfast != BF_GROKFAST_OFF) bf_grokfast_apply(o, m->grads, m->n_params);
-    double fb_lr = c->kind == BF_OPTIM_MUON && c->fallback_lr > 0 && c->lr > 0 ? lr * c->fallback_lr / c->lr : lr;
+    /* the fallback follows the same schedule: its peak times lr/peak */
+    double factor = c->lr > 0 ? lr / c->lr : 1.0;
+    double fb_lr = c->fallback_lr >= 0 ? c->fallback_lr * factor : lr;
     bf_optim_kind base = c->kind == BF_OPTIM_MUON ? c->fallback : c->kind;
     for (size_t k = 0; k < m->np; k++) {
         const bf_param *p = &m->p[k];

@@ -22,12 +22,17 @@ int bf_err(const char *fmt, ...)
 
 const char *bf_errmsg(void) { return errbuf[0] ? errbuf : "unknown error"; }
 
+const char *bf_progname = "bitforge";
+
+/* _exit: no atexit handlers (a BLAS library's may wait on threads that
+ * themselves cannot get memory), no buffers flushed (no partial stream). */
 static void oom(void)
 {
-    static const char msg[] = "bitforge: out of memory\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "%s: out of memory\n", bf_progname);
+    ssize_t r = write(2, msg, n > 0 ? (size_t)n : 0);
     (void)r;
-    exit(1);
+    _exit(1);
 }
 
 void *bf_xmalloc(size_t n)

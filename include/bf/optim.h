@@ -34,7 +34,7 @@ typedef struct {
     double momentum;
     int ns_steps;
     bf_optim_kind fallback;    /* adamw or sgd */
-    double fallback_lr;        /* 0: the same as lr */
+    double fallback_lr;        /* < 0: the same as lr */
     /* Grokfast */
     bf_grokfast_kind grokfast;
     double gf_alpha, gf_lambda;

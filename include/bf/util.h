@@ -16,6 +16,7 @@
 #define BF_PRINTF(a, b)
 #endif
 
+extern const char *bf_progname;   /* for messages the library prints itself */
 int bf_err(const char *fmt, ...) BF_PRINTF(1, 2);  /* sets the message, returns -1 */
 const char *bf_errmsg(void);
 
