@@ -193,25 +193,40 @@ __attribute__((target("avx2"))) static inline int32_t hsum_epi32(__m256i v)
 }
 
 /* TQ2: per block, 4 vectors of 32 codes in {0,1,2} against 32 int8 each.
- * maddubs(code, q) gives int16 lanes of two products: |lane| ≤ 2·2·128 = 512;
- * the four are added in int16 (≤ 2048), then widened by madd with ones. */
+ * maddubs(code, q) gives int16 lanes of two products: |lane| ≤ 2·2·128 = 512.
+ * Two chains each add four blocks' maddubs (16 lanes, ≤ 8192) in int16,
+ * then widen by madd with ones into int32. */
+__attribute__((target("avx2"))) static inline __m256i tq2_block(__m256i p, const uint8_t *blk, const int8_t *q)
+{
+    const __m256i mask = _mm256_set1_epi8(3);
+    __m256i w = _mm256_load_si256((const __m256i *)blk);
+    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(w, mask), _mm256_loadu_si256((const __m256i *)q)));
+    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 2), mask),
+                                                 _mm256_loadu_si256((const __m256i *)(q + 32))));
+    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), mask),
+                                                 _mm256_loadu_si256((const __m256i *)(q + 64))));
+    p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 6), mask),
+                                                 _mm256_loadu_si256((const __m256i *)(q + 96))));
+    return p;
+}
+
 __attribute__((target("avx2"))) static int32_t row_dot_tq2_avx2(const uint8_t *blk, const int8_t *q, size_t nblk)
 {
-    const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    __m256i acc = _mm256_setzero_si256();
-    for (size_t b = 0; b < nblk; b++, blk += 32, q += 128) {
-        __m256i w = _mm256_load_si256((const __m256i *)blk);
-        __m256i c0 = _mm256_and_si256(w, mask);
-        __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 2), mask);
-        __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
-        __m256i c3 = _mm256_and_si256(_mm256_srli_epi16(w, 6), mask);
-        __m256i p = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)q));
-        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(q + 32))));
-        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(q + 64))));
-        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(q + 96))));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+    size_t b = 0;
+    for (; b + 8 <= nblk; b += 8, blk += 256, q += 1024) {
+        __m256i p0 = _mm256_setzero_si256(), p1 = p0;
+        for (int u = 0; u < 8; u += 2) {
+            p0 = tq2_block(p0, blk + 32 * u, q + 128 * u);
+            p1 = tq2_block(p1, blk + 32 * (u + 1), q + 128 * (u + 1));
+        }
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
     }
-    return hsum_epi32(acc);
+    for (; b < nblk; b++, blk += 32, q += 128)
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(tq2_block(_mm256_setzero_si256(), blk, q), ones));
+    return hsum_epi32(_mm256_add_epi32(acc0, acc1));
 }
 
 /* TQ1: each byte's digits come out by ×3 and >>8 in 16-bit lanes, even and
