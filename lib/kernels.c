@@ -137,24 +137,46 @@ void bf_tmat_free(bf_tmat *m)
     memset(m, 0, sizeof *m);
 }
 
+/* roundf (half away from zero) for |x| < 2^22, without a library call:
+ * adding the float just below 0.5 carries exactly when x's fraction is at
+ * least one half, and the conversion truncates toward zero. */
+static inline int32_t round_away(float x) { return (int32_t)(x + copysignf(0.49999997f, x)); }
+
 void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum)
 {
     for (size_t n = 0; n < N; n++) {
         const float *a = x + n * cols;
         int8_t *o = q + n * kpad;
         float mx = 0;
-        for (size_t c = 0; c < cols; c++) mx = fmaxf(mx, fabsf(a[c]));
-        float s = 127.0f / fmaxf(mx, 1e-5f);
+        for (size_t c = 0; c < cols; c++) {
+            float v = fabsf(a[c]);
+            mx = v > mx ? v : mx;
+        }
+        float s = 127.0f / (mx > 1e-5f ? mx : 1e-5f);
         int32_t sum = 0;
         for (size_t c = 0; c < cols; c++) {
-            float v = roundf(a[c] * s);
-            o[c] = (int8_t)(v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v);
-            sum += o[c];
+            int32_t v = round_away(a[c] * s);
+            v = v > 127 ? 127 : v < -128 ? -128 : v;
+            o[c] = (int8_t)v;
+            sum += v;
         }
         memset(o + cols, 0, kpad - cols);
         inv_s[n] = 1.0f / s;
         qsum[n] = sum;
     }
+}
+
+/* Scratch memory reused across calls (per thread), so that a model's many
+ * products do not each map, fault in and zero fresh pages. */
+static void *scratch(void **buf, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        bf_aligned_free(*buf);
+        *buf = bf_aligned_alloc(n);
+        if (!*buf) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+        *cap = n;
+    }
+    return *buf;
 }
 
 /* ---------------------------------------------------------------- scalar */
@@ -409,8 +431,9 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
         }
         return;
     }
-    uint8_t *codes = bf_aligned_alloc(TILE * m->kpad);
-    if (!codes) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+    static _Thread_local void *codes_buf;
+    static _Thread_local size_t codes_cap;
+    uint8_t *codes = scratch(&codes_buf, &codes_cap, TILE * m->kpad);
     for (size_t o0 = r0; o0 < r1; o0 += TILE) {
         size_t nr = r1 - o0 < TILE ? r1 - o0 : TILE;
         for (size_t r = 0; r < nr; r++) unpack_row(m, j->lv, m->blocks + (o0 + r) * m->row_bytes, codes + r * m->kpad);
@@ -424,7 +447,6 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
             }
         }
     }
-    bf_aligned_free(codes);
 }
 
 void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc)
@@ -435,14 +457,12 @@ void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, siz
 
 void bf_tmat_forward(const bf_tmat *m, const float *x, size_t N, float *y, int accumulate)
 {
-    int8_t *q = bf_aligned_alloc(N * m->kpad + 64);
-    float *inv_s = bf_xmalloc(N * sizeof *inv_s + 4);
-    int32_t *qsum = bf_xmalloc(N * sizeof *qsum + 4);
-    if (!q) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+    static _Thread_local void *qb, *sb;
+    static _Thread_local size_t qcap, scap;
+    int8_t *q = scratch(&qb, &qcap, N * m->kpad + 64);
+    float *inv_s = scratch(&sb, &scap, N * (sizeof(float) + sizeof(int32_t)) + 64);
+    int32_t *qsum = (int32_t *)(inv_s + N);
     bf_quant_rows_i8(x, N, m->cols, m->kpad, q, inv_s, qsum);
     fwd_job j = {m, q, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get()};
     bf_parallel(m->rows, 16, fwd_rows, &j);
-    bf_aligned_free(q);
-    free(inv_s);
-    free(qsum);
 }

@@ -762,6 +762,15 @@ static const float *input_for(const bf_model *m, int l, const char *what, const 
     return is_ternary(m, l, what) && m->cfg.act_bits == 8 ? xq : x;
 }
 
+/* The site feeding `what` runs on integer kernels: no float int8 copy needed
+ * (the kernels quantize their input themselves).  All matrices of a site
+ * share its quantization, so one consumer answers for the site. */
+static int int_site(const bf_model *m, int l, const char *what)
+{
+    bf_param *p = layer_param(m, l, what);
+    return p && p->tm && m->cfg.act_bits == 8;
+}
+
 /* out[N,R] (+)= x·Wᵀ for layer l's matrix `what`: on integer kernels when
  * the model runs them, else a float product with the forward's view. */
 static void linear(const bf_model *m, int l, const char *what, float *out, const float *x, const float *xq, size_t N,
@@ -806,7 +815,7 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
 
         /* attention: h_mid = h_in + wo(attn(norm(h_in))) */
         norm_fwd(L->n1, L->h_in, P.attn_norm_w, P.attn_norm_b, L->n1_mean, L->n1_rstd, N, D, ln);
-        if (L->n1q != L->n1) bf_quant_acts(L->n1, N, D, L->n1q);
+        if (L->n1q != L->n1 && !int_site(m, l, "wq")) bf_quant_acts(L->n1, N, D, L->n1q);
         linear(m, l, "wq", L->q, L->n1, L->n1q, N, D, D, 0);
         linear(m, l, "wk", L->k, L->n1, L->n1q, N, D, D, 0);
         linear(m, l, "wv", L->v, L->n1, L->n1q, N, D, D, 0);
@@ -827,19 +836,19 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
             free(task_max);
         }
         if (g->subln) norm_fwd(L->aon, L->ao, P.attn_sub_norm_w, NULL, NULL, L->ao_rstd, N, D, 0);
-        if (L->aonq != L->aon) bf_quant_acts(L->aon, N, D, L->aonq);
+        if (L->aonq != L->aon && !int_site(m, l, "wo")) bf_quant_acts(L->aon, N, D, L->aonq);
         memcpy(L->h_mid, L->h_in, N * D * sizeof(float));
         linear(m, l, "wo", L->h_mid, L->aon, L->aonq, N, D, D, 1);
 
         /* MLP: next = h_mid + w2(act(norm(h_mid))) */
         norm_fwd(L->n2, L->h_mid, P.mlp_norm_w, P.mlp_norm_b, L->n2_mean, L->n2_rstd, N, D, ln);
-        if (L->n2q != L->n2) bf_quant_acts(L->n2, N, D, L->n2q);
+        if (L->n2q != L->n2 && !int_site(m, l, "w1")) bf_quant_acts(L->n2, N, D, L->n2q);
         linear(m, l, "w1", L->u, L->n2, L->n2q, N, D, F, 0);
         if (g->act != BF_ACT_GELU) linear(m, l, "w3", L->g, L->n2, L->n2q, N, D, F, 0);
         act_job acj = {L->u, L->g, NULL, L->a, NULL, NULL, g->act};
         bf_parallel(N * F, 4096, act_fwd_range, &acj);
         if (g->subln) norm_fwd(L->an, L->a, P.ffn_sub_norm_w, NULL, NULL, L->a_rstd, N, F, 0);
-        if (L->anq != L->an) bf_quant_acts(L->an, N, F, L->anq);
+        if (L->anq != L->an && !int_site(m, l, "w2")) bf_quant_acts(L->an, N, F, L->anq);
         memcpy(next, L->h_mid, N * D * sizeof(float));
         linear(m, l, "w2", next, L->an, L->anq, N, F, D, 1);
     }

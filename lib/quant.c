@@ -66,12 +66,16 @@ void bf_quant_acts(const float *x, size_t n, size_t d, float *xq)
     for (size_t r = 0; r < n; r++) {
         const float *a = x + r * d;
         float *o = xq + r * d, m = 0;
-        for (size_t c = 0; c < d; c++) m = fmaxf(m, fabsf(a[c]));
-        float s = 127.0f / fmaxf(m, 1e-5f);
         for (size_t c = 0; c < d; c++) {
-            float v = roundf(a[c] * s);
-            v = v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v;
-            o[c] = v / s;
+            float v = fabsf(a[c]);
+            m = v > m ? v : m;
+        }
+        float s = 127.0f / (m > 1e-5f ? m : 1e-5f);
+        for (size_t c = 0; c < d; c++) {
+            /* roundf, half away from zero: see bf_quant_rows_i8 */
+            int32_t v = (int32_t)(a[c] * s + copysignf(0.49999997f, a[c] * s));
+            v = v > 127 ? 127 : v < -128 ? -128 : v;
+            o[c] = (float)v / s;
         }
     }
 }
