@@ -25,22 +25,26 @@ static const char usage[] =
     "  --tie              tie the output head to the token embedding\n"
     "  --subln            BitNet's extra RMSNorm before wo and w2\n"
     "  --act-bits 8|0     int8 activations in ternary layers (default 8)\n"
+    "  --std X            matrices' init standard deviation (default 0.02)\n"
+    "  --emb-std X        embeddings' init standard deviation (default: --std)\n"
     "  --seed N           initialization seed (default 1)\n"
     "  -o, --output FILE  write FILE atomically instead of stdout\n"
     "  -q, --quiet        no messages but errors\n"
     "  -h, --help         this text\n"
     "      --version      the version\n"
     "\n"
-    "Matrices and embeddings are drawn from N(0, 0.02²), wo and w2 from\n"
-    "N(0, (0.02/sqrt(2·layers))²); norm weights are 1, biases 0.  Each tensor\n"
-    "has its own random stream derived from the seed and its name.\n";
+    "Matrices and embeddings are drawn from N(0, std²) (std 0.02 unless given),\n"
+    "wo and w2 from N(0, (std/sqrt(2·layers))²); norm weights are 1, biases 0.\n"
+    "Each tensor has its own random stream derived from the seed and its name.\n";
 
-enum { O_VOCAB = BF_OPT_PROGRAM, O_CTX, O_LIKE, O_D, O_LAYERS, O_HEADS, O_FF, O_NORM, O_ACT, O_POS, O_TIE, O_SUBLN, O_ACTBITS };
+enum { O_VOCAB = BF_OPT_PROGRAM, O_CTX, O_LIKE, O_D, O_LAYERS, O_HEADS, O_FF, O_NORM, O_ACT, O_POS, O_TIE, O_SUBLN, O_ACTBITS,
+       O_STD, O_EMBSTD };
 
 struct cmdline {
     bf_config cfg;
     const char *like;
     int have_vocab, have_ctx, have_ff;
+    double std, emb_std;       /* emb_std < 0: the same as std */
 };
 
 static void parse_command_line(int argc, char **argv, struct cmdline *cl)
@@ -53,9 +57,12 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"ff", required_argument, 0, O_FF}, {"norm", required_argument, 0, O_NORM},
         {"act", required_argument, 0, O_ACT}, {"pos", required_argument, 0, O_POS},
         {"tie", no_argument, 0, O_TIE}, {"subln", no_argument, 0, O_SUBLN},
-        {"act-bits", required_argument, 0, O_ACTBITS}, {0, 0, 0, 0}};
+        {"act-bits", required_argument, 0, O_ACTBITS}, {"std", required_argument, 0, O_STD},
+        {"emb-std", required_argument, 0, O_EMBSTD}, {0, 0, 0, 0}};
     memset(cl, 0, sizeof *cl);
     bf_config_default(&cl->cfg);
+    cl->std = 0.02;
+    cl->emb_std = -1;
     bf_cli_begin(argc, argv, "bf-init", usage);
     int c;
     while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
@@ -78,10 +85,13 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
             cl->cfg.act_bits = bf_parse_choice("act-bits", optarg, bits) ? 8 : 0;
             break;
         }
+        case O_STD: cl->std = bf_parse_double("std", optarg, 0, 100); break;
+        case O_EMBSTD: cl->emb_std = bf_parse_double("emb-std", optarg, 0, 100); break;
         default: bf_usage_die("unexpected option");
         }
     }
     if (optind < argc) bf_usage_die("unexpected argument '%s'", argv[optind]);
+    if (cl->emb_std < 0) cl->emb_std = cl->std;
     if (cl->like && (cl->have_vocab || cl->have_ctx)) bf_usage_die("--like takes vocab and ctx; do not give them too");
     if (!cl->like && (!cl->have_vocab || !cl->have_ctx)) bf_usage_die("needs --vocab and --ctx, or --like DATA");
     if (!cl->have_ff) cl->cfg.d_ff = cl->cfg.d_model * 4 > BF_MAX_DFF ? BF_MAX_DFF : cl->cfg.d_model * 4;
@@ -127,8 +137,11 @@ int main(int argc, char **argv)
         float *x = t.data;
         uint64_t numel = bf_tensor_numel(&t);
         if (spec[k].init == BF_INIT_NORMAL) {
+            /* the spec's deviations are DESIGN §4's for std 0.02; scale them */
+            int emb = !strcmp(spec[k].name, "tok_emb") || !strcmp(spec[k].name, "pos_emb");
+            double sd = emb ? cl.emb_std : spec[k].std * (cl.std / 0.02);
             bf_rng rng = bf_rng_derive(bf_cli_state.seed, spec[k].name);
-            for (uint64_t j = 0; j < numel; j++) x[j] = (float)(spec[k].std * bf_rng_normal(&rng));
+            for (uint64_t j = 0; j < numel; j++) x[j] = (float)(sd * bf_rng_normal(&rng));
         } else if (spec[k].init == BF_INIT_ONE) {
             for (uint64_t j = 0; j < numel; j++) x[j] = 1.0f;
         }
