@@ -142,27 +142,6 @@ int main(int argc, char **argv)
     if (have_ref && ref.cfg.vocab != m.cfg.vocab) bf_die("%s: the reference's vocab %d differs from the model's %d",
                                                           cl.ref, ref.cfg.vocab, m.cfg.vocab);
 
-    bf_dataset d;
-    if (bf_data_load(cl.t.data, &d)) bf_die_lib();
-    if (bf_data_check_model(&d, &m.cfg, cl.t.data)) bf_die_lib();
-    if (have_ref && bf_data_check_model(&d, &ref.cfg, cl.ref ? cl.ref : label)) bf_die_lib();
-    if (!d.train.rows) bf_die("%s: the train split is empty", cl.t.data);
-    if (have_ref) cl.t.train.kl_ref = &ref;
-
-    bf_optim opt;
-    bf_optim_init(&opt, &m, &cl.t.optim);
-    bf_train_result res;
-    if (bf_train(&m, &d, &opt, NULL, NULL, &cl.t.train, &res)) bf_die_lib();
-    if (cl.t.train.log) fclose(cl.t.train.log);
-
-    bf_tset out;
-    bf_model_to_tset(&m, !cl.strip, &out);
-    bf_cli_write_all(&h, &out);
-    bf_tset_release(&out);
-    bf_optim_free(&opt);
-    if (have_ref) bf_model_free(&ref);
-    bf_model_free(&m);
-    bf_data_free(&d);
-    bf_header_release(&h);
+    bf_trainopt_run(&cl.t, &m, have_ref ? &ref : NULL, cl.ref ? cl.ref : label, &h, cl.strip);
     return 0;
 }

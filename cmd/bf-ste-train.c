@@ -84,24 +84,6 @@ int main(int argc, char **argv)
     bf_model m;
     if (bf_model_from_tset(&m, &h, &s)) bf_die("%s: %s", label, bf_errmsg());
     bf_tset_release(&s);
-    bf_dataset d;
-    if (bf_data_load(cl.t.data, &d)) bf_die_lib();
-    if (bf_data_check_model(&d, &m.cfg, cl.t.data)) bf_die_lib();
-    if (!d.train.rows) bf_die("%s: the train split is empty", cl.t.data);
-
-    bf_optim opt;
-    bf_optim_init(&opt, &m, &cl.t.optim);
-    bf_train_result res;
-    if (bf_train(&m, &d, &opt, NULL, NULL, &cl.t.train, &res)) bf_die_lib();
-    if (cl.t.train.log) fclose(cl.t.train.log);
-
-    bf_tset out;
-    bf_model_to_tset(&m, !cl.strip, &out);
-    bf_cli_write_all(&h, &out);
-    bf_tset_release(&out);
-    bf_optim_free(&opt);
-    bf_model_free(&m);
-    bf_data_free(&d);
-    bf_header_release(&h);
+    bf_trainopt_run(&cl.t, &m, NULL, NULL, &h, cl.strip);
     return 0;
 }

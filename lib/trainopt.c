@@ -1,5 +1,6 @@
 /* trainopt.c — parsing the shared training flags. */
 #include "bf/trainopt.h"
+#include "bf/data.h"
 
 #include <errno.h>
 #include <string.h>
@@ -73,4 +74,30 @@ void bf_trainopt_finish(bf_trainopt *t)
         t->train.log = fopen(t->log_path, "a");
         if (!t->train.log) bf_die("%s: %s", t->log_path, bf_strerror(errno));
     }
+}
+
+void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref_label, bf_header *h, int strip)
+{
+    bf_dataset d;
+    if (bf_data_load(t->data, &d)) bf_die_lib();
+    if (bf_data_check_model(&d, &m->cfg, t->data)) bf_die_lib();
+    if (ref && bf_data_check_model(&d, &ref->cfg, ref_label)) bf_die_lib();
+    if (!d.train.rows) bf_die("%s: the train split is empty", t->data);
+    t->train.kl_ref = ref;
+
+    bf_optim opt;
+    bf_optim_init(&opt, m, &t->optim);
+    bf_train_result res;
+    if (bf_train(m, &d, &opt, NULL, NULL, &t->train, &res)) bf_die_lib();
+    if (t->train.log) fclose(t->train.log);
+
+    bf_tset out;
+    bf_model_to_tset(m, !strip, &out);
+    bf_cli_write_all(h, &out);
+    bf_tset_release(&out);
+    bf_optim_free(&opt);
+    if (ref) bf_model_free(ref);
+    bf_model_free(m);
+    bf_data_free(&d);
+    bf_header_release(h);
 }

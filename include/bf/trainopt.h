@@ -73,4 +73,10 @@ int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg);
 /* After parsing: checks --data, opens --log, takes --seed and progress. */
 void bf_trainopt_finish(bf_trainopt *t);
 
+/* What a training program does once its model is loaded: load and check the
+ * data (and the KL reference, if any), train, write the model to -o or
+ * stdout with h's meta and lineage (latents kept unless strip).  Dies with
+ * a message on any failure; frees the model, the reference and h. */
+void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref_label, bf_header *h, int strip);
+
 #endif
