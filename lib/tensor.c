@@ -10,15 +10,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static const struct { const char *name; size_t size; double bits; } dtypes[BF_NDTYPES] = {
-    [BF_F32] = {"F32", 4, 32}, [BF_F16] = {"F16", 2, 16}, [BF_BF16] = {"BF16", 2, 16},
-    [BF_I8] = {"I8", 1, 8},    [BF_U8] = {"U8", 1, 8},    [BF_I32] = {"I32", 4, 32},
-    [BF_I64] = {"I64", 8, 64}, [BF_TQ2] = {"TQ2", 0, 2}, [BF_TQ1] = {"TQ1", 0, 1.6},
+static const struct { const char *name; size_t size; } dtypes[BF_NDTYPES] = {
+    [BF_F32] = {"F32", 4}, [BF_F16] = {"F16", 2}, [BF_BF16] = {"BF16", 2}, [BF_I8] = {"I8", 1}, [BF_U8] = {"U8", 1},
+    [BF_I32] = {"I32", 4}, [BF_I64] = {"I64", 8}, [BF_TQ2] = {"TQ2", 0}, [BF_TQ1] = {"TQ1", 0},
 };
 
 const char *bf_dtype_name(bf_dtype dt) { return dt < BF_NDTYPES ? dtypes[dt].name : "?"; }
 size_t bf_dtype_size(bf_dtype dt) { return dtypes[dt].size; }
-double bf_dtype_bits(bf_dtype dt) { return dtypes[dt].bits; }
 int bf_dtype_is_ternary(bf_dtype dt) { return dt == BF_TQ2 || dt == BF_TQ1; }
 
 int bf_dtype_parse(const char *s, bf_dtype *out)
@@ -49,18 +47,6 @@ uint64_t bf_tensor_numel(const bf_tensor *t)
     uint64_t n = 1;
     for (int k = 0; k < t->ndim; k++) n *= t->shape[k];
     return n;
-}
-
-void bf_tensor_matrix(const bf_tensor *t, uint64_t *rows, uint64_t *cols)
-{
-    if (t->ndim >= 2) {
-        *rows = t->shape[0];
-        *cols = bf_tensor_numel(t) / (t->shape[0] ? t->shape[0] : 1);
-        if (!t->shape[0]) *cols = t->shape[1];
-    } else {
-        *rows = 1;
-        *cols = t->ndim == 1 ? t->shape[0] : 1;
-    }
 }
 
 #define MAP_THRESHOLD (1u << 20)   /* payloads this large are mappings that can grow */

@@ -19,7 +19,6 @@ const char *bf_dtype_name(bf_dtype dt);
 int bf_dtype_parse(const char *s, bf_dtype *out);  /* 0, or -1 if unknown */
 int bf_dtype_is_ternary(bf_dtype dt);
 size_t bf_dtype_size(bf_dtype dt);                 /* element bytes; 0 for packed ternary */
-double bf_dtype_bits(bf_dtype dt);                 /* nominal bits per element */
 
 typedef struct {
     char name[BF_MAX_NAME + 1];
@@ -36,9 +35,6 @@ typedef struct {
  * need exactly 2 dims [rows, cols]; each row starts on a byte. */
 int bf_tensor_size(bf_dtype dt, int ndim, const uint64_t *shape, uint64_t *nbytes);
 uint64_t bf_tensor_numel(const bf_tensor *t);
-/* Rows and columns of a tensor viewed as a matrix: ndim 2 → [0],[1];
- * ndim 1 → 1×[0]; ndim 0 → 1×1. */
-void bf_tensor_matrix(const bf_tensor *t, uint64_t *rows, uint64_t *cols);
 
 /* Sets name, dtype, shape and nbytes, and allocates zeroed payload memory.
  * Returns -1 (bf_err) on a bad name, shape or allocation failure. */
