@@ -69,12 +69,8 @@ int main(int argc, char **argv)
 {
     struct cmdline cl;
     parse_command_line(argc, argv, &cl);
-    bf_reader *r = bf_cli_open_input(cl.input);
-    const bf_header *ih = bf_reader_header(r);
-    if (strcmp(ih->kind, "model") != 0) bf_die("%s: a '%s' stream, not a model", cl.input ? cl.input : "stdin", ih->kind);
-    bf_header h;
-    bf_header_copy(&h, ih);
-    bf_writer *w = bf_cli_open_output(&h);
+    bf_reader *r;
+    bf_writer *w = bf_cli_open_model_filter(cl.input, &r);
     pending *pend = NULL;
     size_t npend = 0;
     bf_tensor t;
@@ -146,6 +142,5 @@ int main(int argc, char **argv)
     free(pend);
     bf_reader_close(r);
     bf_cli_close_output(w);
-    bf_header_release(&h);
     return 0;
 }

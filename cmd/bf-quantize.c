@@ -99,12 +99,8 @@ int main(int argc, char **argv)
 {
     struct cmdline cl;
     parse_command_line(argc, argv, &cl);
-    bf_reader *r = bf_cli_open_input(cl.input);
-    const bf_header *ih = bf_reader_header(r);
-    if (strcmp(ih->kind, "model") != 0) bf_die("%s: a '%s' stream, not a model", cl.input ? cl.input : "stdin", ih->kind);
-    bf_header h;
-    bf_header_copy(&h, ih);
-    bf_writer *w = bf_cli_open_output(&h);
+    bf_reader *r;
+    bf_writer *w = bf_cli_open_model_filter(cl.input, &r);
     int matched[MAX_GLOBS] = {0};
     bf_tensor t;
     int rc;
@@ -159,6 +155,5 @@ int main(int argc, char **argv)
         if (!matched[g]) { bf_writer_abort(w); bf_die("--include '%s' matches no block matrix", cl.globs[g]); }
     bf_reader_close(r);
     bf_cli_close_output(w);
-    bf_header_release(&h);
     return 0;
 }

@@ -193,6 +193,18 @@ void bf_cli_close_output(bf_writer *w)
     if (bf_writer_close(w)) bf_die_lib();
 }
 
+bf_writer *bf_cli_open_model_filter(const char *input, bf_reader **r)
+{
+    *r = bf_cli_open_input(input);
+    const bf_header *ih = bf_reader_header(*r);
+    if (strcmp(ih->kind, "model") != 0) bf_die("%s: a '%s' stream, not a model", input ? input : "stdin", ih->kind);
+    bf_header h;
+    bf_header_copy(&h, ih);
+    bf_writer *w = bf_cli_open_output(&h);
+    bf_header_release(&h);
+    return w;
+}
+
 void bf_cli_write_all(bf_header *h, const bf_tset *s)
 {
     bf_writer *w = bf_cli_open_output(h);

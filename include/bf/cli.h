@@ -81,5 +81,9 @@ void bf_cli_write_all(bf_header *h, const bf_tset *s);
 /* Opens the output stream (-o or stdout), header written; dies on failure. */
 bf_writer *bf_cli_open_output(bf_header *h);
 void bf_cli_close_output(bf_writer *w);   /* trailer and rename; dies on failure */
+/* For programs that rewrite a model stream tensor by tensor: opens the input
+ * (which must be a model), and the output with the input's header (meta and
+ * lineage kept, this program's lineage added).  Dies on failure. */
+bf_writer *bf_cli_open_model_filter(const char *input, bf_reader **r);
 
 #endif
