@@ -25,6 +25,8 @@ static const char usage[] =
     "  --data DATA        evaluate on this data stream\n"
     "  --split val|train  which split (default val)\n"
     "  --batch N          rows per forward pass (default 64)\n"
+    "  --incremental      one position of each row per forward, with a key/value\n"
+    "                     cache, as generation runs (same metrics)\n"
     "  --fake-quant       run ternary layers in float (scale·codes, as training\n"
     "                     sees them) instead of int8 × ternary integer kernels\n"
     "  --threads N        threads (default: all cores)\n"
@@ -32,11 +34,11 @@ static const char usage[] =
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE };
+enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR };
 
 struct cmdline {
     const char *input, *data;
-    int json, split_train, batch, fake_quant;
+    int json, split_train, batch, fake_quant, incremental;
 };
 
 typedef struct {
@@ -52,7 +54,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     static const struct option opts[] = {BF_OPTS_BASE, BF_OPTS_THREADS, {"json", no_argument, 0, O_JSON},
                                          {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
                                          {"batch", required_argument, 0, O_BATCH},
-                                         {"fake-quant", no_argument, 0, O_FAKE}, {0, 0, 0, 0}};
+                                         {"fake-quant", no_argument, 0, O_FAKE},
+                                         {"incremental", no_argument, 0, O_INCR}, {0, 0, 0, 0}};
     static const char *const splits[] = {"val", "train", NULL};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
@@ -67,10 +70,11 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_SPLIT: cl->split_train = bf_parse_choice("split", optarg, splits); have_split = 1; break;
         case O_BATCH: cl->batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); have_batch = 1; break;
         case O_FAKE: cl->fake_quant = 1; have_batch = 1; break;
+        case O_INCR: cl->incremental = 1; have_batch = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
-    if (!cl->data && (have_split || have_batch)) bf_usage_die("--split, --batch and --fake-quant need --data");
+    if (!cl->data && (have_split || have_batch)) bf_usage_die("--split, --batch, --fake-quant and --incremental need --data");
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(0);
 }
@@ -215,7 +219,7 @@ static void evaluate(const struct cmdline *cl)
     if (!sp->rows) bf_die("%s: the %s split is empty", cl->data, split);
     bf_metrics r;
     double t0 = bf_now();
-    bf_eval_split(&m, sp, cl->batch, &r);
+    (cl->incremental ? bf_eval_split_incremental : bf_eval_split)(&m, sp, cl->batch, &r);
     double secs = bf_now() - t0;
     if (cl->json) {
         printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, r.rows,

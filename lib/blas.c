@@ -22,6 +22,18 @@ static void run(void *ctx, size_t i0, size_t i1, int th)
         const float *A = j->ta ? j->A + i0 : j->A + i0 * j->lda;
         cblas_sgemm(CblasRowMajor, ta, tb, (int)(i1 - i0), (int)j->N, (int)j->K, j->alpha, A, (int)j->lda, j->B,
                     (int)j->ldb, j->beta, j->C + i0 * j->ldc, (int)j->ldc);
+    } else if (j->M == 1 && j->K) {
+        /* one row of C is a matrix-vector product: sgemv streams the weights
+         * once, where sgemm would first copy them into its packed panels.
+         * C[0, n] = α·Σ_k A[0, k]·op(B)[k, n] + β·C[0, n]; A's row is strided
+         * by lda when A is stored transposed. */
+        int incx = j->ta ? (int)j->lda : 1;
+        if (j->tb)   /* op(B) = Bᵀ: rows i0..i1 of B [N, K] */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(i1 - i0), (int)j->K, j->alpha, j->B + i0 * j->ldb,
+                        (int)j->ldb, j->A, incx, j->beta, j->C + i0, 1);
+        else         /* B [K, N]: columns i0..i1 */
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)j->K, (int)(i1 - i0), j->alpha, j->B + i0, (int)j->ldb, j->A,
+                        incx, j->beta, j->C + i0, 1);
     } else {
         const float *B = j->tb ? j->B + i0 * j->ldb : j->B + i0;
         cblas_sgemm(CblasRowMajor, ta, tb, (int)j->M, (int)(i1 - i0), (int)j->K, j->alpha, j->A, (int)j->lda, B,

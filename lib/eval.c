@@ -1,27 +1,84 @@
 /* eval.c — metrics of a model on a data split (DESIGN §5). */
 #include "bf/data.h"
+#include "bf/util.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+typedef struct {
+    double loss;                         /* Σ per-position losses */
+    size_t targets, correct, exact, scored;
+} tally;
+
+static void tally_row(tally *t, int targets, int correct)
+{
+    t->correct += (size_t)correct;
+    if (targets) { t->scored++; t->exact += targets == correct; }   /* rows without targets are not scored */
+}
+
+static void tally_done(const tally *t, size_t rows, bf_metrics *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rows = rows;
+    out->targets = t->targets;
+    out->loss = t->targets ? t->loss / (double)t->targets : 0;
+    out->token_acc = t->targets ? (double)t->correct / (double)t->targets : 0;
+    out->exact = t->scored ? (double)t->exact / (double)t->scored : 0;
+}
 
 void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
 {
-    memset(out, 0, sizeof *out);
-    out->rows = s->rows;
-    double loss = 0;
-    size_t correct = 0, exact = 0, scored = 0, T = s->T;
+    tally t = {0};
+    size_t T = s->T;
     for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
         int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
         double l = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
-        loss += l * (double)m->last_targets;
-        out->targets += m->last_targets;
+        t.loss += l * (double)m->last_targets;
+        t.targets += m->last_targets;
         for (int b = 0; b < B; b++) {
             int nt, nc;
             bf_model_row_stats(m, b, &nt, &nc);
-            correct += (size_t)nc;
-            if (nt) { scored++; exact += nt == nc; }   /* rows without targets are not scored */
+            tally_row(&t, nt, nc);
         }
     }
-    out->loss = out->targets ? loss / (double)out->targets : 0;
-    out->token_acc = out->targets ? (double)correct / (double)out->targets : 0;
-    out->exact = scored ? (double)exact / (double)scored : 0;
+    tally_done(&t, s->rows, out);
+}
+
+/* The same metrics one position at a time through the key/value cache:
+ * position t of B rows per forward, as generation would run them.  Positions
+ * after a batch's last target are not fed (nothing depends on them). */
+void bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
+{
+    tally t = {0};
+    size_t T = s->T;
+    int32_t *xt = bf_xmalloc((size_t)batch * 2 * sizeof *xt), *yt = xt + batch;
+    int *nt = bf_xcalloc((size_t)batch * 2, sizeof *nt), *nc = nt + batch;
+    for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
+        int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
+        if (bf_model_cache_begin(m, B)) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+        size_t end = 0;
+        for (size_t k = r0 * T; k < (r0 + (size_t)B) * T; k++)
+            if (s->y[k] >= 0 && k % T + 1 > end) end = k % T + 1;
+        memset(nt, 0, (size_t)batch * 2 * sizeof *nt);
+        for (size_t p = 0; p < end; p++) {
+            for (int b = 0; b < B; b++) {
+                xt[b] = s->x[(r0 + (size_t)b) * T + p];
+                yt[b] = s->y[(r0 + (size_t)b) * T + p];
+            }
+            double l = bf_model_forward_cached(m, xt, yt, B, 1, (int)p);
+            t.loss += l * (double)m->last_targets;
+            t.targets += m->last_targets;
+            for (int b = 0; b < B; b++) {
+                int n, c;
+                bf_model_row_stats(m, b, &n, &c);
+                nt[b] += n;
+                nc[b] += c;
+            }
+        }
+        for (int b = 0; b < B; b++) tally_row(&t, nt[b], nc[b]);
+    }
+    free(xt);
+    free(nt);
+    tally_done(&t, s->rows, out);
 }

@@ -45,6 +45,9 @@ struct bf_acts {
     float *rope_cos, *rope_sin;               /* [ctx, hd/2] */
     /* backward scratch */
     float *dh, *dn, *dq, *dk, *dv, *dao, *dsub, *du, *dg, *da, *dan, *dfsel;
+    /* key/value cache for incremental decoding: per layer [kv_B, ctx, D] */
+    float *kv_block, **kcache, **vcache;
+    int kv_B;
 };
 
 /* ---------------------------------------------------------------- layout */
@@ -328,6 +331,9 @@ void bf_model_free(bf_model *m)
     }
     if (m->acts) {
         bf_aligned_free(m->acts->block);
+        bf_aligned_free(m->acts->kv_block);
+        free(m->acts->kcache);
+        free(m->acts->vcache);
         free(m->acts->L);
         free(m->acts);
     }
@@ -428,13 +434,17 @@ static void layout_acts(const bf_model *m, bf_acts *a, carver *c, int B, int T)
     a->dfsel = carve(c, N * (V > D ? V : D));   /* dlogits [M,V], then d(fsel) [M,D] */
 }
 
+static void acts_struct(bf_model *m)
+{
+    if (m->acts) return;
+    m->acts = bf_xcalloc(1, sizeof *m->acts);
+    m->acts->L = bf_xcalloc((size_t)m->cfg.n_layer, sizeof *m->acts->L);
+}
+
 static void ensure_acts(bf_model *m, int B, int T)
 {
+    acts_struct(m);
     bf_acts *a = m->acts;
-    if (!a) {
-        a = m->acts = bf_xcalloc(1, sizeof *a);
-        a->L = bf_xcalloc((size_t)m->cfg.n_layer, sizeof *a->L);
-    }
     if (a->block && a->B == B && a->T == T) return;
     carver c = {0};
     layout_acts(m, a, &c, B, T);
@@ -557,7 +567,7 @@ static void norm_bwd(float *dx, float *dw, float *db, const float *dy, const flo
 typedef struct {
     float *x;
     const float *cos, *sin;
-    size_t T, D, hd;
+    size_t T, D, hd, pos0;   /* row r is at position pos0 + r % T */
     int inverse;
 } rope_job;
 
@@ -566,7 +576,7 @@ static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
     rope_job *j = ctx;
     size_t half = j->hd / 2;
     for (size_t r = r0; r < r1; r++) {
-        size_t t = r % j->T;
+        size_t t = j->pos0 + r % j->T;
         const float *cs = j->cos + t * half, *sn = j->sin + t * half;
         for (size_t h = 0; h < j->D; h += j->hd) {
             float *x = j->x + r * j->D + h;
@@ -580,9 +590,9 @@ static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
 }
 
 /* Rotates q or k in place; inverse rotates back (the backward of a rotation). */
-static void rope(bf_acts *a, float *x, size_t N, size_t T, size_t D, size_t hd, int inverse)
+static void rope(bf_acts *a, float *x, size_t N, size_t T, size_t D, size_t hd, size_t pos0, int inverse)
 {
-    rope_job j = {x, a->rope_cos, a->rope_sin, T, D, hd, inverse};
+    rope_job j = {x, a->rope_cos, a->rope_sin, T, D, hd, pos0, inverse};
     bf_parallel(N, 64, rope_rows, &j);
 }
 
@@ -593,22 +603,29 @@ typedef struct {
     const float *dout;
     size_t B, T, D, H, hd;
     float *task_max;      /* [B·H] largest scaled logit, or NULL */
+    /* keys and values: row (b, s) at k/v + (b·kT + s)·D; query t of a row is
+     * at position pos0 + t and sees keys 0 … pos0 + t.  Without a cache kT = T
+     * and pos0 = 0; with one, k and v are the cache (kT = ctx) and att is
+     * NULL (no backward follows). */
+    size_t kT, pos0;
 } attn_job;
 
 /* One (batch, head) pair a task: causal softmax(q·kᵀ/√hd)·v. */
 static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
 {
     attn_job *j = ctx;
-    size_t T = j->T, D = j->D, hd = j->hd;
+    size_t T = j->T, D = j->D, hd = j->hd, kT = j->kT;
     float scale = 1.0f / sqrtf((float)hd);
+    float *row = j->att ? NULL : bf_xmalloc(kT * sizeof(float));
     for (size_t task = t0; task < t1; task++) {
         size_t b = task / j->H, h = task % j->H;
-        float *P = j->att + task * T * T, tmax = -INFINITY;
+        float tmax = -INFINITY;
         for (size_t t = 0; t < T; t++) {
+            size_t last = j->pos0 + t;   /* the query's position: keys 0 … last */
             const float *qt = j->q + (b * T + t) * D + h * hd;
-            float *p = P + t * T, mx = -INFINITY;
-            for (size_t s = 0; s <= t; s++) {
-                const float *ks = j->k + (b * T + s) * D + h * hd;
+            float *p = j->att ? j->att + task * T * T + t * T : row, mx = -INFINITY;
+            for (size_t s = 0; s <= last; s++) {
+                const float *ks = j->k + (b * kT + s) * D + h * hd;
                 float dot = 0;
                 for (size_t i = 0; i < hd; i++) dot += qt[i] * ks[i];
                 p[s] = dot * scale;
@@ -616,19 +633,21 @@ static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
             }
             if (mx > tmax) tmax = mx;
             float sum = 0;
-            for (size_t s = 0; s <= t; s++) { p[s] = expf(p[s] - mx); sum += p[s]; }
+            for (size_t s = 0; s <= last; s++) { p[s] = expf(p[s] - mx); sum += p[s]; }
             float inv = 1.0f / sum;
-            for (size_t s = 0; s <= t; s++) p[s] *= inv;
-            for (size_t s = t + 1; s < T; s++) p[s] = 0;
+            for (size_t s = 0; s <= last; s++) p[s] *= inv;
+            if (j->att)
+                for (size_t s = last + 1; s < T; s++) p[s] = 0;
             float *o = j->out + (b * T + t) * D + h * hd;
             for (size_t i = 0; i < hd; i++) o[i] = 0;
-            for (size_t s = 0; s <= t; s++) {
-                const float *vs = j->v + (b * T + s) * D + h * hd;
+            for (size_t s = 0; s <= last; s++) {
+                const float *vs = j->v + (b * kT + s) * D + h * hd;
                 for (size_t i = 0; i < hd; i++) o[i] += p[s] * vs[i];
             }
         }
         if (j->task_max) j->task_max[task] = tmax;
     }
+    free(row);
 }
 
 /* dP = dout·vᵀ; dv = Pᵀ·dout; dS = P⊙(dP − rowsum(P⊙dP)); dq = dS·k/√hd; dk = dSᵀ·q/√hd */
@@ -784,7 +803,34 @@ static void linear(const bf_model *m, int l, const char *what, float *out, const
     mm_fwd(out, input_for(m, l, what, x, xq), p->fwd, N, K, R, accumulate);
 }
 
-double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, int T)
+int bf_model_cache_begin(bf_model *m, int B)
+{
+    acts_struct(m);
+    bf_acts *a = m->acts;
+    size_t L = (size_t)m->cfg.n_layer, per = (size_t)B * (size_t)m->cfg.ctx * (size_t)m->cfg.d_model;
+    if (a->kv_B != B) {
+        bf_aligned_free(a->kv_block);
+        a->kv_B = 0;
+        a->kv_block = bf_aligned_alloc(2 * L * per * sizeof(float));
+        if (!a->kv_block) return -1;
+        if (!a->kcache) {
+            a->kcache = bf_xcalloc(L, sizeof *a->kcache);
+            a->vcache = bf_xcalloc(L, sizeof *a->vcache);
+        }
+        for (size_t l = 0; l < L; l++) {
+            a->kcache[l] = a->kv_block + 2 * l * per;
+            a->vcache[l] = a->kv_block + (2 * l + 1) * per;
+        }
+        a->kv_B = B;
+    }
+    return 0;
+}
+
+/* The forward of B rows' positions pos0 … pos0+T-1.  Without the cache
+ * (training, whole rows) pos0 is 0 and attention runs within the T given
+ * positions; with it, keys and values go into the cache and queries see every
+ * cached position up to their own. */
+static double forward(bf_model *m, const int32_t *x, const int32_t *y, int B, int T, size_t pos0, int cached)
 {
     const bf_config *g = &m->cfg;
     ensure_acts(m, B, T);
@@ -805,7 +851,7 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
     for (size_t n = 0; n < N; n++) {
         memcpy(h + n * D, tok + (size_t)x[n] * D, D * sizeof(float));
         if (pos)
-            for (size_t c = 0; c < D; c++) h[n * D + c] += pos[(n % (size_t)T) * D + c];
+            for (size_t c = 0; c < D; c++) h[n * D + c] += pos[(pos0 + n % (size_t)T) * D + c];
     }
 
     for (int l = 0; l < g->n_layer; l++) {
@@ -820,11 +866,24 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
         linear(m, l, "wk", L->k, L->n1, L->n1q, N, D, D, 0);
         linear(m, l, "wv", L->v, L->n1, L->n1q, N, D, D, 0);
         if (g->pos == BF_POS_ROPE) {
-            rope(a, L->q, N, (size_t)T, D, hd, 0);
-            rope(a, L->k, N, (size_t)T, D, hd, 0);
+            rope(a, L->q, N, (size_t)T, D, hd, pos0, 0);
+            rope(a, L->k, N, (size_t)T, D, hd, pos0, 0);
         }
         float *task_max = m->track_qk ? bf_xmalloc((size_t)B * H * sizeof(float)) : NULL;
-        attn_job aj = {L->q, L->k, L->v, L->att, L->ao, NULL, NULL, NULL, NULL, (size_t)B, (size_t)T, D, H, hd, task_max};
+        attn_job aj = {L->q, L->k, L->v, L->att, L->ao, NULL, NULL, NULL, NULL, (size_t)B, (size_t)T, D, H, hd, task_max,
+                       (size_t)T, 0};
+        if (cached) {
+            size_t C = (size_t)g->ctx;
+            for (size_t b = 0; b < (size_t)B; b++) {
+                memcpy(a->kcache[l] + (b * C + pos0) * D, L->k + b * (size_t)T * D, (size_t)T * D * sizeof(float));
+                memcpy(a->vcache[l] + (b * C + pos0) * D, L->v + b * (size_t)T * D, (size_t)T * D * sizeof(float));
+            }
+            aj.k = a->kcache[l];
+            aj.v = a->vcache[l];
+            aj.att = NULL;
+            aj.kT = C;
+            aj.pos0 = pos0;
+        }
         bf_parallel((size_t)B * H, 1, attn_fwd_tasks, &aj);
         if (task_max) {
             if (!m->qk_max) m->qk_max = bf_xcalloc((size_t)g->n_layer * H, sizeof(float));
@@ -876,6 +935,21 @@ double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, 
     free(rl);
     m->last_loss = loss / (double)M;
     return m->last_loss;
+}
+
+double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, int T)
+{
+    return forward(m, x, y, B, T, 0, 0);
+}
+
+double bf_model_forward_cached(bf_model *m, const int32_t *x, const int32_t *y, int B, int T, int pos0)
+{
+    if (!m->acts || m->acts->kv_B != B || pos0 < 0 || pos0 + T > m->cfg.ctx) {
+        fprintf(stderr, "%s: internal error: cached forward of %d rows at %d+%d without a matching cache\n", bf_progname, B,
+                pos0, T);
+        abort();
+    }
+    return forward(m, x, y, B, T, (size_t)pos0, 1);
 }
 
 /* --------------------------------------------------------------- backward */
@@ -952,11 +1026,11 @@ void bf_model_backward(bf_model *m)
         memset(a->dq, 0, N * D * sizeof(float));
         memset(a->dk, 0, N * D * sizeof(float));
         memset(a->dv, 0, N * D * sizeof(float));
-        attn_job aj = {L->q, L->k, L->v, L->att, NULL, a->dq, a->dk, a->dv, a->dao, B, T, D, H, hd, NULL};
+        attn_job aj = {L->q, L->k, L->v, L->att, NULL, a->dq, a->dk, a->dv, a->dao, B, T, D, H, hd, NULL, T, 0};
         bf_parallel(B * H, 1, attn_bwd_tasks, &aj);
         if (g->pos == BF_POS_ROPE) {
-            rope(a, a->dq, N, T, D, hd, 1);
-            rope(a, a->dk, N, T, D, hd, 1);
+            rope(a, a->dq, N, T, D, hd, 0, 1);
+            rope(a, a->dk, N, T, D, hd, 0, 1);
         }
         mm_bwd(a->dn, 0, grad_of(m, l, "wq"), a->dq, input_for(m, l, "wq", L->n1, L->n1q), fwd_of(m, l, "wq"), N, D, D);
         mm_bwd(a->dn, 1, grad_of(m, l, "wk"), a->dk, input_for(m, l, "wk", L->n1, L->n1q), fwd_of(m, l, "wk"), N, D, D);

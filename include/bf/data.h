@@ -39,6 +39,9 @@ typedef struct {
 /* Mean loss over targeted positions, token accuracy, exact match, in
  * batches of `batch` rows (the model's forward, no gradient). */
 void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
+/* The same, one position at a time with a key/value cache (as generation
+ * runs): equal metrics, the cost profile of decoding. */
+void bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
 
 /* Building data sets (bf-data). */
 typedef struct {

@@ -91,6 +91,14 @@ bf_layer_params bf_model_layer(const bf_model *m, float *base, int l);
  * targeted positions (0 when none) and keeps what the backward needs.
  * Per-row results, when wanted, come back through bf_model_row_stats. */
 double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, int T);
+/* Incremental decoding with a key/value cache, as generation runs: after
+ * bf_model_cache_begin(m, B), calls with pos0 = 0, T₀, T₀+T₁, … feed each of
+ * B rows its next positions (x, y as bf_model_forward, [B·T]); queries attend
+ * to every position fed so far.  The results equal one bf_model_forward over
+ * the whole rows (up to the rounding of differently shaped products).  No
+ * backward follows a cached forward.  cache_begin returns -1 when out of memory. */
+int bf_model_cache_begin(bf_model *m, int B);
+double bf_model_forward_cached(bf_model *m, const int32_t *x, const int32_t *y, int B, int T, int pos0);
 /* Adds d(loss)/d(params) of the last forward to m->grads. */
 void bf_model_backward(bf_model *m);
 void bf_model_zero_grad(bf_model *m);

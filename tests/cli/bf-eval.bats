@@ -37,7 +37,7 @@ load helpers
     local line
     local -a args
     for line in "a.bf b.bf" "--bogus $VECTORS/ternary.bf" "-x" "--json=yes $VECTORS/ternary.bf" \
-        "$VECTORS/ternary.bf $VECTORS/dtypes.bf"; do
+        "$VECTORS/ternary.bf $VECTORS/dtypes.bf" "--incremental $VECTORS/model-rms-swiglu-rope.bf"; do
         read -ra args <<<"$line"
         run3 bf-eval "${args[@]}"
         [[ $status -eq 2 ]] || fail "bf-eval $line: exit status $status, want 2 ($stderr)"
@@ -251,4 +251,54 @@ EOF
     script -qec "$BF_BIN/bf-eval $VECTORS/ternary.bf" /dev/null </dev/null >tty.out 2>&1 || st=$?
     [[ $st -eq 0 ]] || fail "exit status $st: $(cat tty.out)"
     grep -q '^kind: model' tty.out
+}
+
+# ------------------------------------------------ 4x --incremental
+
+# same_metrics ARGS...: bf-eval ARGS with and without --incremental (and with
+# --batch 1 and 3) report the same metrics: loss to 1e-6 (sums in another
+# order), token accuracy and exact match identical.
+same_metrics() {
+    local ref inc b
+    ref=$(bf-eval --json "$@" | jget 'join " ", map { $j->{$_} } qw(loss token_acc exact rows targets)')
+    for b in '' '--batch 1' '--batch 3'; do
+        # shellcheck disable=SC2086
+        inc=$(bf-eval --json --incremental $b "$@" | jget 'join " ", map { $j->{$_} } qw(loss token_acc exact rows targets)')
+        rel_close "${inc%% *}" "${ref%% *}" 1e-6 || fail "bf-eval $* --incremental $b: loss ${inc%% *}, batched ${ref%% *}"
+        [[ ${inc#* } == "${ref#* }" ]] || fail "bf-eval $* --incremental $b: $inc, batched $ref"
+    done
+}
+
+@test "eval-40 --incremental: the vector models' metrics as one batched forward gives them" {
+    local f
+    for f in "$VECTORS"/model-*.bf; do
+        same_metrics --data "$VECTORS/data-tiny.bf" "$f"
+    done
+}
+
+@test "eval-41 --incremental: learned positions and RoPE, F32 and ternary (integer kernels, TQ2 and TQ1, --fake-quant)" {
+    bf-data seq --task reverse --min-len 3 --max-len 6 --n-train 60 --n-val 12 -o d.bf
+    local pos
+    for pos in learned rope; do
+        bf-init --like d.bf --d 32 --heads 4 --layers 2 --pos $pos --seed 3 -o m.bf
+        bf-ste-train --data d.bf --steps 20 --lr 3e-3 --threads 1 -q -o t.bf m.bf
+        same_metrics --data d.bf t.bf
+        bf-quantize t.bf >q2.bf
+        same_metrics --data d.bf q2.bf
+        same_metrics --data d.bf --fake-quant q2.bf
+        bf-quantize --pack tq1 --per-row t.bf >q1.bf
+        same_metrics --data d.bf --split train q1.bf
+    done
+}
+
+@test "eval-42 --incremental: the same bytes out for the same threads, and for 1 and 2 threads the same metrics" {
+    bf-data seq --task sort --min-len 4 --max-len 8 --n-train 40 --n-val 16 -o d.bf
+    bf-init --like d.bf --d 32 --heads 2 --layers 2 --pos rope -o m.bf
+    bf-quantize m.bf >q.bf
+    local a b
+    a=$(bf-eval --data d.bf --incremental --threads 2 q.bf)
+    b=$(bf-eval --data d.bf --incremental --threads 2 q.bf)
+    [[ $a == "$b" ]]
+    b=$(bf-eval --data d.bf --incremental --threads 1 q.bf)
+    [[ $a == "$b" ]] || fail "2 threads: $a; 1 thread: $b"
 }

@@ -355,9 +355,6 @@ trained() {
     bf-init --like d.bf --d 40 --heads 2 --layers 1 | bf-ste-train --data d.bf --steps 30 --lr 3e-3 --threads 1 -q -o m.bf
 }
 
-# rel_close A B TOL: |A − B| ≤ TOL·|B|
-rel_close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t * m) }'; }
-
 @test "quant-50 ternary models: integer kernels and --fake-quant give the same loss to 1e-4" {
     trained
     local args a b

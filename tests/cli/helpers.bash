@@ -87,6 +87,9 @@ assert_data_error() {
 # jget PERL-EXPR [FILE]: evaluates PERL-EXPR with $j bound to the JSON document
 # in FILE (default stdin); prints scalars as they are, lists one per line,
 # anything else as canonical JSON.  E.g. jget '$j->{totals}{params}' <x.json
+# rel_close A B TOL: |A − B| ≤ TOL·|B|
+rel_close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t * m) }'; }
+
 jget() {
     perl -MJSON::PP -e '
         local $/;

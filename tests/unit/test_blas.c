@@ -1,0 +1,89 @@
+/* test_blas — bf_sgemm (row blocks or column blocks over the pool, sgemv for
+ * a single row) against a double-precision scalar product, for every
+ * transpose, shapes that take each path, α/β, padded leading dimensions and
+ * 1 and 2 threads.
+ *
+ * Tolerance: each element is a K-term float sum; its rounding error is at
+ * most about K·2⁻²⁴ times Σ|a·b|, so the test bounds the error by
+ * 4·K·2⁻²⁴·Σ|a·b| + 1e-6·|β·c| — loose enough for any summation order,
+ * tight enough that a wrong element, stride or block is off by O(1). */
+#include "tap.h"
+
+#include "bf/blas.h"
+#include "bf/rng.h"
+#include "bf/thread.h"
+#include "bf/util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *randm(bf_rng *r, size_t n)
+{
+    float *p = bf_xmalloc((n ? n : 1) * sizeof *p);
+    for (size_t k = 0; k < n; k++) p[k] = (float)bf_rng_normal(r);
+    return p;
+}
+
+/* element (i, k) of op(A) where A is stored row-major with leading dimension lda */
+static double at(const float *A, size_t lda, int trans, size_t i, size_t k)
+{
+    return trans ? A[k * lda + i] : A[i * lda + k];
+}
+
+static int check(int ta, int tb, size_t M, size_t N, size_t K, float alpha, float beta, int threads, bf_rng *r)
+{
+    size_t pad = 3;   /* leading dimensions larger than the rows they hold */
+    size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t arows = ta ? K : M, brows = tb ? N : K;
+    float *A = randm(r, arows * lda), *B = randm(r, brows * ldb), *C = randm(r, M * ldc);
+    float *C0 = bf_xmalloc(M * ldc * sizeof *C0);
+    memcpy(C0, C, M * ldc * sizeof *C0);
+    bf_threads_set(threads);
+    bf_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    int bad = 0;
+    double worst = 0;
+    for (size_t i = 0; i < M && !bad; i++) {
+        for (size_t n = 0; n < N; n++) {
+            double s = 0, mag = 0;
+            for (size_t k = 0; k < K; k++) {
+                double p = at(A, lda, ta, i, k) * at(B, ldb, tb, k, n);
+                s += p;
+                mag += fabs(p);
+            }
+            double want = alpha * s + beta * (double)C0[i * ldc + n];
+            double tol = 4.0 * (double)(K + 1) * ldexp(1.0, -24) * fabs(alpha) * mag + 1e-6 * fabs(beta * C0[i * ldc + n]) + 1e-30;
+            double err = fabs((double)C[i * ldc + n] - want);
+            if (err / tol > worst) worst = err / tol;
+            if (err > tol) { bad = 1; break; }
+        }
+        /* the padding after each row of C is not touched */
+        for (size_t n = N; n < ldc; n++)
+            if (C[i * ldc + n] != C0[i * ldc + n]) bad = 1;
+    }
+    ok(!bad, "ta %d tb %d M %zu N %zu K %zu alpha %g beta %g threads %d (worst error %.2f of tolerance)", ta, tb, M, N, K,
+       alpha, beta, threads, worst);
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+    return bad;
+}
+
+int main(void)
+{
+    bf_rng r;
+    bf_rng_seed(&r, 7);
+    /* M = 1 takes sgemv; N > M splits columns; M ≥ N splits rows; tiny ones run on one thread */
+    static const size_t shapes[][3] = {{1, 300, 70}, {1, 1, 50}, {1, 257, 1}, {2, 300, 33}, {300, 2, 33},
+                                       {64, 64, 64}, {7, 129, 65}, {129, 7, 65}, {1, 1000, 256}, {3, 5, 0}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int th = 1; th <= 2; th++) {
+                    check(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, th, &r);
+                    check(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], -0.5f, 1.0f, th, &r);
+                }
+    check(0, 1, 1, 4096, 512, 2.0f, 0.25f, 2, &r);
+    return tap_done();
+}
