@@ -610,6 +610,19 @@ typedef struct {
     size_t kT, pos0;
 } attn_job;
 
+/* Σ a[i]·b[i] in eight interleaved partial sums: independent chains the
+ * compiler can keep in vector registers, where one running sum waits on each
+ * add.  A fixed order, so the same inputs give the same bits. */
+static inline float dot_f32(const float *a, const float *b, size_t n)
+{
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
+    for (; i < n; i++) acc[i & 7] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 /* One (batch, head) pair a task: causal softmax(q·kᵀ/√hd)·v. */
 static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
 {
@@ -625,10 +638,7 @@ static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
             const float *qt = j->q + (b * T + t) * D + h * hd;
             float *p = j->att ? j->att + task * T * T + t * T : row, mx = -INFINITY;
             for (size_t s = 0; s <= last; s++) {
-                const float *ks = j->k + (b * kT + s) * D + h * hd;
-                float dot = 0;
-                for (size_t i = 0; i < hd; i++) dot += qt[i] * ks[i];
-                p[s] = dot * scale;
+                p[s] = dot_f32(qt, j->k + (b * kT + s) * D + h * hd, hd) * scale;
                 if (p[s] > mx) mx = p[s];
             }
             if (mx > tmax) tmax = mx;
@@ -667,8 +677,8 @@ static void attn_bwd_tasks(void *ctx, size_t t0, size_t t1, int th)
             float sum = 0;
             for (size_t s = 0; s <= t; s++) {
                 const float *vs = j->v + (b * T + s) * D + h * hd;
-                float *dvs = j->dv + (b * T + s) * D + h * hd, d = 0;
-                for (size_t i = 0; i < hd; i++) { d += dot[i] * vs[i]; dvs[i] += p[s] * dot[i]; }
+                float *dvs = j->dv + (b * T + s) * D + h * hd, d = dot_f32(dot, vs, hd);
+                for (size_t i = 0; i < hd; i++) dvs[i] += p[s] * dot[i];
                 dp[s] = d;
                 sum += p[s] * d;
             }
