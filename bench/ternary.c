@@ -3,7 +3,6 @@
  *
  *   ternary gemv ROWS COLS THREADS [cached]    G weights/s for sgemv, TQ2, TQ1
  *   ternary gemm ROWS COLS BATCH THREADS
- *   ternary read MIB THREADS               GB/s reading MIB MiB (sum of bytes)
  *
  * Prints one line: name=value pairs.  Every figure is the median of REPS
  * timed runs, each long enough (≥ 0.15 s).  For the memory-bound gemv the
@@ -85,50 +84,8 @@ static void run_tq1(void *ctx, int c)
     bf_tmat_forward(&b->tq1[c], b->x, b->batch, b->y, 0);
 }
 
-/* read bandwidth: each thread sums its share of the buffer as 64-bit words;
- * the sum is printed so the reads cannot be optimized away */
-typedef struct {
-    const uint64_t *buf;
-    uint64_t sum[64];
-} readbw;
-
-static void read_range(void *ctx, size_t w0, size_t w1, int th)
-{
-    readbw *r = ctx;
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    size_t w = w0;
-    for (; w + 4 <= w1; w += 4) { s0 += r->buf[w]; s1 += r->buf[w + 1]; s2 += r->buf[w + 2]; s3 += r->buf[w + 3]; }
-    for (; w < w1; w++) s0 += r->buf[w];
-    r->sum[th & 63] += s0 + s1 + s2 + s3;
-}
-
-static int read_bandwidth(size_t mib, int threads)
-{
-    size_t words = (mib << 20) / 8;
-    readbw r = {0};
-    uint64_t *buf = bf_aligned_alloc(words * 8);
-    for (size_t w = 0; w < words; w++) buf[w] = w;
-    r.buf = buf;
-    double t[REPS];
-    for (int k = -1; k < REPS; k++) {   /* k = -1: warm-up */
-        double t0 = bf_now();
-        bf_parallel(words, 4096, read_range, &r);
-        if (k >= 0) t[k] = bf_now() - t0;
-    }
-    qsort(t, REPS, sizeof *t, cmp_d);
-    uint64_t sum = 0;
-    for (int k = 0; k < 64; k++) sum += r.sum[k];
-    printf("op=read mib=%zu threads=%d read_gbs=%.2f checksum=%llu\n", mib, threads, (double)words * 8 / t[REPS / 2] / 1e9,
-           (unsigned long long)sum);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc == 4 && !strcmp(argv[1], "read")) {
-        bf_threads_set(atoi(argv[3]));
-        return read_bandwidth(strtoul(argv[2], NULL, 10), atoi(argv[3]));
-    }
     if (argc < 5 || (strcmp(argv[1], "gemv") && strcmp(argv[1], "gemm")) || (!strcmp(argv[1], "gemm") && argc < 6)) {
         fprintf(stderr, "usage: ternary gemv ROWS COLS THREADS [cached] | ternary gemm ROWS COLS BATCH THREADS\n");
         return 2;
