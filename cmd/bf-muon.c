@@ -142,6 +142,9 @@ int main(int argc, char **argv)
     if (have_ref && ref.cfg.vocab != m.cfg.vocab) bf_die("%s: the reference's vocab %d differs from the model's %d",
                                                           cl.ref, ref.cfg.vocab, m.cfg.vocab);
 
+    /* the frozen reference needs no gradient: its ternary layers run on the
+     * integer kernels, as bf-eval runs them */
+    if (have_ref && bf_model_use_int_kernels(&ref)) bf_die_lib();
     bf_trainopt_run(&cl.t, &m, have_ref ? &ref : NULL, cl.ref ? cl.ref : label, &h, cl.strip);
     return 0;
 }

@@ -13,7 +13,6 @@ load helpers
 FULL=(--vocab 13 --ctx 6 --d 16 --heads 2 --layers 2 --ff 24 --norm layer --pos learned --subln)
 
 is_block() { [[ $1 =~ ^blk\.[0-9]+\.w[qkvo123]$ ]]; }
-hash() { awk -v n="$2" '$1 == n { print $8 }' "$1"; }
 
 # want_codes Q NAME: the bits of scale·codes of ternary NAME in Q, computed
 # here from its codes and the bits of its scale(s): code 1 gives the scale's

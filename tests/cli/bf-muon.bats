@@ -17,9 +17,6 @@ small() {
     bf-quantize --keep-latent m.bf >q.bf
 }
 
-loss_of() { bf-eval --data "$2" --split "${3:-train}" --json "$1" | jget '$j->{loss}'; }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
-hash() { awk -v n="$2" '$1 == n { print $8 }' "$1"; }
 # dtypes FILE: "name dtype numel" lines of a stream
 dtypes() { bf-tstat "$1" | awk '{ print $1, $2, $3 }'; }
 
@@ -248,9 +245,11 @@ data_error() {
     lt 0 "$(jget '$j->{kl}' <(head -n 1 r.log))"
     bf-muon --data d.bf --steps 2 --kl 0.5 --ref m.bf --log s.log -q m.bf >/dev/null
     [[ $(jget '$j->{kl}' <(head -n 1 s.log)) == 0 ]]
-    # a ternary reference, as its stream gives it, for a ternary model: KL 0 at the start
+    # a ternary reference, as its stream gives it, for a ternary model: KL 0 at
+    # the start up to rounding (the reference runs on the integer kernels, the
+    # model in float with the same int8 activations: sums in another order)
     bf-muon --data d.bf --steps 2 --kl 0.5 --ref q.bf --log t.log -q q.bf >/dev/null
-    [[ $(jget '$j->{kl}' <(head -n 1 t.log)) == 0 ]]
+    lt "$(jget '$j->{kl}' <(head -n 1 t.log))" 1e-7
 }
 
 @test "muon-52 --qk-clip logs qk_clipped; a tiny threshold clips every head and shrinks wq and wk" {

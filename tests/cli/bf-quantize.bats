@@ -18,9 +18,6 @@ FULL=(--vocab 13 --ctx 6 --d 16 --heads 2 --layers 2 --ff 24 --norm layer --pos 
 # is_block NAME: one of blk.*.w{q,k,v,o,1,2,3}
 is_block() { [[ $1 =~ ^blk\.[0-9]+\.w[qkvo123]$ ]]; }
 
-# hash STATS NAME: the payload hash of NAME in a bf-tstat listing
-hash() { awk -v n="$2" '$1 == n { print $8 }' "$1"; }
-
 # qref ARGS… <W: the quantization of the F32 matrix W (bf-dump rows on
 # stdin), computed here in F32 as DESIGN §4 gives it: prints the code rows,
 # then one line of scales.  ARGS: absmean [per-row] | threshold TAU.

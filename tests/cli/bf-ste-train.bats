@@ -36,14 +36,6 @@ make_rev_f32() {
 }
 rev_f32() { cached rev.bf make_rev && cached rev-f32.bf make_rev_f32; }
 
-# loss_of MODEL DATA [SPLIT]: bf-eval's loss
-loss_of() { bf-eval --data "$2" --split "${3:-train}" --json "$1" | jget '$j->{loss}'; }
-exact_of() { bf-eval --data "$2" --split "${3:-val}" --json "$1" | jget '$j->{exact}'; }
-
-# lt A B: A < B (numbers)
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
-
-hash() { awk -v n="$2" '$1 == n { print $8 }' "$1"; }
 
 asan_build() { grep -aq __asan_init "$BF_BIN/bf-ste-train"; }
 

@@ -90,6 +90,17 @@ assert_data_error() {
 # rel_close A B TOL: |A − B| ≤ TOL·|B|
 rel_close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t * m) }'; }
 
+# lt A B: A < B (numbers)
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+
+# loss_of MODEL DATA [SPLIT] (default train), exact_of MODEL DATA [SPLIT]
+# (default val): bf-eval's loss and exact match
+loss_of() { bf-eval --data "$2" --split "${3:-train}" --json "$1" | jget '$j->{loss}'; }
+exact_of() { bf-eval --data "$2" --split "${3:-val}" --json "$1" | jget '$j->{exact}'; }
+
+# hash FILE NAME: the payload hash of tensor NAME in bf-tstat output FILE
+hash() { awk -v n="$2" '$1 == n { print $8 }' "$1"; }
+
 jget() {
     perl -MJSON::PP -e '
         local $/;
