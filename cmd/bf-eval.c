@@ -208,9 +208,9 @@ static void evaluate(const struct cmdline *cl)
     bf_tset s;
     if (bf_read_all(cl->input, &h, &s)) bf_die_lib();
     bf_model m;
-    if (bf_model_from_tset(&m, &h, &s)) bf_die("%s: %s", cl->input ? cl->input : "stdin", bf_errmsg());
+    if ((cl->fake_quant ? bf_model_from_tset : bf_model_load_for_inference)(&m, &h, &s))
+        bf_die("%s: %s", cl->input ? cl->input : "stdin", bf_errmsg());
     bf_tset_release(&s);
-    if (!cl->fake_quant && bf_model_use_int_kernels(&m)) bf_die_lib();
     bf_dataset d;
     if (bf_data_load(cl->data, &d)) bf_die_lib();
     if (bf_data_check_model(&d, &m.cfg, cl->data)) bf_die_lib();

@@ -33,6 +33,7 @@ typedef struct {
 } layer_acts;
 
 struct bf_acts {
+    size_t block_bytes;
     size_t cap_rows, N;
     int B, T;
     void *block;
@@ -83,11 +84,10 @@ int bf_model_create(bf_model *m, const bf_config *c)
     }
     free(spec);
     m->n_params = off;
-    m->params = bf_aligned_alloc(off * sizeof(float));
-    m->grads = bf_aligned_alloc(off * sizeof(float));
+    /* zero pages: an evaluated model never touches its gradients */
+    m->params = bf_pages_alloc(off * sizeof(float));
+    m->grads = bf_pages_alloc(off * sizeof(float));
     if (!m->params || !m->grads) { bf_model_free(m); return -1; }
-    memset(m->params, 0, off * sizeof(float));
-    memset(m->grads, 0, off * sizeof(float));
     for (size_t k = 0; k < n; k++) m->p[k].fwd = m->params + m->p[k].offset;
     return 0;
 }
@@ -154,17 +154,24 @@ void bf_model_refresh(bf_model *m)
         bf_param *p = &m->p[k];
         if (p->q.method == BF_Q_NONE) continue;
         drop_stored(p);
+        if (p->fwd == m->params + p->offset) {   /* loaded without a latent: the view was the parameter */
+            p->fwd = bf_aligned_alloc(p->numel * sizeof(float));
+            if (!p->fwd) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+        }
         bf_quant_fake(&p->q, m->params + p->offset, p->shape[0], p->shape[1], p->fwd);
     }
 }
 
 /* A loaded ternary matrix: its forward view is the stream's scale·codes,
- * exactly, whatever the latent would re-quantize to. */
-static int make_quantized(bf_param *p, const bf_qspec *q, const bf_tensor *codes, const float *scale, size_t ns)
+ * exactly, whatever the latent would re-quantize to.  Without a latent the
+ * parameter itself holds scale·codes (same products, same bits), and the view
+ * is the parameter until training refreshes it (bf_model_refresh). */
+static int make_quantized(bf_param *p, const bf_qspec *q, const bf_tensor *codes, const float *scale, size_t ns,
+                          float *param_if_same)
 {
     size_t rows = p->shape[0], cols = p->shape[1];
     p->q = *q;
-    p->fwd = bf_aligned_alloc(p->numel * sizeof(float));
+    p->fwd = param_if_same ? param_if_same : bf_aligned_alloc(p->numel * sizeof(float));
     if (!p->fwd) return -1;
     p->codes = bf_xmalloc(p->numel ? p->numel : 1);
     p->scales = bf_xmalloc(ns * sizeof(float));
@@ -173,12 +180,26 @@ static int make_quantized(bf_param *p, const bf_qspec *q, const bf_tensor *codes
     for (size_t r = 0; r < rows; r++) {
         bf_ternary_unpack_row(codes->dtype, (const uint8_t *)codes->data + r * rb, cols, p->codes + r * cols);
         float sv = scale[ns == 1 ? 0 : r];
-        for (size_t j = 0; j < cols; j++) p->fwd[r * cols + j] = sv * (float)p->codes[r * cols + j];
+        if (!param_if_same)
+            for (size_t j = 0; j < cols; j++) p->fwd[r * cols + j] = sv * (float)p->codes[r * cols + j];
     }
     return 0;
 }
 
-int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s)
+static int load(bf_model *m, const bf_header *h, const bf_tset *s, int for_inference);
+
+int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s) { return load(m, h, s, 0); }
+
+int bf_model_load_for_inference(bf_model *m, const bf_header *h, const bf_tset *s)
+{
+    if (load(m, h, s, 1)) return -1;
+    return bf_model_use_int_kernels(m);
+}
+
+/* for_inference: a model with act_bits 8 has its ternary matrices repacked
+ * straight from the stream for the integer kernels; their float parameters
+ * are never written (zero pages, no memory) and nothing reads them. */
+static int load(bf_model *m, const bf_header *h, const bf_tset *s, int for_inference)
 {
     if (strcmp(h->kind, "model") != 0) return bf_err("a '%s' stream, not a model", h->kind);
     bf_config c;
@@ -217,8 +238,27 @@ int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s)
                     bf_model_free(m);
                     return -1;
                 }
-                memcpy(dst, lat->data, p->numel * sizeof(float));
-            } else {
+            }
+            if (for_inference && m->cfg.act_bits == 8) {
+                if (lat)
+                    for (size_t j = 0; j < p->numel; j++)
+                        if (!isfinite(((const float *)lat->data)[j])) {
+                            bf_err("'%s' holds a non-finite value", p->name);
+                            bf_model_free(m);
+                            return -1;
+                        }
+                p->q = q;
+                float *sc_own = bf_xmalloc(sc->shape[0] * sizeof(float));   /* owned by tm */
+                memcpy(sc_own, scale, sc->shape[0] * sizeof(float));
+                p->tm = bf_xcalloc(1, sizeof *p->tm);
+                if (bf_tmat_from_packed(p->tm, t->dtype, t->data, want_rows, want_cols, sc_own, sc->shape[0] > 1)) {
+                    bf_model_free(m);
+                    return -1;
+                }
+                continue;
+            }
+            if (lat) memcpy(dst, lat->data, p->numel * sizeof(float));
+            else {
                 /* no latent: start it from scale·codes */
                 bf_tensor_to_f32(t, dst);
                 for (size_t r = 0; r < want_rows; r++) {
@@ -228,7 +268,7 @@ int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s)
             }
             for (size_t j = 0; j < p->numel; j++)
                 if (!isfinite(dst[j])) { bf_err("'%s' holds a non-finite value", p->name); bf_model_free(m); return -1; }
-            if (make_quantized(p, &q, t, scale, sc->shape[0])) { bf_model_free(m); return -1; }
+            if (make_quantized(p, &q, t, scale, sc->shape[0], lat ? NULL : dst)) { bf_model_free(m); return -1; }
             continue;
         }
         if (t->dtype != BF_F32 && t->dtype != BF_F16 && t->dtype != BF_BF16) {
@@ -295,21 +335,20 @@ void bf_model_to_tset(const bf_model *m, int keep_latent, bf_tset *out)
 
 int bf_model_use_int_kernels(bf_model *m)
 {
+    m->inference = 1;
+    if (m->acts) m->acts->B = 0;   /* lay the activations out again, without the backward's */
     for (size_t k = 0; k < m->np; k++) {
         bf_param *p = &m->p[k];
         if (p->q.method == BF_Q_NONE || p->tm) continue;
         size_t rows = p->shape[0], cols = p->shape[1], ns = bf_qspec_nscales(&p->q, rows);
-        int8_t *codes = bf_xmalloc(p->numel ? p->numel : 1);
+        /* the stored codes as they are; else quantize the latent */
+        int8_t *codes = p->codes ? p->codes : bf_xmalloc(p->numel ? p->numel : 1);
         float *scale = bf_xmalloc(ns * sizeof(float));
-        if (p->codes) {
-            memcpy(codes, p->codes, p->numel);
-            memcpy(scale, p->scales, ns * sizeof(float));
-        } else {
-            bf_quant_weights(&p->q, m->params + p->offset, rows, cols, codes, scale);
-        }
+        if (p->codes) memcpy(scale, p->scales, ns * sizeof(float));
+        else bf_quant_weights(&p->q, m->params + p->offset, rows, cols, codes, scale);
         p->tm = bf_xcalloc(1, sizeof *p->tm);
         int rc = bf_tmat_from_codes(p->tm, p->q.pack, codes, rows, cols, scale, ns > 1);
-        free(codes);
+        if (codes != p->codes) free(codes);
         if (rc) return -1;   /* scale stays owned by tm (freed with the model) */
     }
     return 0;
@@ -330,7 +369,7 @@ void bf_model_free(bf_model *m)
         drop_stored(&m->p[k]);
     }
     if (m->acts) {
-        bf_aligned_free(m->acts->block);
+        bf_pages_free(m->acts->block, m->acts->block_bytes);
         bf_aligned_free(m->acts->kv_block);
         free(m->acts->kcache);
         free(m->acts->vcache);
@@ -339,8 +378,8 @@ void bf_model_free(bf_model *m)
     }
     free(m->qk_max);
     free(m->p);
-    bf_aligned_free(m->params);
-    bf_aligned_free(m->grads);
+    bf_pages_free(m->params, m->n_params * sizeof(float));
+    bf_pages_free(m->grads, m->n_params * sizeof(float));
     memset(m, 0, sizeof *m);
 }
 
@@ -375,39 +414,71 @@ static layer_quant quant_sites(const bf_model *m, int l)
     return q;
 }
 
+/* One layer's buffers; a site's int8 copy only where q quantizes it. */
+static void carve_layer(layer_acts *L, carver *c, layer_quant q, const bf_config *g, int B, int T)
+{
+    size_t N = (size_t)B * T, D = (size_t)g->d_model, F = (size_t)g->d_ff, H = (size_t)g->n_head;
+    L->h_in = carve(c, N * D);
+    L->n1 = carve(c, N * D);
+    L->n1_mean = carve(c, N);
+    L->n1_rstd = carve(c, N);
+    L->n1q = q.attn_in ? carve(c, N * D) : L->n1;
+    L->q = carve(c, N * D);
+    L->k = carve(c, N * D);
+    L->v = carve(c, N * D);
+    L->att = carve(c, (size_t)B * H * T * T);
+    L->ao = carve(c, N * D);
+    L->ao_rstd = g->subln ? carve(c, N) : NULL;
+    L->aon = g->subln ? carve(c, N * D) : L->ao;
+    L->aonq = q.o_in ? carve(c, N * D) : L->aon;
+    L->h_mid = carve(c, N * D);
+    L->n2 = carve(c, N * D);
+    L->n2_mean = carve(c, N);
+    L->n2_rstd = carve(c, N);
+    L->n2q = q.mlp_in ? carve(c, N * D) : L->n2;
+    L->u = carve(c, N * F);
+    L->g = carve(c, N * F);   /* w3·x; for gelu, Φ(u) kept for the backward */
+    L->a = carve(c, N * F);
+    L->a_rstd = g->subln ? carve(c, N) : NULL;
+    L->an = g->subln ? carve(c, N * F) : L->a;
+    L->anq = q.down_in ? carve(c, N * F) : L->an;
+}
+
 /* Lays out (or, with c->base NULL, measures) the activation block. */
 static void layout_acts(const bf_model *m, bf_acts *a, carver *c, int B, int T)
 {
     const bf_config *g = &m->cfg;
     size_t N = (size_t)B * T, D = (size_t)g->d_model, F = (size_t)g->d_ff, H = (size_t)g->n_head;
     size_t V = (size_t)g->vocab, hd = D / H;
+    /* An inference-only model keeps no activations for a backward: every
+     * layer works in layer 0's buffers, carved for the union of the layers'
+     * quantized sites, then pointed per layer (h_in of layer l+1 is layer l's
+     * output, written after its own h_in is last read). */
+    layer_quant any = {0, 0, 0, 0};
+    if (m->inference)
+        for (int l = 0; l < g->n_layer; l++) {
+            layer_quant q = quant_sites(m, l);
+            any.attn_in |= q.attn_in;
+            any.o_in |= q.o_in;
+            any.mlp_in |= q.mlp_in;
+            any.down_in |= q.down_in;
+        }
+    layer_acts shared;
     for (int l = 0; l < g->n_layer; l++) {
         layer_acts *L = &a->L[l];
-        layer_quant q = quant_sites(m, l);
-        L->h_in = carve(c, N * D);
-        L->n1 = carve(c, N * D);
-        L->n1_mean = carve(c, N);
-        L->n1_rstd = carve(c, N);
-        L->n1q = q.attn_in ? carve(c, N * D) : L->n1;
-        L->q = carve(c, N * D);
-        L->k = carve(c, N * D);
-        L->v = carve(c, N * D);
-        L->att = carve(c, (size_t)B * H * T * T);
-        L->ao = carve(c, N * D);
-        L->ao_rstd = g->subln ? carve(c, N) : NULL;
-        L->aon = g->subln ? carve(c, N * D) : L->ao;
-        L->aonq = q.o_in ? carve(c, N * D) : L->aon;
-        L->h_mid = carve(c, N * D);
-        L->n2 = carve(c, N * D);
-        L->n2_mean = carve(c, N);
-        L->n2_rstd = carve(c, N);
-        L->n2q = q.mlp_in ? carve(c, N * D) : L->n2;
-        L->u = carve(c, N * F);
-        L->g = carve(c, N * F);   /* w3·x; for gelu, Φ(u) kept for the backward */
-        L->a = carve(c, N * F);
-        L->a_rstd = g->subln ? carve(c, N) : NULL;
-        L->an = g->subln ? carve(c, N * F) : L->a;
-        L->anq = q.down_in ? carve(c, N * F) : L->an;
+        layer_quant own = quant_sites(m, l);
+        if (m->inference && l > 0) {
+            *L = shared;
+        } else {
+            carve_layer(L, c, m->inference ? any : own, g, B, T);
+            shared = *L;
+        }
+        if (m->inference) {   /* a site this layer does not quantize reads its float input */
+            if (!own.attn_in) L->n1q = L->n1;
+            if (!own.o_in) L->aonq = L->aon;
+            if (!own.mlp_in) L->n2q = L->n2;
+            if (!own.down_in) L->anq = L->an;
+        }
     }
     a->h_out = carve(c, N * D);
     a->fn = carve(c, N * D);
@@ -420,6 +491,7 @@ static void layout_acts(const bf_model *m, bf_acts *a, carver *c, int B, int T)
     a->tidx = (int32_t *)carve(c, N);
     a->rope_cos = carve(c, (size_t)g->ctx * (hd / 2 ? hd / 2 : 1));
     a->rope_sin = carve(c, (size_t)g->ctx * (hd / 2 ? hd / 2 : 1));
+    if (m->inference) return;   /* no backward: no gradient scratch */
     a->dh = carve(c, N * D);
     a->dn = carve(c, N * D);
     a->dq = carve(c, N * D);
@@ -448,10 +520,12 @@ static void ensure_acts(bf_model *m, int B, int T)
     if (a->block && a->B == B && a->T == T) return;
     carver c = {0};
     layout_acts(m, a, &c, B, T);
-    bf_aligned_free(a->block);
-    a->block = bf_aligned_alloc(c.off * sizeof(float));
+    bf_pages_free(a->block, a->block_bytes);
+    /* zero pages: buffers a run never uses (the backward's, when it only
+     * evaluates) take no memory */
+    a->block_bytes = c.off * sizeof(float);
+    a->block = bf_pages_alloc(a->block_bytes);
     if (!a->block) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
-    memset(a->block, 0, c.off * sizeof(float));
     c.base = a->block;
     c.off = 0;
     layout_acts(m, a, &c, B, T);
@@ -972,6 +1046,10 @@ static float *grad_of(const bf_model *m, int l, const char *what)
 
 void bf_model_backward(bf_model *m)
 {
+    if (m->inference) {
+        fprintf(stderr, "%s: internal error: a backward on a model set up for inference\n", bf_progname);
+        abort();
+    }
     const bf_config *g = &m->cfg;
     bf_acts *a = m->acts;
     if (!a || !a->M) return;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +76,21 @@ void *bf_aligned_alloc(size_t n)
 }
 
 void bf_aligned_free(void *p) { free(p); }
+
+void *bf_pages_alloc(size_t n)
+{
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        bf_err("cannot allocate %zu bytes: %s", n, strerror(errno));
+        return NULL;
+    }
+    return p;
+}
+
+void bf_pages_free(void *p, size_t n)
+{
+    if (p) munmap(p, n ? n : 1);
+}
 
 double bf_now(void)
 {

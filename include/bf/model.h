@@ -60,6 +60,7 @@ typedef struct {
     /* QK-clip bookkeeping: with track_qk set, the forward records each
      * (layer, head)'s largest pre-softmax logit q·k/sqrt(hd) over the batch. */
     int track_qk;
+    int inference;           /* set by bf_model_use_int_kernels: no backward follows */
     float *qk_max;           /* [n_layer · n_head] */
 } bf_model;
 
@@ -69,6 +70,11 @@ int bf_model_create(bf_model *m, const bf_config *c);
  * ternary W with W.scale (and optional W.latent) becomes a quantized
  * parameter whose value is the latent, or scale·codes without one. */
 int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s);
+/* The same for inference on the integer kernels (bf_model_use_int_kernels
+ * included): with act_bits 8, ternary matrices go from the stream straight
+ * into the kernels' layout and take no float memory; no backward, no
+ * writing the model back. */
+int bf_model_load_for_inference(bf_model *m, const bf_header *h, const bf_tset *s);
 /* Back to tensors: float parameters as F32; quantized ones as W (codes from
  * the current latent), W.scale and, with keep_latent, W.latent. */
 void bf_model_to_tset(const bf_model *m, int keep_latent, bf_tset *out);
@@ -81,7 +87,8 @@ int bf_model_is_quantized(const bf_model *m);
 void bf_model_refresh(bf_model *m);
 /* Inference on integer kernels: every ternary matrix of a model with
  * act_bits 8 runs as int8 activations × ternary codes with int32 sums.
- * No backward afterwards. */
+ * No backward afterwards: the forward keeps one layer's activations, not
+ * every layer's. */
 int bf_model_use_int_kernels(bf_model *m);
 /* Pointers of layer l into base (m->params or m->grads). */
 bf_layer_params bf_model_layer(const bf_model *m, float *base, int l);

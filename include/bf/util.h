@@ -28,6 +28,12 @@ char *bf_xstrdup(const char *s);
 /* 64-byte-aligned memory for tensor payloads; NULL (and bf_err) on failure. */
 void *bf_aligned_alloc(size_t n);
 void bf_aligned_free(void *p);
+/* Zeroed, page-aligned memory straight from the kernel: pages cost nothing
+ * until first written, so a block that may never be touched (the gradients
+ * of a model that is only evaluated) takes no memory.  NULL (with the
+ * library's message) when the mapping fails; free with bf_pages_free(p, n). */
+void *bf_pages_alloc(size_t n);
+void bf_pages_free(void *p, size_t n);
 
 /* Overflow-checked arithmetic: return 0 on success, -1 on overflow. */
 static inline int bf_mul_u64(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_mul_overflow(a, b, out) ? -1 : 0; }

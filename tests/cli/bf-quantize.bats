@@ -428,6 +428,21 @@ big_model() {
     ((rss < size_kb * 6 / 10)) || fail "peak RSS $rss KiB for a model of $size_kb KiB"
 }
 
+@test "quant-62 bf-eval --data on a ternary model holds no float copy of its weights: peak RSS under 40% of the F32 model" {
+    asan_build && skip "ASan's shadow memory counts in the peak"
+    [[ -x /usr/bin/time ]] || skip "GNU time is needed to measure the peak memory"
+    big_model
+    bf-quantize big.bf >q.bf
+    bf-data modarith --p 14 -o d.bf   # vocab 16, as the model
+    local size_kb rss
+    size_kb=$(($(stat -L -c %s big.bf) / 1024))
+    /usr/bin/time -q -f %M -o rss bf-eval --data d.bf q.bf >/dev/null
+    read -r rss <rss
+    # the weights as int8 × ternary kernels want them are 1/16 of the F32 ones;
+    # the rest is one layer's activations and the program itself
+    ((rss < size_kb * 4 / 10)) || fail "peak RSS $rss KiB, F32 model $size_kb KiB"
+}
+
 @test "quant-61 when memory runs out, bf-quantize fails with one 'bf-quantize:' line, no file" {
     asan_build && skip "ASan needs an unlimited address space"
     big_model
