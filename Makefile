@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 60
 BUILD ?= .
 PROVE_JOBS ?= 2
 
-BF_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -pthread \
+BF_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi -Iinclude -pthread \
              -fno-strict-aliasing
 LDLIBS := -Wl,--as-needed -lopenblas -llapacke -lmsgpackc -larchive -lxxhash -lm -pthread
 

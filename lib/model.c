@@ -9,6 +9,7 @@
 #include "bf/ternary.h"
 #include "bf/thread.h"
 #include "bf/util.h"
+#include "bf/vmath.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -775,52 +776,79 @@ typedef struct {
     bf_act_kind act;
 } act_job;
 
-static float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* Element-wise activations, forward and backward, eight elements at a time
+ * through bf/vmath.h (a range's tail through a padded copy, so that every
+ * element gets the same arithmetic wherever a thread's range splits).  Built
+ * twice, for AVX2 and for any x86-64, the better chosen when the program
+ * starts; no fused multiply-adds: both do the same IEEE operations. */
 
-static void act_fwd_range(void *ctx, size_t i0, size_t i1, int th)
+static inline __attribute__((always_inline)) bf_v8f sigm8(bf_v8f x) { return 1.0f / (1.0f + bf_v8_exp(-x)); }
+
+/* elements i … i+7 of the job's arrays, or the first n of them through tmp */
+#define ACT_IN(arr, slot) (n == 8 ? bf_v8_load((arr) + i) : (memcpy(tmp[slot], (arr) + i, n * sizeof(float)), bf_v8_load(tmp[slot])))
+#define ACT_OUT(arr, slot, v) \
+    do { if (n == 8) bf_v8_store((arr) + i, (v)); else { bf_v8_store(tmp[slot], (v)); memcpy((arr) + i, tmp[slot], n * sizeof(float)); } } while (0)
+
+static inline __attribute__((always_inline)) void act_fwd8(const act_job *j, size_t i, float tmp[6][8], size_t n)
 {
-    act_job *j = ctx;
-    for (size_t i = i0; i < i1; i++) {
-        float u = j->u[i];
-        switch (j->act) {
-        case BF_ACT_SWIGLU: j->a[i] = u * sigm(u) * j->g[i]; break;
-        case BF_ACT_RELU2: { float r = u > 0 ? u : 0; j->a[i] = r * r * j->g[i]; break; }
-        case BF_ACT_GELU: {
-            float cdf = 0.5f * (1.0f + erff(u * (float)M_SQRT1_2));
-            j->g[i] = cdf;
-            j->a[i] = u * cdf;
-            break;
-        }
-        }
+    bf_v8f u = ACT_IN(j->u, 0);
+    switch (j->act) {
+    case BF_ACT_SWIGLU: ACT_OUT(j->a, 2, u * sigm8(u) * ACT_IN(j->g, 1)); break;
+    case BF_ACT_RELU2: {
+        bf_v8f r = bf_v8_select(u > 0.0f, u, u * 0.0f);
+        ACT_OUT(j->a, 2, r * r * ACT_IN(j->g, 1));
+        break;
+    }
+    case BF_ACT_GELU: {   /* g keeps Φ(u) for the backward */
+        bf_v8f cdf = 0.5f * (1.0f + bf_v8_erf(u * (float)M_SQRT1_2));
+        ACT_OUT(j->g, 1, cdf);
+        ACT_OUT(j->a, 2, u * cdf);
+        break;
+    }
     }
 }
 
-static void act_bwd_range(void *ctx, size_t i0, size_t i1, int th)
+/* swiglu: d(u·σ(u))/du = σ(u)·(1 + u·(1 − σ(u))); gelu: d(u·Φ(u))/du = Φ(u) + u·φ(u) */
+static inline __attribute__((always_inline)) void act_bwd8(const act_job *j, size_t i, float tmp[6][8], size_t n)
 {
-    act_job *j = ctx;
-    for (size_t i = i0; i < i1; i++) {
-        float u = j->u[i], da = j->da[i];
-        switch (j->act) {
-        case BF_ACT_SWIGLU: {
-            float s = sigm(u);
-            j->du[i] = da * j->g[i] * s * (1.0f + u * (1.0f - s));
-            j->dg[i] = da * u * s;
-            break;
-        }
-        case BF_ACT_RELU2: {
-            float r = u > 0 ? u : 0;
-            j->du[i] = da * j->g[i] * 2.0f * r;
-            j->dg[i] = da * r * r;
-            break;
-        }
-        case BF_ACT_GELU: {
-            float cdf = j->g[i];
-            float pdf = expf(-0.5f * u * u) * 0.3989422804014327f;
-            j->du[i] = da * (cdf + u * pdf);
-            break;
-        }
-        }
+    bf_v8f u = ACT_IN(j->u, 0), da = ACT_IN(j->da, 1), g = ACT_IN(j->g, 2);
+    switch (j->act) {
+    case BF_ACT_SWIGLU: {
+        bf_v8f s = sigm8(u);
+        ACT_OUT(j->du, 3, da * g * s * (1.0f + u * (1.0f - s)));
+        ACT_OUT(j->dg, 4, da * u * s);
+        break;
     }
+    case BF_ACT_RELU2: {
+        bf_v8f r = bf_v8_select(u > 0.0f, u, u * 0.0f);
+        ACT_OUT(j->du, 3, da * g * 2.0f * r);
+        ACT_OUT(j->dg, 4, da * r * r);
+        break;
+    }
+    case BF_ACT_GELU:
+        ACT_OUT(j->du, 3, da * (g + u * bf_v8_exp(-0.5f * u * u) * 0.3989422804014327f));
+        break;
+    }
+}
+#undef ACT_IN
+#undef ACT_OUT
+
+#ifdef __x86_64__
+#define ACT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define ACT_CLONES
+#endif
+
+ACT_CLONES static void act_fwd_range(void *ctx, size_t i0, size_t i1, int th)
+{
+    float tmp[6][8];
+    for (size_t i = i0; i < i1; i += 8) act_fwd8(ctx, i, tmp, i1 - i < 8 ? i1 - i : 8);
+}
+
+ACT_CLONES static void act_bwd_range(void *ctx, size_t i0, size_t i1, int th)
+{
+    float tmp[6][8];
+    for (size_t i = i0; i < i1; i += 8) act_bwd8(ctx, i, tmp, i1 - i < 8 ? i1 - i : 8);
 }
 
 typedef struct {
