@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REPS 5
+#define REPS 7
 #define LLC_BYTES (64u << 20)
 
 typedef void (*run_fn)(void *ctx, int copy);
@@ -32,26 +32,38 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* median seconds per call, cycling over `copies` */
-static double time_it(run_fn fn, void *ctx, int copies)
+/* calls of fn (cycling over `copies`) that take at least 0.15 s */
+static int calibrate(run_fn fn, void *ctx, int copies)
 {
-    double t[REPS];
     fn(ctx, 0);   /* warm-up */
     int iters = 1;
-    for (;;) {    /* enough calls for 0.15 s */
+    for (;;) {
         double t0 = bf_now();
         for (int i = 0; i < iters; i++) fn(ctx, i % copies);
-        double dt = bf_now() - t0;
-        if (dt > 0.15 || iters > (1 << 20)) break;
+        if (bf_now() - t0 > 0.15 || iters > (1 << 20)) return iters;
         iters *= 2;
     }
-    for (int r = 0; r < REPS; r++) {
-        double t0 = bf_now();
-        for (int i = 0; i < iters; i++) fn(ctx, i % copies);
-        t[r] = (bf_now() - t0) / iters;
+}
+
+/* Median seconds per call of each of n functions, timed in turn within each
+ * of REPS rounds: a slow spell of the machine (another tenant, a frequency
+ * change) falls on every function alike rather than on one, so the ratios
+ * between them hold better than their absolute rates. */
+static void time_interleaved(int n, run_fn *fns, void *ctx, const int *copies, double *out)
+{
+    int iters[8];
+    double t[8][REPS];
+    for (int f = 0; f < n; f++) iters[f] = calibrate(fns[f], ctx, copies[f]);
+    for (int r = 0; r < REPS; r++)
+        for (int f = 0; f < n; f++) {
+            double t0 = bf_now();
+            for (int i = 0; i < iters[f]; i++) fns[f](ctx, i % copies[f]);
+            t[f][r] = (bf_now() - t0) / iters[f];
+        }
+    for (int f = 0; f < n; f++) {
+        qsort(t[f], REPS, sizeof(double), cmp_d);
+        out[f] = t[f][REPS / 2];
     }
-    qsort(t, REPS, sizeof *t, cmp_d);
-    return t[REPS / 2];
 }
 
 typedef struct {
@@ -128,9 +140,11 @@ int main(int argc, char **argv)
     b.y = bf_aligned_alloc(b.batch * b.rows * sizeof(float));
     for (size_t k = 0; k < b.batch * b.cols; k++) b.x[k] = (float)bf_rng_normal(&r);
 
-    double tf = time_it(gemm ? run_sgemm : run_sgemv, &b, fcopies);
-    double t2 = time_it(run_tq2, &b, tcopies);
-    double t1 = time_it(run_tq1, &b, tcopies);
+    run_fn fns[3] = {gemm ? run_sgemm : run_sgemv, run_tq2, run_tq1};
+    int copies[3] = {fcopies, tcopies, tcopies};
+    double secs[3];
+    time_interleaved(3, fns, &b, copies, secs);
+    double tf = secs[0], t2 = secs[1], t1 = secs[2];
     /* results agree: the kernels against the F32 product on the same ternary weights */
     float *yf = bf_xmalloc(b.batch * b.rows * sizeof(float));
     run_sgemm(&b, 0);
