@@ -59,7 +59,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     static const char *const splits[] = {"val", "train", NULL};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
-    int have_split = 0, have_batch = 0;
+    int needs_data = 0;   /* an option that only --data uses was given */
     bf_cli_begin(argc, argv, "bf-eval", usage);
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -67,14 +67,14 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         switch (c) {
         case O_JSON: cl->json = 1; break;
         case O_DATA: cl->data = optarg; break;
-        case O_SPLIT: cl->split_train = bf_parse_choice("split", optarg, splits); have_split = 1; break;
-        case O_BATCH: cl->batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); have_batch = 1; break;
-        case O_FAKE: cl->fake_quant = 1; have_batch = 1; break;
-        case O_INCR: cl->incremental = 1; have_batch = 1; break;
+        case O_SPLIT: cl->split_train = bf_parse_choice("split", optarg, splits); needs_data = 1; break;
+        case O_BATCH: cl->batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); needs_data = 1; break;
+        case O_FAKE: cl->fake_quant = 1; needs_data = 1; break;
+        case O_INCR: cl->incremental = 1; needs_data = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
-    if (!cl->data && (have_split || have_batch)) bf_usage_die("--split, --batch, --fake-quant and --incremental need --data");
+    if (!cl->data && needs_data) bf_usage_die("--split, --batch, --fake-quant and --incremental need --data");
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(0);
 }

@@ -11,6 +11,13 @@ typedef struct {
     size_t targets, correct, exact, scored;
 } tally;
 
+/* a forward's mean loss over its targeted positions, back to a sum */
+static void tally_forward(tally *t, const bf_model *m, double mean_loss)
+{
+    t->loss += mean_loss * (double)m->last_targets;
+    t->targets += m->last_targets;
+}
+
 static void tally_row(tally *t, int targets, int correct)
 {
     t->correct += (size_t)correct;
@@ -33,9 +40,7 @@ void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
     size_t T = s->T;
     for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
         int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
-        double l = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
-        t.loss += l * (double)m->last_targets;
-        t.targets += m->last_targets;
+        tally_forward(&t, m, bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T));
         for (int b = 0; b < B; b++) {
             int nt, nc;
             bf_model_row_stats(m, b, &nt, &nc);
@@ -66,9 +71,7 @@ void bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_met
                 xt[b] = s->x[(r0 + (size_t)b) * T + p];
                 yt[b] = s->y[(r0 + (size_t)b) * T + p];
             }
-            double l = bf_model_forward_cached(m, xt, yt, B, 1, (int)p);
-            t.loss += l * (double)m->last_targets;
-            t.targets += m->last_targets;
+            tally_forward(&t, m, bf_model_forward_cached(m, xt, yt, B, 1, (int)p));
             for (int b = 0; b < B; b++) {
                 int n, c;
                 bf_model_row_stats(m, b, &n, &c);

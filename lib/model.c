@@ -47,8 +47,9 @@ struct bf_acts {
     float *rope_cos, *rope_sin;               /* [ctx, hd/2] */
     /* backward scratch */
     float *dh, *dn, *dq, *dk, *dv, *dao, *dsub, *du, *dg, *da, *dan, *dfsel;
-    /* key/value cache for incremental decoding: per layer [kv_B, ctx, D] */
-    float *kv_block, **kcache, **vcache;
+    /* key/value cache for incremental decoding: layer l's keys at
+     * kv_block + 2·l·(kv_B·ctx·D), its values right after, each [kv_B, ctx, D] */
+    float *kv_block;
     int kv_B;
 };
 
@@ -197,6 +198,13 @@ int bf_model_load_for_inference(bf_model *m, const bf_header *h, const bf_tset *
     return bf_model_use_int_kernels(m);
 }
 
+static int all_finite(const float *v, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(v[j])) return 0;
+    return 1;
+}
+
 /* for_inference: a model with act_bits 8 has its ternary matrices repacked
  * straight from the stream for the integer kernels; their float parameters
  * are never written (zero pages, no memory) and nothing reads them. */
@@ -229,8 +237,7 @@ static int load(bf_model *m, const bf_header *h, const bf_tset *s, int for_infer
                 return -1;
             }
             const float *scale = sc->data;
-            for (size_t j = 0; j < sc->shape[0]; j++)
-                if (!isfinite(scale[j])) { bf_err("'%s' holds a non-finite value", nm); bf_model_free(m); return -1; }
+            if (!all_finite(scale, sc->shape[0])) { bf_err("'%s' holds a non-finite value", nm); bf_model_free(m); return -1; }
             snprintf(nm, sizeof nm, "%s.latent", p->name);
             const bf_tensor *lat = bf_tset_find(s, nm);
             if (lat) {
@@ -239,15 +246,10 @@ static int load(bf_model *m, const bf_header *h, const bf_tset *s, int for_infer
                     bf_model_free(m);
                     return -1;
                 }
+                /* (without one, scale·codes is finite: the scales are) */
+                if (!all_finite(lat->data, p->numel)) { bf_err("'%s' holds a non-finite value", p->name); bf_model_free(m); return -1; }
             }
             if (for_inference && m->cfg.act_bits == 8) {
-                if (lat)
-                    for (size_t j = 0; j < p->numel; j++)
-                        if (!isfinite(((const float *)lat->data)[j])) {
-                            bf_err("'%s' holds a non-finite value", p->name);
-                            bf_model_free(m);
-                            return -1;
-                        }
                 p->q = q;
                 float *sc_own = bf_xmalloc(sc->shape[0] * sizeof(float));   /* owned by tm */
                 memcpy(sc_own, scale, sc->shape[0] * sizeof(float));
@@ -267,8 +269,6 @@ static int load(bf_model *m, const bf_header *h, const bf_tset *s, int for_infer
                     for (size_t j = 0; j < want_cols; j++) dst[r * want_cols + j] *= sv;
                 }
             }
-            for (size_t j = 0; j < p->numel; j++)
-                if (!isfinite(dst[j])) { bf_err("'%s' holds a non-finite value", p->name); bf_model_free(m); return -1; }
             if (make_quantized(p, &q, t, scale, sc->shape[0], lat ? NULL : dst)) { bf_model_free(m); return -1; }
             continue;
         }
@@ -278,8 +278,7 @@ static int load(bf_model *m, const bf_header *h, const bf_tset *s, int for_infer
             return -1;
         }
         bf_tensor_to_f32(t, dst);
-        for (size_t j = 0; j < p->numel; j++)
-            if (!isfinite(dst[j])) { bf_err("tensor '%s' holds a non-finite value", p->name); bf_model_free(m); return -1; }
+        if (!all_finite(dst, p->numel)) { bf_err("tensor '%s' holds a non-finite value", p->name); bf_model_free(m); return -1; }
     }
     return 0;
 }
@@ -372,8 +371,6 @@ void bf_model_free(bf_model *m)
     if (m->acts) {
         bf_pages_free(m->acts->block, m->acts->block_bytes);
         bf_aligned_free(m->acts->kv_block);
-        free(m->acts->kcache);
-        free(m->acts->vcache);
         free(m->acts->L);
         free(m->acts);
     }
@@ -919,22 +916,13 @@ int bf_model_cache_begin(bf_model *m, int B)
 {
     acts_struct(m);
     bf_acts *a = m->acts;
-    size_t L = (size_t)m->cfg.n_layer, per = (size_t)B * (size_t)m->cfg.ctx * (size_t)m->cfg.d_model;
-    if (a->kv_B != B) {
-        bf_aligned_free(a->kv_block);
-        a->kv_B = 0;
-        a->kv_block = bf_aligned_alloc(2 * L * per * sizeof(float));
-        if (!a->kv_block) return -1;
-        if (!a->kcache) {
-            a->kcache = bf_xcalloc(L, sizeof *a->kcache);
-            a->vcache = bf_xcalloc(L, sizeof *a->vcache);
-        }
-        for (size_t l = 0; l < L; l++) {
-            a->kcache[l] = a->kv_block + 2 * l * per;
-            a->vcache[l] = a->kv_block + (2 * l + 1) * per;
-        }
-        a->kv_B = B;
-    }
+    if (a->kv_B == B) return 0;
+    size_t per = (size_t)B * (size_t)m->cfg.ctx * (size_t)m->cfg.d_model;
+    bf_aligned_free(a->kv_block);
+    a->kv_B = 0;
+    a->kv_block = bf_aligned_alloc(2 * (size_t)m->cfg.n_layer * per * sizeof(float));
+    if (!a->kv_block) return -1;
+    a->kv_B = B;
     return 0;
 }
 
@@ -985,13 +973,14 @@ static double forward(bf_model *m, const int32_t *x, const int32_t *y, int B, in
         attn_job aj = {L->q, L->k, L->v, L->att, L->ao, NULL, NULL, NULL, NULL, (size_t)B, (size_t)T, D, H, hd, task_max,
                        (size_t)T, 0};
         if (cached) {
-            size_t C = (size_t)g->ctx;
+            size_t C = (size_t)g->ctx, per = (size_t)B * C * D;
+            float *kc = a->kv_block + 2 * (size_t)l * per, *vc = kc + per;
             for (size_t b = 0; b < (size_t)B; b++) {
-                memcpy(a->kcache[l] + (b * C + pos0) * D, L->k + b * (size_t)T * D, (size_t)T * D * sizeof(float));
-                memcpy(a->vcache[l] + (b * C + pos0) * D, L->v + b * (size_t)T * D, (size_t)T * D * sizeof(float));
+                memcpy(kc + (b * C + pos0) * D, L->k + b * (size_t)T * D, (size_t)T * D * sizeof(float));
+                memcpy(vc + (b * C + pos0) * D, L->v + b * (size_t)T * D, (size_t)T * D * sizeof(float));
             }
-            aj.k = a->kcache[l];
-            aj.v = a->vcache[l];
+            aj.k = kc;
+            aj.v = vc;
             aj.att = NULL;
             aj.kT = C;
             aj.pos0 = pos0;

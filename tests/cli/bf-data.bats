@@ -110,9 +110,7 @@ rows() { bf-eval --json "$1" | jshape "$2" | cut -d, -f1; }
 }
 
 @test "data-03 --version prints the version and exits 0" {
-    run3 bf-data --version
-    [[ $status -eq 0 && ! -s $T/err ]]
-    grep -Eqx 'bf-data \(bitforge\) [0-9]+\.[0-9]+\.[0-9]+' "$T/out"
+    prints_version bf-data
     [[ $(awk '{ print $3 }' "$T/out") == "$(bf-init --version | awk '{ print $3 }')" ]]
 }
 
@@ -401,13 +399,8 @@ mkfile() { perl -e 'print map { chr(($_ * 7 + 3) % 256) } 0 .. 999' >"$1"; }
 }
 
 @test "data-63 refuses to write a stream to a terminal (exit 2), but -o works there" {
-    command -v script >/dev/null || skip "script (util-linux) is needed for a terminal"
+    refuses_terminal bf-data modarith --p 5
     local st=0
-    script -qec "$BF_BIN/bf-data modarith --p 5" /dev/null </dev/null >tty.out 2>&1 || st=$?
-    [[ $st -eq 2 ]] || fail "exit status $st, want 2: $(cat tty.out)"
-    grep -q '^bf-data: refusing to write a binary stream to a terminal' tty.out
-    [[ $(tr -d '\r' <tty.out | grep -c '') -eq 1 ]]
-    st=0
     script -qec "$BF_BIN/bf-data modarith --p 5 -o $T/d.bf" /dev/null </dev/null >tty.out 2>&1 || st=$?
     [[ $st -eq 0 && ! -s tty.out ]]
     bf-eval d.bf >/dev/null

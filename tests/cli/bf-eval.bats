@@ -24,9 +24,7 @@ load helpers
 }
 
 @test "eval-03 --version prints the version and exits 0" {
-    run3 bf-eval --version
-    [[ $status -eq 0 && ! -s $T/err ]]
-    grep -Eqx 'bf-eval \(bitforge\) [0-9]+\.[0-9]+\.[0-9]+' "$T/out"
+    prints_version bf-eval
     # the same version as every other program
     [[ $(awk '{ print $3 }' "$T/out") == "$(bf-init --version | awk '{ print $3 }')" ]]
 }

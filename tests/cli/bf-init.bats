@@ -57,9 +57,7 @@ near() { awk -v x="$1" -v w="$2" -v t="$3" 'BEGIN { d = x - w; if (d < 0) d = -d
 }
 
 @test "init-03 --version prints the version and exits 0" {
-    run3 bf-init --version
-    [[ $status -eq 0 && ! -s $T/err ]]
-    grep -Eqx 'bf-init \(bitforge\) [0-9]+\.[0-9]+\.[0-9]+' "$T/out"
+    prints_version bf-init
 }
 
 # ---------------------------------------------------------- 1x usage errors
@@ -140,13 +138,8 @@ usage_cases() {
 }
 
 @test "init-23 refuses to write a stream to a terminal (exit 2), but -o works there" {
-    command -v script >/dev/null || skip "script (util-linux) is needed for a terminal"
+    refuses_terminal bf-init "${SMALL[@]}"
     local st=0
-    script -qec "$BF_BIN/bf-init ${SMALL[*]}" /dev/null </dev/null >"$T/tty.out" 2>&1 || st=$?
-    [[ $st -eq 2 ]] || fail "exit status $st, want 2: $(cat "$T/tty.out")"
-    grep -q 'bf-init: refusing to write a binary stream to a terminal' "$T/tty.out"
-    [[ $(tr -d '\r' <"$T/tty.out" | grep -c '') -eq 1 ]] || fail "more than one line: $(cat -A "$T/tty.out")"
-    st=0
     script -qec "$BF_BIN/bf-init ${SMALL[*]} -o $T/m.bf" /dev/null </dev/null >"$T/tty.out" 2>&1 || st=$?
     [[ $st -eq 0 && ! -s $T/tty.out ]] || fail "-o FILE on a terminal: status $st: $(cat "$T/tty.out")"
     bf-eval "$T/m.bf" >/dev/null

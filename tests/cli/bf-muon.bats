@@ -37,9 +37,7 @@ dtypes() { bf-tstat "$1" | awk '{ print $1, $2, $3 }'; }
 @test "muon-02 -h is --help; --version prints the version" {
     run -0 bf-muon -h
     assert_line --index 0 --partial 'usage: bf-muon'
-    run3 bf-muon --version
-    [[ $status -eq 0 && ! -s $T/err ]]
-    grep -Eqx 'bf-muon \(bitforge\) [0-9]+\.[0-9]+\.[0-9]+' "$T/out"
+    prints_version bf-muon
 }
 
 # ---------------------------------------------------------- 1x usage errors

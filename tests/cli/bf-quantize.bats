@@ -89,9 +89,7 @@ asan_build() { grep -aq __asan_init "$BF_BIN/bf-quantize"; }
 @test "quant-02 -h is --help; --version prints the version" {
     run -0 bf-quantize -h
     assert_line --index 0 --partial 'usage: bf-quantize'
-    run3 bf-quantize --version
-    [[ $status -eq 0 && ! -s $T/err ]]
-    grep -Eqx 'bf-quantize \(bitforge\) [0-9]+\.[0-9]+\.[0-9]+' "$T/out"
+    prints_version bf-quantize
 }
 
 # ------------------------------------------------- 1x usage and input errors
@@ -335,13 +333,8 @@ asan_build() { grep -aq __asan_init "$BF_BIN/bf-quantize"; }
 }
 
 @test "quant-42 refuses to write a stream to a terminal (exit 2)" {
-    command -v script >/dev/null || skip "script (util-linux) is needed for a terminal"
     bf-init "${FULL[@]}" -o m.bf
-    local st=0
-    script -qec "$BF_BIN/bf-quantize $T/m.bf" /dev/null </dev/null >tty.out 2>&1 || st=$?
-    [[ $st -eq 2 ]] || fail "exit status $st, want 2: $(cat tty.out)"
-    grep -q '^bf-quantize: refusing to write a binary stream to a terminal' tty.out
-    [[ $(tr -d '\r' <tty.out | grep -c '') -eq 1 ]]
+    refuses_terminal bf-quantize "$T/m.bf"
 }
 
 # ------------------------------------------------ 5x bf-eval on ternary models

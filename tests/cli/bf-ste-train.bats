@@ -57,9 +57,7 @@ asan_build() { grep -aq __asan_init "$BF_BIN/bf-ste-train"; }
 @test "ste-02 -h is --help; --version prints the version" {
     run -0 bf-ste-train -h
     assert_line --index 0 --partial 'usage: bf-ste-train'
-    run3 bf-ste-train --version
-    [[ $status -eq 0 && ! -s $T/err ]]
-    grep -Eqx 'bf-ste-train \(bitforge\) [0-9]+\.[0-9]+\.[0-9]+' "$T/out"
+    prints_version bf-ste-train
 }
 
 # ---------------------------------------------------------- 1x usage errors
@@ -170,13 +168,8 @@ data_error() {
 }
 
 @test "ste-25 refuses to write a stream to a terminal (exit 2) before training" {
-    command -v script >/dev/null || skip "script (util-linux) is needed for a terminal"
     small
-    local st=0
-    script -qec "$BF_BIN/bf-ste-train --data $T/d.bf --steps 100000 $T/m.bf" /dev/null </dev/null >tty.out 2>&1 || st=$?
-    [[ $st -eq 2 ]] || fail "exit status $st, want 2: $(cat tty.out)"
-    grep -q '^bf-ste-train: refusing to write a binary stream to a terminal' tty.out
-    [[ $(tr -d '\r' <tty.out | grep -c '') -eq 1 ]]
+    refuses_terminal bf-ste-train --data "$T/d.bf" --steps 100000 "$T/m.bf"
 }
 
 # ------------------------------------------------- 3x the log and the schedule

@@ -90,6 +90,27 @@ assert_data_error() {
 # rel_close A B TOL: |A − B| ≤ TOL·|B|
 rel_close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t * m) }'; }
 
+# prints_version PROG: `PROG --version` exits 0, writes nothing on stderr and
+# "PROG (bitforge) X.Y.Z" on stdout ($T/out)
+prints_version() {
+    run3 "$1" --version
+    [[ $status -eq 0 && ! -s $T/err ]]
+    grep -Eqx "$1 \(bitforge\) [0-9]+\.[0-9]+\.[0-9]+" "$T/out"
+}
+
+# refuses_terminal PROG ARG...: PROG ARG... with stdout on a terminal exits 2
+# with the one line "PROG: refusing to write a binary stream to a terminal…"
+# (in tty.out); skips where script(1) is missing
+refuses_terminal() {
+    command -v script >/dev/null || skip "script (util-linux) is needed for a terminal"
+    local prog=$1 st=0
+    shift
+    script -qec "$BF_BIN/$prog $(printf '%q ' "$@")" /dev/null </dev/null >tty.out 2>&1 || st=$?
+    [[ $st -eq 2 ]] || fail "exit status $st, want 2: $(cat tty.out)"
+    grep -q "^$prog: refusing to write a binary stream to a terminal" tty.out
+    [[ $(tr -d '\r' <tty.out | grep -c '') -eq 1 ]] || fail "more than one line: $(cat -A tty.out)"
+}
+
 # lt A B: A < B (numbers)
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
