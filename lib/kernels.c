@@ -254,25 +254,43 @@ __attribute__((target("avx2"))) static int32_t row_dot_tq2_avx2(const uint8_t *b
 /* TQ1: each byte's digits come out by ×3 and >>8 in 16-bit lanes, even and
  * odd bytes apart, then re-interleaved into 32 codes for maddubs.  Five
  * maddubs (≤ 512 each) add in int16 to ≤ 2560 before widening. */
+/* TQ1 digits without multiplies, 32 bytes at once: the leading digit of
+ * q = ⌈256·v/243⌉ is ⌊3q/256⌋, which is 1 from q ≥ 86 and 2 from q ≥ 171,
+ * i.e. min(q ⊖ 85, 1) + min(q ⊖ 170, 1) with ⊖ saturating; the rest is
+ * 3q mod 256, three byte adds. */
+__attribute__((target("avx2"))) static inline __m256i tq1_digit(__m256i *v)
+{
+    const __m256i t1 = _mm256_set1_epi8(85), t2 = _mm256_set1_epi8((char)170), one = _mm256_set1_epi8(1);
+    __m256i d = _mm256_add_epi8(_mm256_min_epu8(_mm256_subs_epu8(*v, t1), one), _mm256_min_epu8(_mm256_subs_epu8(*v, t2), one));
+    *v = _mm256_add_epi8(*v, _mm256_add_epi8(*v, *v));
+    return d;
+}
+
+/* Five maddubs (|lane| ≤ 512 each) add in int16 to ≤ 2560 a block; two
+ * blocks go to each chain (≤ 5120) before widening. */
+__attribute__((target("avx2"))) static inline __m256i tq1_block(__m256i p, const uint8_t *blk, const int8_t *q)
+{
+    __m256i v = _mm256_load_si256((const __m256i *)blk);
+    for (int s = 0; s < 5; s++)
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(tq1_digit(&v), _mm256_loadu_si256((const __m256i *)(q + 32 * s))));
+    return p;
+}
+
 __attribute__((target("avx2"))) static int32_t row_dot_tq1_avx2(const uint8_t *blk, const int8_t *q, size_t nblk)
 {
-    const __m256i lowbyte = _mm256_set1_epi16(0x00ff), three = _mm256_set1_epi16(3), ones = _mm256_set1_epi16(1);
-    __m256i acc = _mm256_setzero_si256();
-    for (size_t b = 0; b < nblk; b++, blk += 32, q += 160) {
-        __m256i w = _mm256_load_si256((const __m256i *)blk);
-        __m256i lo = _mm256_and_si256(w, lowbyte), hi = _mm256_srli_epi16(w, 8);
-        __m256i p = _mm256_setzero_si256();
-        for (int s = 0; s < 5; s++) {
-            lo = _mm256_mullo_epi16(lo, three);
-            hi = _mm256_mullo_epi16(hi, three);
-            __m256i d = _mm256_or_si256(_mm256_srli_epi16(lo, 8), _mm256_and_si256(hi, _mm256_set1_epi16((short)0xff00)));
-            lo = _mm256_and_si256(lo, lowbyte);
-            hi = _mm256_and_si256(hi, lowbyte);
-            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(d, _mm256_loadu_si256((const __m256i *)(q + 32 * s))));
-        }
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+    size_t b = 0;
+    for (; b + 4 <= nblk; b += 4, blk += 128, q += 640) {
+        __m256i p0 = tq1_block(_mm256_setzero_si256(), blk, q), p1 = tq1_block(_mm256_setzero_si256(), blk + 32, q + 160);
+        p0 = tq1_block(p0, blk + 64, q + 320);
+        p1 = tq1_block(p1, blk + 96, q + 480);
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
     }
-    return hsum_epi32(acc);
+    for (; b < nblk; b++, blk += 32, q += 160)
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(tq1_block(_mm256_setzero_si256(), blk, q), ones));
+    return hsum_epi32(_mm256_add_epi32(acc0, acc1));
 }
 #endif
 
@@ -317,18 +335,9 @@ __attribute__((target("avx2"))) static void unpack_row_avx2(const bf_tmat *m, co
         }
         return;
     }
-    const __m256i lowbyte = _mm256_set1_epi16(0x00ff), three = _mm256_set1_epi16(3), hibyte = _mm256_set1_epi16((short)0xff00);
     for (size_t b = 0; b < m->kpad / TQ1_BLOCK; b++, blk += 32, codes += TQ1_BLOCK) {
-        __m256i w = _mm256_load_si256((const __m256i *)blk);
-        __m256i lo = _mm256_and_si256(w, lowbyte), hi = _mm256_srli_epi16(w, 8);
-        for (int s = 0; s < 5; s++) {
-            lo = _mm256_mullo_epi16(lo, three);
-            hi = _mm256_mullo_epi16(hi, three);
-            __m256i d = _mm256_or_si256(_mm256_srli_epi16(lo, 8), _mm256_and_si256(hi, hibyte));
-            lo = _mm256_and_si256(lo, lowbyte);
-            hi = _mm256_and_si256(hi, lowbyte);
-            _mm256_storeu_si256((__m256i *)(codes + 32 * s), d);
-        }
+        __m256i v = _mm256_load_si256((const __m256i *)blk);
+        for (int s = 0; s < 5; s++) _mm256_storeu_si256((__m256i *)(codes + 32 * s), tq1_digit(&v));
     }
 }
 

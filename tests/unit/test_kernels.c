@@ -21,7 +21,7 @@ static void ref_dot(const int8_t *w, const int8_t *q, size_t N, size_t rows, siz
         }
 }
 
-typedef enum { RANDOM, ALL_PLUS_MIN_ACT, ALL_MINUS_MIN_ACT, ALL_PLUS_MAX_ACT, SPARSE } pattern;
+typedef enum { RANDOM, ALL_PLUS_MIN_ACT, ALL_MINUS_MIN_ACT, ALL_PLUS_MAX_ACT, SPARSE, EVERY_BYTE } pattern;
 
 static int check(bf_dtype pack, size_t rows, size_t cols, size_t N, pattern pat, uint64_t seed, const char *what)
 {
@@ -33,6 +33,16 @@ static int check(bf_dtype pack, size_t rows, size_t cols, size_t N, pattern pat,
         case ALL_PLUS_MIN_ACT: case ALL_PLUS_MAX_ACT: w[k] = 1; break;
         case ALL_MINUS_MIN_ACT: w[k] = -1; break;
         case SPARSE: w[k] = bf_rng_below(&r, 10) == 0 ? (int8_t)(bf_rng_below(&r, 2) ? 1 : -1) : 0; break;
+        case EVERY_BYTE: {
+            /* row o: every byte of its blocks packs the digits of o (TQ1: base 3,
+             * TQ2: base 4, the invalid code 3 taken as 0), so that the rows
+             * cover every valid byte value */
+            size_t o = k / cols, i = k % cols, B = pack == BF_TQ1 ? 160 : 128, s = (i % B) / 32;
+            unsigned base = pack == BF_TQ1 ? 3 : 4, v = (unsigned)o;
+            for (size_t t = 0; t < s; t++) v /= base;
+            w[k] = (int8_t)((int)(v % base % 3) - 1);
+            break;
+        }
         default: w[k] = (int8_t)((int)bf_rng_below(&r, 3) - 1);
         }
     }
@@ -84,6 +94,8 @@ int main(void)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             check(pk, shapes[s][0], shapes[s][1], shapes[s][2], RANDOM, 10 + s, "random");
         check(pk, 50, 777, 4, SPARSE, 99, "sparse");
+        check(pk, pk == BF_TQ1 ? 243 : 256, 320, 1, EVERY_BYTE, 7, "every byte value");
+        check(pk, pk == BF_TQ1 ? 243 : 256, 320, 5, EVERY_BYTE, 7, "every byte value");
     }
     /* repacking from a canonical payload equals repacking from codes */
     {
