@@ -22,7 +22,7 @@ LDLIBS := -Wl,--as-needed -lopenblas -llapacke -lmsgpackc -larchive -lxxhash -lm
 LIB_SRC := $(wildcard lib/*.c)
 CMD_SRC := $(wildcard cmd/bf-*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
-HEADERS := $(wildcard include/bf/*.h)
+HEADERS := $(wildcard include/bf/*.h lib/*.h)
 
 LIB_OBJ := $(patsubst lib/%.c,$(BUILD)/obj/lib/%.o,$(LIB_SRC))
 LIBA := $(BUILD)/lib/libbf.a

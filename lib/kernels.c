@@ -1,8 +1,9 @@
 /* kernels.c — ternary × int8 products: layouts, dispatch, scalar and AVX2
- * kernels (see bf/kernels.h for the layouts and the contract). */
+ * kernels (AVX-512: kernels_avx512.c; bf/kernels.h has layouts and contract). */
 #include "bf/kernels.h"
 #include "bf/thread.h"
 #include "bf/util.h"
+#include "kernels_avx512.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +29,9 @@ int bf_kernel_level_supported(bf_kernel_level l)
     case BF_KERNEL_SCALAR: return 1;
 #ifdef BF_X86
     case BF_KERNEL_AVX2: return __builtin_cpu_supports("avx2");
+    case BF_KERNEL_AVX512:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    case BF_KERNEL_AVX512VNNI: return bf_kernel_level_supported(BF_KERNEL_AVX512) && __builtin_cpu_supports("avx512vnni");
 #endif
     default: return 0;
     }
@@ -35,7 +39,7 @@ int bf_kernel_level_supported(bf_kernel_level l)
 
 const char *bf_kernel_level_name(bf_kernel_level l)
 {
-    static const char *const names[] = {"scalar", "avx2"};
+    static const char *const names[] = {"scalar", "avx2", "avx512", "avx512vnni"};
     return l < BF_KERNEL_NLEVELS ? names[l] : "?";
 }
 
@@ -374,7 +378,7 @@ __attribute__((target("avx2"))) static void dot4_u8_avx2(const uint8_t *c, size_
 static void unpack_row(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, uint8_t *codes)
 {
 #ifdef BF_X86
-    if (lv == BF_KERNEL_AVX2) { unpack_row_avx2(m, blk, codes); return; }
+    if (lv >= BF_KERNEL_AVX2) { unpack_row_avx2(m, blk, codes); return; }   /* not the hot loop */
 #endif
     (void)lv;
     unpack_row_scalar(m, blk, codes);
@@ -384,7 +388,12 @@ static void unpack_row(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk,
 static void dot4_u8(bf_kernel_level lv, const uint8_t *c, size_t stride, const int8_t *q, size_t k, int nrows, int32_t out[4])
 {
 #ifdef BF_X86
-    if (lv == BF_KERNEL_AVX2 && nrows == 4) { dot4_u8_avx2(c, stride, q, k, out); return; }
+    if (nrows == 4) switch (lv) {
+        case BF_KERNEL_AVX2: dot4_u8_avx2(c, stride, q, k, out); return;
+        case BF_KERNEL_AVX512: bf_dot4_u8_avx512(c, stride, q, k, out); return;
+        case BF_KERNEL_AVX512VNNI: bf_dot4_u8_avx512vnni(c, stride, q, k, out); return;
+        default: break;
+        }
 #endif
     (void)lv;
     for (int r = 0; r < nrows; r++) out[r] = dot_u8_scalar(c + (size_t)r * stride, q, k);
@@ -394,8 +403,15 @@ static void dot4_u8(bf_kernel_level lv, const uint8_t *c, size_t stride, const i
 static int32_t row_dot(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, const int8_t *q)
 {
 #ifdef BF_X86
-    if (lv == BF_KERNEL_AVX2)
-        return m->pack == BF_TQ2 ? row_dot_tq2_avx2(blk, q, m->kpad / TQ2_BLOCK) : row_dot_tq1_avx2(blk, q, m->kpad / TQ1_BLOCK);
+    size_t nblk = m->kpad / block_of(m->pack);
+    int tq2 = m->pack == BF_TQ2;
+    switch (lv) {
+    case BF_KERNEL_AVX2: return tq2 ? row_dot_tq2_avx2(blk, q, nblk) : row_dot_tq1_avx2(blk, q, nblk);
+    case BF_KERNEL_AVX512: return tq2 ? bf_row_dot_tq2_avx512(blk, q, nblk) : bf_row_dot_tq1_avx512(blk, q, nblk);
+    case BF_KERNEL_AVX512VNNI:
+        return tq2 ? bf_row_dot_tq2_avx512vnni(blk, q, nblk) : bf_row_dot_tq1_avx512vnni(blk, q, nblk);
+    default: break;
+    }
 #endif
     (void)lv;
     return row_dot_scalar(m->pack, blk, q, m->kpad);

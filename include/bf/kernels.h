@@ -19,7 +19,8 @@
  * Rows are padded to whole blocks with zero weights.
  *
  * Kernel levels, chosen once at first use from the CPU (cpuid):
- *   scalar (any machine, the reference), avx2; BF_KERNEL=scalar|avx2 forces one
+ *   scalar (any machine, the reference), avx2, avx512 (AVX-512 F and BW),
+ *   avx512vnni (and VNNI); BF_KERNEL=scalar|avx2|avx512|avx512vnni forces one
  *   (a level the CPU lacks falls back to the best it has). */
 #ifndef BF_KERNELS_H
 #define BF_KERNELS_H
@@ -39,7 +40,7 @@ typedef struct bf_tmat_s {
     int per_row;
 } bf_tmat;
 
-typedef enum { BF_KERNEL_SCALAR, BF_KERNEL_AVX2, BF_KERNEL_NLEVELS } bf_kernel_level;
+typedef enum { BF_KERNEL_SCALAR, BF_KERNEL_AVX2, BF_KERNEL_AVX512, BF_KERNEL_AVX512VNNI, BF_KERNEL_NLEVELS } bf_kernel_level;
 
 bf_kernel_level bf_kernel_level_get(void);
 const char *bf_kernel_level_name(bf_kernel_level l);

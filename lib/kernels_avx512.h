@@ -1,0 +1,27 @@
+/* kernels_avx512.h — the AVX-512 kernels (lib/kernels_avx512.c), private to
+ * lib/kernels.c and the tests.  Each exists twice: *_avx512 needs AVX-512F
+ * and BW, *_avx512vnni also VNNI.  They compute what the scalar kernel does
+ * (bf/kernels.h): Σ code·q over a row's blocks, code = w + 1. */
+#ifndef BF_KERNELS_AVX512_H
+#define BF_KERNELS_AVX512_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The test build compiles the same source against a portable implementation
+ * of the intrinsics under other names (tests/unit/test_kernels_avx512.c). */
+#ifdef BF_AVX512_EMULATED
+#define BF_K512(name) bf_emu_##name
+#else
+#define BF_K512(name) bf_##name
+#endif
+
+#define BF_K512_DECLARE(sfx)                                                                                      \
+    int32_t BF_K512(row_dot_tq2_##sfx)(const uint8_t *blk, const int8_t *q, size_t nblk);                         \
+    int32_t BF_K512(row_dot_tq1_##sfx)(const uint8_t *blk, const int8_t *q, size_t nblk);                         \
+    void BF_K512(dot4_u8_##sfx)(const uint8_t *c, size_t stride, const int8_t *q, size_t k, int32_t out[4]);
+BF_K512_DECLARE(avx512)
+BF_K512_DECLARE(avx512vnni)
+#undef BF_K512_DECLARE
+
+#endif
