@@ -53,11 +53,45 @@ $(BUILD)/obj/tools/%: tests/tools/%.c $(LIBA) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BF_CFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
+# The AVX-512 kernels built as the library builds them, in a bootable image
+# with no operating system (tests/emu), for tests/cli/kernels-emu.bats to
+# run in an emulated processor that has AVX-512.  Built only where the
+# tools are (scripts/deps installs them).
+EMU_CC ?= gcc
+EMU_CFLAGS := -std=c11 -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone -fno-stack-protector \
+              -fno-asynchronous-unwind-tables -Wall -Wextra -Wno-psabi -Iinclude
+EMU_DIR := $(BUILD)/obj/emu
+EMU_ISO := $(EMU_DIR)/emu.iso
+SYSLINUX := /usr/lib/syslinux/modules/bios
+EMU_TOOLS := $(shell command -v bochs >/dev/null && command -v xorriso >/dev/null && \
+               test -f /usr/lib/ISOLINUX/isolinux.bin && test -f $(SYSLINUX)/mboot.c32 && echo yes)
+
+$(EMU_DIR)/emu.bin: tests/emu/boot.S tests/emu/emu_main.c tests/emu/emu.ld lib/kernels_avx512.c lib/kernels_avx512.h \
+                    lib/kernels_avx512_body.h
+	@mkdir -p $(@D)
+	$(EMU_CC) $(EMU_CFLAGS) -c -o $(@D)/boot.o tests/emu/boot.S
+	$(EMU_CC) $(EMU_CFLAGS) -c -o $(@D)/emu_main.o tests/emu/emu_main.c
+	$(EMU_CC) $(EMU_CFLAGS) -c -o $(@D)/kernels_avx512.o lib/kernels_avx512.c
+	ld -nostdlib -static -no-pie --no-warn-rwx-segments -T tests/emu/emu.ld -o $(@D)/emu.elf \
+	  $(@D)/boot.o $(@D)/emu_main.o $(@D)/kernels_avx512.o
+	objcopy -O binary $(@D)/emu.elf $@
+
+$(EMU_ISO): $(EMU_DIR)/emu.bin
+	rm -rf $(@D)/iso
+	mkdir -p $(@D)/iso/isolinux
+	cp /usr/lib/ISOLINUX/isolinux.bin $(SYSLINUX)/ldlinux.c32 $(SYSLINUX)/mboot.c32 $(SYSLINUX)/libcom32.c32 $(@D)/iso/isolinux/
+	cp $< $(@D)/iso/emu.bin
+	printf 'DEFAULT emu\nPROMPT 0\nLABEL emu\n  KERNEL mboot.c32\n  APPEND /emu.bin\n' >$(@D)/iso/isolinux/isolinux.cfg
+	xorriso -as mkisofs -quiet -o $@ -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 \
+	  -boot-info-table $(@D)/iso
+
+emu-image: $(EMU_ISO)
+
 # The suite: every unit test is a TAP program; every .bats file speaks TAP.
 # BF_BIN tells the bats files which build to test.
-test: all $(UNITS) $(HELPERS)
+test: all $(UNITS) $(HELPERS) $(if $(EMU_TOOLS),$(EMU_ISO))
 	BF_BUILD=$(BUILD) BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
-	  prove -j$(PROVE_JOBS) --exec '$(CURDIR)/tests/run-one' $(UNITS) $(wildcard tests/cli/*.bats)
+	  BF_EMU_ISO=$(abspath $(EMU_ISO)) prove -j$(PROVE_JOBS) --exec '$(CURDIR)/tests/run-one' $(UNITS) $(wildcard tests/cli/*.bats)
 
 # The model's loss and gradients against an independent PyTorch reference
 # (tests/ref/): every variant, ternary STE, and the shared vectors.
@@ -107,5 +141,5 @@ clean:
 	rm -rf bin lib/libbf.a obj build-asan build-fuzz
 	@$(MAKE) --no-print-directory -C bench clean 2>/dev/null || true
 
-.PHONY: all test check-ref check-asan fuzz bench pipeline deps install clean
+.PHONY: all test check-ref check-asan fuzz bench pipeline deps install clean emu-image
 .SECONDARY:

@@ -2,7 +2,8 @@
  * SIMDe's portable implementation of the intrinsics, against a plain int64
  * reference.  This checks the kernels' logic (block pairs, lone last blocks,
  * digit planes, int16 chains and their flushes, activation offsets) on any
- * machine; test_kernels runs the native build on CPUs that have AVX-512.
+ * machine.  The native build runs in test_kernels on CPUs that have AVX-512,
+ * and in tests/cli/kernels-emu.bats on emulated ones.
  * Both variants are checked: AVX-512BW (maddubs, int16 partial sums) and
  * VNNI (dpbusd into int32). */
 #include "tap.h"
