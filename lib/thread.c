@@ -3,6 +3,7 @@
 #include "bf/util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define MAX_THREADS 256
@@ -14,13 +15,29 @@ static struct {
     unsigned long born[MAX_THREADS];
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    unsigned long gen;          /* bumped for every job */
-    int pending;                /* workers still running the job */
+    atomic_ulong gen;           /* bumped for every job */
+    atomic_int pending;         /* workers still running the job */
+    int sleepers;               /* workers waiting on go (under mu) */
+    int caller_waits;           /* the caller waiting on done (under mu) */
     int active;                 /* threads taking part in the job */
     bf_range_fn fn;
     void *ctx;
     size_t total;
 } pool = {.n = 1, .created = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+/* A thread that finds nothing to do spins this many pauses (some tens of
+ * microseconds) before it sleeps.  Jobs often come back to back (one per
+ * matrix of a layer when decoding a token), and a sleeping worker takes
+ * about 15 µs to wake; a short spin leaves the cores to OpenBLAS between
+ * longer gaps. */
+#define SPIN 2000
+
+static inline void relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void run_share(int t)
 {
@@ -35,15 +52,22 @@ static void *worker(void *arg)
     unsigned long seen = pool.born[t];   /* the job count when this thread was made */
     pthread_mutex_unlock(&pool.mu);
     for (;;) {
-        pthread_mutex_lock(&pool.mu);
-        while (pool.gen == seen) pthread_cond_wait(&pool.go, &pool.mu);
-        seen = pool.gen;
-        int mine = t < pool.active;
-        pthread_mutex_unlock(&pool.mu);
-        if (mine) run_share(t);
-        pthread_mutex_lock(&pool.mu);
-        if (--pool.pending == 0) pthread_cond_signal(&pool.done);
-        pthread_mutex_unlock(&pool.mu);
+        unsigned long g;
+        for (int spin = 0; (g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen; spin++) {
+            if (spin < SPIN) { relax(); continue; }
+            pthread_mutex_lock(&pool.mu);
+            pool.sleepers++;
+            while (atomic_load_explicit(&pool.gen, memory_order_acquire) == seen) pthread_cond_wait(&pool.go, &pool.mu);
+            pool.sleepers--;
+            pthread_mutex_unlock(&pool.mu);
+        }
+        seen = g;
+        if (t < pool.active) run_share(t);
+        if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool.mu);
+            if (pool.caller_waits) pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.mu);
+        }
     }
     return NULL;
 }
@@ -77,17 +101,24 @@ void bf_parallel(size_t n, size_t min_per_thread, bf_range_fn fn, void *ctx)
     size_t want = n / min_per_thread;
     int active = want < (size_t)pool.n ? (int)(want ? want : 1) : pool.n;
     if (active <= 1) { fn(ctx, 0, n, 0); return; }
-    pthread_mutex_lock(&pool.mu);
+    /* the job is written before gen is bumped (release); a worker reads it
+     * after it sees the new gen (acquire) */
     pool.fn = fn;
     pool.ctx = ctx;
     pool.total = n;
     pool.active = active;
-    pool.pending = pool.created - 1;
-    pool.gen++;
-    pthread_cond_broadcast(&pool.go);
+    atomic_store_explicit(&pool.pending, pool.created - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
+    pthread_mutex_lock(&pool.mu);   /* a worker going to sleep checks gen under mu */
+    if (pool.sleepers) pthread_cond_broadcast(&pool.go);
     pthread_mutex_unlock(&pool.mu);
     run_share(0);
-    pthread_mutex_lock(&pool.mu);
-    while (pool.pending) pthread_cond_wait(&pool.done, &pool.mu);
-    pthread_mutex_unlock(&pool.mu);
+    for (int spin = 0; atomic_load_explicit(&pool.pending, memory_order_acquire); spin++) {
+        if (spin < SPIN) { relax(); continue; }
+        pthread_mutex_lock(&pool.mu);
+        pool.caller_waits = 1;
+        while (atomic_load_explicit(&pool.pending, memory_order_acquire)) pthread_cond_wait(&pool.done, &pool.mu);
+        pool.caller_waits = 0;
+        pthread_mutex_unlock(&pool.mu);
+    }
 }

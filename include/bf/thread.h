@@ -4,8 +4,10 @@
  * (attention, norms, softmax, quantizers, integer kernels) go through this
  * pool.  Work is split statically — thread t of n takes tasks
  * [t·N/n, (t+1)·N/n) — so a given thread count always splits the same way
- * and results are reproducible.  Idle workers sleep on a condition variable
- * rather than spin, leaving the cores to OpenBLAS between our loops. */
+ * and results are reproducible.  An idle worker spins some tens of
+ * microseconds, so that back-to-back loops (a decoded token's matrix
+ * products) start at once, then sleeps on a condition variable, leaving the
+ * cores to OpenBLAS between our loops. */
 #ifndef BF_THREAD_H
 #define BF_THREAD_H
 
