@@ -21,13 +21,13 @@ emu_run() {
 @test "emu-10 avx512 level (AVX-512 F, BW): every case exact on an emulated Skylake-X" {
     emu_run corei7_skylake_x
     grep -qx '# cpu: avx512f 1 avx512bw 1 avx512vnni 0' <<<"$output"
-    grep -qx '# emu-done: 166 passed, 0 failed' <<<"$output" || fail "$(tail -3 <<<"$output")"
-    [ "$(grep -c '^ok .* - avx512 ' <<<"$output")" -eq 166 ]
+    grep -qx '# emu-done: 170 passed, 0 failed' <<<"$output" || fail "$(tail -3 <<<"$output")"
+    [ "$(grep -c '^ok .* - avx512 ' <<<"$output")" -eq 170 ]
 }
 
 @test "emu-20 avx512 and avx512vnni levels: every case exact on an emulated Tiger Lake" {
     emu_run tigerlake
     grep -qx '# cpu: avx512f 1 avx512bw 1 avx512vnni 1' <<<"$output"
-    grep -qx '# emu-done: 332 passed, 0 failed' <<<"$output" || fail "$(tail -3 <<<"$output")"
-    [ "$(grep -c '^ok .* - avx512vnni ' <<<"$output")" -eq 166 ]
+    grep -qx '# emu-done: 340 passed, 0 failed' <<<"$output" || fail "$(tail -3 <<<"$output")"
+    [ "$(grep -c '^ok .* - avx512vnni ' <<<"$output")" -eq 170 ]
 }

@@ -3,7 +3,8 @@
  * system: boot.S brings the machine up, this prints TAP on the first serial
  * port.  tests/emu/run boots it in an emulator whose processor has AVX-512,
  * for machines that have none.  Cases as in test_kernels_avx512: every
- * block count to 9, rows of 11008, extreme products, every byte value. */
+ * block count to 9, one column, rows of 4096 and 11008, extreme products,
+ * every byte value. */
 #include <cpuid.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -164,6 +165,8 @@ static void level(const char *name, row_fn tq2, row_fn tq1, dot4_fn dot4)
     for (int t = 0; t < 2; t++) {
         size_t B = t ? 160 : 128;
         for (size_t nb = 1; nb <= 9; nb++) rows_case(name, tq2, tq1, t, nb * B - nb % 3, RANDOM);
+        rows_case(name, tq2, tq1, t, 1, RANDOM);   /* one column */
+        rows_case(name, tq2, tq1, t, 4096, PLUS_MIN);
         rows_case(name, tq2, tq1, t, 11008, PLUS_MIN);
         rows_case(name, tq2, tq1, t, 11008, MINUS_MIN);
         rows_case(name, tq2, tq1, t, 11008, PLUS_MAX);

@@ -122,6 +122,7 @@ int main(void)
         size_t B = pk == BF_TQ1 ? 160 : 128;
         /* every block count to 9: pairs, a lone last block, the 4-block loop and its tails */
         for (size_t nb = 1; nb <= 9; nb++) check_rows(pk, 5, nb * B - (nb % 3), RANDOM, 100 + nb, "random");
+        check_rows(pk, 3, 1, RANDOM, 6, "one column");
         check_rows(pk, 3, 4096, PLUS_MIN, 1, "all +1 x -128");
         check_rows(pk, 3, 11008, PLUS_MIN, 2, "all +1 x -128");
         check_rows(pk, 3, 11008, MINUS_MIN, 3, "all -1 x -128");
