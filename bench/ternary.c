@@ -9,7 +9,9 @@
  * weights are cycled through copies that together exceed the last-level
  * cache (64 MiB), so each product streams its weights from memory; with
  * `cached` one copy is used, which measures the kernels' compute rate when
- * the weights fit in cache. */
+ * the weights fit in cache.  gemv also times a plain read of the TQ2 copies
+ * on the same threads (read_gbs): the bandwidth a kernel could draw at
+ * best. */
 #include "bf/kernels.h"
 #include "bf/rng.h"
 #include "bf/thread.h"
@@ -96,6 +98,38 @@ static void run_tq1(void *ctx, int c)
     bf_tmat_forward(&b->tq1[c], b->x, b->batch, b->y, 0);
 }
 
+/* the plain read: a sum of each thread's rows of the TQ2 copy, split as the
+ * kernel splits them; four sums keep the loads independent */
+typedef struct {
+    const bf_tmat *m;
+    uint64_t sum[256];
+} read_job;
+
+/* 32-byte loads (AVX2 where the CPU has it), as the kernels load */
+typedef uint64_t u64x4 __attribute__((vector_size(32), aligned(32)));
+#if defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void read_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    read_job *j = ctx;
+    const u64x4 *p = (const u64x4 *)(j->m->blocks + r0 * j->m->row_bytes);
+    size_t n = (r1 - r0) * j->m->row_bytes / sizeof(u64x4);
+    u64x4 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
+    for (; i < n; i++) s0 += p[i];
+    u64x4 s = s0 ^ s1 ^ s2 ^ s3;
+    j->sum[th] += s[0] ^ s[1] ^ s[2] ^ s[3];
+}
+static void run_read(void *ctx, int c)
+{
+    bench *b = ctx;
+    read_job j = {&b->tq2[c], {0}};
+    bf_parallel(b->rows, 16, read_rows, &j);
+    if (j.sum[0] == 42) putchar(' ');   /* keeps the sums */
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5 || (strcmp(argv[1], "gemv") && strcmp(argv[1], "gemm")) || (!strcmp(argv[1], "gemm") && argc < 6)) {
@@ -140,11 +174,12 @@ int main(int argc, char **argv)
     b.y = bf_aligned_alloc(b.batch * b.rows * sizeof(float));
     for (size_t k = 0; k < b.batch * b.cols; k++) b.x[k] = (float)bf_rng_normal(&r);
 
-    run_fn fns[3] = {gemm ? run_sgemm : run_sgemv, run_tq2, run_tq1};
-    int copies[3] = {fcopies, tcopies, tcopies};
-    double secs[3];
-    time_interleaved(3, fns, &b, copies, secs);
+    run_fn fns[4] = {gemm ? run_sgemm : run_sgemv, run_tq2, run_tq1, run_read};
+    int copies[4] = {fcopies, tcopies, tcopies, tcopies};
+    double secs[4];
+    time_interleaved(gemm ? 3 : 4, fns, &b, copies, secs);
     double tf = secs[0], t2 = secs[1], t1 = secs[2];
+    double tq2_bytes = (double)b.tq2[0].rows * b.tq2[0].row_bytes;
     /* results agree: the kernels against the F32 product on the same ternary weights */
     float *yf = bf_xmalloc(b.batch * b.rows * sizeof(float));
     run_sgemm(&b, 0);
@@ -154,10 +189,11 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < b.batch * b.rows; k++) { err = fmax(err, fabs(yf[k] - b.y[k])); ref = fmax(ref, fabs(yf[k])); }
     double work = (double)n * (double)b.batch;   /* weight uses: multiply-adds */
     printf("op=%s rows=%zu cols=%zu batch=%zu threads=%d level=%s f32_gws=%.2f tq2_gws=%.2f tq1_gws=%.2f "
-           "tq2_ratio=%.2f tq1_ratio=%.2f f32_gbs=%.2f tq2_gbs=%.2f tq1_gbs=%.2f rel_err=%.2g\n",
+           "tq2_ratio=%.2f tq1_ratio=%.2f f32_gbs=%.2f tq2_gbs=%.2f tq1_gbs=%.2f rel_err=%.2g",
            argv[1], b.rows, b.cols, b.batch, threads, bf_kernel_level_name(bf_kernel_level_get()), work / tf / 1e9,
            work / t2 / 1e9, work / t1 / 1e9, tf / t2, tf / t1, (double)n * 4 / tf / 1e9,
-           (double)b.tq2[0].rows * b.tq2[0].row_bytes / t2 / 1e9, (double)b.tq1[0].rows * b.tq1[0].row_bytes / t1 / 1e9,
-           err / (ref + 1e-30));
+           tq2_bytes / t2 / 1e9, (double)b.tq1[0].rows * b.tq1[0].row_bytes / t1 / 1e9, err / (ref + 1e-30));
+    if (!gemm) printf(" read_gbs=%.2f", tq2_bytes / secs[3] / 1e9);
+    putchar('\n');
     return 0;
 }
