@@ -11,7 +11,7 @@
  * Rows are only 32-byte aligned (row_bytes is a multiple of 32), so every
  * 64-byte load is an unaligned one.
  * The body is written once (kernels_avx512_body.h) and included for each. */
-#if defined(__x86_64__) || defined(BF_AVX512_EMULATED)
+#if defined(__x86_64__) || defined(__i386__) || defined(BF_AVX512_EMULATED)
 
 #include "kernels_avx512.h"
 
