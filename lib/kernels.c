@@ -6,6 +6,7 @@
 #include "kernels_avx512.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,26 +71,32 @@ bf_kernel_level bf_kernel_level_get(void)
 
 static size_t block_of(bf_dtype pack) { return pack == BF_TQ1 ? TQ1_BLOCK : TQ2_BLOCK; }
 
-/* code (w+1) of weight k of a row, 1 (a zero weight) past its end */
-static unsigned code_at(const int8_t *row, size_t cols, size_t k) { return k < cols ? (unsigned)(row[k] + 1) : 1u; }
+
+/* One block of 32 bytes from the weights w[0 .. B) of a whole block (simple
+ * loops the compiler vectorizes), or from a row's last, padded block. */
+static void pack_block_tq2(const int8_t *w, uint8_t *out)
+{
+    for (size_t j = 0; j < 32; j++)
+        out[j] = (uint8_t)((w[j] + 1) | (w[j + 32] + 1) << 2 | (w[j + 64] + 1) << 4 | (w[j + 96] + 1) << 6);
+}
+
+static void pack_block_tq1(const int8_t *w, uint8_t *out)
+{
+    for (size_t j = 0; j < 32; j++) {
+        unsigned v = (unsigned)((w[j] + 1) * 81 + (w[j + 32] + 1) * 27 + (w[j + 64] + 1) * 9 + (w[j + 96] + 1) * 3 +
+                                (w[j + 128] + 1));
+        out[j] = (uint8_t)((256 * v + 242) / 243);   /* ⌈256·v/243⌉ */
+    }
+}
 
 static void repack_row(bf_dtype pack, const int8_t *w, size_t cols, size_t kpad, uint8_t *out)
 {
-    size_t B = block_of(pack);
-    for (size_t b = 0; b < kpad / B; b++) {
-        const size_t base = b * B;
-        for (size_t j = 0; j < 32; j++) {
-            if (pack == BF_TQ2) {
-                unsigned v = 0;
-                for (unsigned s = 0; s < 4; s++) v |= code_at(w, cols, base + j + 32 * s) << (2 * s);
-                out[b * 32 + j] = (uint8_t)v;
-            } else {
-                unsigned v = 0;
-                for (unsigned s = 0; s < 5; s++) v = 3 * v + code_at(w, cols, base + j + 32 * s);
-                out[b * 32 + j] = (uint8_t)((256 * v + 242) / 243);   /* ⌈256·v/243⌉ */
-            }
-        }
-    }
+    size_t B = block_of(pack), b = 0;
+    for (; (b + 1) * B <= cols; b++, out += 32) (pack == BF_TQ2 ? pack_block_tq2 : pack_block_tq1)(w + b * B, out);
+    if (b * B == kpad) return;
+    int8_t last[TQ1_BLOCK];   /* the rest of the row, zero weights after its end */
+    for (size_t k = 0; k < B; k++) last[k] = b * B + k < cols ? w[b * B + k] : 0;
+    (pack == BF_TQ2 ? pack_block_tq2 : pack_block_tq1)(last, out);
 }
 
 static int tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const float *scale, int per_row)
@@ -117,18 +124,33 @@ int bf_tmat_from_codes(bf_tmat *m, bf_dtype pack, const int8_t *codes, size_t ro
     return 0;
 }
 
+/* the weights (w = code - 1) of every packed byte value: TQ2 holds four
+ * 2-bit codes, low bits first; TQ1 five base-3 digits, lowest first */
+static int8_t tq2_weights[256][4], tq1_weights[243][5];
+static pthread_once_t weights_once = PTHREAD_ONCE_INIT;
+
+static void weights_init(void)
+{
+    for (unsigned v = 0; v < 256; v++)
+        for (unsigned s = 0; s < 4; s++) tq2_weights[v][s] = (int8_t)((int)((v >> (2 * s)) & 3u) - 1);
+    for (unsigned v = 0; v < 243; v++)
+        for (unsigned s = 0, x = v; s < 5; s++, x /= 3) tq1_weights[v][s] = (int8_t)((int)(x % 3) - 1);
+}
+
 int bf_tmat_from_packed(bf_tmat *m, bf_dtype pack, const uint8_t *packed, size_t rows, size_t cols, const float *scale,
                         int per_row)
 {
     if (tmat_alloc(m, pack, rows, cols, scale, per_row)) return -1;
-    int8_t *w = bf_xmalloc(cols + 1);
-    size_t rb = cols / (pack == BF_TQ1 ? 5 : 4) + (cols % (pack == BF_TQ1 ? 5 : 4) != 0);
+    pthread_once(&weights_once, weights_init);
+    size_t per = pack == BF_TQ1 ? 5 : 4, rb = cols / per + (cols % per != 0);
+    int8_t *w = bf_xmalloc(rb * per);   /* a row, with its last byte's unused slots */
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *p = packed + r * rb;
-        for (size_t k = 0; k < cols; k++) {
-            unsigned c = pack == BF_TQ2 ? (p[k / 4] >> (2 * (k % 4))) & 3u : (unsigned)(p[k / 5] / (k % 5 == 0 ? 1 : k % 5 == 1 ? 3 : k % 5 == 2 ? 9 : k % 5 == 3 ? 27 : 81)) % 3u;
-            w[k] = (int8_t)((int)c - 1);
-        }
+        /* the payload was validated: TQ1 bytes are below 243 */
+        if (pack == BF_TQ2)
+            for (size_t i = 0; i < rb; i++) memcpy(w + 4 * i, tq2_weights[p[i]], 4);
+        else
+            for (size_t i = 0; i < rb; i++) memcpy(w + 5 * i, tq1_weights[p[i] < 243 ? p[i] : 0], 5);
         repack_row(pack, w, cols, m->kpad, m->blocks + r * m->row_bytes);
     }
     free(w);

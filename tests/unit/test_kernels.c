@@ -97,34 +97,38 @@ int main(void)
         check(pk, pk == BF_TQ1 ? 243 : 256, 320, 1, EVERY_BYTE, 7, "every byte value");
         check(pk, pk == BF_TQ1 ? 243 : 256, 320, 5, EVERY_BYTE, 7, "every byte value");
     }
-    /* repacking from a canonical payload equals repacking from codes */
-    {
-        size_t rows = 9, cols = 37;
-        int8_t w[9 * 37];
+    /* repacking from a canonical payload equals repacking from codes: a
+     * row shorter than a block, and rows of whole blocks and a tail */
+    for (size_t c = 0; c < 2; c++) {
+        size_t rows = 9, cols = c ? 700 : 37;
+        int8_t *w = malloc(rows * cols);
         bf_rng r;
-        bf_rng_seed(&r, 5);
+        bf_rng_seed(&r, 5 + c);
         for (size_t k = 0; k < rows * cols; k++) w[k] = (int8_t)((int)bf_rng_below(&r, 3) - 1);
         for (int p = 0; p < 2; p++) {
             size_t per = packs[p] == BF_TQ2 ? 4 : 5, rb = (cols + per - 1) / per;
-            uint8_t packed[9 * 10] = {0};
+            uint8_t *packed = calloc(rows * rb, 1);
             for (size_t o = 0; o < rows; o++)
                 for (size_t k = 0; k < cols; k++) {
-                    unsigned c = (unsigned)(w[o * cols + k] + 1);
-                    if (packs[p] == BF_TQ2) packed[o * rb + k / 4] |= (uint8_t)(c << (2 * (k % 4)));
+                    unsigned code = (unsigned)(w[o * cols + k] + 1);
+                    if (packs[p] == BF_TQ2) packed[o * rb + k / 4] |= (uint8_t)(code << (2 * (k % 4)));
                     else {
                         unsigned mul = 1;
                         for (size_t i = 0; i < k % 5; i++) mul *= 3;
-                        packed[o * rb + k / 5] += (uint8_t)(c * mul);
+                        packed[o * rb + k / 5] += (uint8_t)(code * mul);
                     }
                 }
             bf_tmat a, b;
             bf_tmat_from_codes(&a, packs[p], w, rows, cols, NULL, 0);
             bf_tmat_from_packed(&b, packs[p], packed, rows, cols, NULL, 0);
             ok(a.row_bytes == b.row_bytes && memcmp(a.blocks, b.blocks, rows * a.row_bytes) == 0,
-               "%s: repacked from the stream layout = repacked from codes", packs[p] == BF_TQ2 ? "TQ2" : "TQ1");
+               "%s, %zu columns: repacked from the stream layout = repacked from codes", packs[p] == BF_TQ2 ? "TQ2" : "TQ1",
+               cols);
             bf_tmat_free(&a);
             bf_tmat_free(&b);
+            free(packed);
         }
+        free(w);
     }
     /* the float path: y = scale·acc/s matches the fake-quantized float product */
     {
