@@ -395,6 +395,47 @@ __attribute__((target("avx2"))) static void dot4_u8_avx2(const uint8_t *c, size_
     out[2] = hsum_epi32(a2);
     out[3] = hsum_epi32(a3);
 }
+
+/* Four rows against two activation rows (q, q + k): six loads feed eight
+ * maddubs.  The int16 sums stay in registers; their int32 totals, touched
+ * once every eight steps, live in memory. */
+__attribute__((target("avx2"))) static void dot4x2_u8_avx2(const uint8_t *c, size_t stride, const int8_t *q, size_t k,
+                                                           int32_t out[8])
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
+    const uint8_t *c0 = c, *c1 = c + stride, *c2 = c + 2 * stride, *c3 = c + 3 * stride;
+    const int8_t *q1 = q + k;
+    size_t i = 0;
+    while (i < k) {
+        __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
+        for (int u = 0; u < 8 && i < k; u++, i += 32) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(q + i)), x1 = _mm256_loadu_si256((const __m256i *)(q1 + i));
+            __m256i w = _mm256_load_si256((const __m256i *)(c0 + i));
+            p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w, x0));
+            p4 = _mm256_add_epi16(p4, _mm256_maddubs_epi16(w, x1));
+            w = _mm256_load_si256((const __m256i *)(c1 + i));
+            p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w, x0));
+            p5 = _mm256_add_epi16(p5, _mm256_maddubs_epi16(w, x1));
+            w = _mm256_load_si256((const __m256i *)(c2 + i));
+            p2 = _mm256_add_epi16(p2, _mm256_maddubs_epi16(w, x0));
+            p6 = _mm256_add_epi16(p6, _mm256_maddubs_epi16(w, x1));
+            w = _mm256_load_si256((const __m256i *)(c3 + i));
+            p3 = _mm256_add_epi16(p3, _mm256_maddubs_epi16(w, x0));
+            p7 = _mm256_add_epi16(p7, _mm256_maddubs_epi16(w, x1));
+        }
+        acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(p0, ones));
+        acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(p1, ones));
+        acc[2] = _mm256_add_epi32(acc[2], _mm256_madd_epi16(p2, ones));
+        acc[3] = _mm256_add_epi32(acc[3], _mm256_madd_epi16(p3, ones));
+        acc[4] = _mm256_add_epi32(acc[4], _mm256_madd_epi16(p4, ones));
+        acc[5] = _mm256_add_epi32(acc[5], _mm256_madd_epi16(p5, ones));
+        acc[6] = _mm256_add_epi32(acc[6], _mm256_madd_epi16(p6, ones));
+        acc[7] = _mm256_add_epi32(acc[7], _mm256_madd_epi16(p7, ones));
+    }
+    for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
+}
 #endif
 
 static void unpack_row(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, uint8_t *codes)
@@ -478,13 +519,30 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
         }
         return;
     }
+    int pairs = j->lv == BF_KERNEL_AVX2;   /* two activation rows a pass */
     static _Thread_local void *codes_buf;
     static _Thread_local size_t codes_cap;
     uint8_t *codes = scratch(&codes_buf, &codes_cap, TILE * m->kpad);
     for (size_t o0 = r0; o0 < r1; o0 += TILE) {
         size_t nr = r1 - o0 < TILE ? r1 - o0 : TILE;
         for (size_t r = 0; r < nr; r++) unpack_row(m, j->lv, m->blocks + (o0 + r) * m->row_bytes, codes + r * m->kpad);
-        for (size_t n = 0; n < j->N; n++) {
+        size_t n = 0;
+#ifdef BF_X86
+        for (; pairs && nr == TILE && n + 2 <= j->N; n += 2) {
+            const int8_t *q = j->q + n * m->kpad;
+            for (size_t r = 0; r < TILE; r += 4) {
+                int32_t d[8];
+                dot4x2_u8_avx2(codes + r * m->kpad, m->kpad, q, m->kpad, d);
+                for (int u = 0; u < 4; u++) {
+                    emit(j, n, o0 + r + (size_t)u, d[u] - j->qsum[n]);
+                    emit(j, n + 1, o0 + r + (size_t)u, d[4 + u] - j->qsum[n + 1]);
+                }
+            }
+        }
+#else
+        (void)pairs;
+#endif
+        for (; n < j->N; n++) {
             const int8_t *q = j->q + n * m->kpad;
             for (size_t r = 0; r < nr; r += 4) {
                 int32_t d[4];

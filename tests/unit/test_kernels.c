@@ -88,6 +88,9 @@ int main(void)
         check(pk, 3, 11008, 2, ALL_PLUS_MIN_ACT, 2, "all +1 x -128, K 11008");
         check(pk, 3, 11008, 1, ALL_MINUS_MIN_ACT, 3, "all -1 x -128, K 11008");
         check(pk, 3, 4096, 1, ALL_PLUS_MAX_ACT, 4, "all +1 x 127, K 4096");
+        /* the batched path: whole tiles of rows, activation rows in pairs and one left over */
+        check(pk, 16, 11008, 5, ALL_PLUS_MIN_ACT, 5, "batch, all +1 x -128, K 11008");
+        check(pk, 16, 11008, 5, ALL_PLUS_MAX_ACT, 6, "batch, all +1 x 127, K 11008");
         /* shapes: tails, one row, one column, blocks exactly, batches */
         size_t shapes[][3] = {{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {1, 129, 2}, {17, 161, 5}, {33, 300, 17},
                               {64, 128, 1}, {64, 160, 1}, {40, 1000, 20}, {1, 4097, 3}};
