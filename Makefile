@@ -45,7 +45,7 @@ $(BUILD)/bin/%: cmd/%.c $(LIBA) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BF_CFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
-$(BUILD)/obj/tests/%: tests/unit/%.c tests/unit/tap.h $(LIBA) $(HEADERS)
+$(BUILD)/obj/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/kernel_cases.h $(LIBA) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BF_CFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(LIBA) $(LDLIBS)
 
@@ -66,7 +66,7 @@ SYSLINUX := /usr/lib/syslinux/modules/bios
 EMU_TOOLS := $(shell command -v bochs >/dev/null && command -v xorriso >/dev/null && \
                test -f /usr/lib/ISOLINUX/isolinux.bin && test -f $(SYSLINUX)/mboot.c32 && echo yes)
 
-$(EMU_DIR)/emu.bin: tests/emu/boot.S tests/emu/emu_main.c tests/emu/emu.ld lib/kernels_avx512.c lib/kernels_avx512.h \
+$(EMU_DIR)/emu.bin: tests/emu/boot.S tests/emu/emu_main.c tests/emu/emu.ld tests/unit/kernel_cases.h lib/kernels_avx512.c lib/kernels_avx512.h \
                     lib/kernels_avx512_body.h
 	@mkdir -p $(@D)
 	$(EMU_CC) $(EMU_CFLAGS) -c -o $(@D)/boot.o tests/emu/boot.S

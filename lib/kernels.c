@@ -71,7 +71,6 @@ bf_kernel_level bf_kernel_level_get(void)
 
 static size_t block_of(bf_dtype pack) { return pack == BF_TQ1 ? TQ1_BLOCK : TQ2_BLOCK; }
 
-
 /* One block of 32 bytes from the weights w[0 .. B) of a whole block (simple
  * loops the compiler vectorizes), or from a row's last, padded block. */
 static void pack_block_tq2(const int8_t *w, uint8_t *out)
@@ -91,12 +90,13 @@ static void pack_block_tq1(const int8_t *w, uint8_t *out)
 
 static void repack_row(bf_dtype pack, const int8_t *w, size_t cols, size_t kpad, uint8_t *out)
 {
+    void (*pack_block)(const int8_t *, uint8_t *) = pack == BF_TQ2 ? pack_block_tq2 : pack_block_tq1;
     size_t B = block_of(pack), b = 0;
-    for (; (b + 1) * B <= cols; b++, out += 32) (pack == BF_TQ2 ? pack_block_tq2 : pack_block_tq1)(w + b * B, out);
+    for (; (b + 1) * B <= cols; b++, out += 32) pack_block(w + b * B, out);
     if (b * B == kpad) return;
     int8_t last[TQ1_BLOCK];   /* the rest of the row, zero weights after its end */
     for (size_t k = 0; k < B; k++) last[k] = b * B + k < cols ? w[b * B + k] : 0;
-    (pack == BF_TQ2 ? pack_block_tq2 : pack_block_tq1)(last, out);
+    pack_block(last, out);
 }
 
 static int tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const float *scale, int per_row)
@@ -277,9 +277,6 @@ __attribute__((target("avx2"))) static int32_t row_dot_tq2_avx2(const uint8_t *b
     return hsum_epi32(_mm256_add_epi32(acc0, acc1));
 }
 
-/* TQ1: each byte's digits come out by ×3 and >>8 in 16-bit lanes, even and
- * odd bytes apart, then re-interleaved into 32 codes for maddubs.  Five
- * maddubs (≤ 512 each) add in int16 to ≤ 2560 before widening. */
 /* TQ1 digits without multiplies, 32 bytes at once: the leading digit of
  * q = ⌈256·v/243⌉ is ⌊3q/256⌋, which is 1 from q ≥ 86 and 2 from q ≥ 171,
  * i.e. min(q ⊖ 85, 1) + min(q ⊖ 170, 1) with ⊖ saturating; the rest is
@@ -519,7 +516,6 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
         }
         return;
     }
-    int pairs = j->lv == BF_KERNEL_AVX2;   /* two activation rows a pass */
     static _Thread_local void *codes_buf;
     static _Thread_local size_t codes_cap;
     uint8_t *codes = scratch(&codes_buf, &codes_cap, TILE * m->kpad);
@@ -528,7 +524,8 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
         for (size_t r = 0; r < nr; r++) unpack_row(m, j->lv, m->blocks + (o0 + r) * m->row_bytes, codes + r * m->kpad);
         size_t n = 0;
 #ifdef BF_X86
-        for (; pairs && nr == TILE && n + 2 <= j->N; n += 2) {
+        /* AVX2: two activation rows a pass over a whole tile */
+        for (; j->lv == BF_KERNEL_AVX2 && nr == TILE && n + 2 <= j->N; n += 2) {
             const int8_t *q = j->q + n * m->kpad;
             for (size_t r = 0; r < TILE; r += 4) {
                 int32_t d[8];
@@ -539,8 +536,6 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
                 }
             }
         }
-#else
-        (void)pairs;
 #endif
         for (; n < j->N; n++) {
             const int8_t *q = j->q + n * m->kpad;

@@ -39,14 +39,10 @@ INLINE TARGET_BW __m512i pair_q(const int8_t *q, size_t B, int s)
     return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
 }
 
-/* The same for a lone last block: its upper half is zero codes, which add
- * nothing whatever the activations, so those are zeros too. */
-INLINE TARGET_BW __m512i half_q(const int8_t *q, int s)
-{
-    return _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_loadu_si256((const __m256i *)(q + 32 * s)), 0);
-}
-
-INLINE TARGET_BW __m512i half_load(const uint8_t *p)
+/* 32 bytes in the lower half, zeros above: a lone last block's codes, and
+ * its activations (zero codes add nothing whatever they meet, so those are
+ * zeros too) */
+INLINE TARGET_BW __m512i half_load(const void *p)
 {
     return _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_loadu_si256((const __m256i *)p), 0);
 }

@@ -32,7 +32,7 @@ TARGET int32_t NAME(row_dot_tq2)(const uint8_t *blk, const int8_t *q, size_t nbl
     for (; b < nblk; b += 2, blk += 64, q += 256) {   /* a last pair, then maybe a lone block */
         int lone = b + 1 == nblk;
         __m512i w = lone ? half_load(blk) : _mm512_loadu_si512((const void *)blk), p = _mm512_setzero_si512();
-        for (int s = 0; s < 4; s++) STEP(p, tq2_plane(&w), lone ? half_q(q, s) : pair_q(q, 128, s));
+        for (int s = 0; s < 4; s++) STEP(p, tq2_plane(&w), lone ? half_load(q + 32 * s) : pair_q(q, 128, s));
         FLUSH(acc0, p);
     }
     return hsum512(_mm512_add_epi32(acc0, acc1));
@@ -56,7 +56,7 @@ TARGET int32_t NAME(row_dot_tq1)(const uint8_t *blk, const int8_t *q, size_t nbl
     for (; b < nblk; b += 2, blk += 64, q += 320) {
         int lone = b + 1 == nblk;
         __m512i v = lone ? half_load(blk) : _mm512_loadu_si512((const void *)blk), p = _mm512_setzero_si512();
-        for (int s = 0; s < 5; s++) STEP(p, tq1_digit(&v), lone ? half_q(q, s) : pair_q(q, 160, s));
+        for (int s = 0; s < 5; s++) STEP(p, tq1_digit(&v), lone ? half_load(q + 32 * s) : pair_q(q, 160, s));
         FLUSH(acc0, p);
     }
     return hsum512(_mm512_add_epi32(acc0, acc1));
@@ -73,7 +73,7 @@ TARGET void NAME(dot4_u8)(const uint8_t *c, size_t stride, const int8_t *q, size
         __m512i p0 = _mm512_setzero_si512(), p1 = p0, p2 = p0, p3 = p0;
         for (int u = 0; u < 8 && i < k; u++) {
             int half = k - i < 64;
-            __m512i x = half ? half_q(q + i, 0) : _mm512_loadu_si512((const void *)(q + i));
+            __m512i x = half ? half_load(q + i) : _mm512_loadu_si512((const void *)(q + i));
 #define ROW(r) (half ? half_load(c + (r) * stride + i) : _mm512_loadu_si512((const void *)(c + (r) * stride + i)))
             STEP(p0, ROW(0), x);
             STEP(p1, ROW(1), x);

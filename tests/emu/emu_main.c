@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "../../lib/kernels_avx512.h"
+#include "../unit/kernel_cases.h"
 
 void *memset(void *d, int c, size_t n);
 void *memset(void *d, int c, size_t n)
@@ -94,16 +95,13 @@ enum { RANDOM, PLUS_MIN, MINUS_MIN, PLUS_MAX, EVERY_BYTE };
 
 static void fill(int pat, int tq1, size_t cols, int row)
 {
-    size_t B = tq1 ? 160 : 128;
     for (size_t k = 0; k < cols; k++) {
         int8_t v;
         if (pat == PLUS_MIN || pat == PLUS_MAX) v = 1;
         else if (pat == MINUS_MIN) v = -1;
-        else if (pat == EVERY_BYTE) {   /* byte j of the row's blocks: the digits of (row·61 + j) */
-            unsigned base = tq1 ? 3 : 4, x = (unsigned)row * 61 + (unsigned)(k % 32), s = (unsigned)((k % B) / 32);
-            for (unsigned t = 0; t < s; t++) x /= base;
-            v = (int8_t)((int)(x % base % 3) - 1);
-        } else v = (int8_t)((int)below(3) - 1);
+        else if (pat == EVERY_BYTE)   /* byte j of the row's blocks: the digits of (row·61 + j) */
+            v = every_byte_weight(tq1, (unsigned)row * 61 + (unsigned)(k % 32), k);
+        else v = (int8_t)((int)below(3) - 1);
         w[row][k] = v;
     }
     for (size_t k = 0; k < cols; k++)

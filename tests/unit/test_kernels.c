@@ -2,6 +2,7 @@
  * random and adversarial inputs, for both block layouts.  Each level the CPU
  * has is forced in turn (bf_kernel_level_set, as BF_KERNEL does). */
 #include "tap.h"
+#include "kernel_cases.h"
 
 #include "bf/kernels.h"
 #include "bf/rng.h"
@@ -33,16 +34,7 @@ static int check(bf_dtype pack, size_t rows, size_t cols, size_t N, pattern pat,
         case ALL_PLUS_MIN_ACT: case ALL_PLUS_MAX_ACT: w[k] = 1; break;
         case ALL_MINUS_MIN_ACT: w[k] = -1; break;
         case SPARSE: w[k] = bf_rng_below(&r, 10) == 0 ? (int8_t)(bf_rng_below(&r, 2) ? 1 : -1) : 0; break;
-        case EVERY_BYTE: {
-            /* row o: every byte of its blocks packs the digits of o (TQ1: base 3,
-             * TQ2: base 4, the invalid code 3 taken as 0), so that the rows
-             * cover every valid byte value */
-            size_t o = k / cols, i = k % cols, B = pack == BF_TQ1 ? 160 : 128, s = (i % B) / 32;
-            unsigned base = pack == BF_TQ1 ? 3 : 4, v = (unsigned)o;
-            for (size_t t = 0; t < s; t++) v /= base;
-            w[k] = (int8_t)((int)(v % base % 3) - 1);
-            break;
-        }
+        case EVERY_BYTE: w[k] = every_byte_weight(pack == BF_TQ1, (unsigned)(k / cols), k % cols); break;
         default: w[k] = (int8_t)((int)bf_rng_below(&r, 3) - 1);
         }
     }

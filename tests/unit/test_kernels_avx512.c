@@ -7,6 +7,7 @@
  * Both variants are checked: AVX-512BW (maddubs, int16 partial sums) and
  * VNNI (dpbusd into int32). */
 #include "tap.h"
+#include "kernel_cases.h"
 
 #if __has_include(<simde/x86/avx512.h>)
 #define BF_AVX512_EMULATED 1
@@ -37,12 +38,7 @@ static int8_t weight(pattern pat, bf_dtype pack, size_t o, size_t i, bf_rng *r)
     switch (pat) {
     case PLUS_MIN: case PLUS_MAX: return 1;
     case MINUS_MIN: return -1;
-    case EVERY_BYTE: {   /* row o packs the digits of o in every byte */
-        size_t B = pack == BF_TQ1 ? 160 : 128, s = (i % B) / 32;
-        unsigned base = pack == BF_TQ1 ? 3 : 4, v = (unsigned)o;
-        for (size_t t = 0; t < s; t++) v /= base;
-        return (int8_t)((int)(v % base % 3) - 1);
-    }
+    case EVERY_BYTE: return every_byte_weight(pack == BF_TQ1, (unsigned)o, i);   /* row o: the digits of o */
     default: return (int8_t)((int)bf_rng_below(r, 3) - 1);
     }
 }
