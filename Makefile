@@ -17,15 +17,24 @@ PROVE_JOBS ?= 2
 
 BF_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi -Iinclude -pthread \
              -fno-strict-aliasing
+# Programs (and the test tools, which are programs too) also see cmd/common:
+# option tables, usage text and messages belong to programs, not the library.
+CMD_CFLAGS := -Icmd/common
 LDLIBS := -Wl,--as-needed -lopenblas -llapacke -lmsgpackc -larchive -lxxhash -lm -pthread
 
-LIB_SRC := $(wildcard lib/*.c)
+# The library, one folder per part (docs/ARCHITECTURE.md; lib/layers says
+# which part may include which).
+LIB_SRC := $(wildcard lib/*/*.c)
 CMD_SRC := $(wildcard cmd/bf-*.c)
+COMMON_SRC := $(wildcard cmd/common/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
-HEADERS := $(wildcard include/bf/*.h lib/*.h)
+HEADERS := $(wildcard include/bf/*.h lib/*/*.h)
+COMMON_HEADERS := $(wildcard cmd/common/*.h)
 
 LIB_OBJ := $(patsubst lib/%.c,$(BUILD)/obj/lib/%.o,$(LIB_SRC))
+COMMON_OBJ := $(patsubst cmd/common/%.c,$(BUILD)/obj/common/%.o,$(COMMON_SRC))
 LIBA := $(BUILD)/lib/libbf.a
+COMMONA := $(BUILD)/obj/libbfcmd.a
 PROGS := $(patsubst cmd/%.c,$(BUILD)/bin/%,$(CMD_SRC))
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/obj/tests/%,$(UNIT_SRC))
 HELPERS := $(patsubst tests/tools/%.c,$(BUILD)/obj/tools/%,$(wildcard tests/tools/*.c))
@@ -36,22 +45,31 @@ $(BUILD)/obj/lib/%.o: lib/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BF_CFLAGS) $(CFLAGS) -c -o $@ $<
 
+$(BUILD)/obj/common/%.o: cmd/common/%.c $(HEADERS) $(COMMON_HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(BF_CFLAGS) $(CMD_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(COMMONA): $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
 $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bin/%: cmd/%.c $(LIBA) $(HEADERS)
+$(BUILD)/bin/%: cmd/%.c $(COMMONA) $(LIBA) $(HEADERS) $(COMMON_HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(BF_CFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(CC) $(BF_CFLAGS) $(CMD_CFLAGS) $(CFLAGS) -o $@ $< $(COMMONA) $(LIBA) $(LDLIBS)
 
 $(BUILD)/obj/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/kernel_cases.h $(LIBA) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BF_CFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(LIBA) $(LDLIBS)
 
-$(BUILD)/obj/tools/%: tests/tools/%.c $(LIBA) $(HEADERS)
+$(BUILD)/obj/tools/%: tests/tools/%.c $(COMMONA) $(LIBA) $(HEADERS) $(COMMON_HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(BF_CFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(CC) $(BF_CFLAGS) $(CMD_CFLAGS) $(CFLAGS) -o $@ $< $(COMMONA) $(LIBA) $(LDLIBS)
 
 # The AVX-512 kernels built as the library builds them, in a bootable image
 # with no operating system (tests/emu), for tests/cli/kernels-emu.bats to
@@ -66,12 +84,12 @@ SYSLINUX := /usr/lib/syslinux/modules/bios
 EMU_TOOLS := $(shell command -v bochs >/dev/null && command -v xorriso >/dev/null && \
                test -f /usr/lib/ISOLINUX/isolinux.bin && test -f $(SYSLINUX)/mboot.c32 && echo yes)
 
-$(EMU_DIR)/emu.bin: tests/emu/boot.S tests/emu/emu_main.c tests/emu/emu.ld tests/unit/kernel_cases.h lib/kernels_avx512.c lib/kernels_avx512.h \
-                    lib/kernels_avx512_body.h
+$(EMU_DIR)/emu.bin: tests/emu/boot.S tests/emu/emu_main.c tests/emu/emu.ld tests/unit/kernel_cases.h lib/kernels/kernels_avx512.c lib/kernels/kernels_avx512.h \
+                    lib/kernels/kernels_avx512_body.h
 	@mkdir -p $(@D)
 	$(EMU_CC) $(EMU_CFLAGS) -c -o $(@D)/boot.o tests/emu/boot.S
 	$(EMU_CC) $(EMU_CFLAGS) -c -o $(@D)/emu_main.o tests/emu/emu_main.c
-	$(EMU_CC) $(EMU_CFLAGS) -c -o $(@D)/kernels_avx512.o lib/kernels_avx512.c
+	$(EMU_CC) $(EMU_CFLAGS) -c -o $(@D)/kernels_avx512.o lib/kernels/kernels_avx512.c
 	ld -nostdlib -static -no-pie --no-warn-rwx-segments -T tests/emu/emu.ld -o $(@D)/emu.elf \
 	  $(@D)/boot.o $(@D)/emu_main.o $(@D)/kernels_avx512.o
 	objcopy -O binary $(@D)/emu.elf $@
@@ -132,9 +150,9 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/bf/
+	install -m 644 $(wildcard include/bf/*.h) $(DESTDIR)$(PREFIX)/include/bf/
 	for m in $(MAN); do install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/$$(basename $$(dirname $$m))/; done
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*BF_VERSION "\(.*\)"/\1/p' include/bf/cli.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*BF_VERSION "\(.*\)"/\1/p' cmd/common/cli.h)|' \
 	  bitforge.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bitforge.pc
 
 clean:

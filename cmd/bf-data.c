@@ -1,5 +1,5 @@
 /* bf-data — generate a data set (DESIGN §5). */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/tasks.h"
 
 #include <stdio.h>

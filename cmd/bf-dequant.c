@@ -1,5 +1,5 @@
 /* bf-dequant — ternary weights back to F32, tensor by tensor. */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/ternary.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* bf-eval — inspect a stream (tensors, dtypes, sizes, bits/weight), or
  * evaluate a model on a data set (loss, token accuracy, exact match). */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/data.h"
 #include "bf/model.h"
 #include "bf/ternary.h"

@@ -1,5 +1,5 @@
 /* bf-init — a randomly initialized model (DESIGN §4) from flags. */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/config.h"
 #include "bf/rng.h"
 

@@ -1,10 +1,10 @@
 /* bf-muon — training with MuonGrokfast (DESIGN §7): a Grokfast filter, then
  * Muon on the block matrices and a fallback on the rest; STE mode on ternary
  * models, a KL anchor to a frozen reference, QK-clip. */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/data.h"
 #include "bf/model.h"
-#include "bf/trainopt.h"
+#include "trainopt.h"
 
 #include <stdio.h>
 #include <stdlib.h>

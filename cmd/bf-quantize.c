@@ -1,5 +1,5 @@
 /* bf-quantize — F32 block matrices to ternary (DESIGN §4), tensor by tensor. */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/quant.h"
 #include "bf/ternary.h"
 

@@ -1,8 +1,8 @@
 /* bf-ste-train — train a model; through the quantizer on ternary models. */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/data.h"
 #include "bf/model.h"
-#include "bf/trainopt.h"
+#include "trainopt.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The AVX-512 kernel levels, natively, on emulated processors that have
-# them: the image of tests/emu (lib/kernels_avx512.c compiled as the
+# them: the image of tests/emu (lib/kernels/kernels_avx512.c compiled as the
 # library compiles it, a reference, no operating system) booted in Bochs.
 # test_kernels runs these levels only where the CPU has them, and
 # test_kernels_avx512 checks the same source through portable intrinsics;

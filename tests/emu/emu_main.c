@@ -1,4 +1,4 @@
-/* emu_main.c — the native AVX-512 kernels (lib/kernels_avx512.c, built as
+/* emu_main.c — the native AVX-512 kernels (lib/kernels/kernels_avx512.c, built as
  * the library builds it) against a plain reference, with no operating
  * system: boot.S brings the machine up, this prints TAP on the first serial
  * port.  tests/emu/run boots it in an emulator whose processor has AVX-512,
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../lib/kernels_avx512.h"
+#include "../../lib/kernels/kernels_avx512.h"
 #include "../unit/kernel_cases.h"
 
 void *memset(void *d, int c, size_t n);

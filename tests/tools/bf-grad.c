@@ -24,7 +24,7 @@
  * (the sine in double), so another implementation can repeat them exactly.
  * On a ternary model they act on the latent weights, which are then
  * re-quantized.  Errors: one line on stderr, exit 1; bad usage exit 2. */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/data.h"
 #include "bf/model.h"
 #include "bf/stream.h"

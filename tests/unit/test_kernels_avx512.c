@@ -11,7 +11,7 @@
 
 #if __has_include(<simde/x86/avx512.h>)
 #define BF_AVX512_EMULATED 1
-#include "../../lib/kernels_avx512.c"
+#include "../../lib/kernels/kernels_avx512.c"
 
 #include "bf/kernels.h"
 #include "bf/rng.h"

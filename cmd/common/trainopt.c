@@ -1,5 +1,5 @@
 /* trainopt.c — parsing the shared training flags. */
-#include "bf/trainopt.h"
+#include "trainopt.h"
 #include "bf/data.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* cli.c — options, messages and exit status shared by every program. */
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/thread.h"
 
 #include <errno.h>

@@ -6,7 +6,7 @@
 #ifndef BF_TRAINOPT_H
 #define BF_TRAINOPT_H
 
-#include "bf/cli.h"
+#include "cli.h"
 #include "bf/optim.h"
 #include "bf/train.h"
 
