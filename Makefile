@@ -72,17 +72,15 @@ $(BUILD)/obj/tools/%: tests/tools/%.c $(COMMONA) $(LIBA) $(HEADERS) $(COMMON_HEA
 	$(CC) $(BF_CFLAGS) $(CMD_CFLAGS) $(CFLAGS) -o $@ $< $(COMMONA) $(LIBA) $(LDLIBS)
 
 # The AVX-512 kernels built as the library builds them, in a bootable image
-# with no operating system (tests/emu), for tests/cli/kernels-emu.bats to
-# run in an emulated processor that has AVX-512.  Built only where the
-# tools are (scripts/deps installs them).
+# with no operating system (tests/emu), for tests/emu/kernels-emu.bats to
+# run in an emulated processor that has AVX-512.  Not part of `make test`:
+# `make check-emu` builds the image and runs it (the tools: scripts/deps-emu).
 EMU_CC ?= gcc
 EMU_CFLAGS := -std=c11 -O2 -ffreestanding -fno-pic -fno-pie -mno-red-zone -fno-stack-protector \
               -fno-asynchronous-unwind-tables -Wall -Wextra -Wno-psabi -Iinclude
 EMU_DIR := $(BUILD)/obj/emu
 EMU_ISO := $(EMU_DIR)/emu.iso
 SYSLINUX := /usr/lib/syslinux/modules/bios
-EMU_TOOLS := $(shell command -v bochs >/dev/null && command -v xorriso >/dev/null && \
-               test -f /usr/lib/ISOLINUX/isolinux.bin && test -f $(SYSLINUX)/mboot.c32 && echo yes)
 
 $(EMU_DIR)/emu.bin: tests/emu/boot.S tests/emu/emu_main.c tests/emu/emu.ld tests/unit/kernel_cases.h lib/kernels/kernels_avx512.c lib/kernels/kernels_avx512.h \
                     lib/kernels/kernels_avx512_body.h
@@ -105,17 +103,32 @@ $(EMU_ISO): $(EMU_DIR)/emu.bin
 
 emu-image: $(EMU_ISO)
 
+# The AVX-512 kernels on emulated processors (opt-in, never part of test):
+# one line and a non-zero exit when the tools are missing or the emulator
+# cannot start, prove's report otherwise.
+.PHONY: check-emu check-clone deps-emu
+check-emu:
+	@tests/emu/check tools
+	@$(MAKE) --no-print-directory -q emu-image || $(MAKE) --no-print-directory emu-image
+	@BF_EMU_ISO=$(abspath $(EMU_ISO)) tests/emu/check run
+
 # The suite: every unit test is a TAP program; every .bats file speaks TAP.
-# BF_BIN tells the bats files which build to test.
-test: all $(UNITS) $(HELPERS) $(if $(EMU_TOOLS),$(EMU_ISO))
-	BF_BUILD=$(BUILD) BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
-	  BF_EMU_ISO=$(abspath $(EMU_ISO)) prove -j$(PROVE_JOBS) --exec '$(CURDIR)/tests/run-one' $(UNITS) $(wildcard tests/cli/*.bats)
+# BF_BIN tells the bats files which build to test; BF_VECTORS is where the
+# test vectors are (tests/vectors, in the repository).
+test: all $(UNITS) $(HELPERS)
+	BF_BUILD=$(BUILD) BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_VECTORS=$(abspath tests/vectors) \
+	  prove -j$(PROVE_JOBS) --exec '$(CURDIR)/tests/run-one' $(UNITS) $(wildcard tests/cli/*.bats)
 
 # The model's loss and gradients against an independent PyTorch reference
-# (tests/ref/): every variant, ternary STE, and the shared vectors.
+# (tests/ref/): every variant, ternary STE, and the test vectors' models.
 check-ref: all $(BUILD)/obj/tools/bf-grad
-	BF_BUILD=$(BUILD) BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_SHARED=$(abspath ../shared) \
+	BF_BUILD=$(BUILD) BF_BIN=$(abspath $(BUILD)/bin) BF_TOOLS=$(abspath $(BUILD)/obj/tools) BF_VECTORS=$(abspath tests/vectors) \
 	  tests/ref/check.sh
+
+# A fresh clone of HEAD, alone in a new temporary folder, passes `make test`
+# (nothing outside the repository is read).
+check-clone:
+	+scripts/check-clone
 
 check-asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
@@ -142,6 +155,9 @@ pipeline: all
 
 deps:
 	scripts/deps
+
+deps-emu:
+	scripts/deps-emu
 
 MAN := $(wildcard man/man1/*.1 man/man5/*.5 man/man7/*.7)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# bf-eval without --data (DESIGN §2, §6): help, usage errors, inputs (file,
-# stdin, pipe), the table and --json on the shared vectors and on bf-init's
-# models.  Corrupt and hostile input: hostile.bats.
+# bf-eval (bf-eval(1), bitforge(7)): help, usage errors, inputs (file,
+# stdin, pipe), the table and --json on the test vectors (tests/vectors) and
+# on bf-init's models, the vector models' metrics against their golden
+# values, and --incremental.  Corrupt and hostile input: hostile.bats.
 #
 # Families: 0x help and version, 1x usage and input errors, 2x the vectors,
 # 3x inputs, pipes and output.
@@ -194,6 +195,21 @@ EOF
     diff <(bf-eval a.bf) <(bf-eval b.bf)
     run -0 bf-eval --json <(bf-mkbad valid-bin8-bin16)
     assert_output --partial '"name":"bytes","dtype":"U8","shape":[300]'
+}
+
+@test "eval-28 the vector models on data-tiny.bf's val split: golden-metrics.json's loss (1e-5 relative), token accuracy and exact match" {
+    local name got want gl ga ge wl wa we n=0
+    for name in $(jget 'sort keys %$j' "$VECTORS/golden-metrics.json"); do
+        bf-eval --data "$VECTORS/data-tiny.bf" --split val --json "$VECTORS/$name.bf" >j.json
+        got=$(jget 'join " ", map { $j->{$_} } qw(loss token_acc exact)' j.json)
+        want=$(jget 'join " ", map { $j->{"'"$name"'"}{$_} } qw(loss token_acc exact)' "$VECTORS/golden-metrics.json")
+        read -r gl ga ge <<<"$got"
+        read -r wl wa we <<<"$want"
+        rel_close "$gl" "$wl" 1e-5 || fail "$name: loss $gl, golden $wl"
+        rel_close "$ga" "$wa" 1e-9 && rel_close "$ge" "$we" 1e-9 || fail "$name: token_acc $ga exact $ge, golden $wa $we"
+        n=$((n + 1))
+    done
+    [[ $n -eq 3 ]] || fail "$n models in golden-metrics.json"
 }
 
 # ------------------------------------------------ 3x inputs, pipes, output

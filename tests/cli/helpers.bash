@@ -4,7 +4,7 @@
 # the repository):
 #   BF_BIN     the programs under test (bin/ or build-asan/bin/)
 #   BF_TOOLS   compiled tests/tools/*.c helpers (obj/tools/)
-#   BF_SHARED  the shared folder holding DESIGN.md and vectors/
+#   BF_VECTORS the test vectors (tests/vectors in the repository)
 #
 # Every test runs in its own empty temporary directory, $T (also the current
 # directory), which bats removes afterwards.
@@ -29,9 +29,9 @@ bf_load_lib bats-assert
 _bf_root=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BF_BIN=${BF_BIN:-$_bf_root/bin}
 BF_TOOLS=${BF_TOOLS:-$_bf_root/obj/tools}
-BF_SHARED=${BF_SHARED:-$(cd "$_bf_root/../shared" 2>/dev/null && pwd)}
-VECTORS=$BF_SHARED/vectors
-export BF_BIN BF_TOOLS BF_SHARED
+BF_VECTORS=${BF_VECTORS:-$_bf_root/tests/vectors}
+VECTORS=$BF_VECTORS
+export BF_BIN BF_TOOLS BF_VECTORS
 PATH=$BF_BIN:$BF_TOOLS:$PATH
 
 bf_setup() {

@@ -1,4 +1,5 @@
-/* fuzz_reader — libFuzzer harness for the stream reader (DESIGN §3, §8).
+/* fuzz_reader — libFuzzer harness for the stream reader (bf-stream(5),
+ * its READER LIMITS above all).
  *
  * Each input is read as a whole stream twice: from a memfd (a regular file,
  * so the reader knows how many bytes remain and checks declared payload sizes
@@ -11,9 +12,10 @@
  *   build-fuzz/fuzz_reader CRASH-FILE            (replay one input)
  *
  * The seed corpus, tests/fuzz/corpus/fuzz_reader/ (under 200 KB), holds the
- * shared vectors (vec-*), three tiny bf-init models (init-*), bf-mkbad's
- * well-formed streams (ok-*) and its hostile cases (bad-*) but for the three
- * larger than -max_len, of which it keeps the first bytes:
+ * test vectors (tests/vectors, as vec-*), three tiny bf-init models
+ * (init-*), bf-mkbad's well-formed streams (ok-*) and its hostile cases
+ * (bad-*) but for the three larger than -max_len, of which it keeps the
+ * first bytes:
  *
  *   D=tests/fuzz/corpus/fuzz_reader
  *   for c in $(obj/tools/bf-mkbad list); do obj/tools/bf-mkbad $c >$D/bad-$c.bf; done

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # tests/ref/check.sh — the C model's loss and gradients against an
-# independent PyTorch reference of DESIGN §4 (tests/ref/model_ref.py).
+# independent PyTorch reference of the model (tests/ref/model_ref.py).
 #
 #   make check-ref          (or tests/ref/check.sh after `make` and the helpers)
 #
-# 1. The reference itself against the shared vectors: each
-#    ../shared/vectors/model-*.bf on data-tiny.bf's val split must give the
+# 1. The reference itself against the test vectors: each
+#    tests/vectors/model-*.bf on data-tiny.bf's val split must give the
 #    golden loss (float64, to 1e-9 relative), token accuracy and exact match.
 # 2. Every variant, norm rms|layer × act swiglu|gelu|relu2 × pos rope|learned
 #    × tie_embed × subln (48): bf-init makes a small model (d 16, 2 layers,
@@ -25,7 +25,7 @@
 #    way; the reference lists such near-ties and, when the plain comparison
 #    fails, also accepts a match with some of the 8 closest taken the other
 #    way (the line says which).
-# 4. The shared vectors' models through bf-grad too (no perturbation).
+# 4. The test vectors' models through bf-grad too (no perturbation).
 #
 # Pass: loss within 1e-5 relative, and each gradient tensor within 1e-4
 # relative L2 error (‖g_C − g_ref‖ / ‖g_ref‖).  The C side works in float32
@@ -39,7 +39,7 @@
 #
 # One line per check, then "N passed, M failed"; exit 1 on any failure.
 # Environment: BF_BIN (programs, default bin/), BF_TOOLS (default
-# obj/tools/), BF_SHARED (default ../shared), PYTHON (default
+# obj/tools/), BF_VECTORS (default tests/vectors), PYTHON (default
 # /usr/bin/python3: Debian's python3-torch and python3-msgpack), REF_SEED
 # (added to every model's seed, default 0).
 set -euo pipefail
@@ -48,10 +48,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 BIN=${BF_BIN:-$TOP/bin}
 TOOLS=${BF_TOOLS:-$TOP/obj/tools}
-SHARED=${BF_SHARED:-$TOP/../shared}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SEED0=${REF_SEED:-0}
-VECTORS=$SHARED/vectors
+VECTORS=${BF_VECTORS:-$TOP/tests/vectors}
 SCALE=20
 JITTER=0.3
 
@@ -59,6 +58,7 @@ die() { echo "check-ref: $*" >&2; exit 1; }
 for p in "$BIN/bf-init" "$BIN/bf-data" "$BIN/bf-quantize" "$TOOLS/bf-grad"; do
     [ -x "$p" ] || die "$p is missing: run 'make' and 'make $TOOLS/bf-grad' (or 'make check-ref')"
 done
+[ -f "$VECTORS/golden-metrics.json" ] || die "$VECTORS/golden-metrics.json is missing (the test vectors: tests/vectors)"
 "$PYTHON" -c 'import torch, msgpack' 2>/dev/null ||
     die "$PYTHON lacks torch or msgpack (Debian: python3-torch python3-msgpack)"
 
@@ -126,16 +126,10 @@ done <<'EOF'
 --act-bits 8 --norm layer --act gelu --pos learned --tie --subln|--method absmean --per-row
 EOF
 
-# the shared vectors' models through the C side as well
+# the test vectors' models through the C side as well
 for f in "$VECTORS"/model-*.bf; do
     [ -e "$f" ] || continue
     case_ "vector $(basename "$f" .bf)" data-tiny "$f" "$VECTORS/data-tiny.bf" val 6 1 0
 done
 
-golden=()
-if [ -f "$VECTORS/golden-metrics.json" ]; then
-    golden=(--golden "$VECTORS")
-else
-    echo "check-ref: $VECTORS/golden-metrics.json is missing: the reference is not checked against it" >&2
-fi
-"$PYTHON" "$HERE/model_ref.py" check "${golden[@]}" --cases "$CASES"
+"$PYTHON" "$HERE/model_ref.py" check --golden "$VECTORS" --cases "$CASES"

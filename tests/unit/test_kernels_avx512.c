@@ -3,7 +3,7 @@
  * reference.  This checks the kernels' logic (block pairs, lone last blocks,
  * digit planes, int16 chains and their flushes, activation offsets) on any
  * machine.  The native build runs in test_kernels on CPUs that have AVX-512,
- * and in tests/cli/kernels-emu.bats on emulated ones.
+ * and in tests/emu/kernels-emu.bats (make check-emu) on emulated ones.
  * Both variants are checked: AVX-512BW (maddubs, int16 partial sums) and
  * VNNI (dpbusd into int32). */
 #include "tap.h"

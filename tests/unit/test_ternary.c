@@ -1,4 +1,4 @@
-/* test_ternary.c — the TQ2 and TQ1 packings (DESIGN §3): every code
+/* test_ternary.c — the TQ2 and TQ1 packings (bf-stream(5)): every code
  * pattern, rows of every length, hand-computed bytes, validation of every
  * byte value, and code counts. */
 #include "tap.h"
@@ -146,7 +146,7 @@ static void test_lengths(void)
     }
 }
 
-/* The rows of /work/shared/vectors/ternary.json, packed by hand.
+/* The rows of tests/vectors/ternary.json, packed by hand.
  *   codes c = w + 1
  *   row 0: w = [-1, 1,-1,-1, 0, 0,-1]  c = [0,2,0,0,1,1,0]
  *   row 1: w = [-1, 0, 0, 0, 0, 0, 0]  c = [0,1,1,1,1,1,1]

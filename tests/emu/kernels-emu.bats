@@ -6,14 +6,22 @@
 # test_kernels_avx512 checks the same source through portable intrinsics;
 # this runs the real instructions on any x86-64 or other machine.
 #
+# Not part of `make test`: `make check-emu` builds the image (BF_EMU_ISO)
+# and runs this file; scripts/deps-emu installs bochs, isolinux, syslinux
+# and xorriso.
+#
 # Families: 1x AVX-512F/BW (Skylake-X), 2x AVX-512 VNNI (Tiger Lake).
 
-load helpers
+load ../cli/helpers
 
-# emu_run MODEL: the image's TAP in $output; skips where the tools are not
+BF_EMU_ISO=${BF_EMU_ISO:-$_bf_root/obj/emu/emu.iso}
+
+# emu_run MODEL: the image's TAP in $output; fails, saying which, when the
+# emulator cannot start and when the image stops before its end
 emu_run() {
-    [ -f "${BF_EMU_ISO:-}" ] || skip "no emulator image: scripts/deps installs bochs, isolinux and xorriso"
-    run "$BATS_TEST_DIRNAME/../emu/run" "$BF_EMU_ISO" "$1"
+    [ -f "$BF_EMU_ISO" ] || fail "no emulator image at $BF_EMU_ISO: run 'make check-emu'"
+    run --separate-stderr "$BATS_TEST_DIRNAME/run" "$BF_EMU_ISO" "$1"
+    [ "$status" -ne 2 ] || fail "$stderr"
     [ "$status" -eq 0 ] || fail "the image stopped before its end on $1: $output"
     if grep -q '^not ok' <<<"$output"; then fail "$(grep '^not ok' <<<"$output")"; fi
 }
