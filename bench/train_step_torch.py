@@ -4,9 +4,9 @@
     train_step_torch.py --model MODEL.bf --data DATA.bf --batch B
                         --warmup W --steps N [--threads 2] [--lr X] [--wd X] [--clip X]
 
-Builds the DESIGN section 4 transformer of MODEL's header in float32 on the
-CPU with MODEL's weights, and trains it like `bf-ste-train --schedule
-constant`: batches of B rows drawn from DATA's train split in shuffled
+Builds the transformer of MODEL's header (bitforge(7), bf-init(1)) in
+float32 on the CPU with MODEL's weights, and trains it like `bf-ste-train
+--schedule constant`: batches of B rows drawn from DATA's train split in shuffled
 epochs, mean cross-entropy over targeted positions, forward, backward,
 global L2 gradient clipping to X, AdamW (betas 0.9/0.95, eps 1e-8, decoupled
 weight decay on 2-D parameters only), constant learning rate.  W warm-up
@@ -142,7 +142,7 @@ class Model(torch.nn.Module):
         return F.cross_entropy(logits.view(B * T, -1), y.reshape(-1), ignore_index=-1)
 
     def load_bf(self, tensors):
-        """Weights from a bf model stream's tensors (names of DESIGN section 4)."""
+        """Weights from a bf model stream's tensors (the names bf-init(1) gives)."""
         own = dict(self.named_parameters())
         alias = {"tok_emb": "tok_emb.weight", "head": "head.weight", "pos_emb": "pos_emb"}
         for name, arr in tensors.items():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# bf-data (DESIGN §2, §5): help, usage errors, every task and flag decoded
+# bf-data (bf-data(1), bitforge(7)): help, usage errors, every task and flag decoded
 # row by row (tests/tools/bf-dump.c prints a tensor's values), the splits,
 # determinism, -o atomicity and the terminal.
 #
@@ -141,7 +141,7 @@ rows() { bf-eval --json "$1" | jshape "$2" | cut -d, -f1; }
 }
 
 @test "data-13 impossible settings are usage errors: div with a composite p, more distinct rows than lengths allow" {
-    # both are wrong on the command line alone, whatever the input: bad usage (DESIGN §2)
+    # both are wrong on the command line alone, whatever the input: bad usage (bitforge(7))
     usage_cases 'modarith --op div --p 10' 'seq --min-len 1 --max-len 1 --n-train 6 --n-val 5'
     run3 bf-data modarith --op div --p 10
     [[ $stderr == *prime* && $stderr == *10* ]]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# bf-dequant (DESIGN §2-§4, §6): help, usage errors, --from codes bit for
+# bf-dequant (bf-dequant(1), bf-stream(5), bitforge(7)): help, usage errors, --from codes bit for
 # bit against scale·codes computed here, pass-through tensors byte for byte,
 # --from latent against the weights before quantization, missing parts,
 # round trips through bf-quantize, -o atomicity, the terminal, hostile

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# bf-init (DESIGN §2, §4): options, usage errors, pipes, -o atomicity,
+# bf-init (bf-init(1), bitforge(7)): options, usage errors, pipes, -o atomicity,
 # determinism, the terminal, every model flag as bf-eval --json reports it,
 # and the initialization statistics (bf-tstat, tests/tools/bf-tstat.c).
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# bf-muon (DESIGN §2, §6, §7): help, usage errors, bad data, defaults,
+# bf-muon (bf-muon(1), bitforge(7)): help, usage errors, bad data, defaults,
 # --preset phase5, STE mode (--ste), the KL anchor (--kl, --ref), QK-clip,
 # codes that change only through the latent weights, determinism, output,
 # hostile streams.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# bf-quantize (DESIGN §2-§4, §6) and bf-eval on what it makes: help, usage
+# bf-quantize (bf-quantize(1), bf-stream(5), bitforge(7)) and bf-eval on what it makes: help, usage
 # errors, which tensors become ternary and which pass through byte for byte,
 # the absmean and threshold rules checked against an independent computation
 # here, --per-row, --pack, --include, --keep-latent, bad input, streaming in
@@ -19,7 +19,7 @@ FULL=(--vocab 13 --ctx 6 --d 16 --heads 2 --layers 2 --ff 24 --norm layer --pos 
 is_block() { [[ $1 =~ ^blk\.[0-9]+\.w[qkvo123]$ ]]; }
 
 # qref ARGS… <W: the quantization of the F32 matrix W (bf-dump rows on
-# stdin), computed here in F32 as DESIGN §4 gives it: prints the code rows,
+# stdin), computed here in F32 as bf-quantize(1) gives it: prints the code rows,
 # then one line of scales.  ARGS: absmean [per-row] | threshold TAU.
 qref() {
     perl -e '
@@ -64,7 +64,7 @@ check_rule() {
         is_block "$name" || continue
         bf-dump "$name" "$m" | qref "$@" >want
         { bf-dump "$name" "$q"; bf-dump "$name.scale" "$q"; } >got
-        diff want got >/dev/null || fail "$name: codes or scales differ from DESIGN's rule ($*): $(diff want got | head -5)"
+        diff want got >/dev/null || fail "$name: codes or scales differ from bf-quantize(1)'s rule ($*): $(diff want got | head -5)"
         n=$((n + 1))
     done < <(bf-tstat "$m")
     ((n > 0)) || fail "no block matrix checked"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# bf-ste-train (DESIGN §2, §4, §6, §7): help, usage errors, bad data, the
+# bf-ste-train (bf-ste-train(1), bitforge(7)): help, usage errors, bad data, the
 # log, every training flag's effect, determinism, -o atomicity, ternary
 # models through the quantizer (STE), and learning: reverse strings, modular
 # addition, and recovery of what post-training quantization lost.

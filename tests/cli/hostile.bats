@@ -1,11 +1,11 @@
 #!/usr/bin/env bats
-# Corrupt and hostile streams (DESIGN §3 "Reader rules", §8): every case that
-# tests/tools/bf-mkbad.c makes (`bf-mkbad list`), given to every program in
-# HOSTILE_PROGS through a pipe and as a file, must end with exit status 1,
-# exactly one line on stderr that starts with "PROG: " and matches the case's
-# expected message (`bf-mkbad why CASE`), nothing on stdout, within
-# HOSTILE_MAX_SECONDS and (when GNU time is there to measure it)
-# HOSTILE_MAX_RSS_KB of peak resident memory.
+# Corrupt and hostile streams (bf-stream(5) READER LIMITS, bitforge(7)
+# CONVENTIONS): every case that tests/tools/bf-mkbad.c makes (`bf-mkbad
+# list`), given to every program in HOSTILE_PROGS through a pipe and as a
+# file, must end with exit status 1, exactly one line on stderr that starts
+# with "PROG: " and matches the case's expected message (`bf-mkbad why
+# CASE`), nothing on stdout, within HOSTILE_MAX_SECONDS and (when GNU time
+# is there to measure it) HOSTILE_MAX_RSS_KB of peak resident memory.
 
 load helpers
 
@@ -96,7 +96,7 @@ hostile_check() {
     fi
 }
 
-@test "hostile-01 bf-mkbad lists every case the design and the brief ask for" {
+@test "hostile-01 bf-mkbad lists every case below, each once and with an expected message" {
     run -0 bf-mkbad list
     local c
     for c in empty text bad-magic trunc-stream-header trunc-tensor-header trunc-payload trunc-before-trailer \

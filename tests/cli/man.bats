@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
-# The manual pages (DESIGN §1): every page under man/ is mdoc that passes
-# `mandoc -Tlint -Wwarning` silently, every program has its section 1 page,
-# and each section 1 page mentions every long option its program's --help
-# lists.
+# The manual pages (bitforge(7) lists them): every page under man/ is mdoc
+# that passes `mandoc -Tlint -Wwarning` silently, every program has its
+# section 1 page, and each section 1 page mentions every long option its
+# program's --help lists.
 
 load helpers
 

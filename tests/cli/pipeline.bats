@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
-# Pipelines (DESIGN §2, README): the README's example run as written (with
-# small step counts), DESIGN's phase 4-5 pipeline on a small model, the
-# lineage a pipeline leaves, failures that propagate loudly down a pipe,
-# and readers that go away (EPIPE).
+# Pipelines (bitforge(7), README): the README's example run as written
+# (with small step counts), bitforge(7)'s phase 4-5 pipeline on a small
+# model, the lineage a pipeline leaves, failures that propagate loudly down
+# a pipe, and readers that go away (EPIPE).
 #
 # Families: 0x the documented pipelines, 1x lineage and round trips,
 # 2x failures down a pipe, 3x EPIPE.
@@ -43,7 +43,7 @@ tools_in() { head -c 65536 "$1" | grep -ao 'bf-\(init\|data\|ste-train\|quantize
     [[ $(bf-tstat tern.bf | grep -c '\.latent ') -eq 14 ]]
 }
 
-@test "pipe-02 DESIGN's pipeline: bf-muon in float, then quantize and train through the quantizer, then evaluate" {
+@test "pipe-02 bitforge(7)'s pipeline: bf-muon in float, then quantize and train through the quantizer, then evaluate" {
     bf-data modarith --op mul --p 97 >grok.bf
     bf-init --vocab 99 --ctx 4 --d 32 --layers 2 --heads 4 >base.bf
     bf-muon --data grok.bf --steps 5 -q <base.bf >fp32.bf

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""model_ref.py -- an independent PyTorch reference of DESIGN.md section 4.
+"""model_ref.py -- an independent PyTorch reference of the model: the
+transformer bitforge(7) describes, with the tensors bf-init(1) names and
+the quantizers of bf-quantize(1) and bf-ste-train(1).
 
-Written from the design document alone (not from lib/model.c): it reads
+Written from the model's description, not from the C sources: it reads
 tensor streams with python3-msgpack, rebuilds the transformer in float64
 with torch, and takes the loss and its gradients with autograd.  It is
 the yardstick for tests/tools/bf-grad (the C library's forward and

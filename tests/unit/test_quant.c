@@ -1,6 +1,6 @@
 /* test_quant — the ternary weight quantizers and the int8 activation
- * quantizer against a scalar reference written from DESIGN §4, on random and
- * adversarial matrices. */
+ * quantizer against a scalar reference written from bf-quantize(1) and
+ * bf-ste-train(1), on random and adversarial matrices. */
 #include "tap.h"
 
 #include "bf/kernels.h"
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* DESIGN §4, in double where the rule sums */
+/* bf-quantize(1)'s rules, in double where the rule sums */
 static void ref_absmean(const float *w, size_t rows, size_t cols, int per_row, int8_t *codes, float *scale)
 {
     size_t groups = per_row ? rows : 1, per = per_row ? cols : rows * cols;

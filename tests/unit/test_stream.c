@@ -1,4 +1,4 @@
-/* test_stream.c — the tensor stream (DESIGN §3): round trips of every dtype
+/* test_stream.c — the tensor stream (bf-stream(5)): round trips of every dtype
  * and shape edge, header meta and lineage, chunked payloads, 64-byte payload
  * alignment checked on the raw bytes, the trailer, truncation, the atomic
  * `-o` writer, F16/BF16 conversions, and the reader's growth path for large
