@@ -13,6 +13,7 @@
  * on the same threads (read_gbs): the bandwidth a kernel could draw at
  * best. */
 #include "bf/kernels.h"
+#include "bf/quant.h"
 #include "bf/rng.h"
 #include "bf/thread.h"
 #include "bf/util.h"
@@ -73,6 +74,9 @@ typedef struct {
     float **wf;          /* F32 copies [rows, cols] */
     bf_tmat *tq2, *tq1;  /* copies */
     float *x, *y;
+    int8_t *q;           /* x as int8 rows, [batch, kpad] */
+    float *inv_s;
+    int32_t *qsum;
 } bench;
 
 static void run_sgemv(void *ctx, int c)
@@ -87,16 +91,17 @@ static void run_sgemm(void *ctx, int c)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b->batch, (int)b->rows, (int)b->cols, 1.0f, b->x,
                 (int)b->cols, b->wf[c], (int)b->cols, 0.0f, b->y, (int)b->rows);
 }
-static void run_tq2(void *ctx, int c)
+/* a ternary product as the model runs one: quantize x to int8, then the kernel */
+static void run_tmat(bench *b, const bf_tmat *m)
 {
-    bench *b = ctx;
-    bf_tmat_forward(&b->tq2[c], b->x, b->batch, b->y, 0);
+    bf_quant_rows_i8(b->x, b->batch, b->cols, m->kpad, b->q, b->inv_s, b->qsum);
+    if (bf_tmat_forward(m, b->q, b->inv_s, b->qsum, b->batch, b->y, 0)) {
+        fprintf(stderr, "ternary: %s\n", bf_errmsg());
+        exit(1);
+    }
 }
-static void run_tq1(void *ctx, int c)
-{
-    bench *b = ctx;
-    bf_tmat_forward(&b->tq1[c], b->x, b->batch, b->y, 0);
-}
+static void run_tq2(void *ctx, int c) { run_tmat(ctx, &((bench *)ctx)->tq2[c]); }
+static void run_tq1(void *ctx, int c) { run_tmat(ctx, &((bench *)ctx)->tq1[c]); }
 
 /* the plain read: a sum of each thread's rows of the TQ2 copy, split as the
  * kernel splits them; four sums keep the loads independent */
@@ -172,6 +177,10 @@ int main(int argc, char **argv)
     }
     b.x = bf_aligned_alloc(b.batch * b.cols * sizeof(float));
     b.y = bf_aligned_alloc(b.batch * b.rows * sizeof(float));
+    size_t kpad = b.tq1[0].kpad > b.tq2[0].kpad ? b.tq1[0].kpad : b.tq2[0].kpad;
+    b.q = bf_aligned_alloc(b.batch * kpad);
+    b.inv_s = bf_xmalloc(b.batch * sizeof(float));
+    b.qsum = bf_xmalloc(b.batch * sizeof(int32_t));
     for (size_t k = 0; k < b.batch * b.cols; k++) b.x[k] = (float)bf_rng_normal(&r);
 
     run_fn fns[4] = {gemm ? run_sgemm : run_sgemv, run_tq2, run_tq1, run_read};

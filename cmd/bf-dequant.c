@@ -1,6 +1,6 @@
 /* bf-dequant — ternary weights back to F32, tensor by tensor. */
 #include "cli.h"
-#include "bf/ternary.h"
+#include "bf/tgroup.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -51,12 +51,14 @@ typedef struct {
     int done;
 } pending;
 
-static pending *find(pending *p, size_t n, const char *name, const char *suffix)
+/* The pending W whose part ("scale" or "latent") this tensor is, if any. */
+static pending *find(pending *p, size_t n, const char *name, const char *part)
 {
-    size_t len = strlen(suffix), nl = strlen(name);
-    if (nl <= len || strcmp(name + nl - len, suffix) != 0) return NULL;
+    const char *is;
+    size_t len = bf_tgroup_split_name(name, &is);
+    if (!len || strcmp(is, part) != 0) return NULL;
     for (size_t k = 0; k < n; k++)
-        if (strlen(p[k].w.name) == nl - len && strncmp(p[k].w.name, name, nl - len) == 0) return &p[k];
+        if (strlen(p[k].w.name) == len && strncmp(p[k].w.name, name, len) == 0) return &p[k];
     return NULL;
 }
 
@@ -82,30 +84,21 @@ int main(int argc, char **argv)
             pend[npend++].w = t;
             continue;
         }
-        pending *p = find(pend, npend, t.name, ".scale");
-        if (!p) p = find(pend, npend, t.name, ".latent");
+        pending *p = find(pend, npend, t.name, "scale");
+        if (!p) p = find(pend, npend, t.name, "latent");
         if (p && p->done) {   /* W is out already: its other parts leave the stream */
             bf_reader_recycle(r, &t);
             continue;
         }
-        p = find(pend, npend, t.name, ".scale");
+        p = find(pend, npend, t.name, "scale");
         if (p) {
-            if (t.dtype != BF_F32 || t.ndim != 1 || (t.shape[0] != 1 && t.shape[0] != p->w.shape[0])) {
-                bf_writer_abort(w);
-                bf_die("'%s' is not an F32 scale of 1 or %llu entries", t.name, (unsigned long long)p->w.shape[0]);
-            }
+            bf_tgroup g;
+            if (bf_tgroup_check(&g, &p->w, &t, NULL)) { bf_writer_abort(w); bf_die_lib(); }
             if (cl.from_latent) { p->scale = t; continue; }   /* kept only to name what is missing */
             /* scale·codes, in place of W */
             bf_tensor out;
-            size_t rows = p->w.shape[0], cols = p->w.shape[1];
             if (bf_tensor_init(&out, p->w.name, BF_F32, 2, p->w.shape)) { bf_writer_abort(w); bf_die_lib(); }
-            float *y = out.data;
-            const float *s = t.data;
-            bf_tensor_to_f32(&p->w, y);
-            for (size_t i = 0; i < rows; i++) {
-                float sv = s[t.shape[0] == 1 ? 0 : i];
-                for (size_t j = 0; j < cols; j++) y[i * cols + j] *= sv;
-            }
+            bf_tgroup_dequant(&g, out.data);
             emit(w, &out);
             bf_tensor_release(&out);
             bf_tensor_release(&t);
@@ -113,7 +106,7 @@ int main(int argc, char **argv)
             p->done = 1;
             continue;
         }
-        p = find(pend, npend, t.name, ".latent");
+        p = find(pend, npend, t.name, "latent");
         if (p) {
             if (!cl.from_latent) { bf_reader_recycle(r, &t); continue; }
             if (t.dtype != BF_F32 || t.ndim != 2 || t.shape[0] != p->w.shape[0] || t.shape[1] != p->w.shape[1]) {

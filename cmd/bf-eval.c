@@ -4,6 +4,7 @@
 #include "bf/data.h"
 #include "bf/model.h"
 #include "bf/ternary.h"
+#include "bf/tgroup.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -187,8 +188,8 @@ static void inspect(const struct cmdline *cl)
     /* attach each ternary tensor's scale, wherever it came in the stream */
     for (size_t k = 0; k < n; k++) {
         if (!bf_dtype_is_ternary(rows[k].t.dtype)) continue;
-        char want[BF_MAX_NAME + 8];
-        snprintf(want, sizeof want, "%s.scale", rows[k].t.name);
+        char want[BF_MAX_NAME + 1];
+        if (bf_tgroup_part_name(want, rows[k].t.name, "scale")) continue;
         for (size_t j = 0; j < n; j++)
             if (rows[j].scale_n && strcmp(rows[j].t.name, want) == 0) {
                 rows[k].has_scale = 1;
@@ -219,7 +220,7 @@ static void evaluate(const struct cmdline *cl)
     if (!sp->rows) bf_die("%s: the %s split is empty", cl->data, split);
     bf_metrics r;
     double t0 = bf_now();
-    (cl->incremental ? bf_eval_split_incremental : bf_eval_split)(&m, sp, cl->batch, &r);
+    if ((cl->incremental ? bf_eval_split_incremental : bf_eval_split)(&m, sp, cl->batch, &r)) bf_die_lib();
     double secs = bf_now() - t0;
     if (cl->json) {
         printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, r.rows,

@@ -1,7 +1,7 @@
-/* bf-quantize — F32 block matrices to ternary (DESIGN §4), tensor by tensor. */
+/* bf-quantize — F32 block matrices to ternary (bf-quantize(1)), tensor by tensor. */
 #include "cli.h"
 #include "bf/quant.h"
-#include "bf/ternary.h"
+#include "bf/tgroup.h"
 
 #include <fnmatch.h>
 #include <math.h>
@@ -117,7 +117,8 @@ int main(int argc, char **argv)
             continue;
         }
         if (bf_dtype_is_ternary(t.dtype)) fail(w, "'%s' is already ternary", t.name);
-        if (strlen(t.name) + 7 > BF_MAX_NAME) fail(w, "'%s' is too long a name to add .scale and .latent", t.name);
+        char longest[BF_MAX_NAME + 1];   /* training adds W.latent later: the name must take it */
+        if (bf_tgroup_part_name(longest, t.name, "latent")) fail(w, "'%s' is too long a name to add .scale and .latent", t.name);
         if (t.dtype != BF_F32 || t.ndim != 2) fail(w, "'%s' is not an F32 matrix", t.name);
         size_t rows = t.shape[0], cols = t.shape[1], n = rows * cols, ns = bf_qspec_nscales(&cl.q, rows);
         const float *x = t.data;
@@ -126,26 +127,15 @@ int main(int argc, char **argv)
         int8_t *codes = bf_xmalloc(n ? n : 1);
         float *scale = bf_xmalloc(ns * sizeof(float));
         bf_quant_weights(&cl.q, x, rows, cols, codes, scale);
-        bf_tensor tq;
-        if (bf_tensor_init(&tq, t.name, cl.q.pack, 2, t.shape)) { bf_writer_abort(w); bf_die_lib(); }
-        size_t rb = bf_ternary_row_bytes(cl.q.pack, cols);
-        for (size_t k = 0; k < rows; k++) bf_ternary_pack_row(cl.q.pack, codes + k * cols, cols, (uint8_t *)tq.data + k * rb);
-        tq.meta = bf_qspec_meta(&cl.q);
-        bf_tensor ts;
-        char nm[BF_MAX_NAME + 16];
-        snprintf(nm, sizeof nm, "%s.scale", t.name);
-        uint64_t sshape[1] = {ns};
-        if (bf_tensor_init(&ts, nm, BF_F32, 1, sshape)) { bf_writer_abort(w); bf_die_lib(); }
-        memcpy(ts.data, scale, ns * sizeof(float));
-        if (bf_writer_tensor(w, &tq) || bf_writer_tensor(w, &ts)) { bf_writer_abort(w); bf_die_lib(); }
-        if (cl.keep_latent) {
-            memcpy(t.name + strlen(t.name), ".latent", 8);
-            bf_val_free(t.meta);
-            t.meta = NULL;
-            if (bf_writer_tensor(w, &t)) { bf_writer_abort(w); bf_die_lib(); }
+        bf_tensor group[3];
+        if (bf_tgroup_make(group, t.name, &cl.q, codes, scale, rows, cols, cl.keep_latent ? x : NULL)) {
+            bf_writer_abort(w);
+            bf_die_lib();
         }
-        bf_tensor_release(&tq);
-        bf_tensor_release(&ts);
+        for (int k = 0; k < (cl.keep_latent ? 3 : 2); k++) {
+            if (bf_writer_tensor(w, &group[k])) { bf_writer_abort(w); bf_die_lib(); }
+            bf_tensor_release(&group[k]);
+        }
         bf_reader_recycle(r, &t);
         free(codes);
         free(scale);

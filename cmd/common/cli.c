@@ -1,5 +1,6 @@
 /* cli.c — options, messages and exit status shared by every program. */
 #include "cli.h"
+#include "bf/log.h"
 #include "bf/thread.h"
 
 #include <errno.h>
@@ -53,7 +54,7 @@ void bf_die_lib(void) { bf_die("%s", bf_errmsg()); }
 void bf_cli_begin(int argc, char **argv, const char *prog, const char *usage)
 {
     bf_cli_state.prog = prog;
-    bf_progname = prog;
+    bf_log_set_name(prog);
     bf_cli_state.usage = usage;
     bf_cli_state.argc = argc;
     bf_cli_state.argv = argv;

@@ -3,6 +3,8 @@
 #include "bf/data.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 void bf_trainopt_default(bf_trainopt *t)
@@ -69,10 +71,58 @@ void bf_trainopt_finish(bf_trainopt *t)
         bf_usage_die("--beta1, --beta2 and --eps are Adam's; sgd has none");
     o->lr = t->train.lr;
     t->train.seed = bf_cli_state.seed;
-    t->train.progress = bf_cli_show_progress();
+    t->progress = bf_cli_show_progress();
     if (t->log_path) {
-        t->train.log = fopen(t->log_path, "a");
-        if (!t->train.log) bf_die("%s: %s", t->log_path, bf_strerror(errno));
+        t->log = fopen(t->log_path, "a");
+        if (!t->log) bf_die("%s: %s", t->log_path, bf_strerror(errno));
+    }
+}
+
+/* One JSON object a logged step: at evaluations, at the last step, and every
+ * step when there are no periodic evaluations. */
+static void log_line(FILE *f, const bf_train_step *s, const bf_train_cfg *c)
+{
+    const bf_train_result *res = s->res;
+    fprintf(f, "{\"step\":%d,\"loss\":", s->step);
+    bf_json_num(f, s->loss);
+    if (c->kl > 0) {
+        fprintf(f, ",\"kl\":");
+        bf_json_num(f, res->last_kl);
+    }
+    if (c->qk_clip > 0) fprintf(f, ",\"qk_clipped\":%ld", res->qk_clipped);
+    fprintf(f, ",\"lr\":");
+    bf_json_num(f, s->lr);
+    fprintf(f, ",\"grad_norm\":");
+    bf_json_num(f, s->grad_norm);
+    fprintf(f, ",\"seconds\":");
+    bf_json_num(f, round(s->seconds * 1000) / 1000);
+    if (s->evaluated_now) {
+        fprintf(f, ",\"val_loss\":");
+        bf_json_num(f, res->val.loss);
+        fprintf(f, ",\"val_token_acc\":");
+        bf_json_num(f, res->val.token_acc);
+        fprintf(f, ",\"val_exact\":");
+        bf_json_num(f, res->val.exact);
+    }
+    fprintf(f, "}\n");
+    fflush(f);
+}
+
+/* bf_train's per-step hook: the --log line and the progress line. */
+static void on_step(void *ctx, const bf_train_step *s)
+{
+    bf_trainopt *t = ctx;
+    const bf_train_cfg *c = &t->train;
+    int last = s->step == s->steps;
+    if (t->log && (s->evaluated_now || last || c->eval_every <= 0 || s->step % c->eval_every == 0)) log_line(t->log, s, c);
+    static double last_draw;
+    if (t->progress && (s->seconds - last_draw > 0.1 || last)) {
+        last_draw = s->seconds;
+        fprintf(stderr, "\rstep %d/%d  loss %.4f  lr %.3g", s->step, s->steps, s->loss, s->lr);
+        if (s->res->evaluated) fprintf(stderr, "  val_loss %.4f  val_exact %.3f", s->res->val.loss, s->res->val.exact);
+        fprintf(stderr, "  %.1fs ", s->seconds);
+        t->line_open = 1;
+        if (last) { fputc('\n', stderr); t->line_open = 0; }
     }
 }
 
@@ -88,11 +138,15 @@ void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref
     bf_optim opt;
     bf_optim_init(&opt, m, &t->optim);
     bf_train_result res;
-    if (bf_train(m, &d, &opt, NULL, NULL, &t->train, &res)) bf_die_lib();
-    if (t->train.log) fclose(t->train.log);
+    t->train.on_step = on_step;
+    t->train.hook_ctx = t;
+    int rc = bf_train(m, &d, &opt, NULL, NULL, &t->train, &res);
+    if (t->line_open) fputc('\n', stderr);   /* stopped early, or failed, mid-line */
+    if (rc) bf_die_lib();
+    if (t->log) fclose(t->log);
 
     bf_tset out;
-    bf_model_to_tset(m, !strip, &out);
+    if (bf_model_to_tset(m, !strip, &out)) bf_die_lib();
     bf_cli_write_all(h, &out);
     bf_tset_release(&out);
     bf_optim_free(&opt);

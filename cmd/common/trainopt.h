@@ -6,6 +6,8 @@
 #ifndef BF_TRAINOPT_H
 #define BF_TRAINOPT_H
 
+#include <stdio.h>
+
 #include "cli.h"
 #include "bf/optim.h"
 #include "bf/train.h"
@@ -60,6 +62,9 @@ enum {
 
 typedef struct {
     const char *data, *log_path;
+    FILE *log;                 /* --log, opened by bf_trainopt_finish */
+    int progress;              /* draw a progress line on stderr */
+    int line_open;             /* a progress line without its newline yet */
     bf_train_cfg train;
     bf_optim_cfg optim;
     unsigned given;            /* which optimizer flags were given (bit per BF_TO_ code) */

@@ -1,4 +1,5 @@
-/* bf/data.h — data sets (DESIGN §5): loading, checking, generating, metrics.
+/* bf/data.h — data sets (part: model; the format in bf-stream(5) and
+ * bitforge(7)): loading, checking, building, and a model's metrics on them.
  *
  * A data stream holds train.x, train.y, val.x, val.y: I32 [rows, T]; y is the
  * next-token target at each position, -1 where no loss is taken. */
@@ -37,11 +38,12 @@ typedef struct {
 } bf_metrics;
 
 /* Mean loss over targeted positions, token accuracy, exact match, in
- * batches of `batch` rows (the model's forward, no gradient). */
-void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
+ * batches of `batch` rows (the model's forward, no gradient).  -1 (bf_err)
+ * when the forward cannot get its memory. */
+int bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
 /* The same, one position at a time with a key/value cache (as generation
  * runs): equal metrics, the cost profile of decoding. */
-void bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
+int bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
 
 /* Building data sets (bf-data). */
 typedef struct {
@@ -52,7 +54,7 @@ typedef struct {
 void bf_rows_init(bf_rows *r, size_t T);
 int32_t *bf_rows_add(bf_rows *r);       /* a new row of x (and y after it), filled with pad */
 void bf_rows_free(bf_rows *r);
-/* Writes a data stream: meta (taken), train and val rows. */
-void bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out);
+/* The tensors of a data stream: train and val rows.  -1 when memory runs out. */
+int bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out);
 
 #endif

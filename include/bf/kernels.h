@@ -1,9 +1,10 @@
-/* bf/kernels.h — ternary × int8 matrix products with int32 accumulation.
+/* bf/kernels.h — ternary × int8 matrix products with int32 accumulation
+ * (part: kernels).
  *
  *   y[n, o] = scale[o] / s[n] · Σ_i q[n, i] · w[o, i]
  *
  * q: int8 activations, absmax per row: s = 127/max(max|x|, 1e-5),
- *    q = clamp(round(x·s), -128, 127) (DESIGN §4);
+ *    q = clamp(round(x·s), -128, 127), made by bf_quant_rows_i8 (bf/quant.h);
  * w: ternary codes in {-1, 0, +1}.
  * Every sum is exact: products are widened to int32 before any 16-bit
  * partial sum could overflow (see the kernels for the bound at each step).
@@ -28,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bf/tensor.h"
+#include "bf/dtype.h"
 
 typedef struct bf_tmat_s {
     size_t rows, cols;         /* [out, in] */
@@ -48,18 +49,20 @@ int bf_kernel_level_supported(bf_kernel_level l);
 /* Forces a level (tests); returns -1 if the CPU lacks it. */
 int bf_kernel_level_set(bf_kernel_level l);
 
-/* From unpacked codes [rows, cols] in {-1,0,1}, or a canonical packed payload. */
+/* An empty matrix (rows filled by bf_tmat_set_row), or one from unpacked
+ * codes [rows, cols] in {-1,0,1}.  scale: [rows] or [1], not copied. */
+int bf_tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const float *scale, int per_row);
+void bf_tmat_set_row(bf_tmat *m, size_t r, const int8_t *codes);
 int bf_tmat_from_codes(bf_tmat *m, bf_dtype pack, const int8_t *codes, size_t rows, size_t cols, const float *scale,
                        int per_row);
-int bf_tmat_from_packed(bf_tmat *m, bf_dtype pack, const uint8_t *packed, size_t rows, size_t cols, const float *scale,
-                        int per_row);
 void bf_tmat_free(bf_tmat *m);
 
-/* x [N, cols] float → q [N, kpad] int8 (zero padded), inv_s[n] = 1/s, qsum[n] = Σ q. */
-void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum);
-/* acc[N, rows] = Σ_i q[n, i]·w[o, i], exactly; q as from bf_quant_rows_i8. */
-void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc);
-/* y[N, rows] (+)= scale·acc/s: quantizes x, runs the kernel over the pool's threads. */
-void bf_tmat_forward(const bf_tmat *m, const float *x, size_t N, float *y, int accumulate);
+/* q [N, kpad] int8 (zero padded), inv_s[n] = 1/s, qsum[n] = Σ q: as bf_quant_rows_i8 makes them. */
+/* acc[N, rows] = Σ_i q[n, i]·w[o, i], exactly. */
+int bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc);
+/* y[N, rows] (+)= scale·acc/s, over the pool's threads.  -1 only when the
+ * threads' scratch memory cannot be had. */
+int bf_tmat_forward(const bf_tmat *m, const int8_t *q, const float *inv_s, const int32_t *qsum, size_t N, float *y,
+                    int accumulate);
 
 #endif

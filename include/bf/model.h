@@ -1,17 +1,27 @@
-/* bf/model.h — the DESIGN §4 transformer: parameters, forward, backward.
+/* bf/model.h — the transformer (part: model): parameters, weight sources,
+ * forward, backward.  The model itself is described in bitforge(7); the
+ * parts and arrows of the library in docs/ARCHITECTURE.md.
  *
  * llm.c's layout: every parameter lives in one contiguous block (`params`),
  * the gradients in a second block of the same layout (`grads`), and every
- * activation the backward needs in one block sized for (batch, ctx).
+ * activation the backward needs in one block sized for (batch, ctx).  The
+ * parameters are also reachable as a typed per-layer struct, built once when
+ * the model is made, so the forward never looks a name up.
  *
- * The quantizer hook: each block matrix (blk.*.w{q,k,v,o,1,2,3}) has a
- * `fwd` pointer — "the weight the forward should see".  For a float matrix
- * it is the parameter itself; for a ternary one it is scale·codes, refreshed
- * from the latent parameter by bf_model_refresh() before each forward.  The
- * backward writes the gradient with respect to `fwd` into the parameter's
- * gradient: the straight-through estimator, with no code of its own in the
- * model.  Inputs of ternary matrices pass through the int8 activation
- * quantizer when act_bits is 8, and their gradient passes straight through. */
+ * Weights through one door: forward and backward compute with each block
+ * matrix's *effective* weight W_eff (bf_weight.w) and add the gradient
+ * dL/dW_eff to bf_weight.dw; they do not know where a matrix came from.  A
+ * weight *source* makes W_eff from its own parameters (refresh) and maps the
+ * gradient back onto them (backward).  Two sources are built in:
+ *   plain F32:  W_eff = W, dW = dW_eff (no copy: w and dw are the parameter
+ *               and its gradient);
+ *   ternary:    W_eff = scale·Q(W_latent), dW_latent = dW_eff (the straight-
+ *               through estimator: the quantizer passes the gradient as is);
+ *               inputs pass through the int8 activation quantizer when
+ *               act_bits is 8, their gradient straight through too.  On the
+ *               integer kernels (inference) it is the same source without
+ *               gradients: w is NULL and tm holds the repacked codes.
+ * Other sources (LoRA, SVF) set a weight's `src`, `w` and `dw` the same way. */
 #ifndef BF_MODEL_H
 #define BF_MODEL_H
 
@@ -19,105 +29,148 @@
 #include <stdint.h>
 
 #include "bf/config.h"
-#include "bf/quant.h"
+#include "bf/kernels.h"
+#include "bf/qspec.h"
 #include "bf/stream.h"
-#include "bf/tensor.h"
 
-typedef struct {
+typedef struct {             /* a parameter tensor, in stream order */
     char name[64];
     int ndim;
     uint64_t shape[2];
     size_t offset, numel;    /* into params / grads */
-    int is_block_matrix;
-    bf_qspec q;              /* q.method BF_Q_NONE: a float parameter */
-    float *fwd;              /* the forward's view: params+offset, or a quantized copy */
-    int8_t *codes;           /* ternary as loaded: the stream's codes and scales, */
-    float *scales;           /* used until training re-quantizes the latent (then NULL) */
-    struct bf_tmat_s *tm;    /* integer-kernel form (bf_model_use_int_kernels), or NULL */
+    int is_block_matrix;     /* blk.*.w{q,k,v,o,1,2,3}: Muon's matrices, the ternary layers */
 } bf_param;
 
-typedef struct {             /* pointers into the parameter block (or a gradient block) */
-    float *attn_norm_w, *attn_norm_b, *wq, *wk, *wv, *wo, *attn_sub_norm_w;
-    float *mlp_norm_w, *mlp_norm_b, *w1, *w3, *w2, *ffn_sub_norm_w;
-} bf_layer_params;
+typedef struct bf_model bf_model;
+typedef struct bf_weight bf_weight;
+typedef struct bf_wsource bf_wsource;
+
+typedef struct {
+    const char *kind;        /* "ternary", "lora", … */
+    /* Makes w->w (or w->tm) from the source's parameters; -1 and bf_err on failure. */
+    int (*refresh)(bf_wsource *s, bf_model *m, bf_weight *w);
+    /* After a backward: maps w->dw onto the source's own gradients (NULL: dw is them). */
+    void (*backward)(bf_wsource *s, bf_model *m, bf_weight *w);
+    /* Zeroes w->dw when it is a buffer of the source's own (NULL: dw lies in m->grads). */
+    void (*zero_grad)(bf_wsource *s, bf_model *m, bf_weight *w);
+    void (*free)(bf_wsource *s);
+} bf_wsource_ops;
+
+struct bf_wsource {          /* sources embed this as their first member */
+    const bf_wsource_ops *ops;
+};
+
+/* One block matrix as forward and backward see it: y = x·W_effᵀ, [out, in]. */
+struct bf_weight {
+    size_t rows, cols;
+    float *w;                /* W_eff [rows, cols]; NULL when it runs on the integer kernels */
+    float *dw;               /* the backward adds dL/dW_eff here; NULL: no gradient */
+    const bf_tmat *tm;       /* integer-kernel form (int8 × ternary), or NULL */
+    int quant_input;         /* its input passes through int8 activations */
+    bf_param *param;         /* its own parameter: W, or the ternary latent */
+    bf_wsource *src;         /* NULL: plain F32 */
+};
+
+typedef struct {             /* a norm's weight (and LayerNorm's bias), with gradients */
+    float *w, *b, *dw, *db;  /* b, db NULL for RMSNorm; all NULL for an absent norm */
+} bf_norm_params;
+
+typedef struct {
+    bf_norm_params attn_norm, attn_sub_norm, mlp_norm, ffn_sub_norm;   /* sub norms: subln only */
+    bf_weight wq, wk, wv, wo, w1, w3, w2;                              /* w3: not with gelu */
+} bf_layer;
+
+#define BF_LAYER_WEIGHTS 7   /* wq wk wv wo w1 w3 w2, in that order */
+/* Layer l's block matrices (w3 absent with gelu): fills out, returns how many. */
+int bf_layer_weights(bf_layer *L, bf_weight *out[BF_LAYER_WEIGHTS]);
 
 typedef struct bf_acts bf_acts;
 
-typedef struct {
+struct bf_model {
     bf_config cfg;
-    bf_param *p;             /* in stream order */
+    bf_param *p;             /* the registry, in stream order */
     size_t np;
     float *params, *grads;   /* contiguous, n_params each */
     size_t n_params;
-    bf_acts *acts;           /* sized by bf_model_forward on first use */
+    /* the typed view, built once: pointers into params and grads */
+    bf_layer *layer;         /* [n_layer] */
+    float *tok_emb, *dtok_emb;   /* [V, D] */
+    float *pos_emb, *dpos_emb;   /* [ctx, D], learned positions only */
+    bf_norm_params out_norm;
+    float *head, *dhead;         /* [V, D]: tok_emb's when tied */
+    bf_acts *acts;           /* sized by the forward on first use */
     double last_loss;
     size_t last_targets;     /* targeted positions in the last forward */
-    /* KL anchor: when kl_weight > 0 the backward adds the gradient of
-     * kl_weight·KL(p_ref ‖ p_θ), mean over targeted positions, with kl_ref the
-     * reference's log-probabilities at the same positions ([M, vocab]). */
-    double kl_weight;
-    const float *kl_ref;
-    /* QK-clip bookkeeping: with track_qk set, the forward records each
-     * (layer, head)'s largest pre-softmax logit q·k/sqrt(hd) over the batch. */
-    int track_qk;
     int inference;           /* set by bf_model_use_int_kernels: no backward follows */
-    float *qk_max;           /* [n_layer · n_head] */
-} bf_model;
+    /* with track_qk set, the forward records each (layer, head)'s largest
+     * pre-softmax logit q·k/sqrt(hd) over the batch in qk_max [n_layer·n_head] */
+    int track_qk;
+    float *qk_max;
+};
 
 /* An F32 model from a configuration, parameters zero (bf-init fills them). */
 int bf_model_create(bf_model *m, const bf_config *c);
 /* From a model stream: F32 (or F16/BF16) tensors become parameters; a
- * ternary W with W.scale (and optional W.latent) becomes a quantized
- * parameter whose value is the latent, or scale·codes without one. */
+ * ternary group W, W.scale (and optional W.latent) becomes a ternary source
+ * whose parameter is the latent, or scale·codes without one.  Until a
+ * refresh, its forward sees the stream's scale·codes exactly. */
 int bf_model_from_tset(bf_model *m, const bf_header *h, const bf_tset *s);
 /* The same for inference on the integer kernels (bf_model_use_int_kernels
  * included): with act_bits 8, ternary matrices go from the stream straight
  * into the kernels' layout and take no float memory; no backward, no
  * writing the model back. */
 int bf_model_load_for_inference(bf_model *m, const bf_header *h, const bf_tset *s);
-/* Back to tensors: float parameters as F32; quantized ones as W (codes from
- * the current latent), W.scale and, with keep_latent, W.latent. */
-void bf_model_to_tset(const bf_model *m, int keep_latent, bf_tset *out);
+/* Back to tensors: float parameters as F32; ternary ones as their group
+ * (codes from the current latent, or the stream's if untrained), with
+ * W.latent when keep_latent.  -1 when memory runs out. */
+int bf_model_to_tset(const bf_model *m, int keep_latent, bf_tset *out);
 void bf_model_free(bf_model *m);
 
+/* By name, for tools and tests (the forward never looks names up). */
 bf_param *bf_model_param(const bf_model *m, const char *name);
+bf_weight *bf_model_weight(bf_model *m, const char *name);
 int bf_model_is_quantized(const bf_model *m);
-/* Re-quantizes every ternary matrix's forward view from its latent (the
- * stored codes and scales of a loaded model are dropped: the latent rules). */
-void bf_model_refresh(bf_model *m);
+/* Makes a block matrix ternary: a ternary source over its current values
+ * (the latent), quantized by q at the next refresh. */
+int bf_model_set_ternary(bf_model *m, bf_weight *w, const bf_qspec *q);
+/* Every source makes its effective weight anew from its parameters (a loaded
+ * ternary matrix drops the stream's codes: the latent rules). */
+int bf_model_refresh(bf_model *m);
 /* Inference on integer kernels: every ternary matrix of a model with
  * act_bits 8 runs as int8 activations × ternary codes with int32 sums.
  * No backward afterwards: the forward keeps one layer's activations, not
  * every layer's. */
 int bf_model_use_int_kernels(bf_model *m);
-/* Pointers of layer l into base (m->params or m->grads). */
-bf_layer_params bf_model_layer(const bf_model *m, float *base, int l);
 
 /* Forward on B rows of T ≤ ctx tokens: x[B·T] tokens, y[B·T] targets (-1: no
  * loss; y may be NULL for no loss).  Returns the mean cross-entropy over
- * targeted positions (0 when none) and keeps what the backward needs.
- * Per-row results, when wanted, come back through bf_model_row_stats. */
+ * targeted positions (0 when none) and keeps what the backward needs; NaN
+ * with bf_err set when memory for the activations cannot be had. */
 double bf_model_forward(bf_model *m, const int32_t *x, const int32_t *y, int B, int T);
 /* Incremental decoding with a key/value cache, as generation runs: after
  * bf_model_cache_begin(m, B), calls with pos0 = 0, T₀, T₀+T₁, … feed each of
  * B rows its next positions (x, y as bf_model_forward, [B·T]); queries attend
  * to every position fed so far.  The results equal one bf_model_forward over
  * the whole rows (up to the rounding of differently shaped products).  No
- * backward follows a cached forward.  cache_begin returns -1 when out of memory. */
+ * backward follows a cached forward.  cache_begin returns -1 when out of
+ * memory; a cached forward that does not match the cache returns NaN. */
 int bf_model_cache_begin(bf_model *m, int B);
 double bf_model_forward_cached(bf_model *m, const int32_t *x, const int32_t *y, int B, int T, int pos0);
-/* Adds d(loss)/d(params) of the last forward to m->grads. */
-void bf_model_backward(bf_model *m);
+
+/* The backward, in two calls so that loss terms can join in between:
+ * bf_model_dlogits writes d(mean cross-entropy)/d(logits) of the last
+ * forward, (softmax − onehot)/M at its M targeted positions, and returns that
+ * [M, vocab] buffer (NULL when there were no targets); a loss term adds its
+ * own gradient there (bf/train.h's KL anchor); bf_model_backward then adds
+ * d(loss)/d(params) to m->grads through every source.  -1 (bf_err) on a
+ * model set up for inference. */
+float *bf_model_dlogits(bf_model *m);
+int bf_model_backward(bf_model *m);
 void bf_model_zero_grad(bf_model *m);
+
 /* After a forward with targets: for row b, targeted positions and how many
  * were predicted right (argmax, first maximum on ties). */
 void bf_model_row_stats(const bf_model *m, int b, int *targets, int *correct);
-/* KL(p_ref ‖ p_θ), mean over the last forward's targeted positions. */
-double bf_model_kl(const bf_model *m, const float *ref_logp);
-/* MuonClip: every head whose last recorded max logit exceeds tau has its
- * wq and wk rows scaled by sqrt(tau/max) (the latent weights on ternary
- * layers).  Returns the number of heads clipped. */
-int bf_model_qk_clip(bf_model *m, double tau);
 /* After a forward: the log-probabilities at the k-th targeted position
  * (vocab floats), and the targeted positions' row·T+t indices. */
 const float *bf_model_target_logprobs(const bf_model *m, size_t k);

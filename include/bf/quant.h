@@ -1,4 +1,4 @@
-/* bf/quant.h — the quantizers of DESIGN §4: ternary weights and int8 activations.
+/* bf/quant.h — the quantizers' numerics, one of each (part: quant).
  *
  * absmean (BitNet b1.58):  γ = max(mean|W|, 1e-5)  (per tensor, or per row)
  *                          code = clamp(roundf(W/γ), -1, 1),  scale = γ
@@ -6,36 +6,28 @@
  *                          |w| > τ·α, else 0; scale = mean |w| over the row's
  *                          non-zero codes (the least-squares scale), 0 if none
  * activations (int8):      per row, s = 127 / max(max|x|, 1e-5),
- *                          x_q = clamp(roundf(x·s), -128, 127) / s */
+ *                          q = clamp(roundf(x·s), -128, 127), x_q = q / s
+ *
+ * The int8 activation quantizer exists once: bf_quant_rows_i8 gives the
+ * integer kernels their q, and bf_quant_acts gives the float forward the same
+ * q divided back by s, so both paths see the same activations. */
 #ifndef BF_QUANT_H
 #define BF_QUANT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bf/tensor.h"
-#include "bf/val.h"
+#include "bf/qspec.h"
 
-typedef enum { BF_Q_NONE, BF_Q_ABSMEAN, BF_Q_THRESHOLD } bf_qmethod;
-
-typedef struct {
-    bf_qmethod method;
-    float tau;        /* threshold */
-    int per_row;      /* absmean: one scale per row; threshold: always per row */
-    bf_dtype pack;    /* BF_TQ2 or BF_TQ1 */
-} bf_qspec;
-
-/* Scales the rule produces: 1, or rows. */
-size_t bf_qspec_nscales(const bf_qspec *q, size_t rows);
-/* codes[rows·cols] in {-1,0,1}, scale[nscales]. */
+/* codes[rows·cols] in {-1,0,1}, scale[bf_qspec_nscales]. */
 void bf_quant_weights(const bf_qspec *q, const float *w, size_t rows, size_t cols, int8_t *codes, float *scale);
-/* w_eff = scale·codes, in place of the forward's view of the weight. */
+/* w_eff = scale·codes, the weight a straight-through forward sees. */
 void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, float *w_eff);
-/* x_q for n rows of width d (in-place allowed). */
-void bf_quant_acts(const float *x, size_t n, size_t d, float *xq);
 
-/* The ternary tensor meta {"method", "threshold", "per_row"} and back. */
-bf_val *bf_qspec_meta(const bf_qspec *q);
-int bf_qspec_from_meta(const bf_val *meta, bf_dtype pack, size_t nscales, size_t rows, bf_qspec *q);
+/* x [N, cols] → q [N, kpad] int8 (zero padded to kpad ≥ cols), inv_s[n] = 1/s,
+ * qsum[n] = Σ q (the integer kernels' inputs). */
+void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum);
+/* x_q = q/s for n rows of width d (in place allowed): the same activations in float. */
+void bf_quant_acts(const float *x, size_t n, size_t d, float *xq);
 
 #endif

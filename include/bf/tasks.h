@@ -1,4 +1,4 @@
-/* bf/tasks.h — generated data sets (bf-data; DESIGN §5). */
+/* bf/tasks.h — generated data sets (part: methods; bf-data(1)). */
 #ifndef BF_TASKS_H
 #define BF_TASKS_H
 

@@ -1,19 +1,15 @@
-/* bf/tensor.h — dtypes, tensors and named sets of tensors. */
+/* bf/tensor.h — dtypes, tensors and named sets of tensors (part: stream). */
 #ifndef BF_TENSOR_H
 #define BF_TENSOR_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf/dtype.h"
 #include "bf/val.h"
 
 #define BF_MAX_DIMS 8
 #define BF_MAX_NAME 255
-
-typedef enum {
-    BF_F32, BF_F16, BF_BF16, BF_I8, BF_U8, BF_I32, BF_I64, BF_TQ2, BF_TQ1,
-    BF_NDTYPES
-} bf_dtype;
 
 const char *bf_dtype_name(bf_dtype dt);
 int bf_dtype_parse(const char *s, bf_dtype *out);  /* 0, or -1 if unknown */

@@ -1,4 +1,5 @@
-/* bf/ternary.h — the TQ2 and TQ1 packings of ternary weights (DESIGN §3).
+/* bf/ternary.h — the TQ2 and TQ1 packings of ternary weights (part: stream;
+ * bf-stream(5)).  The only code that knows the stream's ternary byte layout.
  *
  * A weight w ∈ {-1, 0, +1} is stored as the code c = w + 1.
  *   TQ2: 4 codes a byte, weight k of a row in bits 2(k%4)..2(k%4)+1 of byte k/4.
@@ -10,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bf/tensor.h"
+#include "bf/dtype.h"
 
 /* Bytes a packed row of `cols` weights takes (0 if dt is not ternary). */
 uint64_t bf_ternary_row_bytes(bf_dtype dt, uint64_t cols);

@@ -1,4 +1,5 @@
-/* bf/train.h — the training loop that every training program shares.
+/* bf/train.h — the training loop that every training program shares, its
+ * loss terms and post-step hooks (part: train).
  *
  * Batches: when the batch is at least the train split's size, every step
  * uses the whole split in order; otherwise the rows are visited in epochs,
@@ -10,8 +11,6 @@
 #ifndef BF_TRAIN_H
 #define BF_TRAIN_H
 
-#include <stdio.h>
-
 #include "bf/data.h"
 #include "bf/model.h"
 #include "bf/optim.h"
@@ -19,20 +18,33 @@
 typedef enum { BF_SCHED_COSINE, BF_SCHED_CONSTANT } bf_schedule;
 extern const char *const bf_schedule_names[];
 
+typedef struct bf_train_result bf_train_result;
+
+/* What a step did, for the caller's log and progress line (the library
+ * prints nothing). */
+typedef struct {
+    int step, steps;           /* steps done (1-based), of */
+    double loss, lr, grad_norm, seconds;
+    int evaluated_now;         /* the val split was evaluated at this step */
+    const bf_train_result *res;   /* the run so far: val metrics, kl, clips */
+} bf_train_step;
+
+typedef void (*bf_train_hook)(void *ctx, const bf_train_step *s);
+
 typedef struct {
     int steps, batch, warmup, eval_every, eval_batch;
     double lr, clip;
     bf_schedule schedule;
     double stop_exact;         /* > 0: stop once val exact match reaches it (checked at evaluations) */
     uint64_t seed;
-    FILE *log;                 /* JSON lines, or NULL */
-    int progress;              /* draw a progress line on stderr */
+    bf_train_hook on_step;     /* called after every step, or NULL */
+    void *hook_ctx;
     double kl;                 /* > 0: loss += kl·KL(p_ref ‖ p_θ) against kl_ref */
     bf_model *kl_ref;          /* the frozen reference */
     double qk_clip;            /* > 0: MuonClip threshold τ after each step */
 } bf_train_cfg;
 
-typedef struct {
+struct bf_train_result {
     int steps_done;
     double last_loss, seconds;
     int evaluated;             /* a val evaluation happened */
@@ -40,7 +52,7 @@ typedef struct {
     int stopped_early;
     double last_kl;
     long qk_clipped;          /* head clips over the run */
-} bf_train_result;
+};
 
 /* A per-step hook for optimizers with their own update (Muon …): when set,
  * it replaces bf_optim_step. */
@@ -51,5 +63,19 @@ double bf_train_lr(const bf_train_cfg *c, int step);
 double bf_grad_clip(bf_model *m, double max_norm);   /* returns the norm before clipping */
 int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn, void *step_ctx,
              const bf_train_cfg *c, bf_train_result *res);
+
+/* The KL anchor, a loss term: kl·KL(p_ref ‖ p_θ), mean over the last
+ * forward's M targeted positions, with ref_logp [M, vocab] the frozen
+ * reference's log-probabilities at the same positions.  bf_kl_anchor gives
+ * the KL; bf_kl_anchor_grad adds weight·d KL/d logits = weight·(p − p_ref)/M
+ * to the model's dlogits (bf_model_dlogits), before bf_model_backward. */
+double bf_kl_anchor(const bf_model *m, const float *ref_logp);
+void bf_kl_anchor_grad(const bf_model *m, const float *ref_logp, double weight, float *dlogits);
+
+/* QK-clip (MuonClip), a post-step hook: every head whose largest attention
+ * logit in the last forward (m->qk_max, recorded with m->track_qk) exceeds
+ * tau has its wq and wk rows scaled by sqrt(tau/max) (the latent weights on
+ * ternary layers).  Returns the number of heads clipped. */
+int bf_qk_clip(bf_model *m, double tau);
 
 #endif

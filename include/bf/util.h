@@ -1,24 +1,16 @@
-/* bf/util.h — allocation, the library's error message, small helpers.
+/* bf/util.h — allocation and small helpers (part: support).
  *
- * Library functions report failure by returning -1 (or NULL) after setting
- * one message with bf_err(); programs print it through bf_die() (cli.h).
- * Small allocations that fail end the program ("out of memory"): they are
- * bounded by validated sizes, so failing there means the machine is out. */
+ * Small allocations (bf_x*) that fail go to the out-of-memory hook of
+ * bf/log.h: they are bounded by validated sizes, so failing there means the
+ * machine is out.  Large ones (bf_aligned_alloc, bf_pages_alloc) return NULL
+ * with the library's message set (bf/error.h), for the caller to report. */
 #ifndef BF_UTIL_H
 #define BF_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__GNUC__)
-#define BF_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define BF_PRINTF(a, b)
-#endif
-
-extern const char *bf_progname;   /* for messages the library prints itself */
-int bf_err(const char *fmt, ...) BF_PRINTF(1, 2);  /* sets the message, returns -1 */
-const char *bf_errmsg(void);
+#include "bf/error.h"
 
 void *bf_xmalloc(size_t n);
 void *bf_xcalloc(size_t n, size_t size);

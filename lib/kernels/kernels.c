@@ -6,8 +6,6 @@
 #include "kernels_avx512.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,7 +97,7 @@ static void repack_row(bf_dtype pack, const int8_t *w, size_t cols, size_t kpad,
     pack_block(last, out);
 }
 
-static int tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const float *scale, int per_row)
+int bf_tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const float *scale, int per_row)
 {
     memset(m, 0, sizeof *m);
     if (pack != BF_TQ2 && pack != BF_TQ1) return bf_err("kernel layout needs TQ2 or TQ1");
@@ -116,44 +114,16 @@ static int tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const
     return m->blocks ? 0 : -1;
 }
 
+void bf_tmat_set_row(bf_tmat *m, size_t r, const int8_t *codes)
+{
+    repack_row(m->pack, codes, m->cols, m->kpad, m->blocks + r * m->row_bytes);
+}
+
 int bf_tmat_from_codes(bf_tmat *m, bf_dtype pack, const int8_t *codes, size_t rows, size_t cols, const float *scale,
                        int per_row)
 {
-    if (tmat_alloc(m, pack, rows, cols, scale, per_row)) return -1;
-    for (size_t r = 0; r < rows; r++) repack_row(pack, codes + r * cols, cols, m->kpad, m->blocks + r * m->row_bytes);
-    return 0;
-}
-
-/* the weights (w = code - 1) of every packed byte value: TQ2 holds four
- * 2-bit codes, low bits first; TQ1 five base-3 digits, lowest first */
-static int8_t tq2_weights[256][4], tq1_weights[243][5];
-static pthread_once_t weights_once = PTHREAD_ONCE_INIT;
-
-static void weights_init(void)
-{
-    for (unsigned v = 0; v < 256; v++)
-        for (unsigned s = 0; s < 4; s++) tq2_weights[v][s] = (int8_t)((int)((v >> (2 * s)) & 3u) - 1);
-    for (unsigned v = 0; v < 243; v++)
-        for (unsigned s = 0, x = v; s < 5; s++, x /= 3) tq1_weights[v][s] = (int8_t)((int)(x % 3) - 1);
-}
-
-int bf_tmat_from_packed(bf_tmat *m, bf_dtype pack, const uint8_t *packed, size_t rows, size_t cols, const float *scale,
-                        int per_row)
-{
-    if (tmat_alloc(m, pack, rows, cols, scale, per_row)) return -1;
-    pthread_once(&weights_once, weights_init);
-    size_t per = pack == BF_TQ1 ? 5 : 4, rb = cols / per + (cols % per != 0);
-    int8_t *w = bf_xmalloc(rb * per);   /* a row, with its last byte's unused slots */
-    for (size_t r = 0; r < rows; r++) {
-        const uint8_t *p = packed + r * rb;
-        /* the payload was validated: TQ1 bytes are below 243 */
-        if (pack == BF_TQ2)
-            for (size_t i = 0; i < rb; i++) memcpy(w + 4 * i, tq2_weights[p[i]], 4);
-        else
-            for (size_t i = 0; i < rb; i++) memcpy(w + 5 * i, tq1_weights[p[i] < 243 ? p[i] : 0], 5);
-        repack_row(pack, w, cols, m->kpad, m->blocks + r * m->row_bytes);
-    }
-    free(w);
+    if (bf_tmat_alloc(m, pack, rows, cols, scale, per_row)) return -1;
+    for (size_t r = 0; r < rows; r++) bf_tmat_set_row(m, r, codes + r * cols);
     return 0;
 }
 
@@ -163,43 +133,15 @@ void bf_tmat_free(bf_tmat *m)
     memset(m, 0, sizeof *m);
 }
 
-/* roundf (half away from zero) for |x| < 2^22, without a library call:
- * adding the float just below 0.5 carries exactly when x's fraction is at
- * least one half, and the conversion truncates toward zero. */
-static inline int32_t round_away(float x) { return (int32_t)(x + copysignf(0.49999997f, x)); }
-
-void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum)
-{
-    for (size_t n = 0; n < N; n++) {
-        const float *a = x + n * cols;
-        int8_t *o = q + n * kpad;
-        float mx = 0;
-        for (size_t c = 0; c < cols; c++) {
-            float v = fabsf(a[c]);
-            mx = v > mx ? v : mx;
-        }
-        float s = 127.0f / (mx > 1e-5f ? mx : 1e-5f);
-        int32_t sum = 0;
-        for (size_t c = 0; c < cols; c++) {
-            int32_t v = round_away(a[c] * s);
-            v = v > 127 ? 127 : v < -128 ? -128 : v;
-            o[c] = (int8_t)v;
-            sum += v;
-        }
-        memset(o + cols, 0, kpad - cols);
-        inv_s[n] = 1.0f / s;
-        qsum[n] = sum;
-    }
-}
-
 /* Scratch memory reused across calls (per thread), so that a model's many
  * products do not each map, fault in and zero fresh pages. */
 static void *scratch(void **buf, size_t *cap, size_t n)
 {
     if (n > *cap) {
         bf_aligned_free(*buf);
+        *cap = 0;
         *buf = bf_aligned_alloc(n);
-        if (!*buf) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+        if (!*buf) return NULL;
         *cap = n;
     }
     return *buf;
@@ -487,6 +429,7 @@ typedef struct {
     float *y;
     int accumulate;
     bf_kernel_level lv;
+    int failed;            /* a thread could not get its scratch memory */
 } fwd_job;
 
 #define NBLK 16   /* activation rows per pass: they stay in cache across weight rows */
@@ -507,7 +450,7 @@ static void emit(const fwd_job *j, size_t n, size_t o, int32_t d)
 
 static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
 {
-    const fwd_job *j = ctx;
+    fwd_job *j = ctx;
     const bf_tmat *m = j->m;
     if (j->N < UNPACK_MIN_N) {   /* matrix-vector: straight from the packed blocks */
         for (size_t o = r0; o < r1; o++) {
@@ -519,6 +462,7 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     static _Thread_local void *codes_buf;
     static _Thread_local size_t codes_cap;
     uint8_t *codes = scratch(&codes_buf, &codes_cap, TILE * m->kpad);
+    if (!codes) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); return; }
     for (size_t o0 = r0; o0 < r1; o0 += TILE) {
         size_t nr = r1 - o0 < TILE ? r1 - o0 : TILE;
         for (size_t r = 0; r < nr; r++) unpack_row(m, j->lv, m->blocks + (o0 + r) * m->row_bytes, codes + r * m->kpad);
@@ -549,20 +493,17 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     }
 }
 
-void bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc)
+int bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc)
 {
-    fwd_job j = {m, q, qsum, NULL, N, acc, NULL, 0, bf_kernel_level_get()};
+    fwd_job j = {m, q, qsum, NULL, N, acc, NULL, 0, bf_kernel_level_get(), 0};
     bf_parallel(m->rows, 16, fwd_rows, &j);
+    return j.failed ? bf_err("out of memory for the kernels' scratch") : 0;
 }
 
-void bf_tmat_forward(const bf_tmat *m, const float *x, size_t N, float *y, int accumulate)
+int bf_tmat_forward(const bf_tmat *m, const int8_t *q, const float *inv_s, const int32_t *qsum, size_t N, float *y,
+                    int accumulate)
 {
-    static _Thread_local void *qb, *sb;
-    static _Thread_local size_t qcap, scap;
-    int8_t *q = scratch(&qb, &qcap, N * m->kpad + 64);
-    float *inv_s = scratch(&sb, &scap, N * (sizeof(float) + sizeof(int32_t)) + 64);
-    int32_t *qsum = (int32_t *)(inv_s + N);
-    bf_quant_rows_i8(x, N, m->cols, m->kpad, q, inv_s, qsum);
-    fwd_job j = {m, q, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get()};
+    fwd_job j = {m, q, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get(), 0};
     bf_parallel(m->rows, 16, fwd_rows, &j);
+    return j.failed ? bf_err("out of memory for the kernels' scratch") : 0;
 }

@@ -83,10 +83,11 @@ int bf_task_modarith(const bf_modarith_cfg *c, bf_header *h, bf_tset *out)
     bf_val_set(h->meta, "p", bf_val_int(P));
     bf_val_set(h->meta, "frac", bf_val_float(c->frac));
     bf_val_set(h->meta, "seed", bf_val_int((int64_t)c->seed));
-    bf_data_to_tset(&train, &val, out);
+    int rc = bf_data_to_tset(&train, &val, out);
     bf_rows_free(&train);
     bf_rows_free(&val);
-    return 0;
+    if (rc) bf_header_release(h);
+    return rc;
 }
 
 /* The answer for one seq input of n digits; returns its length. */
@@ -211,10 +212,11 @@ int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
     bf_val_set(h->meta, "max_len", bf_val_int(c->max_len));
     if (c->prompt) bf_val_set(h->meta, "prompt", bf_val_str(c->prompt));
     bf_val_set(h->meta, "seed", bf_val_int((int64_t)c->seed));
-    bf_data_to_tset(&train, &val, out);
+    int rc = bf_data_to_tset(&train, &val, out);
     bf_rows_free(&train);
     bf_rows_free(&val);
-    return 0;
+    if (rc) bf_header_release(h);
+    return rc;
 }
 
 int bf_task_text(const bf_text_cfg *c, bf_header *h, bf_tset *out)
@@ -251,8 +253,9 @@ int bf_task_text(const bf_text_cfg *c, bf_header *h, bf_tset *out)
     bf_val_set(h->meta, "vocab", bf_val_int(256));
     bf_val_set(h->meta, "ctx", bf_val_int((int64_t)T));
     bf_val_set(h->meta, "val_frac", bf_val_float(c->val_frac));
-    bf_data_to_tset(&train, &val, out);
+    int rc = bf_data_to_tset(&train, &val, out);
     bf_rows_free(&train);
     bf_rows_free(&val);
-    return 0;
+    if (rc) bf_header_release(h);
+    return rc;
 }

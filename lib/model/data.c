@@ -45,9 +45,7 @@ int bf_data_load(const char *path, bf_dataset *d)
     d->vocab = (int)v;
     d->ctx = (int)c;
     if (get_split(d, "train", &d->train) || get_split(d, "val", &d->val)) {
-        char why[300];
-        snprintf(why, sizeof why, "%s", bf_errmsg());
-        bf_err("%s: %s", label, why);
+        bf_err_context("%s: ", label);
         goto fail;
     }
     rc = 0;
@@ -104,19 +102,22 @@ void bf_rows_free(bf_rows *r)
     memset(r, 0, sizeof *r);
 }
 
-static void add_split(bf_tset *out, const char *name, const bf_rows *r, int which)
+static int add_split(bf_tset *out, const char *name, const bf_rows *r, int which)
 {
     bf_tensor *t = bf_tset_add(out);
     uint64_t shape[2] = {r->rows, r->T};
-    if (bf_tensor_init(t, name, BF_I32, 2, shape)) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+    if (bf_tensor_init(t, name, BF_I32, 2, shape)) return -1;
     if (r->rows) memcpy(t->data, which ? r->y : r->x, r->rows * r->T * sizeof(int32_t));
+    return 0;
 }
 
-void bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out)
+int bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out)
 {
     memset(out, 0, sizeof *out);
-    add_split(out, "train.x", train, 0);
-    add_split(out, "train.y", train, 1);
-    add_split(out, "val.x", val, 0);
-    add_split(out, "val.y", val, 1);
+    if (add_split(out, "train.x", train, 0) || add_split(out, "train.y", train, 1) || add_split(out, "val.x", val, 0) ||
+        add_split(out, "val.y", val, 1)) {
+        bf_tset_release(out);
+        return -1;
+    }
+    return 0;
 }

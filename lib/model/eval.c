@@ -1,8 +1,8 @@
-/* eval.c — metrics of a model on a data split (DESIGN §5). */
+/* eval.c — metrics of a model on a data split (bf/data.h). */
 #include "bf/data.h"
 #include "bf/util.h"
 
-#include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,13 +34,15 @@ static void tally_done(const tally *t, size_t rows, bf_metrics *out)
     out->exact = t->scored ? (double)t->exact / (double)t->scored : 0;
 }
 
-void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
+int bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
 {
     tally t = {0};
     size_t T = s->T;
     for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
         int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
-        tally_forward(&t, m, bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T));
+        double loss = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
+        if (isnan(loss) && m->last_targets == 0) return -1;   /* the forward could not run */
+        tally_forward(&t, m, loss);
         for (int b = 0; b < B; b++) {
             int nt, nc;
             bf_model_row_stats(m, b, &nt, &nc);
@@ -48,12 +50,13 @@ void bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
         }
     }
     tally_done(&t, s->rows, out);
+    return 0;
 }
 
 /* The same metrics one position at a time through the key/value cache:
  * position t of B rows per forward, as generation would run them.  Positions
  * after a batch's last target are not fed (nothing depends on them). */
-void bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
+int bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
 {
     tally t = {0};
     size_t T = s->T;
@@ -61,7 +64,7 @@ void bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_met
     int *nt = bf_xcalloc((size_t)batch * 2, sizeof *nt), *nc = nt + batch;
     for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
         int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
-        if (bf_model_cache_begin(m, B)) { fprintf(stderr, "%s: %s\n", bf_progname, bf_errmsg()); exit(1); }
+        if (bf_model_cache_begin(m, B)) goto fail;
         size_t end = 0;
         for (size_t k = r0 * T; k < (r0 + (size_t)B) * T; k++)
             if (s->y[k] >= 0 && k % T + 1 > end) end = k % T + 1;
@@ -71,7 +74,9 @@ void bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_met
                 xt[b] = s->x[(r0 + (size_t)b) * T + p];
                 yt[b] = s->y[(r0 + (size_t)b) * T + p];
             }
-            tally_forward(&t, m, bf_model_forward_cached(m, xt, yt, B, 1, (int)p));
+            double loss = bf_model_forward_cached(m, xt, yt, B, 1, (int)p);
+            if (isnan(loss) && m->last_targets == 0) goto fail;
+            tally_forward(&t, m, loss);
             for (int b = 0; b < B; b++) {
                 int n, c;
                 bf_model_row_stats(m, b, &n, &c);
@@ -84,4 +89,9 @@ void bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_met
     free(xt);
     free(nt);
     tally_done(&t, s->rows, out);
+    return 0;
+fail:
+    free(xt);
+    free(nt);
+    return -1;
 }

@@ -6,11 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t bf_qspec_nscales(const bf_qspec *q, size_t rows)
-{
-    return (q->method == BF_Q_THRESHOLD || q->per_row) ? rows : 1;
-}
-
 static float clamp1(float v) { return v > 1.0f ? 1.0f : v < -1.0f ? -1.0f : v; }
 
 void bf_quant_weights(const bf_qspec *q, const float *w, size_t rows, size_t cols, int8_t *codes, float *scale)
@@ -61,58 +56,50 @@ void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, 
     free(scale);
 }
 
+/* roundf (half away from zero) for |x| < 2^22, without a library call:
+ * adding the float just below 0.5 carries exactly when x's fraction is at
+ * least one half, and the conversion truncates toward zero. */
+static inline int32_t round_away(float x) { return (int32_t)(x + copysignf(0.49999997f, x)); }
+
+/* One row: q[c] = clamp(round(x[c]·s), -128, 127); returns s, sets *sum = Σ q. */
+static inline float quant_row_i8(const float *a, size_t cols, int8_t *o, int32_t *sum)
+{
+    float mx = 0;
+    for (size_t c = 0; c < cols; c++) {
+        float v = fabsf(a[c]);
+        mx = v > mx ? v : mx;
+    }
+    float s = 127.0f / (mx > 1e-5f ? mx : 1e-5f);
+    int32_t total = 0;
+    for (size_t c = 0; c < cols; c++) {
+        int32_t v = round_away(a[c] * s);
+        v = v > 127 ? 127 : v < -128 ? -128 : v;
+        o[c] = (int8_t)v;
+        total += v;
+    }
+    *sum = total;
+    return s;
+}
+
+void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum)
+{
+    for (size_t n = 0; n < N; n++) {
+        int8_t *o = q + n * kpad;
+        float s = quant_row_i8(x + n * cols, cols, o, &qsum[n]);
+        memset(o + cols, 0, kpad - cols);
+        inv_s[n] = 1.0f / s;
+    }
+}
+
 void bf_quant_acts(const float *x, size_t n, size_t d, float *xq)
 {
+    int8_t *q = bf_xmalloc(d ? d : 1);
     for (size_t r = 0; r < n; r++) {
-        const float *a = x + r * d;
-        float *o = xq + r * d, m = 0;
-        for (size_t c = 0; c < d; c++) {
-            float v = fabsf(a[c]);
-            m = v > m ? v : m;
-        }
-        float s = 127.0f / (m > 1e-5f ? m : 1e-5f);
-        for (size_t c = 0; c < d; c++) {
-            /* roundf, half away from zero: see bf_quant_rows_i8 */
-            int32_t v = (int32_t)(a[c] * s + copysignf(0.49999997f, a[c] * s));
-            v = v > 127 ? 127 : v < -128 ? -128 : v;
-            o[c] = (float)v / s;
-        }
+        int32_t sum;
+        float s = quant_row_i8(x + r * d, d, q, &sum), *o = xq + r * d;
+        /* divided by s, not multiplied by 1/s: the rounding the model's
+         * numbers were measured with */
+        for (size_t c = 0; c < d; c++) o[c] = (float)q[c] / s;
     }
-}
-
-bf_val *bf_qspec_meta(const bf_qspec *q)
-{
-    bf_val *m = bf_val_map();
-    bf_val_set(m, "method", bf_val_str(q->method == BF_Q_THRESHOLD ? "threshold" : "absmean"));
-    if (q->method == BF_Q_THRESHOLD) bf_val_set(m, "threshold", bf_val_float(q->tau));
-    bf_val_set(m, "per_row", bf_val_bool(q->method == BF_Q_THRESHOLD || q->per_row));
-    return m;
-}
-
-int bf_qspec_from_meta(const bf_val *meta, bf_dtype pack, size_t nscales, size_t rows, bf_qspec *q)
-{
-    memset(q, 0, sizeof *q);
-    q->pack = pack;
-    q->method = BF_Q_ABSMEAN;
-    const char *method = meta ? bf_val_get_str(meta, "method") : NULL;
-    if (method && strcmp(method, "threshold") == 0) {
-        double tau;
-        if (bf_val_get_num(meta, "threshold", 0, &tau) != 0 || !(tau >= 0) || tau > 1e6)
-            return bf_err("threshold tensor without a valid 'threshold'");
-        q->method = BF_Q_THRESHOLD;
-        q->tau = (float)tau;
-        q->per_row = 1;
-    } else if (method && strcmp(method, "absmean") != 0) {
-        return bf_err("unknown quantization method '%.32s'", method);
-    }
-    /* the scale tensor's length says whether the scale is per row */
-    if (nscales != 1 && nscales != rows) return bf_err("scale has %zu entries, not 1 or %zu", nscales, rows);
-    if (q->method == BF_Q_ABSMEAN) q->per_row = nscales != 1 || rows == 1 ? (nscales == rows && rows > 1) : 0;
-    if (q->method == BF_Q_ABSMEAN && meta) {
-        int pr;
-        if (bf_val_get_bool(meta, "per_row", q->per_row, &pr) == 0 && rows > 1 && pr != (nscales == rows))
-            return bf_err("meta per_row disagrees with the scale's length");
-        if (rows == 1 && bf_val_get_bool(meta, "per_row", 0, &pr) == 0) q->per_row = pr;
-    }
-    return 0;
+    free(q);
 }

@@ -1,8 +1,23 @@
-/* ternary.c — TQ2/TQ1 packing, unpacking and validation. */
+/* ternary.c — TQ2/TQ1 packing, unpacking and validation: the one owner of
+ * the stream's ternary byte layout (bf/ternary.h). */
 #include "bf/ternary.h"
 #include "bf/util.h"
 
+#include <pthread.h>
 #include <string.h>
+
+/* the weights (w = code - 1) of every packed byte value: TQ2 holds four
+ * 2-bit codes, low bits first; TQ1 five base-3 digits, lowest first */
+static int8_t tq2_weights[256][4], tq1_weights[243][5];
+static pthread_once_t weights_once = PTHREAD_ONCE_INIT;
+
+static void weights_init(void)
+{
+    for (unsigned v = 0; v < 256; v++)
+        for (unsigned s = 0; s < 4; s++) tq2_weights[v][s] = (int8_t)((int)((v >> (2 * s)) & 3u) - 1);
+    for (unsigned v = 0; v < 243; v++)
+        for (unsigned s = 0, x = v; s < 5; s++, x /= 3) tq1_weights[v][s] = (int8_t)((int)(x % 3) - 1);
+}
 
 uint64_t bf_ternary_row_bytes(bf_dtype dt, uint64_t cols)
 {
@@ -30,15 +45,18 @@ void bf_ternary_pack_row(bf_dtype dt, const int8_t *w, uint64_t cols, uint8_t *o
 
 void bf_ternary_unpack_row(bf_dtype dt, const uint8_t *in, uint64_t cols, int8_t *w)
 {
+    pthread_once(&weights_once, weights_init);
+    /* whole bytes through the tables (a loaded model's rows go through here),
+     * the last, partial byte slot by slot */
     if (dt == BF_TQ2) {
-        for (uint64_t k = 0; k < cols; k++)
-            w[k] = (int8_t)(((in[k / 4] >> (2 * (k % 4))) & 3) - 1);
+        uint64_t k = 0;
+        for (; k + 4 <= cols; k += 4) memcpy(w + k, tq2_weights[in[k / 4]], 4);
+        for (; k < cols; k++) w[k] = (int8_t)(((in[k / 4] >> (2 * (k % 4))) & 3) - 1);
     } else {
-        for (uint64_t k = 0; k < cols; k += 5) {
-            unsigned v = in[k / 5];
-            for (uint64_t i = 0; i < 5 && k + i < cols; i++, v /= 3)
-                w[k + i] = (int8_t)(v % 3) - 1;
-        }
+        uint64_t k = 0;
+        /* a byte of 243 or more is invalid (bf_ternary_validate); never read past the table */
+        for (; k + 5 <= cols; k += 5) memcpy(w + k, tq1_weights[in[k / 5] < 243 ? in[k / 5] : 0], 5);
+        for (unsigned v = k < cols ? in[k / 5] : 0; k < cols; k++, v /= 3) w[k] = (int8_t)(v % 3) - 1;
     }
 }
 

@@ -1,5 +1,6 @@
-/* util.c — allocation, the error message, a clock. */
+/* util.c — allocation, a clock, strerror for messages. */
 #include "bf/util.h"
+#include "bf/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -10,57 +11,31 @@
 #include <time.h>
 #include <unistd.h>
 
-static _Thread_local char errbuf[512];
-
-int bf_err(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-const char *bf_errmsg(void) { return errbuf[0] ? errbuf : "unknown error"; }
-
-const char *bf_progname = "bitforge";
-
-/* _exit: no atexit handlers (a BLAS library's may wait on threads that
- * themselves cannot get memory), no buffers flushed (no partial stream). */
-static void oom(void)
-{
-    char msg[128];
-    int n = snprintf(msg, sizeof msg, "%s: out of memory\n", bf_progname);
-    ssize_t r = write(2, msg, n > 0 ? (size_t)n : 0);
-    (void)r;
-    _exit(1);
-}
-
 void *bf_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
-    if (!p) oom();
+    if (!p) bf_out_of_memory();
     return p;
 }
 
 void *bf_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) oom();
+    if (!p) bf_out_of_memory();
     return p;
 }
 
 void *bf_xrealloc(void *p, size_t n)
 {
     p = realloc(p, n ? n : 1);
-    if (!p) oom();
+    if (!p) bf_out_of_memory();
     return p;
 }
 
 char *bf_xstrdup(const char *s)
 {
     char *d = strdup(s);
-    if (!d) oom();
+    if (!d) bf_out_of_memory();
     return d;
 }
 

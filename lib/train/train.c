@@ -92,34 +92,6 @@ static void batcher_free(batcher *b)
     free(b->y);
 }
 
-static void log_line(FILE *f, int step, double loss, double lr, double gnorm, double secs, const bf_metrics *val,
-                     const bf_train_cfg *c, const bf_train_result *res)
-{
-    fprintf(f, "{\"step\":%d,\"loss\":", step);
-    bf_json_num(f, loss);
-    if (c->kl > 0) {
-        fprintf(f, ",\"kl\":");
-        bf_json_num(f, res->last_kl);
-    }
-    if (c->qk_clip > 0) fprintf(f, ",\"qk_clipped\":%ld", res->qk_clipped);
-    fprintf(f, ",\"lr\":");
-    bf_json_num(f, lr);
-    fprintf(f, ",\"grad_norm\":");
-    bf_json_num(f, gnorm);
-    fprintf(f, ",\"seconds\":");
-    bf_json_num(f, round(secs * 1000) / 1000);
-    if (val) {
-        fprintf(f, ",\"val_loss\":");
-        bf_json_num(f, val->loss);
-        fprintf(f, ",\"val_token_acc\":");
-        bf_json_num(f, val->token_acc);
-        fprintf(f, ",\"val_exact\":");
-        bf_json_num(f, val->exact);
-    }
-    fprintf(f, "}\n");
-    fflush(f);
-}
-
 int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn, void *step_ctx,
              const bf_train_cfg *c, bf_train_result *res)
 {
@@ -128,7 +100,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
     int quantized = bf_model_is_quantized(m);
     batcher b;
     batcher_init(&b, &d->train, (size_t)c->batch, c->seed);
-    double t0 = bf_now(), last_draw = 0;
+    double t0 = bf_now();
     int rc = 0;
     float *ref_logp = NULL;
     size_t V = (size_t)m->cfg.vocab;
@@ -141,54 +113,49 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
     for (int step = 0; step < c->steps; step++) {
         const int32_t *x, *y;
         batcher_next(&b, &x, &y);
-        if (quantized) bf_model_refresh(m);
+        if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
         if (ref_logp) {   /* the frozen reference's log-probabilities at the same targets */
-            bf_model_forward(c->kl_ref, x, y, (int)b.batch, (int)d->train.T);
+            bf_err("the reference's loss is not finite at step %d", step + 1);   /* unless the forward says why */
+            if (isnan(bf_model_forward(c->kl_ref, x, y, (int)b.batch, (int)d->train.T))) { rc = -1; break; }
             size_t M;
             bf_model_target_index(c->kl_ref, &M);
             memcpy(ref_logp, bf_model_target_logprobs(c->kl_ref, 0), M * V * sizeof(float));
-            m->kl_ref = ref_logp;
-            m->kl_weight = c->kl;
         }
+        bf_err("loss is not finite at step %d", step + 1);   /* the message if it is not */
         double loss = bf_model_forward(m, x, y, (int)b.batch, (int)d->train.T);
-        if (!isfinite(loss)) { rc = bf_err("loss is not finite at step %d", step + 1); break; }
-        if (ref_logp) res->last_kl = bf_model_kl(m, ref_logp);
-        bf_model_backward(m);
+        if (!isfinite(loss)) { rc = -1; break; }
+        float *dlogits = bf_model_dlogits(m);
+        if (ref_logp) {
+            res->last_kl = bf_kl_anchor(m, ref_logp);
+            if (dlogits) bf_kl_anchor_grad(m, ref_logp, c->kl, dlogits);
+        }
+        if (bf_model_backward(m)) { rc = -1; break; }
         double gnorm = bf_grad_clip(m, c->clip);
         if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
         double lr = bf_train_lr(c, step);
         if (step_fn) step_fn(step_ctx, m, lr, step);
         else bf_optim_step(opt, m, lr);
-        if (c->qk_clip > 0) res->qk_clipped += bf_model_qk_clip(m, c->qk_clip);
+        if (c->qk_clip > 0) res->qk_clipped += bf_qk_clip(m, c->qk_clip);
         res->steps_done = step + 1;
         res->last_loss = loss;
         int last = step + 1 == c->steps;
         int do_eval = d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last);
         if (do_eval) {
-            if (quantized) bf_model_refresh(m);
-            bf_eval_split(m, &d->val, c->eval_batch, &res->val);
+            if (quantized && bf_model_refresh(m)) { rc = -1; break; }
+            if (bf_eval_split(m, &d->val, c->eval_batch, &res->val)) { rc = -1; break; }
             res->evaluated = 1;
         }
-        double now = bf_now() - t0;
-        if (c->log && (do_eval || last || c->eval_every <= 0 || (step + 1) % c->eval_every == 0))
-            log_line(c->log, step + 1, loss, lr, gnorm, now, do_eval ? &res->val : NULL, c, res);
-        if (c->progress && (now - last_draw > 0.1 || last)) {
-            last_draw = now;
-            fprintf(stderr, "\rstep %d/%d  loss %.4f  lr %.3g", step + 1, c->steps, loss, lr);
-            if (res->evaluated) fprintf(stderr, "  val_loss %.4f  val_exact %.3f", res->val.loss, res->val.exact);
-            fprintf(stderr, "  %.1fs ", now);
-            if (last) fputc('\n', stderr);
+        if (c->on_step) {
+            bf_train_step s = {step + 1, c->steps, loss, lr, gnorm, bf_now() - t0, do_eval, res};
+            c->on_step(c->hook_ctx, &s);
         }
         if (do_eval && c->stop_exact > 0 && res->val.exact >= c->stop_exact) {
             res->stopped_early = !last;
-            if (c->progress && !last) fputc('\n', stderr);
             break;
         }
     }
-    if (quantized && res->steps_done) bf_model_refresh(m);
-    m->kl_ref = NULL;
-    m->kl_weight = 0;
+    if (!rc && quantized && res->steps_done && bf_model_refresh(m)) rc = -1;
     m->track_qk = 0;
     free(ref_logp);
     res->seconds = bf_now() - t0;

@@ -5,6 +5,8 @@
 #include "kernel_cases.h"
 
 #include "bf/kernels.h"
+#include "bf/quant.h"
+#include "bf/ternary.h"
 #include "bf/rng.h"
 #include "bf/thread.h"
 
@@ -115,7 +117,14 @@ int main(void)
                 }
             bf_tmat a, b;
             bf_tmat_from_codes(&a, packs[p], w, rows, cols, NULL, 0);
-            bf_tmat_from_packed(&b, packs[p], packed, rows, cols, NULL, 0);
+            /* the stream's unpacking, row by row into the kernels' layout: the model's load */
+            int8_t *row = malloc(cols);
+            bf_tmat_alloc(&b, packs[p], rows, cols, NULL, 0);
+            for (size_t o = 0; o < rows; o++) {
+                bf_ternary_unpack_row(packs[p], packed + o * rb, cols, row);
+                bf_tmat_set_row(&b, o, row);
+            }
+            free(row);
             ok(a.row_bytes == b.row_bytes && memcmp(a.blocks, b.blocks, rows * a.row_bytes) == 0,
                "%s, %zu columns: repacked from the stream layout = repacked from codes", packs[p] == BF_TQ2 ? "TQ2" : "TQ1",
                cols);
@@ -137,7 +146,12 @@ int main(void)
         for (size_t o = 0; o < rows; o++) scale[o] = 0.01f * (float)(o + 1);
         bf_tmat m;
         bf_tmat_from_codes(&m, BF_TQ2, w, rows, cols, scale, 1);
-        bf_tmat_forward(&m, x, N, y, 0);
+        int8_t *q = malloc(N * m.kpad);
+        float inv_s[7];
+        int32_t qsum[7];
+        bf_quant_rows_i8(x, N, cols, m.kpad, q, inv_s, qsum);
+        bf_tmat_forward(&m, q, inv_s, qsum, N, y, 0);
+        free(q);
         double worst = 0;
         for (size_t n = 0; n < N; n++) {
             float mx = 0;

@@ -57,9 +57,10 @@ static int check_model(bf_model *m, const char *label, const int32_t *x, const i
     bf_rng_seed(&r, 7);
     for (size_t k = 0; k < m->np; k++) {
         bf_param *p = &m->p[k];
-        int is_q = p->q.method != BF_Q_NONE;
+        bf_weight *wt = p->is_block_matrix ? bf_model_weight(m, p->name) : NULL;
+        int is_q = wt && wt->src;
         if (perturb_fwd && !is_q) continue;
-        float *w = perturb_fwd ? p->fwd : m->params + p->offset;
+        float *w = perturb_fwd ? wt->w : m->params + p->offset;
         const float *g = m->grads + p->offset;
         /* directional */
         float *v = malloc(p->numel * sizeof *v);
@@ -152,10 +153,7 @@ int main(void)
             init_params(&m, 99);
             bf_qspec q = {.method = method, .tau = 0.5f, .pack = BF_TQ2};
             for (size_t k = 0; k < m.np; k++)
-                if (m.p[k].is_block_matrix) {
-                    m.p[k].q = q;
-                    m.p[k].fwd = malloc(m.p[k].numel * sizeof(float));
-                }
+                if (m.p[k].is_block_matrix) bf_model_set_ternary(&m, bf_model_weight(&m, m.p[k].name), &q);
             bf_model_refresh(&m);
             char label[64];
             snprintf(label, sizeof label, "ternary %s act_bits %d", method == BF_Q_ABSMEAN ? "absmean" : "threshold", act_bits);
