@@ -2,6 +2,7 @@
 #   make            lib/libbf.a and bin/bf-*
 #   make test       C unit tests and bats files, through prove
 #   make check-asan the same suite built with ASan/UBSan in build-asan/
+#   make check-layers  the library's parts keep to their arrows (lib/layers)
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each
 #   make bench      benchmarks (never part of test)
 #   make pipeline   the main job: examples/pipeline
@@ -106,7 +107,7 @@ emu-image: $(EMU_ISO)
 # The AVX-512 kernels on emulated processors (opt-in, never part of test):
 # one line and a non-zero exit when the tools are missing or the emulator
 # cannot start, prove's report otherwise.
-.PHONY: check-emu check-clone deps-emu
+.PHONY: check-emu check-clone check-layers deps-emu
 check-emu:
 	@tests/emu/check tools
 	@$(MAKE) --no-print-directory -q emu-image || $(MAKE) --no-print-directory emu-image
@@ -129,6 +130,11 @@ check-ref: all $(BUILD)/obj/tools/bf-grad
 # (nothing outside the repository is read).
 check-clone:
 	+scripts/check-clone
+
+# The parts of lib/ keep to their arrows (lib/layers); tests/cli/layers.bats
+# runs the same check inside `make test`.
+check-layers:
+	scripts/check-layers
 
 check-asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
