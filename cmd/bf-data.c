@@ -1,4 +1,4 @@
-/* bf-data — generate a data set (DESIGN §5). */
+/* bf-data — generate a data set (bf-data(1)). */
 #include "cli.h"
 #include "bf/tasks.h"
 

@@ -1,4 +1,4 @@
-/* bf-init — a randomly initialized model (DESIGN §4) from flags. */
+/* bf-init — a randomly initialized model (bitforge(7)) from flags. */
 #include "cli.h"
 #include "bf/config.h"
 #include "bf/rng.h"
@@ -10,7 +10,7 @@
 static const char usage[] =
     "usage: bf-init (--vocab N --ctx N | --like DATA) [options] [-o FILE]\n"
     "\n"
-    "Writes a randomly initialized transformer model stream (DESIGN §4).\n"
+    "Writes a randomly initialized transformer model stream (bitforge(7)).\n"
     "\n"
     "  --vocab N          vocabulary size\n"
     "  --ctx N            context length (tokens)\n"
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
         float *x = t.data;
         uint64_t numel = bf_tensor_numel(&t);
         if (spec[k].init == BF_INIT_NORMAL) {
-            /* the spec's deviations are DESIGN §4's for std 0.02; scale them */
+            /* the spec's deviations are the model's defaults for std 0.02; scale them */
             int emb = !strcmp(spec[k].name, "tok_emb") || !strcmp(spec[k].name, "pos_emb");
             double sd = emb ? cl.emb_std : spec[k].std * (cl.std / 0.02);
             bf_rng rng = bf_rng_derive(bf_cli_state.seed, spec[k].name);

@@ -1,4 +1,4 @@
-/* bf-muon — training with MuonGrokfast (DESIGN §7): a Grokfast filter, then
+/* bf-muon — training with MuonGrokfast (bf-muon(1)): a Grokfast filter, then
  * Muon on the block matrices and a fallback on the rest; STE mode on ternary
  * models, a KL anchor to a frozen reference, QK-clip. */
 #include "cli.h"

@@ -1,4 +1,5 @@
-/* bf/blas.h — matrix products through cblas_sgemm, split over our threads.
+/* bf/blas.h — matrix products through cblas_sgemm, split over our threads
+ * (part: kernels).
  *
  * OpenBLAS runs single-threaded inside each call; the library's pool splits
  * the product into row blocks, one sgemm per thread.  On a small machine this

@@ -1,4 +1,4 @@
-/* bf/config.h — a model's configuration (DESIGN §4) and its tensors.
+/* bf/config.h — a model's configuration (part: model; bitforge(7)) and its tensors.
  *
  * The configuration lives in a model stream's header meta; this module reads
  * and validates it, writes it back, and lists the tensors a configuration

@@ -1,4 +1,5 @@
-/* bf/optim.h — optimizers over a model's parameter block (DESIGN §7).
+/* bf/optim.h — optimizers over a model's parameter block (part: train;
+ * bf-muon(1), bf-ste-train(1)).
  *
  *   sgd:   θ ← θ − lr·(g + wd·θ)               (plain, no momentum)
  *   adam:  g ← g + wd·θ (coupled L2, as PyTorch's Adam), then Adam

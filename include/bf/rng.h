@@ -1,4 +1,4 @@
-/* bf/rng.h — the random generator behind every seeded result.
+/* bf/rng.h — the random generator behind every seeded result (part: support).
  *
  * SplitMix64 (Steele, Lea, Flood 2014): a 64-bit state advanced by the odd
  * constant 0x9e3779b97f4a7c15 and passed through a 64-bit finalizer.  It is

@@ -1,4 +1,4 @@
-/* bf/stream.h — the tensor stream, version 1 (DESIGN §3, bf-stream(5)).
+/* bf/stream.h — the tensor stream, version 1 (part: stream; bf-stream(5)).
  *
  *   header  tensor-header payload  …  trailer
  *

@@ -1,4 +1,4 @@
-/* bf/thread.h — a small pool of threads for the library's own loops.
+/* bf/thread.h — a small pool of threads for the library's own loops (part: support).
  *
  * Matrix products go through OpenBLAS's threads; the loops that are ours
  * (attention, norms, softmax, quantizers, integer kernels) go through this

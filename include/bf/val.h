@@ -1,4 +1,5 @@
-/* bf/val.h — a small tree of MessagePack values, for stream headers and meta.
+/* bf/val.h — a small tree of MessagePack values, for stream headers and meta
+ * (part: support).
  *
  * Stream headers, tensor meta and lineage are small maps; programs read a few
  * keys, add a few, and write them back.  bf_val holds them in memory; the

@@ -1,5 +1,5 @@
-/* bf/vmath.h — exp and erf on eight floats at a time, in the compiler's
- * generic vectors (GCC and clang vector extensions): one source that becomes
+/* bf/vmath.h — exp and erf on eight floats at a time (part: support), in the
+ * compiler's generic vectors (GCC and clang vector extensions): one source that becomes
  * two SSE registers on any x86-64 and one AVX register where the caller is
  * compiled for AVX2.  No branches, no library calls.
  *

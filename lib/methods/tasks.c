@@ -1,4 +1,4 @@
-/* tasks.c — the generated data sets of bf-data (DESIGN §5).
+/* tasks.c — the generated data sets of bf-data (bf-data(1)).
  *
  * modarith: rows [a, op, b, =] → c, loss at the last position only.  Tokens
  *   0…P−1 are numbers, P is '=', P+1 the operator (vocab P+2).  add/sub take

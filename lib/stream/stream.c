@@ -1,4 +1,4 @@
-/* stream.c — reading and writing tensor streams (DESIGN §3).
+/* stream.c — reading and writing tensor streams (bf-stream(5)).
  *
  * Reading: headers are decoded by a small bounded MessagePack decoder of our
  * own (at most BF_MAX_HEADER_BYTES an object, BF_MAX_NESTING deep,
