@@ -1,4 +1,4 @@
-/* bf/cli.h — what every bf-* program shares: options, messages, exit status.
+/* cli.h — what every bf-* program shares: options, messages, exit status.
  *
  * Exit status: 0 success; 1 bad data, I/O or numerical failure; 2 bad usage.
  * Messages are one line on stderr: "bf-NAME: what went wrong: detail".

@@ -136,11 +136,12 @@ void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref
     t->train.kl_ref = ref;
 
     bf_optim opt;
-    bf_optim_init(&opt, m, &t->optim);
+    bf_pset ps = bf_model_pset(m);
+    bf_optim_init(&opt, &ps, &t->optim);
     bf_train_result res;
     t->train.on_step = on_step;
     t->train.hook_ctx = t;
-    int rc = bf_train(m, &d, &opt, NULL, NULL, &t->train, &res);
+    int rc = bf_train(m, &d, &opt, &t->train, &res);
     if (t->line_open) fputc('\n', stderr);   /* stopped early, or failed, mid-line */
     if (rc) bf_die_lib();
     if (t->log) fclose(t->log);

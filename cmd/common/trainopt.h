@@ -1,4 +1,4 @@
-/* bf/trainopt.h — the training flags every training program shares.
+/* trainopt.h — the training flags every training program shares.
  *
  *   --data D --steps N --batch B --lr X --wd X --warmup N
  *   --schedule cosine|constant --clip X --beta1 X --beta2 X --eps X

@@ -41,6 +41,16 @@ typedef struct {             /* a parameter tensor, in stream order */
     int is_block_matrix;     /* blk.*.w{q,k,v,o,1,2,3}: Muon's matrices, the ternary layers */
 } bf_param;
 
+/* Trainable tensors and their gradients: what an optimizer sees.  A model's
+ * parameters are one (bf_model_pset); a weight source with parameters of its
+ * own (a LoRA adapter) makes another in the same layout. */
+typedef struct {
+    bf_param *p;             /* np tensors, each at p[k].offset in params and grads */
+    size_t np;
+    float *params, *grads;   /* n floats each */
+    size_t n;
+} bf_pset;
+
 typedef struct bf_model bf_model;
 typedef struct bf_weight bf_weight;
 typedef struct bf_wsource bf_wsource;
@@ -108,8 +118,10 @@ struct bf_model {
     float *qk_max;
 };
 
-/* An F32 model from a configuration, parameters zero (bf-init fills them). */
+/* An F32 model from a configuration, parameters zero. */
 int bf_model_create(bf_model *m, const bf_config *c);
+/* The model's parameters as an optimizer sees them. */
+bf_pset bf_model_pset(bf_model *m);
 /* From a model stream: F32 (or F16/BF16) tensors become parameters; a
  * ternary group W, W.scale (and optional W.latent) becomes a ternary source
  * whose parameter is the latent, or scale·codes without one.  Until a
@@ -129,7 +141,8 @@ void bf_model_free(bf_model *m);
 /* By name, for tools and tests (the forward never looks names up). */
 bf_param *bf_model_param(const bf_model *m, const char *name);
 bf_weight *bf_model_weight(bf_model *m, const char *name);
-int bf_model_is_quantized(const bf_model *m);
+int bf_model_is_quantized(const bf_model *m);   /* some weight has the ternary source */
+int bf_model_has_sources(const bf_model *m);    /* some weight has a source (refresh does something) */
 /* Makes a block matrix ternary: a ternary source over its current values
  * (the latent), quantized by q at the next refresh. */
 int bf_model_set_ternary(bf_model *m, bf_weight *w, const bf_qspec *q);
@@ -161,9 +174,10 @@ double bf_model_forward_cached(bf_model *m, const int32_t *x, const int32_t *y, 
  * bf_model_dlogits writes d(mean cross-entropy)/d(logits) of the last
  * forward, (softmax − onehot)/M at its M targeted positions, and returns that
  * [M, vocab] buffer (NULL when there were no targets); a loss term adds its
- * own gradient there (bf/train.h's KL anchor); bf_model_backward then adds
- * d(loss)/d(params) to m->grads through every source.  -1 (bf_err) on a
- * model set up for inference. */
+ * own gradient there (bf/train.h's KL anchor), or replaces it; then
+ * bf_model_backward adds d(loss)/d(params) to m->grads through every source.
+ * -1 (bf_err) on a model set up for inference or after a cached forward
+ * (which keeps no attention probabilities). */
 float *bf_model_dlogits(bf_model *m);
 int bf_model_backward(bf_model *m);
 void bf_model_zero_grad(bf_model *m);

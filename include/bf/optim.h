@@ -56,9 +56,10 @@ typedef struct {
 } bf_optim;
 
 void bf_optim_default(bf_optim_cfg *c);
-void bf_optim_init(bf_optim *o, const bf_model *m, const bf_optim_cfg *c);
-/* One step with the scheduled lr (the fallback's scales alike). */
-void bf_optim_step(bf_optim *o, bf_model *m, double lr);
+/* State for the tensors of ps (a model's: bf_model_pset; or an adapter's). */
+void bf_optim_init(bf_optim *o, const bf_pset *ps, const bf_optim_cfg *c);
+/* One step over ps with the scheduled lr (the fallback's scales alike). */
+void bf_optim_step(bf_optim *o, bf_pset *ps, double lr);
 void bf_optim_free(bf_optim *o);
 
 /* Newton–Schulz orthogonalization of G [rows, cols] into O (may alias G). */

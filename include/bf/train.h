@@ -54,15 +54,12 @@ struct bf_train_result {
     long qk_clipped;          /* head clips over the run */
 };
 
-/* A per-step hook for optimizers with their own update (Muon …): when set,
- * it replaces bf_optim_step. */
-typedef void (*bf_step_fn)(void *ctx, bf_model *m, double lr, int step);
-
 void bf_train_default(bf_train_cfg *c);
 double bf_train_lr(const bf_train_cfg *c, int step);
-double bf_grad_clip(bf_model *m, double max_norm);   /* returns the norm before clipping */
-int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn, void *step_ctx,
-             const bf_train_cfg *c, bf_train_result *res);
+/* Clips the gradients of ps to a global L2 norm; returns the norm before. */
+double bf_grad_clip(bf_pset *ps, double max_norm);
+/* Trains the model's parameters with opt (initialized on bf_model_pset(m)). */
+int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res);
 
 /* The KL anchor, a loss term: kl·KL(p_ref ‖ p_θ), mean over the last
  * forward's M targeted positions, with ref_logp [M, vocab] the frozen

@@ -432,8 +432,6 @@ typedef struct {
     int failed;            /* a thread could not get its scratch memory */
 } fwd_job;
 
-#define NBLK 16   /* activation rows per pass: they stay in cache across weight rows */
-
 #define UNPACK_MIN_N 4   /* from this batch size on, rows are unpacked once */
 #define TILE 8           /* rows unpacked together: 8·kpad bytes stay in cache */
 

@@ -1,5 +1,5 @@
-/* kernels_avx512.h — the AVX-512 kernels (lib/kernels_avx512.c), private to
- * lib/kernels.c and the tests.  Each exists twice: *_avx512 needs AVX-512F
+/* kernels_avx512.h — the AVX-512 kernels (kernels_avx512.c), private to
+ * kernels.c and the tests.  Each exists twice: *_avx512 needs AVX-512F
  * and BW, *_avx512vnni also VNNI.  They compute what the scalar kernel does
  * (bf/kernels.h): Σ code·q over a row's blocks, code = w + 1. */
 #ifndef BF_KERNELS_AVX512_H

@@ -41,6 +41,7 @@ int bf_model_backward(bf_model *m)
     const bf_config *g = &m->cfg;
     bf_acts *a = m->acts;
     if (!a || !a->M) return 0;
+    if (a->last_cached) return bf_err("a backward after a cached forward");
     size_t N = a->N, T = (size_t)a->T, B = (size_t)a->B, M = a->M;
     size_t D = (size_t)g->d_model, F = (size_t)g->d_ff, H = (size_t)g->n_head, hd = D / H, V = (size_t)g->vocab;
     int ln = g->norm == BF_NORM_LAYER;

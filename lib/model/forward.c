@@ -102,6 +102,7 @@ static double forward(bf_model *m, const int32_t *x, const int32_t *y, int B, in
     int ln = g->norm == BF_NORM_LAYER, rc = 0;
     a->N = N;
     a->dlogits_ready = 0;
+    a->last_cached = cached;
     memcpy(a->x, x, N * sizeof *x);
     if (y) memcpy(a->y, y, N * sizeof *y);
     else for (size_t n = 0; n < N; n++) a->y[n] = -1;

@@ -99,6 +99,12 @@ int bf_model_create(bf_model *m, const bf_config *c)
     return 0;
 }
 
+bf_pset bf_model_pset(bf_model *m)
+{
+    bf_pset ps = {m->p, m->np, m->params, m->grads, m->n_params};
+    return ps;
+}
+
 bf_weight *bf_model_weight(bf_model *m, const char *name)
 {
     for (int l = 0; l < m->cfg.n_layer; l++) {

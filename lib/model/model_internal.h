@@ -37,6 +37,7 @@ struct bf_acts {
     float *dh, *dn, *dq, *dk, *dv, *dao, *dsub, *du, *dg, *da, *dan;
     float *dlogits;                           /* [M,V] d(loss)/d(logits) */
     int dlogits_ready;                        /* made for the last forward (bf_model_dlogits) */
+    int last_cached;                          /* the last forward ran through the cache */
     /* the integer kernels' input: one site's rows as int8, padded to the
      * widest kpad of the model's kernel matrices */
     int8_t *i8_q;                             /* [N, kpad_max] */

@@ -151,6 +151,17 @@ int bf_model_is_quantized(const bf_model *m)
     return 0;
 }
 
+int bf_model_has_sources(const bf_model *m)
+{
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        bf_weight *w[BF_LAYER_WEIGHTS];
+        int n = bf_layer_weights(&m->layer[l], w);
+        for (int k = 0; k < n; k++)
+            if (w[k]->src) return 1;
+    }
+    return 0;
+}
+
 int bf_model_refresh(bf_model *m)
 {
     for (int l = 0; l < m->cfg.n_layer; l++) {

@@ -30,11 +30,11 @@ void bf_optim_default(bf_optim_cfg *c)
 
 static int uses_muon(const bf_optim *o, const bf_param *p) { return o->cfg.kind == BF_OPTIM_MUON && p->is_block_matrix; }
 
-void bf_optim_init(bf_optim *o, const bf_model *m, const bf_optim_cfg *c)
+void bf_optim_init(bf_optim *o, const bf_pset *m, const bf_optim_cfg *c)
 {
     memset(o, 0, sizeof *o);
     o->cfg = *c;
-    size_t n = m->n_params;
+    size_t n = m->n;
     bf_optim_kind base = c->kind == BF_OPTIM_MUON ? c->fallback : c->kind;
     if (base != BF_OPTIM_SGD) {
         o->m = bf_xcalloc(n, sizeof(float));
@@ -174,11 +174,11 @@ static void muon_step(bf_optim *o, const bf_param *p, float *w, const float *g, 
     for (size_t j = 0; j < n; j++) w[j] = w[j] * decay - scale * u[j];
 }
 
-void bf_optim_step(bf_optim *o, bf_model *m, double lr)
+void bf_optim_step(bf_optim *o, bf_pset *m, double lr)
 {
     const bf_optim_cfg *c = &o->cfg;
     o->t++;
-    if (c->grokfast != BF_GROKFAST_OFF) bf_grokfast_apply(o, m->grads, m->n_params);
+    if (c->grokfast != BF_GROKFAST_OFF) bf_grokfast_apply(o, m->grads, m->n);
     /* the fallback follows the same schedule: its peak times lr/peak */
     double factor = c->lr > 0 ? lr / c->lr : 1.0;
     double fb_lr = c->fallback_lr >= 0 ? c->fallback_lr * factor : lr;

@@ -32,14 +32,14 @@ double bf_train_lr(const bf_train_cfg *c, int step)
     return c->lr * (0.1 + 0.9 * 0.5 * (1.0 + cos(M_PI * frac)));
 }
 
-double bf_grad_clip(bf_model *m, double max_norm)
+double bf_grad_clip(bf_pset *ps, double max_norm)
 {
     double ss = 0;
-    for (size_t k = 0; k < m->n_params; k++) ss += (double)m->grads[k] * m->grads[k];
+    for (size_t k = 0; k < ps->n; k++) ss += (double)ps->grads[k] * ps->grads[k];
     double norm = sqrt(ss);
     if (max_norm > 0 && norm > max_norm) {
         float s = (float)(max_norm / norm);
-        for (size_t k = 0; k < m->n_params; k++) m->grads[k] *= s;
+        for (size_t k = 0; k < ps->n; k++) ps->grads[k] *= s;
     }
     return norm;
 }
@@ -92,12 +92,14 @@ static void batcher_free(batcher *b)
     free(b->y);
 }
 
-int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn, void *step_ctx,
-             const bf_train_cfg *c, bf_train_result *res)
+int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res)
 {
     memset(res, 0, sizeof *res);
     if (!d->train.rows) return bf_err("the train split is empty");
-    int quantized = bf_model_is_quantized(m);
+    if (c->kl > 0 && !c->kl_ref) return bf_err("a KL anchor needs a reference model");
+    /* weight sources (ternary, …) make their effective weights anew each step */
+    int quantized = bf_model_has_sources(m);
+    bf_pset ps = bf_model_pset(m);
     batcher b;
     batcher_init(&b, &d->train, (size_t)c->batch, c->seed);
     double t0 = bf_now();
@@ -105,7 +107,6 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
     float *ref_logp = NULL;
     size_t V = (size_t)m->cfg.vocab;
     if (c->kl > 0) {
-        if (!c->kl_ref) return bf_err("a KL anchor needs a reference model");
         ref_logp = bf_xmalloc(b.batch * d->train.T * V * sizeof(float));
         /* the reference as loaded: a ternary one keeps its stream's codes */
     }
@@ -131,11 +132,10 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, bf_step_fn step_fn
             if (dlogits) bf_kl_anchor_grad(m, ref_logp, c->kl, dlogits);
         }
         if (bf_model_backward(m)) { rc = -1; break; }
-        double gnorm = bf_grad_clip(m, c->clip);
+        double gnorm = bf_grad_clip(&ps, c->clip);
         if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
         double lr = bf_train_lr(c, step);
-        if (step_fn) step_fn(step_ctx, m, lr, step);
-        else bf_optim_step(opt, m, lr);
+        bf_optim_step(opt, &ps, lr);
         if (c->qk_clip > 0) res->qk_clipped += bf_qk_clip(m, c->qk_clip);
         res->steps_done = step + 1;
         res->last_loss = loss;

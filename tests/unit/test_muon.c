@@ -162,7 +162,7 @@ static void test_muon_step(void)
     bf_optim_default(&oc);
     oc.kind = BF_OPTIM_MUON; oc.lr = 0.02; oc.wd = 0.1; oc.fallback = BF_OPTIM_SGD; oc.fallback_lr = 0.5;
     bf_optim o;
-    bf_optim_init(&o, &m, &oc);
+    { bf_pset ps_ = bf_model_pset(&m); bf_optim_init(&o, &ps_, &oc); }
     float *w0 = malloc(m.n_params * sizeof(float));
     float *buf = calloc(m.n_params, sizeof(float)), *want = malloc(m.n_params * sizeof(float));
     for (int step = 0; step < 3; step++) {
@@ -170,7 +170,7 @@ static void test_muon_step(void)
         memcpy(w0, m.params, m.n_params * sizeof(float));
         float *g = malloc(m.n_params * sizeof(float));
         memcpy(g, m.grads, m.n_params * sizeof(float));
-        bf_optim_step(&o, &m, 0.01);   /* schedule at half the peak: fallback at 0.25 */
+        { bf_pset ps_ = bf_model_pset(&m); bf_optim_step(&o, &ps_, 0.01); }   /* schedule at half the peak: fallback at 0.25 */
         double worst_muon = 0, worst_fb = 0;
         for (size_t k = 0; k < m.np; k++) {
             bf_param *p = &m.p[k];

@@ -78,9 +78,9 @@ int main(void)
     bf_optim_default(&oc);
     oc.kind = BF_OPTIM_SGD;
     bf_optim o;
-    bf_optim_init(&o, &m, &oc);
+    { bf_pset ps_ = bf_model_pset(&m); bf_optim_init(&o, &ps_, &oc); }
     bf_train_result res;
-    ok(bf_train(&m, &d, &o, NULL, NULL, &tc, &res) == 0, "one SGD step runs");
+    ok(bf_train(&m, &d, &o, &tc, &res) == 0, "one SGD step runs");
     size_t exact = 0, moved = 0;
     for (size_t k = 0; k < m.n_params; k++) {
         exact += m.params[k] == before[k] - grad[k];
@@ -100,9 +100,9 @@ int main(void)
         memcpy(before, m.params, m.n_params * sizeof(float));
         memcpy(grad, m.grads, m.n_params * sizeof(float));
         oc.kind = kind; oc.wd = 0.1; oc.eps = 1e-12;
-        bf_optim_init(&o, &m, &oc);
+        { bf_pset ps_ = bf_model_pset(&m); bf_optim_init(&o, &ps_, &oc); }
         double lr = 1e-3;
-        bf_optim_step(&o, &m, lr);
+        { bf_pset ps_ = bf_model_pset(&m); bf_optim_step(&o, &ps_, lr); }
         double worst = 0;
         for (size_t k = 0; k < m.np; k++) {
             bf_param *p = &m.p[k];
@@ -135,7 +135,8 @@ int main(void)
     bf_model_zero_grad(&m);
     bf_model_forward(&m, d.train.x, d.train.y, 12, 6);
     bf_model_backward(&m);
-    double n0 = bf_grad_clip(&m, 0), n1 = bf_grad_clip(&m, n0 / 4), n2 = bf_grad_clip(&m, 0);
+    bf_pset ps = bf_model_pset(&m);
+    double n0 = bf_grad_clip(&ps, 0), n1 = bf_grad_clip(&ps, n0 / 4), n2 = bf_grad_clip(&ps, 0);
     is_near(n1, n0, 1e-9, "clip returns the norm before clipping");
     is_near(n2, n0 / 4, n0 * 1e-5, "after clipping the norm is the limit");
 
@@ -148,8 +149,8 @@ int main(void)
         bf_train_default(&tc);
         tc.steps = 20; tc.batch = 5; tc.seed = run == 2 ? 9 : 4;
         bf_optim_default(&oc);
-        bf_optim_init(&o, &m, &oc);
-        bf_train(&m, &d, &o, NULL, NULL, &tc, &res);
+        { bf_pset ps_ = bf_model_pset(&m); bf_optim_init(&o, &ps_, &oc); }
+        bf_train(&m, &d, &o, &tc, &res);
         runs[run] = malloc(m.n_params * sizeof(float));
         memcpy(runs[run], m.params, m.n_params * sizeof(float));
         bf_optim_free(&o);
@@ -163,8 +164,8 @@ int main(void)
     double lb = bf_model_forward(&m, d.train.x, d.train.y, 12, 6);
     bf_train_default(&tc);
     tc.steps = 200; tc.batch = 12; tc.lr = 1e-2;
-    bf_optim_init(&o, &m, &oc);
-    bf_train(&m, &d, &o, NULL, NULL, &tc, &res);
+    { bf_pset ps_ = bf_model_pset(&m); bf_optim_init(&o, &ps_, &oc); }
+    bf_train(&m, &d, &o, &tc, &res);
     double la = bf_model_forward(&m, d.train.x, d.train.y, 12, 6);
     ok(la < lb / 4, "200 AdamW steps memorize 12 rows: loss %.3f -> %.3f", lb, la);
     bf_optim_free(&o);
