@@ -63,5 +63,8 @@ bf_tensor *bf_tset_find(const bf_tset *s, const char *name);
 bf_tensor *bf_tset_add(bf_tset *s);           /* a new zeroed slot at the end */
 void bf_tset_remove(bf_tset *s, const char *name);
 void bf_tset_release(bf_tset *s);
+/* XXH3-64 of every tensor's name, dtype, shape and payload, in order: what
+ * an adapter or expert records of the base model it was made for. */
+uint64_t bf_tset_digest(const bf_tset *s);
 
 #endif

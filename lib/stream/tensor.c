@@ -2,7 +2,10 @@
 
 #include "bf/tensor.h"
 #include "bf/ternary.h"
+#include "bf/log.h"
 #include "bf/util.h"
+
+#include <xxhash.h>
 
 #include <errno.h>
 #include <math.h>
@@ -223,4 +226,22 @@ void bf_tset_release(bf_tset *s)
     for (size_t k = 0; k < s->n; k++) bf_tensor_release(&s->t[k]);
     free(s->t);
     memset(s, 0, sizeof *s);
+}
+
+uint64_t bf_tset_digest(const bf_tset *s)
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) bf_out_of_memory();
+    XXH3_64bits_reset(st);
+    for (size_t k = 0; k < s->n; k++) {
+        const bf_tensor *t = &s->t[k];
+        uint64_t head[2 + BF_MAX_DIMS] = {(uint64_t)t->dtype, (uint64_t)t->ndim};
+        for (int d = 0; d < t->ndim; d++) head[2 + d] = t->shape[d];
+        XXH3_64bits_update(st, t->name, strlen(t->name) + 1);
+        XXH3_64bits_update(st, head, sizeof head);
+        if (t->data) XXH3_64bits_update(st, t->data, t->nbytes);
+    }
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
 }
