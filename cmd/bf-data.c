@@ -10,6 +10,7 @@ static const char usage[] =
     "usage: bf-data modarith [--op add|sub|mul|div] [--p P] [--frac F] [options]\n"
     "       bf-data seq [--task copy|reverse|sort|increment] [--min-len N] [--max-len N]\n"
     "                   [--prompt TEXT] [--n-train N] [--n-val N] [options]\n"
+    "       bf-data seq --tasks T1,T2,... [--no-prompt] [--min-len N] [--max-len N] ...\n"
     "       bf-data text --file F [--ctx T] [--val-frac F] [options]\n"
     "\n"
     "Writes a data stream: I32 tensors train.x, train.y, val.x, val.y of shape\n"
@@ -30,6 +31,10 @@ static const char usage[] =
     "  --min-len N        shortest digit string (default 3)\n"
     "  --max-len N        longest digit string (default 6)\n"
     "  --prompt TEXT      prepend TEXT to every row (\"Reverse: 3141=1413\")\n"
+    "  --tasks LIST       a mixture: each row's task drawn from LIST (comma-separated),\n"
+    "                     the row starting with its task's instruction (\"Copy: \",\n"
+    "                     \"Reverse: \", \"Sort: \", \"Increment: \")\n"
+    "  --no-prompt        the mixture's rows without their instructions\n"
     "  --n-train N        train rows (default 2000)\n"
     "  --n-val N          val rows (default 200)\n"
     "\n"
@@ -44,7 +49,8 @@ static const char usage[] =
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_OP = BF_OPT_PROGRAM, O_P, O_FRAC, O_TASK, O_MINLEN, O_MAXLEN, O_PROMPT, O_NTRAIN, O_NVAL, O_FILE, O_CTX, O_VALFRAC };
+enum { O_OP = BF_OPT_PROGRAM, O_P, O_FRAC, O_TASK, O_MINLEN, O_MAXLEN, O_PROMPT, O_NTRAIN, O_NVAL, O_FILE, O_CTX, O_VALFRAC,
+       O_TASKS, O_NOPROMPT };
 
 typedef enum { T_MODARITH, T_SEQ, T_TEXT } task_kind;
 static const char *const task_names[] = {"modarith", "seq", "text", NULL};
@@ -65,16 +71,18 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"max-len", required_argument, 0, O_MAXLEN}, {"prompt", required_argument, 0, O_PROMPT},
         {"n-train", required_argument, 0, O_NTRAIN}, {"n-val", required_argument, 0, O_NVAL},
         {"file", required_argument, 0, O_FILE}, {"ctx", required_argument, 0, O_CTX},
-        {"val-frac", required_argument, 0, O_VALFRAC}, {0, 0, 0, 0}};
+        {"val-frac", required_argument, 0, O_VALFRAC}, {"tasks", required_argument, 0, O_TASKS},
+        {"no-prompt", no_argument, 0, O_NOPROMPT}, {0, 0, 0, 0}};
     /* which flags each task takes; any other task flag is a usage error */
-    static const int allowed[3][12] = {
+    static const int allowed[3][14] = {
         [T_MODARITH] = {O_OP, O_P, O_FRAC},
-        [T_SEQ] = {O_TASK, O_MINLEN, O_MAXLEN, O_PROMPT, O_NTRAIN, O_NVAL},
+        [T_SEQ] = {O_TASK, O_MINLEN, O_MAXLEN, O_PROMPT, O_NTRAIN, O_NVAL, O_TASKS, O_NOPROMPT},
         [T_TEXT] = {O_FILE, O_CTX, O_VALFRAC},
     };
     memset(cl, 0, sizeof *cl);
     cl->mod = (bf_modarith_cfg){BF_MOD_ADD, 97, 0.5, 1};
-    cl->seq = (bf_seq_cfg){BF_SEQ_REVERSE, 3, 6, NULL, 2000, 200, 1};
+    cl->seq = (bf_seq_cfg){BF_SEQ_REVERSE, 3, 6, NULL, 2000, 200, 1, 0, 0};
+    int have_task = 0;
     cl->text = (bf_text_cfg){NULL, 64, 0.1};
     bf_cli_begin(argc, argv, "bf-data", usage);
     /* the task comes first, git-style; --help/--version may come alone */
@@ -94,13 +102,25 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         if (c == BF_OPT_SEED && cl->kind == T_TEXT) bf_usage_die("text is not random; it takes no --seed");
         if (bf_cli_common(c, optarg)) continue;
         int ok = 0;
-        for (int k = 0; k < 12 && allowed[cl->kind][k]; k++) ok |= allowed[cl->kind][k] == c;
+        for (int k = 0; k < 14 && allowed[cl->kind][k]; k++) ok |= allowed[cl->kind][k] == c;
         if (!ok) bf_usage_die("'--%s' is not an option of %s", bf_opt_name(opts, c), task_names[cl->kind]);
         switch (c) {
         case O_OP: cl->mod.op = (bf_modarith_op)bf_parse_choice("op", optarg, bf_modarith_ops); break;
         case O_P: cl->mod.p = (int)bf_parse_int("p", optarg, 2, 65536); break;
         case O_FRAC: cl->mod.frac = bf_parse_double("frac", optarg, 0, 1); break;
-        case O_TASK: cl->seq.task = (bf_seq_task)bf_parse_choice("task", optarg, bf_seq_tasks); break;
+        case O_TASK: cl->seq.task = (bf_seq_task)bf_parse_choice("task", optarg, bf_seq_tasks); have_task = 1; break;
+        case O_TASKS: {
+            char one[32];
+            for (const char *p = optarg; *p;) {
+                size_t n = strcspn(p, ",");
+                snprintf(one, sizeof one, "%.*s", (int)(n < 31 ? n : 31), p);
+                cl->seq.mix |= 1u << bf_parse_choice("tasks", one, bf_seq_tasks);
+                p += n + (p[n] == ',');
+            }
+            if (!cl->seq.mix) bf_usage_die("--tasks needs at least one task");
+            break;
+        }
+        case O_NOPROMPT: cl->seq.no_prompt = 1; break;
         case O_MINLEN: cl->seq.min_len = (int)bf_parse_int("min-len", optarg, 1, 4096); break;
         case O_MAXLEN: cl->seq.max_len = (int)bf_parse_int("max-len", optarg, 1, 4096); break;
         case O_PROMPT: cl->seq.prompt = optarg; break;
@@ -115,6 +135,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     if (optind < argc) bf_usage_die("unexpected argument '%s'", argv[optind]);
     if (cl->kind == T_TEXT && !cl->text.file) bf_usage_die("text needs --file F");
     if (cl->kind == T_SEQ && cl->seq.min_len > cl->seq.max_len) bf_usage_die("--min-len is above --max-len");
+    if (have_task && cl->seq.mix) bf_usage_die("--task is one task; --tasks a mixture: give one of them");
     cl->mod.seed = cl->seq.seed = bf_cli_state.seed;
     if ((cl->kind == T_MODARITH && bf_task_modarith_check(&cl->mod)) || (cl->kind == T_SEQ && bf_task_seq_check(&cl->seq)))
         bf_usage_die("%s", bf_errmsg());

@@ -31,6 +31,7 @@
 #include "bf/config.h"
 #include "bf/kernels.h"
 #include "bf/qspec.h"
+#include "bf/rng.h"
 #include "bf/stream.h"
 
 typedef struct {             /* a parameter tensor, in stream order */
@@ -189,5 +190,14 @@ void bf_model_row_stats(const bf_model *m, int b, int *targets, int *correct);
  * (vocab floats), and the targeted positions' row·T+t indices. */
 const float *bf_model_target_logprobs(const bf_model *m, size_t k);
 const int32_t *bf_model_target_index(const bf_model *m, size_t *n);
+
+/* Generation with the key/value cache: B rows that share one prefix of P
+ * tokens each continue for up to max_new tokens, each token drawn from
+ * softmax(logits/temperature) (temperature 0: the argmax, first maximum on
+ * ties), independently per row from rng; a row stops after `stop` (−1: never).
+ * out [B, P + max_new] gets the prefix and the new tokens, len[b] each row's
+ * length.  P + max_new ≤ ctx.  -1 (bf_err) when memory cannot be had. */
+int bf_model_generate(bf_model *m, const int32_t *prefix, int P, int B, int max_new, double temperature, bf_rng *rng,
+                      int32_t stop, int32_t *out, int *len);
 
 #endif

@@ -22,10 +22,14 @@ typedef struct {
 typedef struct {
     bf_seq_task task;
     int min_len, max_len;
-    const char *prompt;
+    const char *prompt;       /* one fixed instruction before every row, or NULL */
     size_t n_train, n_val;
     uint64_t seed;
+    unsigned mix;             /* non-zero: a mixture, bit k = task k, each row drawn */
+    int no_prompt;            /* a mixture's rows without their instructions */
 } bf_seq_cfg;
+/* A mixture's instruction for each task: "Copy: ", "Reverse: ", … */
+extern const char *const bf_seq_instructions[];
 
 typedef struct {
     const char *file;

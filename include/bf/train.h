@@ -54,6 +54,22 @@ struct bf_train_result {
     long qk_clipped;          /* head clips over the run */
 };
 
+/* Batches of a split: when the batch is at least the split, every batch is
+ * the whole split in order; otherwise epochs of a fresh permutation each,
+ * drawn from the seed's "batches" stream, batch after batch. */
+typedef struct {
+    const bf_split *s;
+    size_t batch, cursor;
+    uint32_t *perm;
+    bf_rng rng;
+    int32_t *x, *y;
+} bf_batcher;
+
+void bf_batcher_init(bf_batcher *b, const bf_split *s, size_t batch, uint64_t seed);
+/* The next batch's rows into *x, *y (pointers into the split when whole). */
+void bf_batcher_next(bf_batcher *b, const int32_t **x, const int32_t **y);
+void bf_batcher_free(bf_batcher *b);
+
 void bf_train_default(bf_train_cfg *c);
 double bf_train_lr(const bf_train_cfg *c, int step);
 /* Clips the gradients of ps to a global L2 norm; returns the norm before. */

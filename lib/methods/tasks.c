@@ -20,6 +20,7 @@
 
 const char *const bf_modarith_ops[] = {"add", "sub", "mul", "div", NULL};
 const char *const bf_seq_tasks[] = {"copy", "reverse", "sort", "increment", NULL};
+const char *const bf_seq_instructions[] = {"Copy: ", "Reverse: ", "Sort: ", "Increment: ", NULL};
 
 static int is_prime(int p)
 {
@@ -153,6 +154,8 @@ int bf_task_seq_check(const bf_seq_cfg *c)
     if (c->min_len < 1 || c->max_len < c->min_len || c->max_len > 4096)
         return bf_err("lengths must satisfy 1 <= --min-len <= --max-len <= 4096");
     if (c->prompt && strlen(c->prompt) > 4096) return bf_err("--prompt longer than 4096 bytes");
+    if (c->mix && c->prompt) return bf_err("a mixture's rows carry their own instructions; --prompt is for one task");
+    if (c->no_prompt && !c->mix) return bf_err("--no-prompt is for a mixture (--tasks)");
     /* distinct inputs available: Σ 10^len, capped to avoid overflow */
     double space = 0;
     for (int len = c->min_len; len <= c->max_len && space < 1e18; len++) { double p = 1; for (int j = 0; j < len; j++) p *= 10; space += p; }
@@ -166,7 +169,15 @@ int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
 {
     if (bf_task_seq_check(c)) return -1;
     size_t plen = c->prompt ? strlen(c->prompt) : 0;
-    size_t ansmax = (size_t)c->max_len + (c->task == BF_SEQ_INCREMENT);
+    int any_increment = c->mix ? (c->mix >> BF_SEQ_INCREMENT) & 1 : c->task == BF_SEQ_INCREMENT;
+    if (c->mix && !c->no_prompt)
+        for (int k = 0; bf_seq_tasks[k]; k++)
+            if ((c->mix >> k) & 1 && strlen(bf_seq_instructions[k]) > plen) plen = strlen(bf_seq_instructions[k]);
+    int ntask = 0, which[8];
+    for (int k = 0; bf_seq_tasks[k]; k++)
+        if ((c->mix >> k) & 1) which[ntask++] = k;
+    bf_rng task_rng = bf_rng_derive(c->seed, "seq.tasks");
+    size_t ansmax = (size_t)c->max_len + any_increment;
     size_t T = plen + (size_t)c->max_len + 1 + ansmax + 1 - 1;   /* sequence length − 1 */
     bf_rows train, val;
     bf_rows_init(&train, T);
@@ -177,16 +188,20 @@ int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
     unsigned char *s = bf_xmalloc(T + 1);
     for (size_t k = 0; k < c->n_train + c->n_val; k++) {
         bf_rows *dst = k < c->n_train ? &train : &val;
+        /* a mixture draws each row's task from a stream of its own */
+        bf_seq_task task = ntask ? (bf_seq_task)which[bf_rng_below(&task_rng, (uint64_t)ntask)] : c->task;
         size_t n;
-        for (;;) {   /* train rows may repeat; val rows are new to every earlier row */
+        for (;;) {   /* train rows may repeat; val rows are new to every earlier row (of the same task) */
             n = (size_t)c->min_len + (size_t)bf_rng_below(&rng, (uint64_t)(c->max_len - c->min_len + 1));
             for (size_t j = 0; j < n; j++) in[j] = (char)('0' + bf_rng_below(&rng, 10));
-            int dup = hs_add(&seen, XXH3_64bits(in, n) ^ n);
+            int dup = hs_add(&seen, (XXH3_64bits(in, n) ^ n) + (ntask ? 0x9e3779b97f4a7c15ULL * (uint64_t)(task + 1) : 0));
             if (!dup || dst == &train) break;
         }
-        size_t an = seq_answer(c->task, in, n, ans), L = 0;
-        memcpy(s, c->prompt ? c->prompt : "", plen);
-        L = plen;
+        size_t an = seq_answer(task, in, n, ans), L = 0;
+        const char *instr = ntask ? (c->no_prompt ? "" : bf_seq_instructions[task]) : (c->prompt ? c->prompt : "");
+        size_t ilen = strlen(instr);
+        memcpy(s, instr, ilen);
+        L = ilen;
         memcpy(s + L, in, n);
         L += n;
         s[L++] = '=';
@@ -205,7 +220,15 @@ int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
     free(s);
     free(seen.slot);
     bf_header_init(h, "data");
-    bf_val_set(h->meta, "task", bf_val_str(bf_seq_tasks[c->task]));
+    if (ntask) {
+        bf_val *t = bf_val_arr();
+        for (int k = 0; k < ntask; k++) bf_val_push(t, bf_val_str(bf_seq_tasks[which[k]]));
+        bf_val_set(h->meta, "task", bf_val_str("mixture"));
+        bf_val_set(h->meta, "tasks", t);
+        bf_val_set(h->meta, "prompts", bf_val_bool(!c->no_prompt));
+    } else {
+        bf_val_set(h->meta, "task", bf_val_str(bf_seq_tasks[c->task]));
+    }
     bf_val_set(h->meta, "vocab", bf_val_int(256));
     bf_val_set(h->meta, "ctx", bf_val_int((int64_t)T));
     bf_val_set(h->meta, "min_len", bf_val_int(c->min_len));

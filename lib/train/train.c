@@ -44,15 +44,7 @@ double bf_grad_clip(bf_pset *ps, double max_norm)
     return norm;
 }
 
-typedef struct {
-    const bf_split *s;
-    size_t batch, cursor;
-    uint32_t *perm;
-    bf_rng rng;
-    int32_t *x, *y;
-} batcher;
-
-static void batcher_init(batcher *b, const bf_split *s, size_t batch, uint64_t seed)
+void bf_batcher_init(bf_batcher *b, const bf_split *s, size_t batch, uint64_t seed)
 {
     memset(b, 0, sizeof *b);
     b->s = s;
@@ -67,8 +59,7 @@ static void batcher_init(batcher *b, const bf_split *s, size_t batch, uint64_t s
     }
 }
 
-/* The next batch's rows into *x, *y (pointers into the split when whole). */
-static void batcher_next(batcher *b, const int32_t **x, const int32_t **y)
+void bf_batcher_next(bf_batcher *b, const int32_t **x, const int32_t **y)
 {
     const bf_split *s = b->s;
     if (!b->perm) { *x = s->x; *y = s->y; return; }
@@ -85,7 +76,7 @@ static void batcher_next(batcher *b, const int32_t **x, const int32_t **y)
     *y = b->y;
 }
 
-static void batcher_free(batcher *b)
+void bf_batcher_free(bf_batcher *b)
 {
     free(b->perm);
     free(b->x);
@@ -100,8 +91,8 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
     /* weight sources (ternary, …) make their effective weights anew each step */
     int quantized = bf_model_has_sources(m);
     bf_pset ps = bf_model_pset(m);
-    batcher b;
-    batcher_init(&b, &d->train, (size_t)c->batch, c->seed);
+    bf_batcher b;
+    bf_batcher_init(&b, &d->train, (size_t)c->batch, c->seed);
     double t0 = bf_now();
     int rc = 0;
     float *ref_logp = NULL;
@@ -113,7 +104,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
     m->track_qk = c->qk_clip > 0;
     for (int step = 0; step < c->steps; step++) {
         const int32_t *x, *y;
-        batcher_next(&b, &x, &y);
+        bf_batcher_next(&b, &x, &y);
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
         if (ref_logp) {   /* the frozen reference's log-probabilities at the same targets */
@@ -159,6 +150,6 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
     m->track_qk = 0;
     free(ref_logp);
     res->seconds = bf_now() - t0;
-    batcher_free(&b);
+    bf_batcher_free(&b);
     return rc;
 }
