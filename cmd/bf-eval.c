@@ -4,6 +4,8 @@
 #include "bf/data.h"
 #include "bf/model.h"
 #include "bf/ternary.h"
+#include "bf/bake.h"
+#include "bf/lora.h"
 #include "bf/tgroup.h"
 
 #include <math.h>
@@ -30,15 +32,19 @@ static const char usage[] =
     "                     cache, as generation runs (same metrics)\n"
     "  --fake-quant       run ternary layers in float (scale·codes, as training\n"
     "                     sees them) instead of int8 × ternary integer kernels\n"
+    "  --compare REF      also the model REF on the same rows: KL(REF || STREAM),\n"
+    "                     mean over the targeted positions, and REF's metrics\n"
+    "  --adapter A        evaluate STREAM with the LoRA adapter A attached, not\n"
+    "                     merged (ternary layers then run in float)\n"
     "  --threads N        threads (default: all cores)\n"
     "  --json             one JSON object instead of the table\n"
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR };
+enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER };
 
 struct cmdline {
-    const char *input, *data;
+    const char *input, *data, *compare, *adapter;
     int json, split_train, batch, fake_quant, incremental;
 };
 
@@ -56,7 +62,9 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
                                          {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
                                          {"batch", required_argument, 0, O_BATCH},
                                          {"fake-quant", no_argument, 0, O_FAKE},
-                                         {"incremental", no_argument, 0, O_INCR}, {0, 0, 0, 0}};
+                                         {"incremental", no_argument, 0, O_INCR},
+                                         {"compare", required_argument, 0, O_COMPARE},
+                                         {"adapter", required_argument, 0, O_ADAPTER}, {0, 0, 0, 0}};
     static const char *const splits[] = {"val", "train", NULL};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
@@ -72,10 +80,13 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_BATCH: cl->batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); needs_data = 1; break;
         case O_FAKE: cl->fake_quant = 1; needs_data = 1; break;
         case O_INCR: cl->incremental = 1; needs_data = 1; break;
+        case O_COMPARE: cl->compare = optarg; needs_data = 1; break;
+        case O_ADAPTER: cl->adapter = optarg; needs_data = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
-    if (!cl->data && needs_data) bf_usage_die("--split, --batch, --fake-quant and --incremental need --data");
+    if (!cl->data && needs_data) bf_usage_die("--split, --batch, --fake-quant, --incremental, --compare and --adapter need --data");
+    if (cl->adapter) cl->fake_quant = 1;   /* a LoRA adapter computes with the float weights */
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(0);
 }
@@ -203,15 +214,33 @@ static void inspect(const struct cmdline *cl)
     free(rows);
 }
 
+/* A model stream for evaluation: in float (fake_quant) or on the integer kernels. */
+static void load_model(const char *path, int fake_quant, bf_header *h, bf_model *m, uint64_t *digest)
+{
+    bf_tset s;
+    if (bf_read_all(path, h, &s)) bf_die_lib();
+    if ((fake_quant ? bf_model_from_tset : bf_model_load_for_inference)(m, h, &s))
+        bf_die("%s: %s", path && strcmp(path, "-") ? path : "stdin", bf_errmsg());
+    if (digest) *digest = bf_tset_digest(&s);
+    bf_tset_release(&s);
+}
+
 static void evaluate(const struct cmdline *cl)
 {
-    bf_header h;
-    bf_tset s;
-    if (bf_read_all(cl->input, &h, &s)) bf_die_lib();
-    bf_model m;
-    if ((cl->fake_quant ? bf_model_from_tset : bf_model_load_for_inference)(&m, &h, &s))
-        bf_die("%s: %s", cl->input ? cl->input : "stdin", bf_errmsg());
-    bf_tset_release(&s);
+    bf_header h, rh;
+    bf_model m, ref;
+    uint64_t digest;
+    load_model(cl->input, cl->fake_quant, &h, &m, &digest);
+    bf_adapter a;
+    if (cl->adapter) {
+        bf_header ah;
+        bf_tset as;
+        if (bf_read_all(cl->adapter, &ah, &as)) bf_die_lib();
+        if (bf_adapter_from_tset(&a, &ah, &as, &m, digest) || bf_adapter_attach(&a, &m)) bf_die("%s: %s", cl->adapter, bf_errmsg());
+        bf_tset_release(&as);
+        bf_header_release(&ah);
+    }
+    if (cl->compare) load_model(cl->compare, cl->fake_quant, &rh, &ref, NULL);
     bf_dataset d;
     if (bf_data_load(cl->data, &d)) bf_die_lib();
     if (bf_data_check_model(&d, &m.cfg, cl->data)) bf_die_lib();
@@ -222,6 +251,12 @@ static void evaluate(const struct cmdline *cl)
     double t0 = bf_now();
     if ((cl->incremental ? bf_eval_split_incremental : bf_eval_split)(&m, sp, cl->batch, &r)) bf_die_lib();
     double secs = bf_now() - t0;
+    double kl = 0;
+    bf_metrics rr, mm;
+    if (cl->compare) {
+        if (bf_data_check_model(&d, &ref.cfg, cl->compare)) bf_die_lib();
+        if (bf_bake_eval(&m, &ref, NULL, 0, sp, cl->batch, &kl, &mm) || bf_eval_split(&ref, sp, cl->batch, &rr)) bf_die_lib();
+    }
     if (cl->json) {
         printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, r.rows,
                r.targets, r.rows * sp->T);
@@ -232,13 +267,28 @@ static void evaluate(const struct cmdline *cl)
         bf_json_num(stdout, r.token_acc);
         printf(",\"exact\":");
         bf_json_num(stdout, r.exact);
+        if (cl->compare) {
+            printf(",\"kl\":");
+            bf_json_num(stdout, kl);
+            printf(",\"ref_loss\":");
+            bf_json_num(stdout, rr.loss);
+            printf(",\"ref_token_acc\":");
+            bf_json_num(stdout, rr.token_acc);
+            printf(",\"ref_exact\":");
+            bf_json_num(stdout, rr.exact);
+        }
         printf("}\n");
     } else {
         printf("split %s  rows %zu  targets %zu  loss %.6f  token_acc %.4f  exact %.4f\n", split, r.rows, r.targets,
                r.loss, r.token_acc, r.exact);
+        if (cl->compare)
+            printf("compare  kl %.6f  ref_loss %.6f  ref_token_acc %.4f  ref_exact %.4f  exact %+.4f\n", kl, rr.loss,
+                   rr.token_acc, rr.exact, r.exact - rr.exact);
     }
     bf_data_free(&d);
+    if (cl->adapter) bf_adapter_free(&a);   /* the model frees the attached sources */
     bf_model_free(&m);
+    if (cl->compare) { bf_model_free(&ref); bf_header_release(&rh); }
     bf_header_release(&h);
 }
 

@@ -49,7 +49,8 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
             bf_bake_hook hook, void *hook_ctx);
 
 /* KL(teacher with the prompt ‖ model without it), mean over a split's answer
- * positions, and the model's own metrics on the split (no prompt). */
+ * positions, and the model's own metrics on the split (no prompt).  With P 0
+ * (prompt NULL) it compares two models on the same rows (bf-eval --compare). */
 int bf_bake_eval(bf_model *m, bf_model *teacher, const int32_t *prompt, int P, const bf_split *s, int batch, double *kl,
                  bf_metrics *out);
 
