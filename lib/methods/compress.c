@@ -610,7 +610,7 @@ bf_cz_reader *bf_cz_open(const char *path)
     archive_read_support_format_tar(r->a);
     int rc = stdin_ ? archive_read_open_fd(r->a, 0, 65536) : archive_read_open_filename(r->a, path, 65536);
     uint8_t *mp = NULL;
-    if (rc != ARCHIVE_OK) { rfail(r, "cannot open"); goto fail; }
+    if (rc != ARCHIVE_OK) { rfail(r, "not a readable bf-compress archive"); goto fail; }
     r->tar_budget = (uint64_t)BF_CZ_MAX_MANIFEST + 65536;
     uint64_t mlen;
     if (read_member(r, "manifest.json", BF_CZ_MAX_MANIFEST, 0, &mp, &mlen)) goto fail;
