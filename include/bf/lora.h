@@ -66,6 +66,9 @@ void bf_adapter_free(bf_adapter *a);
  * weights become the frozen bases); the model then computes with W_eff and its
  * backward fills the adapter's gradients (zeroed by bf_model_zero_grad). */
 int bf_adapter_attach(bf_adapter *a, bf_model *m);
+/* Makes the attached matrices' W_eff anew from A and B (after an optimizer
+ * step); the model's other matrices are left as they are. */
+int bf_adapter_refresh(bf_adapter *a, bf_model *m);
 /* Takes them off again: the model computes with its bases. */
 void bf_adapter_detach(bf_adapter *a, bf_model *m);
 /* Detaches, then writes base + s·(α/r)·B·A into the model (ternary matrices

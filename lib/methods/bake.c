@@ -151,7 +151,7 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         int B = (int)bt->batch;
         size_t M;
         if (teacher_logp(teacher, c->prompt, c->P, x, y, B, (int)T, bx, by, ref, &M)) { rc = -1; break; }
-        if (bf_model_refresh(student)) { rc = -1; break; }
+        if (bf_adapter_refresh(a, student)) { rc = -1; break; }
         bf_model_zero_grad(student);
         bf_err("the student's loss is not finite at step %d", step + 1);
         if (isnan(bf_model_forward(student, x, y, B, (int)T))) { rc = -1; break; }
@@ -168,7 +168,7 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         bf_bake_step s = {step + 1, c->steps, kl, c->lr, gn, 0, 0, 0, {0}};
         int last = step + 1 == c->steps;
         if (d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last)) {
-            if (bf_model_refresh(student) ||
+            if (bf_adapter_refresh(a, student) ||
                 bf_bake_eval(student, teacher, c->prompt, c->P, &d->val, c->eval_batch, &s.val_kl, &s.val)) {
                 rc = -1;
                 break;
@@ -178,7 +178,7 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         s.seconds = bf_now() - t0;
         if (hook) hook(hook_ctx, &s);
     }
-    if (!rc && bf_model_refresh(student)) rc = -1;
+    if (!rc && bf_adapter_refresh(a, student)) rc = -1;
     free(bx);
     free(by);
     free(ref);

@@ -221,6 +221,13 @@ int bf_adapter_attach(bf_adapter *a, bf_model *m)
     return 0;
 }
 
+int bf_adapter_refresh(bf_adapter *a, bf_model *m)
+{
+    for (size_t k = 0; k < a->nmat; k++)
+        if (a->src[k]) lora_refresh(&a->src[k]->base, m, bf_model_weight(m, a->mat[k]));
+    return 0;
+}
+
 void bf_adapter_detach(bf_adapter *a, bf_model *m)
 {
     for (size_t k = 0; k < a->nmat; k++) {

@@ -1,0 +1,283 @@
+/* bf-halfbake — partial-strength merges, iterated half-bakes and A/B cycles (bf-halfbake(1)). */
+#include "cli.h"
+#include "bf/bake.h"
+#include "bf/lora.h"
+#include "bf/tgroup.h"
+#include "bf/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: bf-halfbake --adapter A [--strength S] [options] [MODEL]\n"
+    "       bf-halfbake --prompt TEXT --data DATA --iterations N [options] [MODEL]\n"
+    "       bf-halfbake --prompt TEXT --data DATA --prompt-b TEXT --data-b DATA\n"
+    "                   --iterations N [--plateau P] [options] [MODEL]\n"
+    "\n"
+    "Merges a LoRA adapter (bf-bake --adapter-out) into MODEL at strength S:\n"
+    "W + S·(alpha/rank)·B·A, ternary matrices quantized again with their own rule.\n"
+    "\n"
+    "With --iterations N, half-bakes N times: each iteration bakes an adapter\n"
+    "(the current model reading TEXT teaches the current model plus the adapter\n"
+    "reading the bare rows of DATA, as bf-bake does), merges it at strength S\n"
+    "and quantizes again; each iteration's metrics on DATA's val split go to\n"
+    "the log and a table on stderr.\n"
+    "\n"
+    "With --prompt-b and --data-b, an A/B cycle: iterations bake set A, then\n"
+    "set B after P iterations in a row that were not kept, and so on; an\n"
+    "iteration is kept only when the mean exact match over both sets' val\n"
+    "splits (bare rows) improves; every decision is logged and tabled.\n"
+    "\n"
+    "  --adapter A        merge this adapter (kind adapter, made for MODEL)\n"
+    "  --strength S       merge strength (default 1 with --adapter, 0.5 otherwise)\n"
+    "  --prompt TEXT      set A's prompt\n"
+    "  --data DATA        set A's rows, without the prompt\n"
+    "  --prompt-b TEXT    set B's prompt (an A/B cycle)\n"
+    "  --data-b DATA      set B's rows\n"
+    "  --iterations N     half-bakes (default 5)\n"
+    "  --plateau P        A/B: switch sets after P iterations not kept (default 2)\n"
+    "  --rank R --alpha A --targets LIST   the adapters (as bf-bake; default 8, 16, attn)\n"
+    "  --steps N --batch N --lr X   each bake (as bf-bake; default 200, 32, 1e-3)\n"
+    "  --log FILE         append one JSON object per iteration to FILE\n"
+    "  --seed N           each bake's seed is N + iteration (default 1)\n"
+    "  --threads N        threads (default: all cores)\n"
+    "  -q, --quiet        no table on stderr\n"
+    "  -o, --output FILE  write FILE atomically instead of stdout\n"
+    "  -h, --help         this text\n"
+    "      --version      the version\n";
+
+enum {
+    O_ADAPTER = BF_OPT_PROGRAM, O_STRENGTH, O_PROMPT, O_DATA, O_PROMPT_B, O_DATA_B, O_ITER, O_PLATEAU, O_RANK, O_ALPHA,
+    O_TARGETS, O_STEPS, O_BATCH, O_LR, O_LOG
+};
+
+struct cmdline {
+    const char *input, *adapter, *prompt, *data, *prompt_b, *data_b, *log_path;
+    double strength, alpha;
+    int have_strength, iterations, plateau, rank;
+    unsigned targets;
+    bf_bake_cfg bake;
+};
+
+static void parse_command_line(int argc, char **argv, struct cmdline *cl)
+{
+    static const struct option opts[] = {
+        BF_OPTS_BASE, BF_OPTS_OUTPUT, BF_OPTS_THREADS, BF_OPTS_SEED, BF_OPTS_QUIET,
+        {"adapter", required_argument, 0, O_ADAPTER}, {"strength", required_argument, 0, O_STRENGTH},
+        {"prompt", required_argument, 0, O_PROMPT}, {"data", required_argument, 0, O_DATA},
+        {"prompt-b", required_argument, 0, O_PROMPT_B}, {"data-b", required_argument, 0, O_DATA_B},
+        {"iterations", required_argument, 0, O_ITER}, {"plateau", required_argument, 0, O_PLATEAU},
+        {"rank", required_argument, 0, O_RANK}, {"alpha", required_argument, 0, O_ALPHA},
+        {"targets", required_argument, 0, O_TARGETS}, {"steps", required_argument, 0, O_STEPS},
+        {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
+        {"log", required_argument, 0, O_LOG}, {0, 0, 0, 0}};
+    memset(cl, 0, sizeof *cl);
+    cl->iterations = 5;
+    cl->plateau = 2;
+    cl->rank = 8;
+    cl->alpha = 16;
+    cl->targets = BF_LORA_ATTN;
+    bf_bake_default(&cl->bake);
+    bf_cli_begin(argc, argv, "bf-halfbake", usage);
+    int c, have_iter = 0;
+    while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
+        if (bf_cli_common(c, optarg)) continue;
+        switch (c) {
+        case O_ADAPTER: cl->adapter = optarg; break;
+        case O_STRENGTH: cl->strength = bf_parse_double("strength", optarg, -100, 100); cl->have_strength = 1; break;
+        case O_PROMPT: cl->prompt = optarg; break;
+        case O_DATA: cl->data = optarg; break;
+        case O_PROMPT_B: cl->prompt_b = optarg; break;
+        case O_DATA_B: cl->data_b = optarg; break;
+        case O_ITER: cl->iterations = (int)bf_parse_int("iterations", optarg, 1, 10000); have_iter = 1; break;
+        case O_PLATEAU: cl->plateau = (int)bf_parse_int("plateau", optarg, 1, 10000); break;
+        case O_RANK: cl->rank = (int)bf_parse_int("rank", optarg, 1, 65536); break;
+        case O_ALPHA: cl->alpha = bf_parse_double("alpha", optarg, 1e-6, 1e6); break;
+        case O_TARGETS:
+            if (bf_lora_targets_parse(optarg, &cl->targets)) bf_usage_die("--targets: %s", bf_errmsg());
+            break;
+        case O_STEPS: cl->bake.steps = (int)bf_parse_int("steps", optarg, 0, 100000000); break;
+        case O_BATCH: cl->bake.batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); break;
+        case O_LR: cl->bake.lr = bf_parse_double("lr", optarg, 0, 1e6); break;
+        case O_LOG: cl->log_path = optarg; break;
+        default: bf_usage_die("unexpected option");
+        }
+    }
+    if (cl->adapter) {
+        if (cl->prompt || cl->data || cl->prompt_b || cl->data_b || have_iter)
+            bf_usage_die("--adapter merges one adapter; the prompts, data and --iterations are for half-baking");
+        if (!cl->have_strength) cl->strength = 1;
+    } else {
+        if (!cl->prompt || !*cl->prompt || !cl->data) bf_usage_die("needs --adapter A, or --prompt TEXT and --data DATA");
+        if (!!cl->prompt_b != !!cl->data_b) bf_usage_die("--prompt-b and --data-b go together");
+        if ((cl->prompt_b && !*cl->prompt_b) || strlen(cl->prompt) > 4096 || (cl->prompt_b && strlen(cl->prompt_b) > 4096))
+            bf_usage_die("prompts are 1 to 4096 bytes");
+        if (!cl->have_strength) cl->strength = 0.5;
+    }
+    cl->bake.seed = bf_cli_state.seed;
+    cl->input = bf_cli_input(argc, argv, optind);
+    bf_cli_end(1);
+}
+
+typedef struct {
+    const char *name, *path;
+    int32_t *prompt;
+    int P;
+    bf_dataset d;
+} bake_set;
+
+static void load_set(bake_set *s, const char *name, const char *prompt, const char *path, const bf_model *m)
+{
+    s->name = name;
+    s->path = path;
+    if (bf_data_load(path, &s->d)) bf_die_lib();
+    if (bf_data_check_model(&s->d, &m->cfg, path)) bf_die_lib();
+    s->P = (int)strlen(prompt);
+    s->prompt = bf_xmalloc((size_t)s->P * sizeof *s->prompt);
+    for (int k = 0; k < s->P; k++) {
+        s->prompt[k] = (unsigned char)prompt[k];
+        if (s->prompt[k] >= m->cfg.vocab) bf_die("a prompt byte %d is outside the model's vocab of %d", s->prompt[k], m->cfg.vocab);
+    }
+    if (!s->d.val.rows) bf_die("%s: the val split is empty: nothing to measure", path);
+}
+
+/* A second model with the same tensors (the teacher of a bake, a candidate). */
+static void clone(const bf_model *src, const bf_header *h, bf_model *dst)
+{
+    bf_tset s;
+    if (bf_model_to_tset(src, 1, &s) || bf_model_from_tset(dst, h, &s)) bf_die_lib();
+    bf_tset_release(&s);
+}
+
+/* Bakes set s into an adapter on m (teacher: m with the prompt) and merges it at strength. */
+static void half_bake(bf_model *m, const bf_header *h, bake_set *s, const struct cmdline *cl, int iter)
+{
+    bf_model teacher;
+    clone(m, h, &teacher);
+    bf_adapter a;
+    bf_bake_cfg c = cl->bake;
+    c.prompt = s->prompt;
+    c.P = s->P;
+    c.seed = cl->bake.seed + (uint64_t)iter;
+    c.eval_every = 0;
+    if (bf_adapter_create(&a, m, cl->rank, cl->alpha, cl->targets, c.seed, 0) || bf_adapter_attach(&a, m)) bf_die_lib();
+    /* evaluation happens here, on the merged model: none inside the bake */
+    bf_dataset d = s->d;
+    d.val.rows = 0;
+    if (bf_bake(m, &a, &teacher, &d, &c, NULL, NULL) || bf_adapter_merge(&a, m, cl->strength)) bf_die_lib();
+    bf_adapter_free(&a);
+    bf_model_free(&teacher);
+}
+
+/* The model's metrics on a set's bare val rows (its weights as they are:
+ * a merge has already quantized what it changed). */
+static void measure(bf_model *m, bake_set *s, bf_metrics *bare)
+{
+    if (bf_eval_split(m, &s->d.val, 256, bare)) bf_die_lib();
+}
+
+int main(int argc, char **argv)
+{
+    struct cmdline cl;
+    parse_command_line(argc, argv, &cl);
+    const char *label = cl.input && strcmp(cl.input, "-") ? cl.input : "stdin";
+    bf_header h;
+    bf_tset s;
+    if (bf_read_all(cl.input, &h, &s)) bf_die_lib();
+    bf_model m;
+    if (bf_model_from_tset(&m, &h, &s)) bf_die("%s: %s", label, bf_errmsg());
+    uint64_t digest = bf_tset_digest(&s);
+    int keep_latent = 0;
+    for (size_t k = 0; k < s.n; k++) {
+        const char *part;
+        if (bf_tgroup_split_name(s.t[k].name, &part) && !strcmp(part, "latent")) keep_latent = 1;
+    }
+    bf_tset_release(&s);
+
+    if (cl.adapter) {
+        bf_header ah;
+        bf_tset as;
+        bf_adapter a;
+        if (bf_read_all(cl.adapter, &ah, &as)) bf_die_lib();
+        if (bf_adapter_from_tset(&a, &ah, &as, &m, digest)) bf_die("%s: %s", cl.adapter, bf_errmsg());
+        if (bf_adapter_merge(&a, &m, cl.strength)) bf_die_lib();
+        bf_adapter_free(&a);
+        bf_tset_release(&as);
+        bf_header_release(&ah);
+    } else {
+        FILE *log = NULL;
+        if (cl.log_path && !(log = fopen(cl.log_path, "a"))) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
+        bake_set sets[2];
+        int nsets = cl.prompt_b ? 2 : 1, quiet = bf_cli_state.quiet;
+        load_set(&sets[0], "A", cl.prompt, cl.data, &m);
+        if (nsets == 2) load_set(&sets[1], "B", cl.prompt_b, cl.data_b, &m);
+        bf_metrics met[2];
+        double score = 0;
+        for (int k = 0; k < nsets; k++) { measure(&m, &sets[k], &met[k]); score += met[k].exact / nsets; }
+        if (!quiet) {
+            fprintf(stderr, "%-5s %-4s %-8s %10s", "iter", "set", "decision", "score");
+            for (int k = 0; k < nsets; k++) fprintf(stderr, " %9s_%s", "exact", sets[k].name);
+            fprintf(stderr, "\n%-5d %-4s %-8s %10.4f", 0, "-", "start", score);
+            for (int k = 0; k < nsets; k++) fprintf(stderr, " %11.4f", met[k].exact);
+            fputc('\n', stderr);
+        }
+        int cur = 0, misses = 0;
+        for (int it = 1; it <= cl.iterations; it++) {
+            bf_model cand;
+            clone(&m, &h, &cand);
+            half_bake(&cand, &h, &sets[cur], &cl, it);
+            bf_metrics cm[2];
+            double cs = 0;
+            for (int k = 0; k < nsets; k++) { measure(&cand, &sets[k], &cm[k]); cs += cm[k].exact / nsets; }
+            /* one set: every half-bake is kept (the curve); two: only improvements */
+            int keep = nsets == 1 || cs > score;
+            const char *decision = keep ? "kept" : "dropped";
+            if (keep) {
+                bf_model_free(&m);
+                m = cand;
+                score = cs;
+                memcpy(met, cm, sizeof met);
+                misses = 0;
+            } else {
+                bf_model_free(&cand);
+                misses++;
+            }
+            if (log) {
+                fprintf(log, "{\"iteration\":%d,\"set\":\"%s\",\"decision\":\"%s\",\"score\":", it, sets[cur].name, decision);
+                bf_json_num(log, cs);
+                for (int k = 0; k < nsets; k++) {
+                    fprintf(log, ",\"exact_%s\":", sets[k].name);
+                    bf_json_num(log, cm[k].exact);
+                    fprintf(log, ",\"loss_%s\":", sets[k].name);
+                    bf_json_num(log, cm[k].loss);
+                }
+                fprintf(log, "}\n");
+                fflush(log);
+            }
+            if (!quiet) {
+                fprintf(stderr, "%-5d %-4s %-8s %10.4f", it, sets[cur].name, decision, cs);
+                for (int k = 0; k < nsets; k++) fprintf(stderr, " %11.4f", cm[k].exact);
+                fputc('\n', stderr);
+            }
+            if (nsets == 2 && misses >= cl.plateau) {   /* a plateau: the other set */
+                cur = 1 - cur;
+                misses = 0;
+            }
+        }
+        if (log) fclose(log);
+        for (int k = 0; k < nsets; k++) {
+            bf_data_free(&sets[k].d);
+            free(sets[k].prompt);
+        }
+    }
+    bf_tset out;
+    if (bf_model_to_tset(&m, keep_latent, &out)) bf_die_lib();
+    bf_cli_write_all(&h, &out);
+    bf_tset_release(&out);
+    bf_model_free(&m);
+    bf_header_release(&h);
+    return 0;
+}
