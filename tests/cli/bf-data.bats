@@ -279,6 +279,42 @@ rows() { bf-eval --json "$1" | jshape "$2" | cut -d, -f1; }
     diff <(check_seq d.bf train reverse 3 6 'Reverse: ') <(check_seq e.bf train reverse 3 6)
 }
 
+@test "data-36 seq --tasks: each row answers the task its instruction names; every task appears; meta" {
+    bf-data seq --tasks copy,reverse,sort --n-train 300 --n-val 30 >m.bf
+    for split in train val; do
+        for t in copy reverse sort; do
+            p=$(perl -e 'print ucfirst($ARGV[0]), ": "' "$t")
+            # the rows whose bytes start with this task's instruction, checked as that task
+            paste -d '|' <(bf-dump $split.x m.bf) <(bf-dump $split.y m.bf) |
+                perl -ne 'my ($x) = split /\|/; print if join("", map { chr } split " ", $x) =~ /^\Q'"$p"'\E/' >rows.txt
+            [[ -s rows.txt ]] || [[ $split == val ]] || fail "no $split row of $t"
+        done
+    done
+    # every row starts with one of the three instructions and answers it
+    paste -d '|' <(bf-dump train.x m.bf) <(bf-dump train.y m.bf) | perl -ne '
+        my ($x, $y) = split /\|/; my @x = split " ", $x; my @y = split " ", $y;
+        my $p = $#y; $p-- while $y[$p] == -1;
+        my $s = join("", map { chr } @x[0 .. $p]) . chr($y[$p]);
+        $s =~ /^(Copy|Reverse|Sort): ([0-9]+)=([0-9]+)\n\z/ or die "row $.: \"$s\"\n";
+        my $want = $1 eq "Copy" ? $2 : $1 eq "Reverse" ? scalar reverse($2) : join("", sort split //, $2);
+        die "row $.: $1 of $2 is $want, not $3\n" unless $3 eq $want;'
+    bf-eval --json m.bf >j.json
+    [[ $(jmeta task j.json) == mixture && $(jmeta prompts j.json) == true ]]
+    [[ $(jget 'join ",", @{$j->{meta}{tasks}}' j.json) == copy,reverse,sort ]]
+}
+
+@test "data-37 seq --tasks --no-prompt: the same rows without their instructions; exclusive options" {
+    bf-data seq --tasks copy,reverse --n-train 50 --n-val 5 >a.bf
+    bf-data seq --tasks copy,reverse --no-prompt --n-train 50 --n-val 5 >b.bf
+    diff <(bf-dump train.x a.bf | perl -pe 's/^(?:67 111 112 121|82 101 118 101 114 115 101) 58 32 //; s/( 0)+$//') \
+         <(bf-dump train.x b.bf | perl -pe 's/( 0)+$//')
+    [[ $(bf-eval --json b.bf | jget '$j->{meta}{prompts}') == false ]]
+    for args in "--task copy --tasks copy,sort" "--tasks copy --prompt x" "--no-prompt" "--tasks copy,bogus"; do
+        run3 bf-data seq $args
+        assert_usage_error bf-data
+    done
+}
+
 @test "data-34 seq --n-train and --n-val set the row counts (0 allowed)" {
     bf-data seq --n-train 37 --n-val 11 >d.bf
     [[ $(rows d.bf train.x) -eq 37 && $(rows d.bf val.y) -eq 11 ]]

@@ -316,3 +316,18 @@ same_metrics() {
     b=$(bf-eval --data d.bf --incremental --threads 1 q.bf)
     [[ $a == "$b" ]] || fail "2 threads: $a; 1 thread: $b"
 }
+
+@test "eval-50 --compare REF: a model against itself has KL 0 and no delta; against another, KL > 0 and REF's own metrics" {
+    bf-data seq --task sort --min-len 2 --max-len 4 --n-train 40 --n-val 16 -o d.bf
+    bf-init --like d.bf --d 16 --heads 2 --layers 1 -o a.bf
+    bf-init --like d.bf --d 16 --heads 2 --layers 1 --seed 2 -o b.bf
+    bf-eval --json --data d.bf --compare a.bf a.bf >s.json
+    [[ $(jget '$j->{kl}' s.json) == 0 ]] || rel_close "$(jget '$j->{kl}' s.json)" 0 1e-6
+    [[ $(jget '$j->{ref_exact}' s.json) == $(jget '$j->{exact}' s.json) ]]
+    bf-eval --json --data d.bf --compare b.bf a.bf >o.json
+    lt 0 "$(jget '$j->{kl}' o.json)"
+    [[ $(jget '$j->{ref_loss}' o.json) == $(bf-eval --json --data d.bf b.bf | jget '$j->{loss}') ]]
+    bf-eval --data d.bf --compare b.bf a.bf | grep -q '^compare  kl '
+    run3 bf-eval --compare b.bf a.bf
+    assert_usage_error bf-eval
+}
