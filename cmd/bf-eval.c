@@ -34,6 +34,9 @@ static const char usage[] =
     "                     sees them) instead of int8 × ternary integer kernels\n"
     "  --compare REF      also the model REF on the same rows: KL(REF || STREAM),\n"
     "                     mean over the targeted positions, and REF's metrics\n"
+    "  --ref-prompt TEXT  with --compare: REF reads TEXT (bytes) before each row,\n"
+    "                     STREAM the bare row (how far a baked model is from its\n"
+    "                     prompted teacher)\n"
     "  --adapter A        evaluate STREAM with the LoRA adapter A attached, not\n"
     "                     merged (ternary layers then run in float)\n"
     "  --threads N        threads (default: all cores)\n"
@@ -41,10 +44,10 @@ static const char usage[] =
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER };
+enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER, O_REF_PROMPT };
 
 struct cmdline {
-    const char *input, *data, *compare, *adapter;
+    const char *input, *data, *compare, *adapter, *ref_prompt;
     int json, split_train, batch, fake_quant, incremental;
 };
 
@@ -64,7 +67,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
                                          {"fake-quant", no_argument, 0, O_FAKE},
                                          {"incremental", no_argument, 0, O_INCR},
                                          {"compare", required_argument, 0, O_COMPARE},
-                                         {"adapter", required_argument, 0, O_ADAPTER}, {0, 0, 0, 0}};
+                                         {"adapter", required_argument, 0, O_ADAPTER},
+                                         {"ref-prompt", required_argument, 0, O_REF_PROMPT}, {0, 0, 0, 0}};
     static const char *const splits[] = {"val", "train", NULL};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
@@ -82,11 +86,14 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_INCR: cl->incremental = 1; needs_data = 1; break;
         case O_COMPARE: cl->compare = optarg; needs_data = 1; break;
         case O_ADAPTER: cl->adapter = optarg; needs_data = 1; break;
+        case O_REF_PROMPT: cl->ref_prompt = optarg; needs_data = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
     if (!cl->data && needs_data) bf_usage_die("--split, --batch, --fake-quant, --incremental, --compare and --adapter need --data");
     if (cl->adapter) cl->fake_quant = 1;   /* a LoRA adapter computes with the float weights */
+    if (cl->ref_prompt && !cl->compare) bf_usage_die("--ref-prompt is REF's prompt: it needs --compare REF");
+    if (cl->ref_prompt && strlen(cl->ref_prompt) > 4096) bf_usage_die("--ref-prompt longer than 4096 bytes");
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(0);
 }
@@ -255,7 +262,31 @@ static void evaluate(const struct cmdline *cl)
     bf_metrics rr, mm;
     if (cl->compare) {
         if (bf_data_check_model(&d, &ref.cfg, cl->compare)) bf_die_lib();
-        if (bf_bake_eval(&m, &ref, NULL, 0, sp, cl->batch, &kl, &mm) || bf_eval_split(&ref, sp, cl->batch, &rr)) bf_die_lib();
+        int P = cl->ref_prompt ? (int)strlen(cl->ref_prompt) : 0;
+        int32_t *prompt = bf_xmalloc(((size_t)P + 1) * sizeof *prompt);
+        for (int k = 0; k < P; k++) prompt[k] = (unsigned char)cl->ref_prompt[k];
+        for (int k = 0; k < P; k++)
+            if (prompt[k] >= ref.cfg.vocab) bf_die("--ref-prompt: byte %d is outside the vocab of %d", prompt[k], ref.cfg.vocab);
+        if ((size_t)P + sp->T > (size_t)ref.cfg.ctx)
+            bf_die("--ref-prompt: %d bytes and rows of %zu do not fit REF's context of %d", P, sp->T, ref.cfg.ctx);
+        if (bf_bake_eval(&m, &ref, prompt, P, sp, cl->batch, &kl, &mm)) bf_die_lib();
+        if (P) {   /* REF's metrics with its prompt: the same rows, the prompt before each */
+            bf_split ps;
+            size_t W = (size_t)P + sp->T;
+            int32_t *px = bf_xmalloc(sp->rows * W * sizeof *px), *py = bf_xmalloc(sp->rows * W * sizeof *py);
+            for (size_t row = 0; row < sp->rows; row++) {
+                for (int k = 0; k < P; k++) { px[row * W + (size_t)k] = prompt[k]; py[row * W + (size_t)k] = -1; }
+                memcpy(px + row * W + P, sp->x + row * sp->T, sp->T * sizeof *px);
+                memcpy(py + row * W + P, sp->y + row * sp->T, sp->T * sizeof *py);
+            }
+            ps = (bf_split){px, py, sp->rows, W};
+            if (bf_eval_split(&ref, &ps, cl->batch, &rr)) bf_die_lib();
+            free(px);
+            free(py);
+        } else if (bf_eval_split(&ref, sp, cl->batch, &rr)) {
+            bf_die_lib();
+        }
+        free(prompt);
     }
     if (cl->json) {
         printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, r.rows,
