@@ -274,10 +274,10 @@ static void evaluate(const struct cmdline *cl)
             bf_split ps;
             size_t W = (size_t)P + sp->T;
             int32_t *px = bf_xmalloc(sp->rows * W * sizeof *px), *py = bf_xmalloc(sp->rows * W * sizeof *py);
-            for (size_t row = 0; row < sp->rows; row++) {
-                for (int k = 0; k < P; k++) { px[row * W + (size_t)k] = prompt[k]; py[row * W + (size_t)k] = -1; }
-                memcpy(px + row * W + P, sp->x + row * sp->T, sp->T * sizeof *px);
-                memcpy(py + row * W + P, sp->y + row * sp->T, sp->T * sizeof *py);
+            for (size_t i = 0; i < sp->rows; i++) {
+                for (int k = 0; k < P; k++) { px[i * W + (size_t)k] = prompt[k]; py[i * W + (size_t)k] = -1; }
+                memcpy(px + i * W + P, sp->x + i * sp->T, sp->T * sizeof *px);
+                memcpy(py + i * W + P, sp->y + i * sp->T, sp->T * sizeof *py);
             }
             ps = (bf_split){px, py, sp->rows, W};
             if (bf_eval_split(&ref, &ps, cl->batch, &rr)) bf_die_lib();
