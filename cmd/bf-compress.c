@@ -206,5 +206,6 @@ int main(int argc, char **argv)
     parse_command_line(argc, argv, &cl);
     if (cl.decompress) decompress(&cl);
     else compress(&cl);
+    for (size_t k = 0; k < cl.o.nrules; k++) free((char *)cl.rules[k].pattern);
     return 0;
 }

@@ -32,7 +32,7 @@ static void put(buf *b, const void *p, size_t n)
         b->p = realloc(b->p, b->cap);
         if (!b->p) { fputs("bf-mkbadz: out of memory\n", stderr); exit(3); }
     }
-    memcpy(b->p + b->n, p, n);
+    if (n) memcpy(b->p + b->n, p, n);
     b->n += n;
 }
 
@@ -98,6 +98,13 @@ static uint8_t w_codes[2] = {121, 7};   /* TQ1: 5 codes a byte, < 243 */
 static float s_val = 0.125f;
 
 static const char *manifest_text;   /* a case's manifest (NULL: the valid one) */
+static char *owned;                 /* the case's own manifest text, freed at the end */
+
+static char *own(char *p)
+{
+    free(owned);
+    return owned = p;
+}
 static member mem[8];
 static int nmem;
 
@@ -124,7 +131,7 @@ static void edit(const char *from, const char *to)
     const char *at = strstr(valid_manifest, from);
     if (!at) { fprintf(stderr, "bf-mkbadz: '%s' not in the manifest\n", from); exit(3); }
     size_t n = strlen(valid_manifest) - strlen(from) + strlen(to) + 1;
-    char *s = malloc(n);
+    char *s = own(malloc(n));
     snprintf(s, n, "%.*s%s%s", (int)(at - valid_manifest), valid_manifest, to, at + strlen(from));
     manifest_text = s;
 }
@@ -163,7 +170,7 @@ static buf c_manifest_huge(void)
 {
     base();
     size_t n = (17u << 20);
-    char *s = malloc(n + 1);
+    char *s = own(malloc(n + 1));
     memset(s, ' ', n);
     memcpy(s, valid_manifest, strlen(valid_manifest));
     s[n] = 0;
@@ -184,7 +191,7 @@ static buf c_manifest_not_first(void)
 static buf c_manifest_deep(void)
 {
     base();
-    char *s = malloc(400);
+    char *s = own(malloc(400));
     memset(s, '[', 100);
     memset(s + 100, ']', 100);
     s[200] = 0;
@@ -234,7 +241,7 @@ static buf c_bomb_entropy(void)
     /* 1 GiB of TQ2 codes, all zero, from ten bytes of rANS */
     static uint8_t rans[10] = {0, 0, 0, 0x80, 0, 0, 0, 0, 0x80, 0};
     base();
-    char *s = malloc(strlen(valid_manifest) + 200);
+    char *s = own(malloc(strlen(valid_manifest) + 200));
     strcpy(s, HEAD "\"tensors\":[" T_A ",");
     strcat(s, "{\"name\":\"w\",\"dtype\":\"TQ2\",\"shape\":[65536,65536],\"meta\":{\"method\":\"absmean\",\"threshold\":0.0,\"per_row\":false},"
               "\"method\":\"entropy\",\"member\":\"t/000001.bin\",\"bytes\":10},");
@@ -279,7 +286,7 @@ static buf c_bad_tq1(void)
 static buf c_bad_rans(void)
 {
     static uint8_t r[12] = {1, 0, 2, 0, 3, 0, 0, 0, 0x80, 0, 1, 2};
-    char *s = malloc(strlen(valid_manifest) + 200);
+    char *s = own(malloc(strlen(valid_manifest) + 200));
     base();
     strcpy(s, HEAD "\"tensors\":[" T_A ",");
     strcat(s, "{\"name\":\"w\",\"dtype\":\"TQ2\",\"shape\":[2,5],\"meta\":{\"method\":\"absmean\",\"threshold\":0.0,\"per_row\":false},"
@@ -405,5 +412,7 @@ int main(int argc, char **argv)
         if (w < 0) return errno == EPIPE ? 0 : 3;
         at += (size_t)w;
     }
+    free(b.p);
+    free(owned);
     return 0;
 }
