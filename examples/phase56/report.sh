@@ -1,0 +1,139 @@
+#!/bin/sh
+# report.sh — the phases 5–6 report from the models and logs in $OUT
+# (examples/phase56/Makefile makes them).  Markdown on stdout.
+set -eu
+BIN=${BIN:-../../bin}
+OUT=${OUT:-out}
+THREADS=${THREADS:-2}
+T="--threads $THREADS"
+
+# j KEY < JSON: one number from bf-eval --json
+j() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p"; }
+# ev FLAGS... MODEL: bf-eval --json
+ev() { "$BIN"/bf-eval --json $T "$@"; }
+pct() { awk -v x="$1" 'BEGIN { printf "%.1f", 100 * x }'; }
+num() { awk -v x="$1" 'BEGIN { printf "%.4f", x }'; }
+
+REV=$OUT/rev.bf
+# exact on bare reverse rows, and the KL to the base reading "Reverse: "
+bare() {   # [flags] MODEL -> "exact kl"
+    out=$(ev --data "$REV" --compare "$OUT/f32.bf" --ref-prompt "Reverse: " "$@")
+    echo "$(echo "$out" | j exact) $(echo "$out" | j kl)"
+}
+bare_t() {   # the same against the ternary base, all in float (--fake-quant)
+    out=$(ev --fake-quant --data "$REV" --compare "$OUT/tern.bf" --ref-prompt "Reverse: " "$@")
+    echo "$(echo "$out" | j exact) $(echo "$out" | j kl)"
+}
+prompted() { ev --data "$OUT/$1-p.bf" ${3-} "$2" | j exact; }   # task model [flags]
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+start=$(stat -c %Y "$OUT/mix.bf")
+end=$(stat -c %Y $(ls -t "$OUT"/*.bf | head -1))   # the last model made
+echo "# Phases 5–6: prompt baking, half-baking, A/B cycles"
+echo
+echo "Made by \`make -C examples/phase56 results\` at commit $commit on $(date -u +%Y-%m-%d), $(uname -m), $cpu, $THREADS threads;"
+echo "$(( end - start )) s from the first data set to the last model."
+echo
+echo "A model (d 96, 2 layers, 4 heads) learns a mixture of copy, reverse and sort, each row led by its instruction"
+echo "(\`bf-data seq --tasks copy,reverse,sort\`); its phase-4 ternary version is quantized and trained through the"
+echo "quantizer. Baking \"Reverse: \" (\`bf-bake\`: LoRA rank 8 on all block matrices, Adam 3e-3, batch 32) should make it"
+echo "reverse bare rows (\`3141=1413\`, no instruction). Held-out rows: 200 reverse, 200 sort and 200 copy rows; exact"
+echo "match under teacher forcing; KL = KL(base reading \"Reverse: \" ‖ model reading the bare row), mean over answer positions."
+echo
+
+set -- $(bare "$OUT/f32.bf"); b_e=$1 b_kl=$2
+t_e=$(prompted reverse "$OUT/f32.bf")
+echo "## Float model"
+echo
+echo "| model | bare reverse: exact | KL to prompted teacher | copy (prompted) | sort (prompted) |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| base, prompted (the target) | $(pct "$t_e")% | 0 | $(pct "$(prompted copy "$OUT/f32.bf")")% | $(pct "$(prompted sort "$OUT/f32.bf")")% |"
+echo "| base, bare | $(pct "$b_e")% | $(num "$b_kl") | | |"
+for m in "baked (data rows)|f32-s1" "baked (data rows + sampled trajectories)|baked-samples" "baked, then pursuit ×2 (3 × $(sed -n 's/.*"step":\([0-9]*\),.*/\1/p' "$OUT/bake-pursuit.log" | sort -n | tail -1) steps)|baked-pursuit"; do
+    label=${m%|*} f=$OUT/${m#*|}.bf
+    set -- $(bare "$f")
+    echo "| $label | $(pct "$1")% | $(num "$2") | $(pct "$(prompted copy "$f")")% | $(pct "$(prompted sort "$f")")% |"
+    [ "${m#*|}" = f32-s1 ] && baked_e=$1
+done
+echo
+recovery=$(awk -v a="$baked_e" -v b="$t_e" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }')
+echo "Baking recovers $recovery% of the prompted base's exact match on bare rows (the target: at least 95%)."
+echo
+
+set -- $(bare_t "$OUT/tern.bf"); tb_e=$1 tb_kl=$2
+tt_e=$(prompted reverse "$OUT/tern.bf" --fake-quant)
+set -- $(bare_t --adapter "$OUT/ad-tern.bf" "$OUT/tern.bf"); tu_e=$1 tu_kl=$2
+set -- $(bare_t "$OUT/tern-s1.bf"); tm_e=$1 tm_kl=$2
+echo "## Ternary model (phase 4), in float arithmetic (\`--fake-quant\`) so that all rows compare"
+echo
+echo "| model | bare reverse: exact | KL to prompted ternary teacher | copy (prompted) | sort (prompted) |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| ternary base, prompted | $(pct "$tt_e")% | 0 | $(pct "$(prompted copy "$OUT/tern.bf" --fake-quant)")% | $(pct "$(prompted sort "$OUT/tern.bf" --fake-quant)")% |"
+echo "| ternary base, bare | $(pct "$tb_e")% | $(num "$tb_kl") | | |"
+echo "| ternary baked, LoRA unmerged | $(pct "$tu_e")% | $(num "$tu_kl") | | |"
+echo "| ternary baked, merged and re-quantized | $(pct "$tm_e")% | $(num "$tm_kl") | $(pct "$(prompted copy "$OUT/tern-s1.bf" --fake-quant)")% | $(pct "$(prompted sort "$OUT/tern-s1.bf" --fake-quant)")% |"
+echo
+
+echo "## Half-baking: strength s of the merge (\`bf-halfbake --adapter A --strength s\`)"
+echo
+echo "| s | float: exact | float: KL | ternary: exact | ternary: KL |"
+echo "| ---: | ---: | ---: | ---: | ---: |"
+for s in 0 0.25 0.5 0.75 1; do
+    set -- $(bare "$OUT/f32-s$s.bf"); fe=$1 fk=$2
+    set -- $(bare_t "$OUT/tern-s$s.bf")
+    echo "| $s | $(pct "$fe")% | $(num "$fk") | $(pct "$1")% | $(num "$2") |"
+done
+echo
+echo "## Half-baking: baking steps (the float adapter's checkpoints, unmerged)"
+echo
+echo "| steps | exact | KL |"
+echo "| ---: | ---: | ---: |"
+for ck in $(ls "$OUT"/ck-*.bf | sed 's/.*ck-\([0-9]*\)\.bf/\1/' | sort -n); do
+    set -- $(bare --adapter "$OUT/ck-$ck.bf" "$OUT/f32.bf")
+    echo "| $ck | $(pct "$1")% | $(num "$2") |"
+done
+echo
+
+echo "## Five iterated half-bakes of the ternary model (each: bake, merge at 0.5, quantize again)"
+echo
+echo "| iteration | bare reverse | reverse (prompted) | copy (prompted) | sort (prompted) | mean of the prompted three |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+means=""
+for i in 0 1 2 3 4 5; do
+    f=$OUT/ihb-$i.bf
+    set -- $(bare_t "$f")
+    r=$(prompted reverse "$f" --fake-quant) c=$(prompted copy "$f" --fake-quant) s=$(prompted sort "$f" --fake-quant)
+    m=$(awk -v a="$r" -v b="$c" -v d="$s" 'BEGIN { printf "%.6f", (a + b + d) / 3 }')
+    means="$means $m"
+    echo "| $i | $(pct "$1")% | $(pct "$r")% | $(pct "$c")% | $(pct "$s")% | $(pct "$m")% |"
+done
+echo
+per_iter=$(echo "$means" | awk '{ printf "%.2f", 100 * ($1 - $NF) / (NF - 1) }')
+after5=$(echo "$means" | awk '{ printf "%.2f", 100 * ($1 - $NF) }')
+echo "The prompted tasks' mean exact match falls by $per_iter points an iteration on average, $after5 points after 5"
+echo "(negative: it rises)."
+echo
+
+echo "## One A/B cycle on the float model (Reverse / Sort, half strength, plateau 1)"
+echo
+echo '```'
+cat "$OUT/ab.txt"
+echo '```'
+echo
+
+echo "## The seed documents' claims"
+echo
+echo "| claim | seed | measured | verdict |"
+echo "| --- | --- | --- | --- |"
+gain=$(awk -v u="$tu_e" -v p="$tt_e" 'BEGIN { printf "%+.1f", 100 * (u - p) }')
+rq=$(awk -v m="$tm_e" -v u="$tu_e" 'BEGIN { printf "%+.1f", 100 * (m - u) }')
+v1=$(awk -v g="$gain" 'BEGIN { print (g >= 1.5 ? "holds" : "does not hold") }')
+v2=$(awk -v r="$rq" 'BEGIN { print (r >= -0.5 ? "holds (no worse than -0.5)" : "does not hold") }')
+v3=$(awk -v p="$per_iter" 'BEGIN { print (p <= 0.3 ? "holds" : "does not hold") }')
+v4=$(awk -v a="$after5" 'BEGIN { print (a < 2 ? "holds" : "does not hold") }')
+echo "| baking a prompt into a ternary model gains accuracy | +1.5% | $gain points (unmerged baked, bare rows, against the prompted base) | $v1 |"
+echo "| re-quantizing the baked ternary model costs | -0.5% | $rq points (merged and re-quantized against unmerged) | $v2 |"
+echo "| each half-bake iteration costs | 0.3% | $per_iter points of the prompted tasks' mean exact match | $v3 |"
+echo "| five half-bake iterations cost | < 2% | $after5 points | $v4 |"
+echo "| baking recovers the prompted accuracy without the prompt (float) | — | $recovery% of it | $(awk -v r="$recovery" 'BEGIN { print (r >= 95 ? "holds (>= 95%)" : "does not hold (< 95%)") }') |"
