@@ -121,7 +121,7 @@ typedef struct {
     uint64_t numel;
     uint64_t payload;        /* member bytes before the codec */
     uint64_t bytes;          /* the member compressed alone by the codec, less the
-                              * codec's frame around nothing */
+                              * codec's frame (measured around one byte) */
     double entropy;          /* bits a weight of the codes, NaN unless entropy */
 } bf_cz_item;
 

@@ -378,9 +378,11 @@ int bf_compress(const bf_header *h, const bf_tset *s, const bf_cz_opts *o, uint8
     for (size_t k = 0; k < o->nrules; k++)
         if (!matched[k]) { bf_err("--method '%s' matches no tensor", o->rules[k].pattern); goto done; }
     /* each member's share: compressed alone, less what the codec's frame
-     * costs around no bytes at all */
+     * costs around one byte (headers, index, check), less that byte */
     uint64_t frame;
-    if (alone_size(o->codec, NULL, 0, raw, &frame)) goto done;
+    static const uint8_t one = 0;
+    if (alone_size(o->codec, &one, 1, raw, &frame)) goto done;
+    frame = frame > 1 ? frame - 1 : 0;
     for (size_t k = 0; k < s->n; k++) {
         if (alone_size(o->codec, mem[k], rep->items[k].payload, raw, &rep->items[k].bytes)) goto done;
         rep->items[k].bytes = rep->items[k].bytes > frame ? rep->items[k].bytes - frame : 0;
