@@ -1,0 +1,254 @@
+/* svf_train.c — training SVF experts (or a LoRA adapter) by gradient or
+ * REINFORCE, and the cross-entropy-method search over mixtures (bf/svf.h). */
+#include "bf/svf.h"
+#include "bf/optim.h"
+#include "bf/train.h"
+#include "bf/util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void bf_svf_train_default(bf_svf_train_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->method = BF_SVF_GRAD;
+    c->steps = 200;
+    c->batch = 32;
+    c->eval_batch = 256;
+    c->lr = 2e-3;
+    c->clip = 1e-3;
+    c->kl = 0;
+    c->max_new = 32;
+    c->seed = 1;
+}
+
+/* REINFORCE rows: each question of the batch continued by one sample of m;
+ * bx/by [B, T] get the question and the sampled answer (targets on the
+ * answer), r[b] the reward (0 for a row with no question). */
+static int sample_rows(bf_model *m, const int32_t *x, const int32_t *y, int B, size_t T, int max_new_cfg, bf_rng *rng,
+                       int32_t *bx, int32_t *by, double *r, double *mean_r)
+{
+    int ctx = m->cfg.ctx;
+    int32_t *out = bf_xmalloc((size_t)ctx * sizeof *out);
+    int len, n = 0;
+    double sum = 0;
+    for (int b = 0; b < B; b++) {
+        const int32_t *rx = x + (size_t)b * T, *ry = y + (size_t)b * T;
+        int32_t *ox = bx + (size_t)b * T, *oy = by + (size_t)b * T;
+        for (size_t t = 0; t < T; t++) { ox[t] = rx[t]; oy[t] = -1; }
+        r[b] = 0;
+        size_t first = 0;
+        while (first < T && ry[first] < 0) first++;
+        if (first == T) continue;
+        size_t qlen = first + 1, alen = 0;
+        while (first + alen < T && ry[first + alen] >= 0) alen++;
+        int max_new = max_new_cfg;
+        if ((size_t)max_new > T + 1 - qlen) max_new = (int)(T + 1 - qlen);
+        if ((int)qlen + max_new > ctx) max_new = ctx - (int)qlen;
+        if (max_new < 1) continue;
+        if (bf_model_generate(m, rx, (int)qlen, 1, max_new, 1.0, rng, '\n', out, &len)) { free(out); return -1; }
+        size_t L = (size_t)len, got = L - qlen;
+        int same = got == alen;
+        for (size_t i = 0; same && i < alen; i++) same = out[qlen + i] == ry[first + i];
+        r[b] = same ? 1.0 : -1.0;
+        for (size_t t = 0; t + 1 < L && t < T; t++) {
+            ox[t] = out[t];
+            if (t + 1 >= qlen) oy[t] = out[t + 1];
+        }
+        for (size_t t = L; t < T; t++) ox[t] = 0;
+        sum += r[b];
+        n++;
+    }
+    free(out);
+    *mean_r = n ? sum / n : 0;
+    return 0;
+}
+
+int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), void *refresh_ctx, bf_model *base,
+                 const bf_dataset *d, const bf_svf_train_cfg *c, bf_svf_hook hook, void *hook_ctx)
+{
+    const bf_split *tr = &d->train;
+    if (!tr->rows) return bf_err("the train split is empty");
+    if (c->method == BF_SVF_REINFORCE && c->kl > 0 && !base) return bf_err("the KL term needs the base model");
+    size_t T = tr->T, V = (size_t)m->cfg.vocab;
+    bf_optim_cfg oc;
+    bf_optim_default(&oc);
+    oc.kind = BF_OPTIM_ADAM;
+    oc.lr = c->lr;
+    oc.beta2 = 0.999;
+    bf_optim opt;
+    bf_optim_init(&opt, ps, &oc);
+    bf_batcher bt;
+    bf_batcher_init(&bt, tr, (size_t)c->batch, c->seed);
+    size_t bmax = bt.batch;
+    int32_t *bx = NULL, *by = NULL;
+    float *ref = NULL;
+    double *r = NULL;
+    bf_rng rng = bf_rng_derive(c->seed, "svf.reinforce");
+    if (c->method == BF_SVF_REINFORCE) {
+        bx = bf_xmalloc(bmax * T * sizeof *bx);
+        by = bf_xmalloc(bmax * T * sizeof *by);
+        ref = bf_xmalloc(bmax * T * V * sizeof *ref);
+        r = bf_xmalloc(bmax * sizeof *r);
+    }
+    double t0 = bf_now();
+    int rc = 0;
+    for (int step = 0; step < c->steps && !rc; step++) {
+        const int32_t *x, *y;
+        bf_batcher_next(&bt, &x, &y);
+        int B = (int)bt.batch;
+        bf_svf_step st = {step + 1, c->steps, 0, 0, 0, 0, 0, 0, {0}};
+        if (refresh(refresh_ctx, m)) { rc = -1; break; }
+        if (c->method == BF_SVF_GRAD) {
+            bf_model_zero_grad(m);
+            memset(ps->grads, 0, ps->n * sizeof(float));
+            bf_err("the loss is not finite at step %d", step + 1);
+            st.loss = bf_model_forward(m, x, y, B, (int)T);
+            if (isnan(st.loss)) { rc = -1; break; }
+            if (bf_model_backward(m)) { rc = -1; break; }
+        } else {
+            if (sample_rows(m, x, y, B, T, c->max_new, &rng, bx, by, r, &st.reward)) { rc = -1; break; }
+            size_t M = 0;
+            if (c->kl > 0) {
+                bf_err("the base model's loss is not finite at step %d", step + 1);
+                if (isnan(bf_model_forward(base, bx, by, B, (int)T))) { rc = -1; break; }
+                bf_model_target_index(base, &M);
+                if (M) memcpy(ref, bf_model_target_logprobs(base, 0), M * V * sizeof *ref);
+            }
+            bf_model_zero_grad(m);
+            memset(ps->grads, 0, ps->n * sizeof(float));
+            bf_err("the loss is not finite at step %d", step + 1);
+            if (isnan(bf_model_forward(m, bx, by, B, (int)T))) { rc = -1; break; }
+            size_t Mm;
+            const int32_t *idx = bf_model_target_index(m, &Mm);
+            if (Mm) {
+                double pg = 0;
+                for (size_t k = 0; k < Mm; k++) {
+                    size_t b = (size_t)idx[k] / T;
+                    pg -= r[b] * bf_model_target_logprobs(m, k)[by[idx[k]]];
+                }
+                st.loss = pg / B;
+                if (c->kl > 0) {
+                    st.kl = bf_kl_anchor(m, ref);
+                    st.loss += c->kl * st.kl;
+                }
+                float *dl = bf_model_dlogits(m);   /* (softmax − onehot)/M at each target */
+                for (size_t k = 0; k < Mm; k++) {
+                    float f = (float)(r[(size_t)idx[k] / T] * (double)Mm / B);
+                    for (size_t v = 0; v < V; v++) dl[k * V + v] *= f;
+                }
+                if (c->kl > 0) bf_kl_anchor_grad(m, ref, c->kl, dl);
+                if (bf_model_backward(m)) { rc = -1; break; }
+            }
+        }
+        st.grad_norm = bf_grad_clip(ps, c->clip);
+        if (!isfinite(st.grad_norm)) { rc = bf_err("the gradient is not finite at step %d", step + 1); break; }
+        bf_optim_step(&opt, ps, c->lr);
+        int last = step + 1 == c->steps;
+        if (d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last)) {
+            if (refresh(refresh_ctx, m) || bf_eval_split(m, &d->val, c->eval_batch, &st.val)) { rc = -1; break; }
+            st.evaluated = 1;
+        }
+        st.seconds = bf_now() - t0;
+        if (hook) hook(hook_ctx, &st);
+    }
+    if (!rc && refresh(refresh_ctx, m)) rc = -1;
+    free(bx);
+    free(by);
+    free(ref);
+    free(r);
+    bf_batcher_free(&bt);
+    bf_optim_free(&opt);
+    return rc;
+}
+
+/* ------------------------------------------------------------ the mixtures */
+
+void bf_svf_cem_default(bf_svf_cem_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->population = 32;
+    c->elite = 6;   /* 20% of 32, rounded down */
+    c->iterations = 50;
+    c->std0 = 0.5;
+    c->eval_batch = 256;
+    c->seed = 1;
+}
+
+typedef struct {
+    double exact, loss;
+    int i;
+} cand;
+
+/* better first: higher exact match, then lower loss, then the earlier candidate */
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->exact != y->exact) return x->exact > y->exact ? -1 : 1;
+    if (x->loss != y->loss) return x->loss < y->loss ? -1 : 1;
+    return x->i - y->i;
+}
+
+int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, const bf_svf_cem_cfg *c,
+               double *alpha_out, bf_svf_cem_hook hook, void *hook_ctx)
+{
+    if (!fs->rows) return bf_err("the few-shot split is empty");
+    if (!e->nexp) return bf_err("no experts to mix");
+    int K = (int)e->nexp, groups = c->per_layer ? m->cfg.n_layer : 1, P = c->population;
+    int E = c->elite < 1 ? 1 : c->elite > P ? P : c->elite;
+    size_t D = (size_t)groups * (size_t)K;
+    double *mean = bf_xmalloc(D * sizeof *mean), *sd = bf_xmalloc(D * sizeof *sd);
+    double *pop = bf_xmalloc((size_t)P * D * sizeof *pop), *best = bf_xmalloc(D * sizeof *best);
+    cand *cs = bf_xmalloc((size_t)P * sizeof *cs);
+    for (size_t i = 0; i < D; i++) { mean[i] = 1.0 / K; sd[i] = c->std0; best[i] = mean[i]; }
+    bf_rng rng = bf_rng_derive(c->seed, "svf.cem");
+    double best_exact = -1, best_loss = INFINITY, t0 = bf_now();
+    int rc = 0;
+    for (int it = 0; it < c->iterations && !rc; it++) {
+        double fsum = 0;
+        for (int p = 0; p < P; p++) {
+            double *a = pop + (size_t)p * D;
+            for (size_t i = 0; i < D; i++) {
+                double v = (it == 0 && p == 0) ? mean[i] : mean[i] + sd[i] * bf_rng_normal(&rng);   /* the start itself once */
+                a[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+            }
+            bf_svf_mix(s, e, a, c->per_layer);
+            bf_metrics met;
+            if (bf_svf_refresh(s, m) || bf_eval_split(m, fs, c->eval_batch, &met)) { rc = -1; break; }
+            cs[p] = (cand){met.exact, met.loss, p};
+            fsum += met.exact;
+        }
+        if (rc) break;
+        qsort(cs, (size_t)P, sizeof *cs, cand_cmp);
+        if (cs[0].exact > best_exact || (cs[0].exact == best_exact && cs[0].loss < best_loss)) {
+            best_exact = cs[0].exact;
+            best_loss = cs[0].loss;
+            memcpy(best, pop + (size_t)cs[0].i * D, D * sizeof *best);
+        }
+        for (size_t i = 0; i < D; i++) {
+            double mu = 0, var = 0;
+            for (int q = 0; q < E; q++) mu += pop[(size_t)cs[q].i * D + i];
+            mu /= E;
+            for (int q = 0; q < E; q++) {
+                double dv = pop[(size_t)cs[q].i * D + i] - mu;
+                var += dv * dv;
+            }
+            mean[i] = mu;
+            sd[i] = sqrt(var / E);
+        }
+        bf_svf_cem_step st = {it + 1, c->iterations, best_exact, best_loss, fsum / P, bf_now() - t0, best, groups, K};
+        if (hook) hook(hook_ctx, &st);
+    }
+    if (!rc) {
+        bf_svf_mix(s, e, best, c->per_layer);
+        if (bf_svf_refresh(s, m)) rc = -1;
+        memcpy(alpha_out, best, D * sizeof *best);
+    }
+    free(mean);
+    free(sd);
+    free(pop);
+    free(best);
+    free(cs);
+    return rc;
+}

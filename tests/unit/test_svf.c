@@ -1,0 +1,288 @@
+/* test_svf — SVF experts as a weight source (bf/svf.h).
+ *
+ *  - the SVD: relative reconstruction error ‖U·diag(σ)·Vᵀ − W‖/‖W‖ of the
+ *    single- and double-precision LAPACK routes on the test model's
+ *    matrices; the double route (the one the source uses) within 1e-6: its
+ *    factors are exact to double rounding and then rounded to float, each
+ *    entry to 2^-24 relative, so the product carries a few float roundings
+ *    (about 1e-7 for these sizes), 1e-6 leaving a margin of ten;
+ *  - dz against central differences of the loss, directional and on the
+ *    largest entry, float and ternary bases, at a z that is far from uniform,
+ *    with test_lora's tolerance (2e-3 + 2e-2·|fd|);
+ *  - a uniform m (every z equal) leaves the loss at the base's, relative 1e-5;
+ *  - applying the expert (W' written into a float model) computes what the
+ *    attached source does; the re-quantized ternary model is still finite;
+ *  - the experts stream: round trip, and the errors for another base, a wrong
+ *    length, NaN, a matrix the model does not have;
+ *  - the same seed gives the same bytes (z and W'). */
+#include "tap.h"
+
+#include "bf/lora.h"
+#include "bf/model.h"
+#include "bf/rng.h"
+#include "bf/svf.h"
+#include "bf/thread.h"
+#include "bf/util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define B 3
+#define T 5
+#define V 11
+
+static void init_params(bf_model *m, uint64_t seed)
+{
+    bf_rng r;
+    bf_rng_seed(&r, seed);
+    for (size_t k = 0; k < m->np; k++) {
+        bf_param *p = &m->p[k];
+        float *x = m->params + p->offset;
+        for (size_t j = 0; j < p->numel; j++)
+            x[j] = p->ndim == 1 ? (float)(1.0 + 0.2 * bf_rng_normal(&r)) : (float)(0.3 * bf_rng_normal(&r));
+    }
+}
+
+static void make(bf_model *m, int act_bits)
+{
+    bf_config c;
+    bf_config_default(&c);
+    c.vocab = V; c.ctx = 6; c.d_model = 8; c.n_layer = 2; c.n_head = 2; c.d_ff = 12; c.act_bits = act_bits;
+    bf_model_create(m, &c);
+    init_params(m, 17);
+}
+
+static void make_ternary(bf_model *m)
+{
+    bf_qspec q = {BF_Q_ABSMEAN, 0, 0, BF_TQ2};
+    for (size_t k = 0; k < m->np; k++)
+        if (m->p[k].is_block_matrix) bf_model_set_ternary(m, bf_model_weight(m, m->p[k].name), &q);
+}
+
+static double loss(bf_model *m, const int32_t *x, const int32_t *y)
+{
+    bf_model_refresh(m);
+    return bf_model_forward(m, x, y, B, T);
+}
+
+static int check_grads(bf_model *m, bf_svf *s, const int32_t *x, const int32_t *y, const char *label, double *worst)
+{
+    bf_model_zero_grad(m);
+    loss(m, x, y);
+    bf_model_backward(m);
+    const float h = 1e-3f;
+    int fails = 0;
+    bf_rng r;
+    bf_rng_seed(&r, 9);
+    for (size_t k = 0; k < s->ps.np; k++) {
+        const bf_param *p = &s->ps.p[k];
+        float *w = s->ps.params + p->offset, *g = s->ps.grads + p->offset;
+        float *v = malloc(p->numel * sizeof *v), unit = 1.0f / sqrtf((float)p->numel);
+        double gv = 0;
+        for (size_t j = 0; j < p->numel; j++) { v[j] = (bf_rng_next(&r) & 1) ? unit : -unit; gv += g[j] * v[j]; }
+        for (size_t j = 0; j < p->numel; j++) w[j] += h * v[j];
+        double lp = loss(m, x, y);
+        for (size_t j = 0; j < p->numel; j++) w[j] -= 2 * h * v[j];
+        double lm = loss(m, x, y);
+        for (size_t j = 0; j < p->numel; j++) w[j] += h * v[j];
+        free(v);
+        double fd = (lp - lm) / (2 * h);
+        double err = fabs(gv - fd) / (2e-3 + 2e-2 * fabs(fd));
+        size_t best = 0;
+        for (size_t j = 1; j < p->numel; j++) if (fabsf(g[j]) > fabsf(g[best])) best = j;
+        float keep = w[best];
+        w[best] = keep + h;
+        double a1 = loss(m, x, y);
+        w[best] = keep - h;
+        double b1 = loss(m, x, y);
+        w[best] = keep;
+        double fde = (a1 - b1) / (2 * h);
+        double err2 = fabs(g[best] - fde) / (2e-3 + 2e-2 * fabs(fde));
+        if (err2 > err) err = err2;
+        if (err > *worst) *worst = err;
+        if (k == 0) diag("%s %s: directional %.6g vs %.6g; [%zu] %.6g vs %.6g", label, p->name, gv, fd, best, g[best], fde);
+        if (err > 1) {
+            fails++;
+            diag("%s %s: directional %.6g vs %.6g; [%zu] %.6g vs %.6g", label, p->name, gv, fd, best, g[best], fde);
+        }
+    }
+    return fails;
+}
+
+static void randomize_z(bf_svf *s, uint64_t seed)
+{
+    bf_rng r;
+    bf_rng_seed(&r, seed);
+    for (size_t j = 0; j < s->ps.np; j++)
+        for (size_t k = 0; k < s->ps.p[j].numel; k++) s->ps.params[s->ps.p[j].offset + k] = (float)(1.5 * bf_rng_normal(&r));
+}
+
+int main(void)
+{
+    bf_threads_set(2);
+    int32_t x[B * T], y[B * T];
+    bf_rng r;
+    bf_rng_seed(&r, 3);
+    for (int k = 0; k < B * T; k++) {
+        x[k] = (int32_t)bf_rng_below(&r, V);
+        y[k] = (k % 4 == 3) ? -1 : (int32_t)bf_rng_below(&r, V);
+    }
+
+    /* the SVD, single and double precision, on every block matrix */
+    {
+        bf_model m;
+        make(&m, 0);
+        double es = 0, ed = 0;
+        for (size_t k = 0; k < m.np; k++) {
+            if (!m.p[k].is_block_matrix) continue;
+            size_t rows = m.p[k].shape[0], cols = m.p[k].shape[1], kk = rows < cols ? rows : cols;
+            float *U = malloc(rows * kk * sizeof *U), *S = malloc(kk * sizeof *S), *Vt = malloc(kk * cols * sizeof *Vt);
+            double a = bf_svd(m.params + m.p[k].offset, rows, cols, 0, U, S, Vt);
+            double b = bf_svd(m.params + m.p[k].offset, rows, cols, 1, U, S, Vt);
+            if (a > es) es = a;
+            if (b > ed) ed = b;
+            int desc = 1;
+            for (size_t i = 1; i < kk; i++) desc &= S[i] <= S[i - 1];
+            if (!desc) diag("%s: singular values not descending", m.p[k].name);
+            free(U); free(S); free(Vt);
+        }
+        diag("SVD relative error, largest over the matrices: float %.3g, double %.3g", es, ed);
+        ok(ed <= 1e-6 && es <= 1e-5, "SVD reconstruction: double %.2g <= 1e-6, float %.2g <= 1e-5", ed, es);
+        bf_model_free(&m);
+    }
+
+    for (int tern = 0; tern < 2; tern++) {
+        const char *label = tern ? "ternary base" : "float base";
+        bf_model m;
+        make(&m, 0);
+        if (tern) make_ternary(&m);
+        double base = loss(&m, x, y);
+        bf_svf s;
+        ok(bf_svf_create(&s, &m, BF_LORA_ATTN | BF_LORA_MLP, 5, 0x1234) == 0 && s.nmat == 14, "%s: z on all 14 matrices", label);
+        int arc = bf_svf_attach(&s, &m);
+        ok(arc == 0 && s.svd_err < 1e-6, "%s: attached (largest SVD error %.2g)", label, s.svd_err);
+        for (size_t k = 0; k < s.ps.n; k++) s.ps.params[k] = 0.3f;   /* padding too: harmless */
+        bf_svf_refresh(&s, &m);
+        double uni = loss(&m, x, y);
+        ok(fabs(uni - base) <= 1e-5 * fabs(base), "%s: uniform m: loss %.8f, the base's %.8f", label, uni, base);
+        for (size_t k = 0; k < s.ps.n; k++) s.ps.params[k] = -2.0f;
+        double uni2 = loss(&m, x, y);
+        ok(fabs(uni2 - base) <= 1e-5 * fabs(base), "%s: another uniform m: loss %.8f", label, uni2);
+        randomize_z(&s, 8);
+        double adapted = loss(&m, x, y);
+        ok(fabs(adapted - base) > 1e-4, "%s: a non-uniform m changes the loss (%.6f -> %.6f)", label, base, adapted);
+        double worst = 0;
+        int fails = check_grads(&m, &s, x, y, label, &worst);
+        is_int(fails, 0, "%s: dz matches central differences (worst error %.3f of the tolerance)",
+               label, worst);
+        double gsum = 0;
+        for (size_t k = 0; k < m.np; k++)
+            if (m.p[k].is_block_matrix)
+                for (size_t j = 0; j < m.p[k].numel; j++) gsum += fabs(m.grads[m.p[k].offset + j]);
+        ok(gsum == 0, "%s: the frozen base matrices receive no gradient", label);
+        bf_tset out;
+        float *zkeep = malloc(s.ps.n * sizeof *zkeep);
+        memcpy(zkeep, s.ps.params, s.ps.n * sizeof *zkeep);
+        bf_header h;
+        bf_header_init(&h, "model");
+        bf_config_to_meta(&m.cfg, h.meta);
+        if (!tern) {
+            ok(bf_svf_apply(&s, &m, 0, 0, &out) == 0, "float: applied");
+            bf_model m2;
+            ok(bf_model_from_tset(&m2, &h, &out) == 0, "float: the applied tensors make a model");
+            double applied = loss(&m2, x, y);
+            ok(fabs(applied - adapted) <= 1e-5 * fabs(adapted), "float: applied %.7f = attached %.7f", applied, adapted);
+            bf_model_free(&m2);
+            bf_tset_release(&out);
+        } else {
+            bf_svf_detach(&s, &m);
+            ok(loss(&m, x, y) == base, "ternary: detached, the base again");
+            ok(bf_svf_apply(&s, &m, 1, 0, &out) == 0, "ternary: applied, W' kept in F32");
+            bf_model m2;
+            ok(bf_model_from_tset(&m2, &h, &out) == 0, "ternary, F32 W': the tensors make a model");
+            double applied = loss(&m2, x, y);
+            ok(fabs(applied - adapted) <= 1e-5 * fabs(adapted), "ternary, F32 W': %.7f = attached %.7f", applied, adapted);
+            bf_model_free(&m2);
+            bf_tset_release(&out);
+            memcpy(s.ps.params, zkeep, s.ps.n * sizeof *zkeep);
+            ok(bf_svf_apply(&s, &m, 0, 1, &out) == 0, "ternary: applied and re-quantized");
+            ok(bf_model_from_tset(&m2, &h, &out) == 0, "ternary, re-quantized: the tensors make a model");
+            double rq = loss(&m2, x, y);
+            ok(isfinite(rq), "ternary, re-quantized: loss %.5f (attached %.5f, base %.5f)", rq, adapted, base);
+            bf_model_free(&m2);
+            bf_tset_release(&out);
+        }
+        free(zkeep);
+        bf_header_release(&h);
+        bf_svf_free(&s);
+        bf_model_free(&m);
+    }
+
+    /* the stream, and determinism */
+    {
+        bf_model m;
+        make(&m, 8);
+        bf_svf a, b;
+        bf_svf_create(&a, &m, BF_LORA_MLP, 11, 0xabcdef);
+        bf_svf_create(&b, &m, BF_LORA_MLP, 11, 0xabcdef);
+        ok(a.ps.n == b.ps.n && memcmp(a.ps.params, b.ps.params, a.ps.n * sizeof(float)) == 0, "same seed, same z");
+        bf_svf_attach(&a, &m);
+        size_t nw = bf_model_weight(&m, a.mat[0])->rows * bf_model_weight(&m, a.mat[0])->cols;
+        float *w1 = malloc(nw * sizeof *w1);
+        memcpy(w1, bf_model_weight(&m, a.mat[0])->w, nw * sizeof *w1);
+        bf_svf_detach(&a, &m);
+        bf_svf_attach(&b, &m);
+        ok(memcmp(w1, bf_model_weight(&m, b.mat[0])->w, nw * sizeof *w1) == 0, "attached twice: W' the same bytes");
+        bf_svf_detach(&b, &m);
+        free(w1);
+        randomize_z(&a, 4);
+        const char *names[1] = {"task-1"};
+        const float *zs[1] = {a.ps.params};
+        bf_header h;
+        bf_tset t;
+        ok(bf_experts_to_tset(&a, names, zs, 1, &h, &t) == 0 && t.n == 6, "to a stream: z of 6 matrices");
+        ok(!strcmp(t.t[0].name, "task-1/blk.0.w1.svf_z"), "tensor names: %s", t.t[0].name);
+        bf_experts e;
+        int rc;
+        ok(bf_experts_from_tset(&e, &h, &t, &b) == 0 && e.nexp == 1 && memcmp(e.z, a.ps.params, a.ps.n * sizeof(float)) == 0,
+           "back from the stream, the same values");
+        double alpha[1] = {1.0};
+        bf_svf_mix(&b, &e, alpha, 0);
+        ok(memcmp(b.ps.params, a.ps.params, a.ps.n * sizeof(float)) == 0, "a mixture with alpha 1 is the expert");
+        bf_experts_free(&e);
+        b.base_digest = 0xabcdee;
+        rc = bf_experts_from_tset(&e, &h, &t, &b);
+        ok(rc == -1 && strstr(bf_errmsg(), "another base"), "another base: %s", bf_errmsg());
+        b.base_digest = 0xabcdef;
+        ((float *)t.t[3].data)[1] = NAN;
+        rc = bf_experts_from_tset(&e, &h, &t, &b);
+        ok(rc == -1 && strstr(bf_errmsg(), "non-finite"), "NaN: %s", bf_errmsg());
+        t.t[3].shape[0] = 5;
+        rc = bf_experts_from_tset(&e, &h, &t, &b);
+        ok(rc == -1 && strstr(bf_errmsg(), "is not F32"), "wrong length: %s", bf_errmsg());
+        bf_val *tg = bf_val_arr();
+        for (size_t j = 0; j < 6; j++) bf_val_push(tg, bf_val_str(j == 2 ? "blk.0.wz" : b.mat[j]));
+        bf_val_set(h.meta, "targets", tg);
+        rc = bf_experts_from_tset(&e, &h, &t, &b);
+        ok(rc == -1 && strstr(bf_errmsg(), "blk.0.wz"), "unknown matrix: %s", bf_errmsg());
+        ok(!bf_svf_name_ok("a/b") && !bf_svf_name_ok("") && bf_svf_name_ok("mix"), "expert names");
+        bf_tset_release(&t);
+        bf_header_release(&h);
+        /* int8 activations on a ternary base: finite, gradients reach z */
+        bf_qspec q = {BF_Q_ABSMEAN, 0, 0, BF_TQ1};
+        for (size_t k = 0; k < m.np; k++)
+            if (m.p[k].is_block_matrix) bf_model_set_ternary(&m, bf_model_weight(&m, m.p[k].name), &q);
+        bf_svf_attach(&a, &m);
+        bf_model_zero_grad(&m);
+        double l8 = loss(&m, x, y);
+        bf_model_backward(&m);
+        double gn = 0;
+        for (size_t k = 0; k < a.ps.n; k++) gn += (double)a.ps.grads[k] * a.ps.grads[k];
+        ok(isfinite(l8) && gn > 0, "ternary base, int8 activations: loss %.4f, gradients reach z", l8);
+        bf_svf_free(&a);
+        bf_svf_free(&b);
+        bf_model_free(&m);
+    }
+    return tap_done();
+}
