@@ -7,7 +7,7 @@ BIN=${BIN:-../../bin}
 OUT=${OUT:-out}
 THREADS=${THREADS:-2}
 D=$OUT/data.bf
-RES=results
+RES=${RES:-results}   # where the plot goes
 
 # "loss exact" from bf-eval's summary line
 metrics() {
