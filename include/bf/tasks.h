@@ -37,7 +37,26 @@ typedef struct {
     double val_frac;
 } bf_text_cfg;
 
+typedef struct {
+    int size;                  /* 4, 6 or 9 */
+    int holes_min, holes_max;  /* each puzzle's blanks, drawn in this range */
+    int augment;               /* relabeled, shuffled copies of each train puzzle */
+    size_t n_train, n_val;
+    uint64_t seed;
+} bf_sudoku_cfg;
+
+/* Sudoku (lib/methods/sudoku.c): S×S grids, boxes 2×2, 2×3 or 3×3; x the
+ * puzzle (0 blank, 1…S), y the solution on the blanks, -1 on the givens. */
+int bf_sudoku_shape(int S, int *box_rows, int *box_cols);   /* 0, or -1 for another size */
+int bf_sudoku_max_holes(int S);                             /* 12, 27, 59 */
+/* Solutions of grid (0: blank), counting up to limit; the first found into
+ * solution (may be NULL); guesses: the solver's branchings (may be NULL). */
+int bf_sudoku_solutions(int S, const uint8_t *grid, int limit, uint8_t *solution, long *guesses);
+/* 1 when grid is full and breaks no rule. */
+int bf_sudoku_valid(int S, const uint8_t *grid);
+
 /* Checks a configuration without building anything: 0, or -1 with bf_err. */
+int bf_task_sudoku_check(const bf_sudoku_cfg *c);
 int bf_task_modarith_check(const bf_modarith_cfg *c);
 int bf_task_seq_check(const bf_seq_cfg *c);
 
@@ -45,5 +64,6 @@ int bf_task_seq_check(const bf_seq_cfg *c);
 int bf_task_modarith(const bf_modarith_cfg *c, bf_header *h, bf_tset *out);
 int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out);
 int bf_task_text(const bf_text_cfg *c, bf_header *h, bf_tset *out);
+int bf_task_sudoku(const bf_sudoku_cfg *c, bf_header *h, bf_tset *out);
 
 #endif

@@ -342,6 +342,23 @@ rows() { bf-eval --json "$1" | jshape "$2" | cut -d, -f1; }
 # a 1000-byte file of every byte value
 mkfile() { perl -e 'print map { chr(($_ * 7 + 3) % 256) } 0 .. 999' >"$1"; }
 
+@test "data-45 sudoku: x the puzzle, y its solution on the blanks, meta; bad sizes and too many holes are usage errors" {
+    bf-data sudoku --size 6 --holes 20-22 --n-train 30 --n-val 5 --augment 1 >s.bf
+    bf-eval --json s.bf >j.json
+    [[ $(jmeta task j.json) == sudoku && $(jmeta vocab j.json) == 7 && $(jmeta ctx j.json) == 36 ]]
+    [[ $(jshape train.x j.json) == 60,36 && $(jshape val.y j.json) == 5,36 ]]
+    # every row: 20 to 22 blanks, y exactly on the blanks, digits 1-6
+    paste -d '|' <(bf-dump train.x s.bf) <(bf-dump train.y s.bf) | perl -ne '
+        my ($x, $y) = split /\|/; my @x = split " ", $x; my @y = split " ", $y;
+        my $h = grep { $_ == 0 } @x;
+        die "row $.: $h holes\n" unless $h >= 20 && $h <= 22;
+        for my $i (0 .. $#x) { die "row $.: cell $i\n" unless ($x[$i] == 0) == ($y[$i] >= 1 && $y[$i] <= 6) && ($x[$i] || 1) }'
+    for args in "--size 5" "--size 4 --holes 13" "--size 9 --holes 60" "--holes 3-2" "--holes x" "--size 4 --task copy"; do
+        run3 bf-data sudoku $args
+        assert_usage_error bf-data
+    done
+}
+
 @test "data-40 text: windows of ctx+1 bytes, y the next byte, train the first bytes, val the last share" {
     mkfile f.bin
     bf-data text --file f.bin --ctx 9 --val-frac 0.2 >d.bf
