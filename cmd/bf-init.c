@@ -22,6 +22,8 @@ static const char usage[] =
     "  --norm rms|layer   normalization (default rms)\n"
     "  --act swiglu|gelu|relu2   MLP activation (default swiglu)\n"
     "  --pos rope|learned positions (default rope)\n"
+    "  --attn causal|full attention mask: causal (language models) or none (puzzles,\n"
+    "                     where every cell sees every cell; default causal)\n"
     "  --tie              tie the output head to the token embedding\n"
     "  --subln            BitNet's extra RMSNorm before wo and w2\n"
     "  --act-bits 8|0     int8 activations in ternary layers (default 8)\n"
@@ -37,7 +39,7 @@ static const char usage[] =
     "wo and w2 from N(0, (std/sqrt(2·layers))²); norm weights are 1, biases 0.\n"
     "Each tensor has its own random stream derived from the seed and its name.\n";
 
-enum { O_VOCAB = BF_OPT_PROGRAM, O_CTX, O_LIKE, O_D, O_LAYERS, O_HEADS, O_FF, O_NORM, O_ACT, O_POS, O_TIE, O_SUBLN, O_ACTBITS,
+enum { O_VOCAB = BF_OPT_PROGRAM, O_CTX, O_LIKE, O_D, O_LAYERS, O_HEADS, O_FF, O_NORM, O_ACT, O_POS, O_ATTN, O_TIE, O_SUBLN, O_ACTBITS,
        O_STD, O_EMBSTD };
 
 struct cmdline {
@@ -56,6 +58,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"layers", required_argument, 0, O_LAYERS}, {"heads", required_argument, 0, O_HEADS},
         {"ff", required_argument, 0, O_FF}, {"norm", required_argument, 0, O_NORM},
         {"act", required_argument, 0, O_ACT}, {"pos", required_argument, 0, O_POS},
+        {"attn", required_argument, 0, O_ATTN},
         {"tie", no_argument, 0, O_TIE}, {"subln", no_argument, 0, O_SUBLN},
         {"act-bits", required_argument, 0, O_ACTBITS}, {"std", required_argument, 0, O_STD},
         {"emb-std", required_argument, 0, O_EMBSTD}, {0, 0, 0, 0}};
@@ -78,6 +81,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_NORM: cl->cfg.norm = (bf_norm_kind)bf_parse_choice("norm", optarg, bf_norm_names); break;
         case O_ACT: cl->cfg.act = (bf_act_kind)bf_parse_choice("act", optarg, bf_act_names); break;
         case O_POS: cl->cfg.pos = (bf_pos_kind)bf_parse_choice("pos", optarg, bf_pos_names); break;
+        case O_ATTN: cl->cfg.attn = (bf_attn_kind)bf_parse_choice("attn", optarg, bf_attn_names); break;
         case O_TIE: cl->cfg.tie_embed = 1; break;
         case O_SUBLN: cl->cfg.subln = 1; break;
         case O_ACTBITS: {

@@ -14,10 +14,12 @@
 typedef enum { BF_NORM_RMS, BF_NORM_LAYER } bf_norm_kind;
 typedef enum { BF_ACT_SWIGLU, BF_ACT_GELU, BF_ACT_RELU2 } bf_act_kind;
 typedef enum { BF_POS_ROPE, BF_POS_LEARNED } bf_pos_kind;
+typedef enum { BF_ATTN_CAUSAL, BF_ATTN_FULL } bf_attn_kind;
 
 extern const char *const bf_norm_names[];   /* NULL-ended, in enum order */
 extern const char *const bf_act_names[];
 extern const char *const bf_pos_names[];
+extern const char *const bf_attn_names[];   /* "causal", "full" */
 
 typedef struct {
     int vocab, ctx, d_model, n_layer, n_head, d_ff;
@@ -25,6 +27,7 @@ typedef struct {
     bf_act_kind act;
     bf_pos_kind pos;
     int tie_embed, subln, act_bits;
+    bf_attn_kind attn;       /* full: no mask (puzzles); the meta key only when not causal */
 } bf_config;
 
 /* Limits that keep every size computation far from overflow. */

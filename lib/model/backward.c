@@ -86,7 +86,8 @@ int bf_model_backward(bf_model *m)
         memset(a->dq, 0, N * D * sizeof(float));
         memset(a->dk, 0, N * D * sizeof(float));
         memset(a->dv, 0, N * D * sizeof(float));
-        bf_op_attn aj = {L->q, L->k, L->v, L->att, NULL, a->dq, a->dk, a->dv, a->dao, B, T, D, H, hd, NULL, T, 0};
+        bf_op_attn aj = {L->q, L->k, L->v, L->att, NULL, a->dq, a->dk, a->dv, a->dao, B, T, D, H, hd, NULL, T, 0, 0};
+        aj.full = g->attn == BF_ATTN_FULL;
         bf_op_attention_bwd(&aj);
         if (g->pos == BF_POS_ROPE) {
             bf_op_rope(a->dq, a->rope_cos, a->rope_sin, N, T, D, hd, 0, 1);

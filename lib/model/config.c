@@ -9,6 +9,7 @@
 const char *const bf_norm_names[] = {"rms", "layer", NULL};
 const char *const bf_act_names[] = {"swiglu", "gelu", "relu2", NULL};
 const char *const bf_pos_names[] = {"rope", "learned", NULL};
+const char *const bf_attn_names[] = {"causal", "full", NULL};
 
 void bf_config_default(bf_config *c)
 {
@@ -73,6 +74,8 @@ int bf_config_from_meta(const bf_val *meta, bf_config *c)
     c->act = (bf_act_kind)k;
     if (get_choice(meta, "pos", bf_pos_names, BF_POS_ROPE, &k)) return -1;
     c->pos = (bf_pos_kind)k;
+    if (get_choice(meta, "attn", bf_attn_names, BF_ATTN_CAUSAL, &k)) return -1;
+    c->attn = (bf_attn_kind)k;
     if (bf_val_get_bool(meta, "tie_embed", 0, &c->tie_embed) < 0) return bf_err("model meta 'tie_embed' is not a bool");
     if (bf_val_get_bool(meta, "subln", 0, &c->subln) < 0) return bf_err("model meta 'subln' is not a bool");
     int64_t ab;
@@ -93,6 +96,8 @@ void bf_config_to_meta(const bf_config *c, bf_val *meta)
     bf_val_set(meta, "norm", bf_val_str(bf_norm_names[c->norm]));
     bf_val_set(meta, "act", bf_val_str(bf_act_names[c->act]));
     bf_val_set(meta, "pos", bf_val_str(bf_pos_names[c->pos]));
+    /* written only when not the default, so causal models keep their bytes */
+    if (c->attn != BF_ATTN_CAUSAL) bf_val_set(meta, "attn", bf_val_str(bf_attn_names[c->attn]));
     bf_val_set(meta, "tie_embed", bf_val_bool(c->tie_embed));
     bf_val_set(meta, "subln", bf_val_bool(c->subln));
     bf_val_set(meta, "act_bits", bf_val_int(c->act_bits));

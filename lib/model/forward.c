@@ -41,6 +41,7 @@ static int site_needs_xq(const bf_weight *a, const bf_weight *b, const bf_weight
 
 int bf_model_cache_begin(bf_model *m, int B)
 {
+    if (m->cfg.attn == BF_ATTN_FULL) return bf_err("a model with full attention has no incremental decoding");
     if (!m->acts && bf_acts_ensure(m, B, 1)) return -1;
     bf_acts *a = m->acts;
     if (a->kv_B == B) return 0;
@@ -62,7 +63,7 @@ static void attention(bf_model *m, int l, layer_acts *L, int B, int T, size_t po
     size_t D = (size_t)g->d_model, H = (size_t)g->n_head, hd = D / H;
     float *task_max = m->track_qk ? bf_xmalloc((size_t)B * H * sizeof(float)) : NULL;
     bf_op_attn aj = {L->q, L->k, L->v, L->att, L->ao, NULL, NULL, NULL, NULL, (size_t)B, (size_t)T, D, H, hd, task_max,
-                     (size_t)T, 0};
+                     (size_t)T, 0, 0};
     if (cached) {
         size_t C = (size_t)g->ctx, per = (size_t)B * C * D;
         float *kc = a->kv_block + 2 * (size_t)l * per, *vc = kc + per;
@@ -76,6 +77,7 @@ static void attention(bf_model *m, int l, layer_acts *L, int B, int T, size_t po
         aj.kT = C;
         aj.pos0 = pos0;
     }
+    aj.full = g->attn == BF_ATTN_FULL;
     bf_op_attention(&aj);
     if (task_max) {   /* the largest logit of each head over the batch (QK-clip) */
         if (!m->qk_max) m->qk_max = bf_xcalloc((size_t)g->n_layer * H, sizeof(float));

@@ -167,7 +167,7 @@ static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
         size_t b = task / j->H, h = task % j->H;
         float tmax = -INFINITY;
         for (size_t t = 0; t < T; t++) {
-            size_t last = j->pos0 + t;   /* the query's position: keys 0 … last */
+            size_t last = j->full ? T - 1 : j->pos0 + t;   /* the keys the query sees: 0 … last */
             const float *qt = j->q + (b * T + t) * D + h * hd;
             float *p = j->att ? j->att + task * T * T + t * T : row, mx = -INFINITY;
             for (size_t s = 0; s <= last; s++) {
@@ -204,18 +204,19 @@ static void attn_bwd_tasks(void *ctx, size_t t0, size_t t1, int th)
         size_t b = task / j->H, h = task % j->H;
         const float *P = j->att + task * T * T;
         for (size_t t = 0; t < T; t++) {
+            size_t last = j->full ? T - 1 : t;
             const float *p = P + t * T, *dot = j->dout + (b * T + t) * D + h * hd;
             const float *qt = j->q + (b * T + t) * D + h * hd;
             float *dqt = j->dq + (b * T + t) * D + h * hd;
             float sum = 0;
-            for (size_t s = 0; s <= t; s++) {
+            for (size_t s = 0; s <= last; s++) {
                 const float *vs = j->v + (b * T + s) * D + h * hd;
                 float *dvs = j->dv + (b * T + s) * D + h * hd, d = dot_f32(dot, vs, hd);
                 for (size_t i = 0; i < hd; i++) dvs[i] += p[s] * dot[i];
                 dp[s] = d;
                 sum += p[s] * d;
             }
-            for (size_t s = 0; s <= t; s++) {
+            for (size_t s = 0; s <= last; s++) {
                 float ds = p[s] * (dp[s] - sum) * scale;
                 const float *ks = j->k + (b * T + s) * D + h * hd;
                 float *dks = j->dk + (b * T + s) * D + h * hd;

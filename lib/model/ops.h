@@ -44,9 +44,10 @@ typedef struct {
      * and pos0 = 0; with one, k and
      * v are the cache (kT = ctx) and att is NULL (no backward follows). */
     size_t kT, pos0;
+    int full;                 /* no mask: every query sees every key of its row (no cache) */
 } bf_op_attn;
 
-/* softmax(q·kᵀ/√hd)·v per (row, head), causal */
+/* softmax(q·kᵀ/√hd)·v per (row, head), causal or (full) unmasked */
 void bf_op_attention(bf_op_attn *j);
 /* dP = dout·vᵀ; dv = Pᵀ·dout; dS = P⊙(dP − rowsum(P⊙dP)); dq = dS·k/√hd; dk = dSᵀ·q/√hd */
 void bf_op_attention_bwd(bf_op_attn *j);

@@ -138,6 +138,30 @@ int main(void)
                         bf_model_free(&m);
                     }
 
+    /* Full attention (no mask), with learned positions and with RoPE */
+    for (int pos = 0; pos < 2; pos++) {
+        bf_config c;
+        bf_config_default(&c);
+        c.vocab = V; c.ctx = 6; c.d_model = 8; c.n_layer = 2; c.n_head = 2; c.d_ff = 12; c.pos = pos; c.attn = BF_ATTN_FULL;
+        bf_model m;
+        bf_model_create(&m, &c);
+        init_params(&m, 31);
+        is_int(check_model(&m, pos ? "full attention/learned" : "full attention/rope", x, y, 0), 0,
+               "full attention (%s): every gradient matches finite differences", bf_pos_names[pos]);
+        /* a later token changes an earlier position's output: no mask */
+        int32_t x2[B * T];
+        memcpy(x2, x, sizeof x2);
+        double l0 = bf_model_forward(&m, x, y, B, T);
+        x2[T - 1] = (x2[T - 1] + 1) % V;   /* row 0's last token; its targets are earlier */
+        int32_t yy[B * T];
+        for (int k = 0; k < B * T; k++) yy[k] = (k % T == 0) ? y[k] >= 0 ? y[k] : 0 : -1;   /* position 0 of each row */
+        l0 = bf_model_forward(&m, x, yy, B, T);
+        double l1 = bf_model_forward(&m, x2, yy, B, T);
+        ok(l0 != l1, "full attention: position 0's loss depends on the last token (%.6f vs %.6f)", l0, l1);
+        ok(bf_model_cache_begin(&m, 1) == -1, "full attention: no incremental decoding");
+        bf_model_free(&m);
+    }
+
     /* Ternary layers: straight-through.  The latent's gradient must equal
      * the gradient with respect to the dequantized weight the forward used
      * (finite differences on the forward's view, not re-quantized), with
