@@ -183,3 +183,10 @@ clean:
 
 .PHONY: all test check-ref check-asan fuzz bench pipeline deps install clean emu-image
 .SECONDARY:
+
+# bf-export's and bf-import's files checked by the real clients: gguf's
+# reader, llama.cpp (llama-cpp-python) and safetensors (tests/interop/).
+# scripts/deps-interop installs them; without them the checks are skipped.
+check-interop: all
+	tests/interop/run.sh
+.PHONY: check-interop

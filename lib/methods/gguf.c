@@ -204,6 +204,13 @@ int bf_gguf_write(const bf_header *h, const bf_tset *s, const bf_gg_opts *o, uin
     if (c.pos != BF_POS_ROPE) return bf_err("gguf: llama.cpp's llama and bitnet take RoPE, not pos 'learned'");
     if (c.act != BF_ACT_SWIGLU)
         return bf_err("gguf: llama.cpp's llama and bitnet take SwiGLU, not act '%s'", bf_act_names[c.act]);
+    static const char *const known[] = {"arch", "vocab", "ctx", "d_model", "n_layer", "n_head", "d_ff", "norm", "act",
+                                        "pos", "tie_embed", "subln", "act_bits", "attn", NULL};
+    for (size_t k = 0; k < h->meta->v.a.n; k++) {
+        int ok = 0;
+        for (int j = 0; known[j] && !ok; j++) ok = strcmp(h->meta->v.a.keys[k], known[j]) == 0;
+        if (!ok) return bf_err("gguf: the model's '%s' has no counterpart in llama.cpp's llama", h->meta->v.a.keys[k]);
+    }
     const char *attn = bf_val_get_str(h->meta, "attn");
     if (attn && strcmp(attn, "causal") != 0) return bf_err("gguf: llama.cpp's llama and bitnet attend causally, not attn '%s'", attn);
     if (c.subln && !c.tie_embed) return bf_err("gguf: llama.cpp's bitnet has no head of its own: subln models must tie_embed");
