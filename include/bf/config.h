@@ -28,6 +28,12 @@ typedef struct {
     bf_pos_kind pos;
     int tie_embed, subln, act_bits;
     bf_attn_kind attn;       /* full: no mask (puzzles); the meta key only when not causal */
+    /* recursion (TRM, bf/trm.h): rec_n 0 = off (no meta key).  On: the blocks
+     * are post-norm, h = norm(h + attn(h)); h = norm(h + mlp(h)), and the
+     * model has rec.y0, rec.z0 [D], halt.w [1,D], halt.b [1]; one recursion
+     * is rec_n latent updates z = net(x+y+z) then y = net(y+z); a
+     * supervision step is rec_T recursions; up to rec_sup steps. */
+    int rec_n, rec_T, rec_sup;
 } bf_config;
 
 /* Limits that keep every size computation far from overflow. */
@@ -37,20 +43,22 @@ typedef struct {
 #define BF_MAX_LAYERS 1024
 #define BF_MAX_DFF (1 << 20)
 #define BF_MAX_PARAMS (1ULL << 36)
+#define BF_MAX_REC 64         /* rec_n and rec_T */
+#define BF_MAX_SUP 1024       /* rec_sup */
 
 void bf_config_default(bf_config *c);
 int bf_config_validate(const bf_config *c);                 /* -1 and bf_err */
 int bf_config_from_meta(const bf_val *meta, bf_config *c);  /* reads and validates */
 void bf_config_to_meta(const bf_config *c, bf_val *meta);   /* sets the keys in meta */
 
-typedef enum { BF_INIT_NORMAL, BF_INIT_ONE, BF_INIT_ZERO } bf_init_kind;
+typedef enum { BF_INIT_NORMAL, BF_INIT_ONE, BF_INIT_ZERO, BF_INIT_CONST } bf_init_kind;
 
 typedef struct {
     char name[64];
     int ndim;
     uint64_t shape[2];
     bf_init_kind init;
-    double std;          /* BF_INIT_NORMAL */
+    double std;          /* BF_INIT_NORMAL; BF_INIT_CONST: the value */
     int is_block_matrix; /* one of blk.*.w{q,k,v,o,1,2,3}: the ternary layers */
 } bf_param_spec;
 

@@ -96,6 +96,7 @@ typedef struct {
 int bf_layer_weights(bf_layer *L, bf_weight *out[BF_LAYER_WEIGHTS]);
 
 typedef struct bf_acts bf_acts;
+typedef struct bf_net bf_net;
 
 struct bf_model {
     bf_config cfg;
@@ -117,6 +118,10 @@ struct bf_model {
      * pre-softmax logit q·k/sqrt(hd) over the batch in qk_max [n_layer·n_head] */
     int track_qk;
     float *qk_max;
+    /* recursive models (cfg.rec_n > 0): the states' starts [D] and the
+     * halting head halt.w [1,D], halt.b [1], with gradients; NULL otherwise */
+    float *rec_y0, *drec_y0, *rec_z0, *drec_z0, *halt_w, *dhalt_w, *halt_b, *dhalt_b;
+    bf_net *net;             /* the block stack's activation sets (bf_model_net_begin) */
 };
 
 /* An F32 model from a configuration, parameters zero. */
@@ -190,6 +195,45 @@ void bf_model_row_stats(const bf_model *m, int b, int *targets, int *correct);
  * (vocab floats), and the targeted positions' row·T+t indices. */
 const float *bf_model_target_logprobs(const bf_model *m, size_t k);
 const int32_t *bf_model_target_index(const bf_model *m, size_t *n);
+
+/* The pieces a recursion (bf/trm.h) is made of, for recursive models
+ * (cfg.rec_n > 0, whose bf_model_forward refuses): the block stack as a plain
+ * function [N,D] → [N,D] with post-norm blocks, h = norm(h + wo(attn(h)));
+ * h = norm(h + w2(act(w1 h, w3 h))) (attn_norm and mlp_norm are those two
+ * norms), called as often as the recursion needs, each call keeping its
+ * activations in one of `slots` sets so that their backwards can come later
+ * in any order.  N = B·T, B ≤ the B given to bf_model_net_begin.
+ *
+ * bf_model_net_begin sizes the sets for up to B rows of T positions (-1 when
+ * memory cannot be had); again with other sizes it lays them out anew.
+ * bf_model_net_forward: out = net(in); in and out may be the same buffer.
+ * bf_model_net_backward: from dout = dL/d(out) of slot's last forward, adds
+ * every block parameter's gradient (block matrices to their dw) and writes
+ * din = dL/d(in) (dout and din may be the same buffer).  -1 (bf_err) on a
+ * model set up for inference or a slot without a forward.  The sources'
+ * backward (LoRA, …) runs once after all of them: bf_model_sources_backward. */
+int bf_model_net_begin(bf_model *m, int B, int T, int slots);
+int bf_model_net_forward(bf_model *m, int slot, const float *in, float *out, int B);
+int bf_model_net_backward(bf_model *m, int slot, const float *dout, float *din);
+void bf_model_sources_backward(bf_model *m);
+/* The embedding of B rows of the net's T tokens: out[N,D] = tok_emb[x]
+ * (+ pos_emb[t]); its backward adds dout to the embeddings' gradients. */
+void bf_model_embed(const bf_model *m, const int32_t *x, int B, float *out);
+void bf_model_embed_backward(bf_model *m, const int32_t *x, int B, const float *dout);
+/* The readout of a state y[N,D]: logits = head(out_norm(y)) at the positions
+ * whose target tgt[N] is ≥ 0; returns the mean cross-entropy over them (0
+ * when none).  row_targets/row_correct/row_loss [B] (each may be NULL): per
+ * row targeted positions, how many the argmax got right (first maximum on
+ * ties) and the sum of their cross-entropies.  dy
+ * (may be NULL): written with d(mean cross-entropy)/dy, the gradients of
+ * out_norm and head added. */
+double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, int *row_targets, int *row_correct,
+                        double *row_loss, float *dy);
+/* The halting head: logit[b] = halt.w · mean_t y[b,t,:] + halt.b.  With
+ * target [B] (0 or 1, may be NULL): returns the mean binary cross-entropy
+ * of sigmoid(logit) over the rows, and with dy adds its gradient to dy and
+ * to halt.w, halt.b (0 without target). */
+double bf_model_halt(bf_model *m, const float *y, int B, const float *target, float *logit, float *dy);
 
 /* Generation with the key/value cache: B rows that share one prefix of P
  * tokens each continue for up to max_new tokens, each token drawn from

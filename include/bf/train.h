@@ -42,6 +42,8 @@ typedef struct {
     double kl;                 /* > 0: loss += kl·KL(p_ref ‖ p_θ) against kl_ref */
     bf_model *kl_ref;          /* the frozen reference */
     double qk_clip;            /* > 0: MuonClip threshold τ after each step */
+    double ema;                /* > 0: keep an exponential average of the parameters with this
+                                * decay; evaluations and the trained model are the average */
 } bf_train_cfg;
 
 struct bf_train_result {
@@ -69,6 +71,21 @@ void bf_batcher_init(bf_batcher *b, const bf_split *s, size_t batch, uint64_t se
 /* The next batch's rows into *x, *y (pointers into the split when whole). */
 void bf_batcher_next(bf_batcher *b, const int32_t **x, const int32_t **y);
 void bf_batcher_free(bf_batcher *b);
+
+/* An exponential moving average of a parameter set: after each step
+ * avg ← decay·avg + (1 − decay)·θ (avg starts at θ).  bf_ema_swap exchanges
+ * the average and the live values (evaluate the average, then swap back;
+ * at the end, swap once to keep the average). */
+typedef struct {
+    float *avg;
+    size_t n;
+    double decay;
+} bf_ema;
+
+void bf_ema_init(bf_ema *e, const bf_pset *ps, double decay);
+void bf_ema_update(bf_ema *e, const bf_pset *ps);
+void bf_ema_swap(bf_ema *e, bf_pset *ps);
+void bf_ema_free(bf_ema *e);
 
 void bf_train_default(bf_train_cfg *c);
 double bf_train_lr(const bf_train_cfg *c, int step);

@@ -34,6 +34,11 @@ int bf_config_validate(const bf_config *c)
         return bf_err("rope needs an even head size, d_model/n_head is %d", c->d_model / c->n_head);
     if (c->d_ff < 1 || c->d_ff > BF_MAX_DFF) return bf_err("d_ff %d out of range 1..%d", c->d_ff, BF_MAX_DFF);
     if (c->act_bits != 0 && c->act_bits != 8) return bf_err("act_bits %d (must be 8 or 0)", c->act_bits);
+    if (c->rec_n < 0 || c->rec_n > BF_MAX_REC || (c->rec_n && (c->rec_T < 1 || c->rec_T > BF_MAX_REC ||
+                                                              c->rec_sup < 1 || c->rec_sup > BF_MAX_SUP)))
+        return bf_err("recursion n %d, T %d, sup %d out of range (n, T 1..%d; sup 1..%d)", c->rec_n, c->rec_T,
+                      c->rec_sup, BF_MAX_REC, BF_MAX_SUP);
+    if (!c->rec_n && (c->rec_T || c->rec_sup)) return bf_err("recursion T and sup without n");
     if (bf_config_param_count(c) > BF_MAX_PARAMS) return bf_err("model of more than 2^36 parameters");
     return 0;
 }
@@ -81,6 +86,18 @@ int bf_config_from_meta(const bf_val *meta, bf_config *c)
     int64_t ab;
     if (bf_val_get_int(meta, "act_bits", 8, &ab) < 0 || (ab != 0 && ab != 8)) return bf_err("model meta 'act_bits' must be 8 or 0");
     c->act_bits = (int)ab;
+    const bf_val *rec = bf_val_get(meta, "recursion");
+    if (rec) {   /* {n, T, sup}: all three, positive integers */
+        static const char *const keys[3] = {"n", "T", "sup"};
+        int *dst[3] = {&c->rec_n, &c->rec_T, &c->rec_sup};
+        if (rec->type != BF_MAP) return bf_err("model meta 'recursion' is not a map {n, T, sup}");
+        for (int j = 0; j < 3; j++) {
+            int64_t v;
+            if (bf_val_get_int(rec, keys[j], 0, &v) != 0 || v < 1 || v > (j == 2 ? BF_MAX_SUP : BF_MAX_REC))
+                return bf_err("model meta 'recursion' needs '%s' in 1..%d", keys[j], j == 2 ? BF_MAX_SUP : BF_MAX_REC);
+            *dst[j] = (int)v;
+        }
+    }
     return bf_config_validate(c);
 }
 
@@ -101,6 +118,13 @@ void bf_config_to_meta(const bf_config *c, bf_val *meta)
     bf_val_set(meta, "tie_embed", bf_val_bool(c->tie_embed));
     bf_val_set(meta, "subln", bf_val_bool(c->subln));
     bf_val_set(meta, "act_bits", bf_val_int(c->act_bits));
+    if (c->rec_n) {   /* only on recursive models: the others keep their bytes */
+        bf_val *r = bf_val_map();
+        bf_val_set(r, "n", bf_val_int(c->rec_n));
+        bf_val_set(r, "T", bf_val_int(c->rec_T));
+        bf_val_set(r, "sup", bf_val_int(c->rec_sup));
+        bf_val_set(meta, "recursion", r);
+    }
 }
 
 typedef struct {
@@ -152,6 +176,15 @@ bf_param_spec *bf_config_params(const bf_config *c, size_t *n)
     add(&l, BF_INIT_ONE, 0, 0, 1, D, 0, "out_norm.w", 0);
     if (ln) add(&l, BF_INIT_ZERO, 0, 0, 1, D, 0, "out_norm.b", 0);
     if (!c->tie_embed) add(&l, BF_INIT_NORMAL, s, 0, 2, V, D, "head", 0);
+    if (c->rec_n) {
+        /* the states' starts: N(0, 1), the scale of a post-normed state (not
+         * scaled by bf-init --std); the halting head starts at logit -5
+         * (p ≈ 0.007), so that training first sees every supervision step */
+        add(&l, BF_INIT_NORMAL, 1.0, 0, 1, D, 0, "rec.y0", 0);
+        add(&l, BF_INIT_NORMAL, 1.0, 0, 1, D, 0, "rec.z0", 0);
+        add(&l, BF_INIT_NORMAL, s, 0, 2, 1, D, "halt.w", 0);
+        add(&l, BF_INIT_CONST, -5.0, 0, 1, 1, 0, "halt.b", 0);
+    }
     *n = l.n;
     return l.p;
 }
@@ -162,6 +195,7 @@ uint64_t bf_config_param_count(const bf_config *c)
     double V = c->vocab, T = c->ctx, D = c->d_model, F = c->d_ff, L = c->n_layer;
     int ln = c->norm == BF_NORM_LAYER;
     double per = 4 * D * D + D * (ln ? 4 : 2) + F * D * (c->act == BF_ACT_GELU ? 2 : 3) + (c->subln ? D + F : 0);
-    double n = V * D + (c->pos == BF_POS_LEARNED ? T * D : 0) + L * per + D * (ln ? 2 : 1) + (c->tie_embed ? 0 : V * D);
+    double n = V * D + (c->pos == BF_POS_LEARNED ? T * D : 0) + L * per + D * (ln ? 2 : 1) + (c->tie_embed ? 0 : V * D) +
+               (c->rec_n ? 3 * D + 1 : 0);
     return n > 1e19 ? UINT64_MAX : (uint64_t)n;
 }

@@ -97,6 +97,10 @@ static double forward(bf_model *m, const int32_t *x, const int32_t *y, int B, in
 {
     const bf_config *g = &m->cfg;
     m->last_targets = 0;   /* a NaN with no targets: the forward did not run */
+    if (g->rec_n) {
+        bf_err("a recursive model runs through its recursion (bf-eval and the training programs know it)");
+        return NAN;
+    }
     if (bf_acts_ensure(m, B, T)) return NAN;
     bf_acts *a = m->acts;
     size_t N = (size_t)B * T, D = (size_t)g->d_model, F = (size_t)g->d_ff, H = (size_t)g->n_head, hd = D / H;

@@ -66,6 +66,10 @@ static void build_view(bf_model *m)
         m->head = m->tok_emb;
         m->dhead = m->dtok_emb;
     }
+    bind(m, "rec.y0", 0, &m->rec_y0, &m->drec_y0);
+    bind(m, "rec.z0", 0, &m->rec_z0, &m->drec_z0);
+    bind(m, "halt.w", 0, &m->halt_w, &m->dhalt_w);
+    bind(m, "halt.b", 0, &m->halt_b, &m->dhalt_b);
 }
 
 int bf_model_create(bf_model *m, const bf_config *c)
@@ -126,6 +130,7 @@ void bf_model_free(bf_model *m)
             if (w[k]->src && w[k]->src->ops->free) w[k]->src->ops->free(w[k]->src);
     }
     bf_acts_free(m->acts);
+    bf_net_free(m->net);
     free(m->qk_max);
     free(m->layer);
     free(m->p);

@@ -54,6 +54,9 @@ struct bf_acts {
 int bf_acts_ensure(bf_model *m, int B, int T);
 void bf_acts_free(bf_acts *a);
 
+/* net.c: the recursive block stack's activation sets (bf_model_net_begin). */
+void bf_net_free(bf_net *n);
+
 /* weights.c: the ternary source (straight-through, or frozen on the
  * integer kernels). */
 typedef struct {

@@ -44,6 +44,35 @@ double bf_grad_clip(bf_pset *ps, double max_norm)
     return norm;
 }
 
+void bf_ema_init(bf_ema *e, const bf_pset *ps, double decay)
+{
+    e->n = ps->n;
+    e->decay = decay;
+    e->avg = bf_xmalloc((ps->n ? ps->n : 1) * sizeof(float));
+    memcpy(e->avg, ps->params, ps->n * sizeof(float));
+}
+
+void bf_ema_update(bf_ema *e, const bf_pset *ps)
+{
+    float a = (float)e->decay, b = (float)(1.0 - e->decay);
+    for (size_t k = 0; k < e->n; k++) e->avg[k] = a * e->avg[k] + b * ps->params[k];
+}
+
+void bf_ema_swap(bf_ema *e, bf_pset *ps)
+{
+    for (size_t k = 0; k < e->n; k++) {
+        float t = e->avg[k];
+        e->avg[k] = ps->params[k];
+        ps->params[k] = t;
+    }
+}
+
+void bf_ema_free(bf_ema *e)
+{
+    free(e->avg);
+    e->avg = NULL;
+}
+
 void bf_batcher_init(bf_batcher *b, const bf_split *s, size_t batch, uint64_t seed)
 {
     memset(b, 0, sizeof *b);
@@ -102,6 +131,8 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
         /* the reference as loaded: a ternary one keeps its stream's codes */
     }
     m->track_qk = c->qk_clip > 0;
+    bf_ema ema = {0};
+    if (c->ema > 0) bf_ema_init(&ema, &ps, c->ema);
     for (int step = 0; step < c->steps; step++) {
         const int32_t *x, *y;
         bf_batcher_next(&b, &x, &y);
@@ -128,13 +159,16 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
         double lr = bf_train_lr(c, step);
         bf_optim_step(opt, &ps, lr);
         if (c->qk_clip > 0) res->qk_clipped += bf_qk_clip(m, c->qk_clip);
+        if (ema.avg) bf_ema_update(&ema, &ps);
         res->steps_done = step + 1;
         res->last_loss = loss;
         int last = step + 1 == c->steps;
         int do_eval = d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last);
         if (do_eval) {
-            if (quantized && bf_model_refresh(m)) { rc = -1; break; }
-            if (bf_eval_split(m, &d->val, c->eval_batch, &res->val)) { rc = -1; break; }
+            if (ema.avg) bf_ema_swap(&ema, &ps);   /* the average is what gets evaluated */
+            int erc = (quantized && bf_model_refresh(m)) || bf_eval_split(m, &d->val, c->eval_batch, &res->val);
+            if (ema.avg) bf_ema_swap(&ema, &ps);
+            if (erc) { rc = -1; break; }
             res->evaluated = 1;
         }
         if (c->on_step) {
@@ -145,6 +179,10 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
             res->stopped_early = !last;
             break;
         }
+    }
+    if (ema.avg) {   /* the trained model is the average */
+        if (res->steps_done) bf_ema_swap(&ema, &ps);
+        bf_ema_free(&ema);
     }
     if (!rc && quantized && res->steps_done && bf_model_refresh(m)) rc = -1;
     m->track_qk = 0;

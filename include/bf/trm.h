@@ -1,0 +1,85 @@
+/* bf/trm.h — recursive reasoning (part: methods): the Tiny Recursive Model
+ * of "Less is More: Recursive Reasoning with Tiny Networks"
+ * (Jolicoeur-Martineau 2025) on a recursive bitforge model (cfg.rec_n > 0,
+ * bf-init --recursion n,T,sup; bitforge(7)).
+ *
+ * x = embedding(input); the answer state y and the latent z start as rec.y0
+ * and rec.z0 (each row, each position) and are carried from one supervision
+ * step to the next, detached.
+ *   one recursion:        n times z ← net(x + y + z), then y ← net(y + z)
+ *   a supervision step:   T − 1 recursions without gradient, one with it
+ *                         (backward through its n + 1 net calls, into the
+ *                         embedding, every block weight, and rec.y0/rec.z0
+ *                         when the step starts from them, i.e. T = 1 at the
+ *                         first step); loss = cross-entropy of
+ *                         head(out_norm(y)) at the targets + the halting
+ *                         head's binary cross-entropy against "every target
+ *                         of the row predicted right"
+ *   training:             per batch up to sup supervision steps, each one
+ *                         optimizer step; rows whose halting logit is > 0
+ *                         leave the batch; the training loop's --steps are
+ *                         optimizer steps
+ *   evaluation:           a row stops at the first step whose halting
+ *                         probability passes P (or after max_steps); exact
+ *                         match = every blank predicted right. */
+#ifndef BF_TRM_H
+#define BF_TRM_H
+
+#include "bf/data.h"
+#include "bf/model.h"
+#include "bf/optim.h"
+#include "bf/train.h"
+
+typedef struct {
+    bf_model *m;
+    int B, T, grad;            /* sized for up to B rows of T; grad: n+1 activation sets */
+    float *x, *y, *z;          /* [B·T, D] the embedding and the two states */
+    float *in, *dx, *dy, *dz, *din;
+    float *target, *logit;     /* [B] halting target and logit of the last step */
+    int *row_targets, *row_correct;   /* [B] of the last step */
+    double *row_loss;          /* [B] Σ cross-entropy of each row's targets, last step */
+    int at_start;              /* y, z are rec.y0, rec.z0 (after bf_trm_reset) */
+    double last_ce, last_bce;
+} bf_trm;
+
+/* For up to B rows of T positions; grad: supervision steps with a backward
+ * (not on a model set up for inference).  -1 (bf_err) on a model without
+ * recursion, a bad size, or no memory. */
+int bf_trm_init(bf_trm *r, bf_model *m, int B, int T, int grad);
+void bf_trm_free(bf_trm *r);
+/* The states of B rows back to rec.y0, rec.z0. */
+void bf_trm_reset(bf_trm *r, int B);
+/* One supervision step on B rows x, tgt [B·T] (tgt −1: no loss there).
+ * With grad, adds d(loss)/d(params) to m->grads (the caller zeroes them)
+ * through every source.  Returns loss = cross-entropy + halting BCE, NaN
+ * with bf_err on failure; per-row results stay in r. */
+double bf_trm_step(bf_trm *r, const int32_t *x, const int32_t *tgt, int B, int grad);
+/* Drops the rows whose keep[b] is 0 from the states and from x, tgt
+ * (each [B·T]), in order; returns how many are left. */
+int bf_trm_compact(bf_trm *r, int32_t *x, int32_t *tgt, int B, const int *keep);
+
+#define BF_TRM_TABLE 5          /* exact match after 1, 2, 4, 8, 16 steps */
+extern const int bf_trm_table_steps[BF_TRM_TABLE];
+
+typedef struct {
+    size_t rows, targets;
+    double loss, token_acc, exact;   /* at each row's halting step */
+    double mean_steps;               /* supervision steps a row used */
+    double exact_at[BF_TRM_TABLE];   /* every row run to that many steps, no halting; −1 beyond max_steps */
+} bf_trm_metrics;
+
+/* Evaluates B rows at a time: each row stops at the first step whose halting
+ * probability is above halt_p (1: never) or at max_steps.  table: also run
+ * every batch to max_steps for exact_at (else a batch ends when its rows
+ * have all stopped).  -1 (bf_err) on failure. */
+int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int max_steps, int table,
+                bf_trm_metrics *out);
+
+/* bf_train for a recursive model: deep supervision as above, c->steps
+ * optimizer steps (supervision steps), evaluation with halting at 0.5 and
+ * up to the model's sup steps (res->val), c->ema, the step hook.  mean_steps
+ * (may be NULL): supervision steps per batch, on average. */
+int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res,
+                 double *mean_steps);
+
+#endif

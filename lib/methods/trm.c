@@ -1,0 +1,280 @@
+/* trm.c — recursive reasoning with deep supervision and halting (bf/trm.h),
+ * on the pieces lib/model gives a recursive model (bf_model_net_*, embed,
+ * readout, halt). */
+#include "bf/trm.h"
+#include "bf/util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const int bf_trm_table_steps[BF_TRM_TABLE] = {1, 2, 4, 8, 16};
+
+int bf_trm_init(bf_trm *r, bf_model *m, int B, int T, int grad)
+{
+    memset(r, 0, sizeof *r);
+    const bf_config *g = &m->cfg;
+    if (!g->rec_n) return bf_err("the model has no recursion (bf-init --recursion n,T,sup)");
+    if (grad && m->inference) return bf_err("a model set up for inference trains no recursion");
+    if (bf_model_net_begin(m, B, T, grad ? g->rec_n + 1 : 1)) return -1;
+    size_t N = (size_t)B * (size_t)T, D = (size_t)g->d_model;
+    int nbuf = grad ? 8 : 4;
+    float *blk = bf_aligned_alloc((size_t)nbuf * N * D * sizeof(float));
+    if (!blk) return -1;
+    r->m = m;
+    r->B = B;
+    r->T = T;
+    r->grad = grad;
+    r->x = blk;
+    r->y = blk + N * D;
+    r->z = blk + 2 * N * D;
+    r->in = blk + 3 * N * D;
+    if (grad) {
+        r->dx = blk + 4 * N * D;
+        r->dy = blk + 5 * N * D;
+        r->dz = blk + 6 * N * D;
+        r->din = blk + 7 * N * D;
+    }
+    r->target = bf_xcalloc((size_t)B * 2, sizeof(float));
+    r->logit = r->target + B;
+    r->row_targets = bf_xcalloc((size_t)B * 2, sizeof(int));
+    r->row_correct = r->row_targets + B;
+    r->row_loss = bf_xcalloc((size_t)B, sizeof(double));
+    return 0;
+}
+
+void bf_trm_free(bf_trm *r)
+{
+    bf_aligned_free(r->x);
+    free(r->target);
+    free(r->row_targets);
+    free(r->row_loss);
+    memset(r, 0, sizeof *r);
+}
+
+void bf_trm_reset(bf_trm *r, int B)
+{
+    size_t N = (size_t)B * (size_t)r->T, D = (size_t)r->m->cfg.d_model;
+    for (size_t k = 0; k < N; k++) {
+        memcpy(r->y + k * D, r->m->rec_y0, D * sizeof(float));
+        memcpy(r->z + k * D, r->m->rec_z0, D * sizeof(float));
+    }
+    r->at_start = 1;
+}
+
+static void add3(float *out, const float *a, const float *b, const float *c, size_t n)
+{
+    for (size_t k = 0; k < n; k++) out[k] = a ? a[k] + b[k] + c[k] : b[k] + c[k];
+}
+
+/* One recursion: n latent updates, then the answer; slot0 + i for call i
+ * (all in slot 0 without gradient). */
+static int recursion(bf_trm *r, int B, int grad)
+{
+    bf_model *m = r->m;
+    int n = m->cfg.rec_n;
+    size_t E = (size_t)B * (size_t)r->T * (size_t)m->cfg.d_model;
+    for (int i = 0; i < n; i++) {
+        add3(r->in, r->x, r->y, r->z, E);
+        if (bf_model_net_forward(m, grad ? i : 0, r->in, r->z, B)) return -1;
+    }
+    add3(r->in, NULL, r->y, r->z, E);
+    return bf_model_net_forward(m, grad ? n : 0, r->in, r->y, B);
+}
+
+double bf_trm_step(bf_trm *r, const int32_t *x, const int32_t *tgt, int B, int grad)
+{
+    bf_model *m = r->m;
+    const bf_config *g = &m->cfg;
+    if (B < 1 || B > r->B) { bf_err("a supervision step of %d rows on a recursion sized for %d", B, r->B); return NAN; }
+    if (grad && !r->grad) { bf_err("a supervision step with gradient on a recursion made without"); return NAN; }
+    size_t E = (size_t)B * (size_t)r->T * (size_t)g->d_model, D = (size_t)g->d_model;
+    bf_model_embed(m, x, B, r->x);
+    for (int t = 0; t < g->rec_T - (grad ? 1 : 0); t++)
+        if (recursion(r, B, 0)) return NAN;
+    if (grad && recursion(r, B, 1)) return NAN;
+    r->last_ce = bf_model_readout(m, r->y, tgt, B, r->row_targets, r->row_correct, r->row_loss, grad ? r->dy : NULL);
+    for (int b = 0; b < B; b++) r->target[b] = r->row_targets[b] == r->row_correct[b] ? 1.0f : 0.0f;
+    r->last_bce = bf_model_halt(m, r->y, B, r->target, r->logit, grad ? r->dy : NULL);
+    double loss = r->last_ce + r->last_bce;
+    if (!isfinite(loss)) { bf_err("the recursion's loss is not finite"); return NAN; }
+    if (grad) {
+        int n = g->rec_n;
+        /* y' = net(y + z_n): d(y + z_n) = din; then z_{i+1} = net(x + y + z_i) */
+        if (bf_model_net_backward(m, n, r->dy, r->din)) return NAN;
+        memcpy(r->dy, r->din, E * sizeof(float));   /* d(starting y), summed below */
+        memcpy(r->dz, r->din, E * sizeof(float));
+        memset(r->dx, 0, E * sizeof(float));
+        for (int i = n - 1; i >= 0; i--) {
+            if (bf_model_net_backward(m, i, r->dz, r->din)) return NAN;
+            for (size_t k = 0; k < E; k++) {
+                r->dx[k] += r->din[k];
+                r->dy[k] += r->din[k];
+            }
+            memcpy(r->dz, r->din, E * sizeof(float));
+        }
+        bf_model_embed_backward(m, x, B, r->dx);
+        if (r->at_start && g->rec_T == 1)   /* the step started from rec.y0, rec.z0 */
+            for (size_t k = 0; k < E / D; k++)
+                for (size_t c = 0; c < D; c++) {
+                    m->drec_y0[c] += r->dy[k * D + c];
+                    m->drec_z0[c] += r->dz[k * D + c];
+                }
+        bf_model_sources_backward(m);
+    }
+    r->at_start = 0;
+    return loss;
+}
+
+int bf_trm_compact(bf_trm *r, int32_t *x, int32_t *tgt, int B, const int *keep)
+{
+    size_t T = (size_t)r->T, S = T * (size_t)r->m->cfg.d_model;
+    int out = 0;
+    for (int b = 0; b < B; b++) {
+        if (!keep[b]) continue;
+        if (out != b) {
+            memcpy(x + (size_t)out * T, x + (size_t)b * T, T * sizeof *x);
+            memcpy(tgt + (size_t)out * T, tgt + (size_t)b * T, T * sizeof *tgt);
+            memcpy(r->y + (size_t)out * S, r->y + (size_t)b * S, S * sizeof(float));
+            memcpy(r->z + (size_t)out * S, r->z + (size_t)b * S, S * sizeof(float));
+        }
+        out++;
+    }
+    return out;
+}
+
+int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int max_steps, int table, bf_trm_metrics *out)
+{
+    memset(out, 0, sizeof *out);
+    if (max_steps < 1) return bf_err("max_steps %d: at least one supervision step", max_steps);
+    int B = (int)(s->rows < (size_t)batch ? s->rows : (size_t)batch);
+    if (B < 1) return bf_err("nothing to evaluate");
+    bf_trm r;
+    if (bf_trm_init(&r, m, B, (int)s->T, 0)) return -1;
+    /* halting probability > P  ⇔  logit > log(P/(1 − P)) */
+    double thr = halt_p >= 1 ? INFINITY : halt_p <= 0 ? -INFINITY : log(halt_p / (1 - halt_p));
+    int *done = bf_xcalloc((size_t)B, sizeof *done);
+    size_t exact_at[BF_TRM_TABLE] = {0}, correct = 0, exact = 0, scored = 0, steps_sum = 0;
+    double loss = 0;
+    int rc = 0;
+    for (size_t r0 = 0; r0 < s->rows && !rc; r0 += (size_t)B) {
+        int nb = (int)(s->rows - r0 < (size_t)B ? s->rows - r0 : (size_t)B);
+        const int32_t *x = s->x + r0 * s->T, *y = s->y + r0 * s->T;
+        bf_trm_reset(&r, nb);
+        memset(done, 0, (size_t)nb * sizeof *done);
+        int left = nb;
+        for (int k = 1; k <= max_steps; k++) {
+            if (isnan(bf_trm_step(&r, x, y, nb, 0))) { rc = -1; break; }
+            for (int j = 0; j < BF_TRM_TABLE; j++)
+                if (bf_trm_table_steps[j] == k)
+                    for (int b = 0; b < nb; b++)
+                        exact_at[j] += r.row_targets[b] && r.row_targets[b] == r.row_correct[b];
+            for (int b = 0; b < nb; b++) {
+                if (done[b] || (r.logit[b] <= thr && k < max_steps)) continue;
+                done[b] = k;
+                left--;
+                steps_sum += (size_t)k;
+                out->targets += (size_t)r.row_targets[b];
+                correct += (size_t)r.row_correct[b];
+                loss += r.row_loss[b];
+                if (r.row_targets[b]) { scored++; exact += r.row_targets[b] == r.row_correct[b]; }
+            }
+            if (!left && (!table || k >= bf_trm_table_steps[BF_TRM_TABLE - 1])) break;
+        }
+    }
+    free(done);
+    bf_trm_free(&r);
+    if (rc) return -1;
+    out->rows = s->rows;
+    out->loss = out->targets ? loss / (double)out->targets : 0;
+    out->token_acc = out->targets ? (double)correct / (double)out->targets : 0;
+    out->exact = scored ? (double)exact / (double)scored : 0;
+    out->mean_steps = (double)steps_sum / (double)s->rows;
+    for (int j = 0; j < BF_TRM_TABLE; j++)
+        out->exact_at[j] = table && bf_trm_table_steps[j] <= max_steps ? (double)exact_at[j] / (double)s->rows : -1;
+    return 0;
+}
+
+int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res,
+                 double *mean_steps)
+{
+    memset(res, 0, sizeof *res);
+    if (mean_steps) *mean_steps = 0;
+    if (!d->train.rows) return bf_err("the train split is empty");
+    if (c->kl > 0 || c->qk_clip > 0) return bf_err("a recursive model trains without --kl and --qk-clip");
+    int quantized = bf_model_has_sources(m);
+    bf_pset ps = bf_model_pset(m);
+    bf_batcher b;
+    bf_batcher_init(&b, &d->train, (size_t)c->batch, c->seed);
+    size_t T = d->train.T;
+    int Bmax = (int)b.batch;
+    bf_trm r;
+    if (bf_trm_init(&r, m, Bmax, (int)T, 1)) { bf_batcher_free(&b); return -1; }
+    int32_t *bx = bf_xmalloc((size_t)Bmax * T * sizeof *bx), *by = bf_xmalloc((size_t)Bmax * T * sizeof *by);
+    int *keep = bf_xmalloc((size_t)Bmax * sizeof *keep);
+    bf_ema ema = {0};
+    if (c->ema > 0) bf_ema_init(&ema, &ps, c->ema);
+    double t0 = bf_now();
+    int rc = 0, step = 0, stop = 0;
+    long batches = 0;
+    while (step < c->steps && !rc && !stop) {
+        const int32_t *x, *y;
+        bf_batcher_next(&b, &x, &y);
+        memcpy(bx, x, (size_t)Bmax * T * sizeof *bx);
+        memcpy(by, y, (size_t)Bmax * T * sizeof *by);
+        bf_trm_reset(&r, Bmax);
+        batches++;
+        int B = Bmax;
+        for (int k = 0; k < m->cfg.rec_sup && step < c->steps && B > 0; k++) {
+            if (quantized && bf_model_refresh(m)) { rc = -1; break; }
+            bf_model_zero_grad(m);
+            double loss = bf_trm_step(&r, bx, by, B, 1);
+            if (!isfinite(loss)) { rc = -1; break; }   /* bf_trm_step said why */
+            double gnorm = bf_grad_clip(&ps, c->clip);
+            if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
+            double lr = bf_train_lr(c, step);
+            bf_optim_step(opt, &ps, lr);
+            if (ema.avg) bf_ema_update(&ema, &ps);
+            step++;
+            res->steps_done = step;
+            res->last_loss = loss;
+            for (int j = 0; j < B; j++) keep[j] = !(r.logit[j] > 0);
+            B = bf_trm_compact(&r, bx, by, B, keep);
+            int last = step == c->steps;
+            int do_eval = d->val.rows && ((c->eval_every > 0 && step % c->eval_every == 0) || last);
+            if (do_eval) {
+                if (ema.avg) bf_ema_swap(&ema, &ps);
+                bf_trm_metrics tm;
+                int erc = (quantized && bf_model_refresh(m)) ||
+                          bf_trm_eval(m, &d->val, c->eval_batch, 0.5, m->cfg.rec_sup, 0, &tm);
+                if (ema.avg) bf_ema_swap(&ema, &ps);
+                /* the evaluation sized the net for itself: size it back */
+                if (erc || bf_model_net_begin(m, Bmax, (int)T, m->cfg.rec_n + 1)) { rc = -1; break; }
+                res->val = (bf_metrics){tm.rows, tm.targets, tm.loss, tm.token_acc, tm.exact};
+                res->evaluated = 1;
+            }
+            if (c->on_step) {
+                bf_train_step s = {step, c->steps, loss, lr, gnorm, bf_now() - t0, do_eval, res};
+                c->on_step(c->hook_ctx, &s);
+            }
+            if (do_eval && c->stop_exact > 0 && res->val.exact >= c->stop_exact) {
+                res->stopped_early = !last;
+                stop = 1;
+                break;
+            }
+        }
+    }
+    if (mean_steps && batches) *mean_steps = (double)step / (double)batches;
+    if (ema.avg) {
+        if (res->steps_done) bf_ema_swap(&ema, &ps);
+        bf_ema_free(&ema);
+    }
+    if (!rc && quantized && res->steps_done && bf_model_refresh(m)) rc = -1;
+    res->seconds = bf_now() - t0;
+    free(bx);
+    free(by);
+    free(keep);
+    bf_trm_free(&r);
+    bf_batcher_free(&b);
+    return rc;
+}
