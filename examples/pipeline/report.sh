@@ -1,0 +1,89 @@
+#!/bin/sh
+# report.sh — the pipeline's report (out/report.md): each phase's table, then
+# the seed documents' claims with the value measured, a verdict and the
+# command that reproduces it.  Reads what the phases left in their out/
+# folders; writes Markdown on stdout.  Every number comes from those files.
+set -eu
+OUT=${OUT:-out}
+EX=..
+THREADS=${THREADS:-2}
+SUB=${SUB:-out}
+P4=$EX/phase4/$SUB/table.txt P5=$EX/phase5/$SUB/table.txt
+P56=$EX/phase56/$SUB/report.md P7=$EX/phase7/$SUB/report.md P8=$EX/phase8/$SUB/table.md
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+start=$(cat "$OUT/.start" 2>/dev/null || date +%s)
+# a phase's report without its first heading line, headings one level down
+body() { sed '1{/^# /d}' "$1" | sed 's/^## /### /'; }
+have() { [ -s "$1" ] || { echo "(not run: $1 is missing)"; return 1; }; }
+# row FILE PATTERN: the first line of FILE matching PATTERN
+row() { grep -m1 -- "$2" "$1" 2>/dev/null || true; }
+pct_of() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /%$/) p = $i } END { print p }'; }
+
+echo "# bitforge pipeline report"
+echo
+echo "Made by \`make pipeline${FAST:+ FAST=1}\` at commit $commit on $(date -u +%Y-%m-%d), $(uname -m), $cpu, $THREADS threads;"
+echo "wall time $(( $(date +%s) - start )) s. Each phase's own report is below, then the claims table."
+echo
+echo "## Phase 4 — ternary weights (examples/phase4)"
+echo
+if have "$P4"; then echo '```'; cat "$P4"; echo '```'; fi
+echo
+echo "## Phase 5 — MuonGrokfast on the ternary model (examples/phase5)"
+echo
+if have "$P5"; then echo '```'; cat "$P5"; echo '```'; fi
+echo
+echo "## Phases 5–6 — prompt baking, half-baking, A/B cycles (examples/phase56)"
+echo
+if have "$P56"; then body "$P56" | sed '/^## The seed documents/,$d; /^### The seed documents/,$d'; fi
+echo
+echo "## Phase 7 — singular-value experts (examples/phase7)"
+echo
+if have "$P7"; then body "$P7"; fi
+echo
+echo "## Phase 8 — compression (examples/phase8)"
+echo
+if have "$P8"; then body "$P8" | sed "s|(exact-vs-ratio.png)|(../phase8/$SUB/exact-vs-ratio.png)|"; fi
+echo
+
+# ---- the claims
+echo "## The seed documents' claims"
+echo
+echo "| claim | seed | measured | verdict | reproduce |"
+echo "| --- | --- | --- | --- | --- |"
+if [ -s "$P4" ]; then
+    tq2=$(row "$P4" '^ternary TQ2, no latents' | awk '{ print $(NF-2) }')
+    tq2b=$(row "$P4" '^ternary TQ2, no latents' | awk '{ print $NF }')
+    tq1=$(row "$P4" '^ternary TQ1, no latents' | awk '{ print $(NF-2) }')
+    best8=$(grep -m1 'best ratio at < 1% loss change' "$P8" 2>/dev/null | sed 's/.*\*\*\([0-9.]*×\)\*\*.*/\1/' || true)
+    v=$(echo "$tq2 $tq1" | awk '{ a = $1 + 0; b = $2 + 0; print (a >= 8.2 || b >= 8.2) ? "holds" : "does not hold for a whole model stream" }')
+    echo "| BitNet b1.58 compresses a model 8.2× | 8.2× | whole stream TQ2 $tq2, TQ1 $tq1 (block matrices alone $tq2b); bf-compress within 1% loss ${best8:-?} | $v; the block matrices alone pass it | \`make -C examples/phase4\`, \`make -C examples/phase8\` |"
+    ste=$(row "$P4" '^STE-trained ternary (int kernels)')
+    deq=$(row "$P4" '^STE -> dequant --from codes')
+    se=$(pct_of "$ste") de=$(pct_of "$deq")
+    rec=$(echo "$se $de" | tr -d '%' | awk '{ printf "%.1f", ($1 > 0 ? 100 * $2 / $1 : 0) }')
+    echo "| dequantization recovers ≥ 99% of the ternary model's accuracy | ≥ 99% | $rec% ($de exact after \`bf-dequant --from codes\`, $se before; from the latents: $(pct_of "$(row "$P4" 'dequant --from latent')")) | $(echo "$rec" | awk '{ print ($1 >= 99) ? "holds (from the codes)" : "does not hold" }') | \`make -C examples/phase4\` |"
+fi
+if [ -s "$P5" ]; then
+    b=$(row "$P5" '^before' | sed 's/.*exact \([0-9.]*\).*/\1/') a=$(row "$P5" '^after' | sed 's/.*exact \([0-9.]*\).*/\1/')
+    n=$(head -1 "$P5" | sed 's/.*, \([0-9]*\) steps.*/\1/')
+    echo "| MuonGrokfast works in STE mode (on a ternary model) | works | val exact $b before, $a after $n steps of \`bf-muon --preset phase5\` | $(echo "$b $a" | awk '{ print ($2 >= $1 - 0.01) ? "holds (it trains the ternary model without losing accuracy)" : "does not hold (accuracy falls)" }') | \`make -C examples/phase5\` |"
+fi
+echo "| recursive reasoning keeps 95–98% of its accuracy on a ternary model | 95–98% | — | not measurable here yet: recursive reasoning (TRM) is not built | — |"
+if [ -s "$P56" ]; then
+    grep '^| baking\|^| re-quantizing\|^| each half-bake\|^| five half-bake' "$P56" | sed 's/ |$/ | `make -C examples\/phase56` |/'
+fi
+if [ -s "$P7" ]; then
+    # the verdict bullet, which may wrap onto the next line
+    svf=$(awk '/SVF needs float32/ { p = 1 } p { printf "%s ", $0; if (++n == 2) exit }' "$P7" | sed 's/^- //; s/  */ /g')
+    measured=$(echo "$svf" | sed 's/^"SVF needs float32": //; s/: \*\*.*//; s/|/\//g')
+    verdict=$(echo "$svf" | sed -n 's/.*\*\*\([^*]*\)\*\*.*/\1/p' | sed 's/|/\//g')
+    echo "| SVF needs float32 (dequantize first) | needs F32 | $measured | ${verdict:-see phase 7} | \`make -C examples/phase7\` |"
+fi
+if [ -s "$P8" ]; then
+    lossless=$(grep -m1 'best ratio at no loss change' "$P8" | sed 's/.*\*\*\([0-9.]*×\)\*\*.*/\1/')
+    onepct=$(grep -m1 'best ratio at < 1% loss change' "$P8" | sed 's/.*\*\*\([0-9.]*×\)\*\*.*/\1/')
+    echo "| final compression 280× (100 MB → 0.4 MB) | 280× | $lossless lossless, $onepct within 1% loss (280× = 0.114 bits a weight) | does not hold | \`make -C examples/phase8\` |"
+fi
+echo "| \"all systems verified compatible\" | verified | the programs read each other's streams in every phase above; GGUF/safetensors interop is checked by \`make check-interop\` where it exists | holds within bitforge; outside it, see check-interop | \`make pipeline\` |"
