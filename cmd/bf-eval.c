@@ -7,6 +7,7 @@
 #include "bf/bake.h"
 #include "bf/lora.h"
 #include "bf/tgroup.h"
+#include "bf/trm.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +24,10 @@ static const char usage[] =
     "\n"
     "With --data, evaluates the model STREAM on a data set instead: mean loss\n"
     "over targeted positions, token accuracy, and exact match (rows whose every\n"
-    "targeted position is predicted right under teacher forcing).\n"
+    "targeted position is predicted right under teacher forcing).  A recursive\n"
+    "model (see bf-init(1)) runs its recursion instead: exact match is a\n"
+    "puzzle whose every blank is right, with the mean supervision steps used and\n"
+    "exact match after 1, 2, 4, 8 and 16 steps without halting.\n"
     "\n"
     "  --data DATA        evaluate on this data stream\n"
     "  --split val|train  which split (default val)\n"
@@ -39,16 +43,23 @@ static const char usage[] =
     "                     prompted teacher)\n"
     "  --adapter A        evaluate STREAM with the LoRA adapter A attached, not\n"
     "                     merged (ternary layers then run in float)\n"
+    "  --halt P           recursive models: a row stops at the first supervision\n"
+    "                     step whose halting probability is above P (default\n"
+    "                     0.5; 1: never)\n"
+    "  --max-steps K      recursive models: at most K supervision steps (default\n"
+    "                     the model's sup)\n"
     "  --threads N        threads (default: all cores)\n"
     "  --json             one JSON object instead of the table\n"
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER, O_REF_PROMPT };
+enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER, O_REF_PROMPT, O_HALT, O_MAXSTEPS };
 
 struct cmdline {
     const char *input, *data, *compare, *adapter, *ref_prompt;
     int json, split_train, batch, fake_quant, incremental;
+    double halt;               /* recursive models: halting probability threshold */
+    int max_steps, have_halt;  /* 0: the model's sup */
 };
 
 typedef struct {
@@ -68,10 +79,13 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
                                          {"incremental", no_argument, 0, O_INCR},
                                          {"compare", required_argument, 0, O_COMPARE},
                                          {"adapter", required_argument, 0, O_ADAPTER},
-                                         {"ref-prompt", required_argument, 0, O_REF_PROMPT}, {0, 0, 0, 0}};
+                                         {"ref-prompt", required_argument, 0, O_REF_PROMPT},
+                                         {"halt", required_argument, 0, O_HALT},
+                                         {"max-steps", required_argument, 0, O_MAXSTEPS}, {0, 0, 0, 0}};
     static const char *const splits[] = {"val", "train", NULL};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
+    cl->halt = 0.5;
     int needs_data = 0;   /* an option that only --data uses was given */
     bf_cli_begin(argc, argv, "bf-eval", usage);
     int c;
@@ -87,10 +101,13 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_COMPARE: cl->compare = optarg; needs_data = 1; break;
         case O_ADAPTER: cl->adapter = optarg; needs_data = 1; break;
         case O_REF_PROMPT: cl->ref_prompt = optarg; needs_data = 1; break;
+        case O_HALT: cl->halt = bf_parse_double("halt", optarg, 0, 1); cl->have_halt = 1; needs_data = 1; break;
+        case O_MAXSTEPS: cl->max_steps = (int)bf_parse_int("max-steps", optarg, 1, BF_MAX_SUP); cl->have_halt = 1; needs_data = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
-    if (!cl->data && needs_data) bf_usage_die("--split, --batch, --fake-quant, --incremental, --compare and --adapter need --data");
+    if (!cl->data && needs_data)
+        bf_usage_die("--split, --batch, --fake-quant, --incremental, --compare, --adapter, --halt and --max-steps need --data");
     if (cl->adapter) cl->fake_quant = 1;   /* a LoRA adapter computes with the float weights */
     if (cl->ref_prompt && !cl->compare) bf_usage_die("--ref-prompt is REF's prompt: it needs --compare REF");
     if (cl->ref_prompt && strlen(cl->ref_prompt) > 4096) bf_usage_die("--ref-prompt longer than 4096 bytes");
@@ -232,6 +249,49 @@ static void load_model(const char *path, int fake_quant, bf_header *h, bf_model 
     bf_tset_release(&s);
 }
 
+/* A recursive model: its recursion with halting, and the table of exact
+ * match against supervision steps. */
+static void evaluate_recursive(const struct cmdline *cl, bf_model *m, const bf_split *sp, const char *split)
+{
+    if (cl->compare || cl->adapter || cl->incremental)
+        bf_die("a recursive model is evaluated alone: no --compare, --adapter or --incremental");
+    int K = cl->max_steps ? cl->max_steps : m->cfg.rec_sup;
+    bf_trm_metrics r;
+    double t0 = bf_now();
+    if (bf_trm_eval(m, sp, cl->batch, cl->halt, K, 1, &r)) bf_die_lib();
+    double secs = bf_now() - t0;
+    if (cl->json) {
+        printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, r.rows, r.targets,
+               r.rows * sp->T);
+        bf_json_num(stdout, round(secs * 1e4) / 1e4);
+        printf(",\"loss\":");
+        bf_json_num(stdout, r.loss);
+        printf(",\"token_acc\":");
+        bf_json_num(stdout, r.token_acc);
+        printf(",\"exact\":");
+        bf_json_num(stdout, r.exact);
+        printf(",\"halt\":");
+        bf_json_num(stdout, cl->halt);
+        printf(",\"max_steps\":%d,\"mean_steps\":", K);
+        bf_json_num(stdout, r.mean_steps);
+        printf(",\"exact_at_steps\":{");
+        for (int j = 0, first = 1; j < BF_TRM_TABLE; j++) {
+            if (r.exact_at[j] < 0) continue;
+            printf("%s\"%d\":", first ? "" : ",", bf_trm_table_steps[j]);
+            bf_json_num(stdout, r.exact_at[j]);
+            first = 0;
+        }
+        printf("}}\n");
+    } else {
+        printf("split %s  rows %zu  targets %zu  loss %.6f  token_acc %.4f  exact %.4f  mean_steps %.2f (halt %.3g, max %d)\n",
+               split, r.rows, r.targets, r.loss, r.token_acc, r.exact, r.mean_steps, cl->halt, K);
+        printf("exact without halting:");
+        for (int j = 0; j < BF_TRM_TABLE; j++)
+            if (r.exact_at[j] >= 0) printf("  %d step%s %.4f", bf_trm_table_steps[j], j ? "s" : "", r.exact_at[j]);
+        putchar('\n');
+    }
+}
+
 static void evaluate(const struct cmdline *cl)
 {
     bf_header h, rh;
@@ -254,6 +314,14 @@ static void evaluate(const struct cmdline *cl)
     const char *split = cl->split_train ? "train" : "val";
     const bf_split *sp = bf_data_split(&d, split);
     if (!sp->rows) bf_die("%s: the %s split is empty", cl->data, split);
+    if (m.cfg.rec_n) {
+        evaluate_recursive(cl, &m, sp, split);
+        bf_data_free(&d);
+        bf_model_free(&m);
+        bf_header_release(&h);
+        return;
+    }
+    if (cl->have_halt) bf_die("%s: --halt and --max-steps are for recursive models", cl->input ? cl->input : "stdin");
     bf_metrics r;
     double t0 = bf_now();
     if ((cl->incremental ? bf_eval_split_incremental : bf_eval_split)(&m, sp, cl->batch, &r)) bf_die_lib();

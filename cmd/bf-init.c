@@ -24,11 +24,16 @@ static const char usage[] =
     "  --pos rope|learned positions (default rope)\n"
     "  --attn causal|full attention mask: causal (language models) or none (puzzles,\n"
     "                     where every cell sees every cell; default causal)\n"
+    "  --recursion n,T,sup  a recursive model (TRM): post-norm blocks run as one\n"
+    "                     net; n latent updates z = net(x+y+z) then y = net(y+z)\n"
+    "                     make a recursion, T recursions a supervision step, up to\n"
+    "                     sup steps a puzzle (adds rec.y0, rec.z0, halt.w, halt.b)\n"
     "  --tie              tie the output head to the token embedding\n"
     "  --subln            BitNet's extra RMSNorm before wo and w2\n"
     "  --act-bits 8|0     int8 activations in ternary layers (default 8)\n"
     "  --std X            matrices' init standard deviation (default 0.02)\n"
-    "  --emb-std X        embeddings' init standard deviation (default: --std)\n"
+    "  --emb-std X        embeddings' init standard deviation (default: --std; 1\n"
+    "                     with --recursion, the scale of the normed states)\n"
     "  --seed N           initialization seed (default 1)\n"
     "  -o, --output FILE  write FILE atomically instead of stdout\n"
     "  -q, --quiet        no messages but errors\n"
@@ -37,9 +42,11 @@ static const char usage[] =
     "\n"
     "Matrices and embeddings are drawn from N(0, std²) (std 0.02 unless given),\n"
     "wo and w2 from N(0, (std/sqrt(2·layers))²); norm weights are 1, biases 0.\n"
-    "Each tensor has its own random stream derived from the seed and its name.\n";
+    "Each tensor has its own random stream derived from the seed and its name.\n"
+    "A recursive model's rec.y0 and rec.z0 are drawn from N(0, 1) whatever --std\n"
+    "(its states are normed), halt.w from N(0, std²) and halt.b is -5.\n";
 
-enum { O_VOCAB = BF_OPT_PROGRAM, O_CTX, O_LIKE, O_D, O_LAYERS, O_HEADS, O_FF, O_NORM, O_ACT, O_POS, O_ATTN, O_TIE, O_SUBLN, O_ACTBITS,
+enum { O_VOCAB = BF_OPT_PROGRAM, O_CTX, O_LIKE, O_D, O_LAYERS, O_HEADS, O_FF, O_NORM, O_ACT, O_POS, O_ATTN, O_REC, O_TIE, O_SUBLN, O_ACTBITS,
        O_STD, O_EMBSTD };
 
 struct cmdline {
@@ -58,7 +65,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"layers", required_argument, 0, O_LAYERS}, {"heads", required_argument, 0, O_HEADS},
         {"ff", required_argument, 0, O_FF}, {"norm", required_argument, 0, O_NORM},
         {"act", required_argument, 0, O_ACT}, {"pos", required_argument, 0, O_POS},
-        {"attn", required_argument, 0, O_ATTN},
+        {"attn", required_argument, 0, O_ATTN}, {"recursion", required_argument, 0, O_REC},
         {"tie", no_argument, 0, O_TIE}, {"subln", no_argument, 0, O_SUBLN},
         {"act-bits", required_argument, 0, O_ACTBITS}, {"std", required_argument, 0, O_STD},
         {"emb-std", required_argument, 0, O_EMBSTD}, {0, 0, 0, 0}};
@@ -82,6 +89,17 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_ACT: cl->cfg.act = (bf_act_kind)bf_parse_choice("act", optarg, bf_act_names); break;
         case O_POS: cl->cfg.pos = (bf_pos_kind)bf_parse_choice("pos", optarg, bf_pos_names); break;
         case O_ATTN: cl->cfg.attn = (bf_attn_kind)bf_parse_choice("attn", optarg, bf_attn_names); break;
+        case O_REC: {
+            char tail;
+            int n, T, sup;
+            if (sscanf(optarg, "%d,%d,%d%c", &n, &T, &sup, &tail) != 3 || n < 1 || n > BF_MAX_REC || T < 1 ||
+                T > BF_MAX_REC || sup < 1 || sup > BF_MAX_SUP)
+                bf_usage_die("--recursion wants n,T,sup with n and T in 1..%d, sup in 1..%d", BF_MAX_REC, BF_MAX_SUP);
+            cl->cfg.rec_n = n;
+            cl->cfg.rec_T = T;
+            cl->cfg.rec_sup = sup;
+            break;
+        }
         case O_TIE: cl->cfg.tie_embed = 1; break;
         case O_SUBLN: cl->cfg.subln = 1; break;
         case O_ACTBITS: {
@@ -95,7 +113,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         }
     }
     if (optind < argc) bf_usage_die("unexpected argument '%s'", argv[optind]);
-    if (cl->emb_std < 0) cl->emb_std = cl->std;
+    if (cl->emb_std < 0) cl->emb_std = cl->cfg.rec_n ? 1.0 : cl->std;   /* x + y + z: the input as loud as the states */
     if (cl->like && (cl->have_vocab || cl->have_ctx)) bf_usage_die("--like takes vocab and ctx; do not give them too");
     if (!cl->like && (!cl->have_vocab || !cl->have_ctx)) bf_usage_die("needs --vocab and --ctx, or --like DATA");
     if (!cl->have_ff) cl->cfg.d_ff = cl->cfg.d_model * 4 > BF_MAX_DFF ? BF_MAX_DFF : cl->cfg.d_model * 4;
@@ -143,11 +161,14 @@ int main(int argc, char **argv)
         if (spec[k].init == BF_INIT_NORMAL) {
             /* the spec's deviations are the model's defaults for std 0.02; scale them */
             int emb = !strcmp(spec[k].name, "tok_emb") || !strcmp(spec[k].name, "pos_emb");
-            double sd = emb ? cl.emb_std : spec[k].std * (cl.std / 0.02);
+            int state = !strncmp(spec[k].name, "rec.", 4);   /* a state's start: its own scale */
+            double sd = emb ? cl.emb_std : state ? spec[k].std : spec[k].std * (cl.std / 0.02);
             bf_rng rng = bf_rng_derive(bf_cli_state.seed, spec[k].name);
             for (uint64_t j = 0; j < numel; j++) x[j] = (float)(sd * bf_rng_normal(&rng));
         } else if (spec[k].init == BF_INIT_ONE) {
             for (uint64_t j = 0; j < numel; j++) x[j] = 1.0f;
+        } else if (spec[k].init == BF_INIT_CONST) {
+            for (uint64_t j = 0; j < numel; j++) x[j] = (float)spec[k].std;
         }
         if (bf_writer_tensor(w, &t)) { bf_writer_abort(w); bf_die_lib(); }
         bf_tensor_release(&t);

@@ -1,6 +1,7 @@
 /* trainopt.c — parsing the shared training flags. */
 #include "trainopt.h"
 #include "bf/data.h"
+#include "bf/trm.h"
 
 #include <errno.h>
 #include <math.h>
@@ -47,6 +48,7 @@ int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg)
         break;
     }
     case BF_TO_FALLBACK_LR: o->fallback_lr = bf_parse_double("fallback-lr", arg, 0, 1e6); break;
+    case BF_TO_EMA: tr->ema = bf_parse_double("ema", arg, 0, 0.999999); break;
     default: return 0;
     }
     t->given |= 1u << (c - BF_TO_DATA);
@@ -141,7 +143,9 @@ void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref
     bf_train_result res;
     t->train.on_step = on_step;
     t->train.hook_ctx = t;
-    int rc = bf_train(m, &d, &opt, &t->train, &res);
+    if (m->cfg.rec_n && (t->train.kl > 0 || t->train.qk_clip > 0))
+        bf_die("a recursive model trains without --kl and --qk-clip");
+    int rc = m->cfg.rec_n ? bf_trm_train(m, &d, &opt, &t->train, &res, NULL) : bf_train(m, &d, &opt, &t->train, &res);
     if (t->line_open) fputc('\n', stderr);   /* stopped early, or failed, mid-line */
     if (rc) bf_die_lib();
     if (t->log) fclose(t->log);

@@ -2,7 +2,10 @@
  *
  *   --data D --steps N --batch B --lr X --wd X --warmup N
  *   --schedule cosine|constant --clip X --beta1 X --beta2 X --eps X
- *   --opt adamw|adam|sgd --eval-every N --eval-batch N --stop-exact X --log F */
+ *   --opt adamw|adam|sgd --eval-every N --eval-batch N --stop-exact X --log F --ema X
+ *
+ * A recursive model (bitforge(7), bf/trm.h) trains with deep supervision:
+ * bf_trainopt_run calls bf_trm_train instead of bf_train. */
 #ifndef BF_TRAINOPT_H
 #define BF_TRAINOPT_H
 
@@ -16,7 +19,7 @@ enum {
     BF_TO_DATA = 1200, BF_TO_STEPS, BF_TO_BATCH, BF_TO_LR, BF_TO_WD, BF_TO_WARMUP, BF_TO_SCHEDULE, BF_TO_CLIP,
     BF_TO_BETA1, BF_TO_BETA2, BF_TO_EPS, BF_TO_OPT, BF_TO_EVAL_EVERY, BF_TO_EVAL_BATCH, BF_TO_STOP_EXACT, BF_TO_LOG,
     BF_TO_GROKFAST, BF_TO_GF_ALPHA, BF_TO_GF_LAMBDA, BF_TO_GF_WINDOW, BF_TO_MOMENTUM, BF_TO_NS_STEPS, BF_TO_FALLBACK,
-    BF_TO_FALLBACK_LR
+    BF_TO_FALLBACK_LR, BF_TO_EMA
 };
 
 #define BF_OPTS_TRAIN                                                                                        \
@@ -32,7 +35,7 @@ enum {
     {"grokfast-lambda", required_argument, 0, BF_TO_GF_LAMBDA},                                              \
     {"grokfast-window", required_argument, 0, BF_TO_GF_WINDOW}, {"momentum", required_argument, 0, BF_TO_MOMENTUM}, \
     {"ns-steps", required_argument, 0, BF_TO_NS_STEPS}, {"fallback", required_argument, 0, BF_TO_FALLBACK},     \
-    {"fallback-lr", required_argument, 0, BF_TO_FALLBACK_LR}
+    {"fallback-lr", required_argument, 0, BF_TO_FALLBACK_LR}, {"ema", required_argument, 0, BF_TO_EMA}
 
 /* The shared flags' help; each program documents --lr (its default differs)
  * and puts BF_USAGE_MUON where Muon applies. */
@@ -49,6 +52,8 @@ enum {
     "  --eval-batch N     rows per evaluation forward (default 256)\n"                                        \
     "  --stop-exact X     stop at an evaluation whose val exact match is at least X\n"                        \
     "  --log FILE         append one JSON object per logged step to FILE\n"                                   \
+    "  --ema X            keep an exponential average of the weights (decay X, e.g.\n"                       \
+    "                     0.999); evaluations and the written model are the average\n"                       \
     "  --grokfast ema|ma|off  Grokfast gradient filter before the optimizer\n"                                \
     "  --grokfast-alpha X EMA: h = a·h + (1-a)·g (default 0.98)\n"                                             \
     "  --grokfast-lambda X  g += lambda·h (default 2 for ema, 5 for ma)\n"                                     \
