@@ -471,7 +471,7 @@ static int parse_header(const char *label, const char *js, size_t n, uint64_t da
     bf_sj_ws(&p);
     if (p.i != p.n) { bf_err("%s: JSON header: trailing bytes at byte %zu", label, p.i); goto out; }
     /* contiguous: sorted by offset, each begins where the one before ends */
-    qsort(t, cnt, sizeof *t, cmp_begin);
+    if (cnt) qsort(t, cnt, sizeof *t, cmp_begin);
     uint64_t at = 0;
     for (size_t k = 0; k < cnt; k++) {
         if (t[k].begin != at)
@@ -481,7 +481,7 @@ static int parse_header(const char *label, const char *js, size_t n, uint64_t da
     }
     if (at != data_len)
         { bf_err("%s: the tensors cover %llu of the %llu bytes of data", label, (unsigned long long)at, (unsigned long long)data_len); goto out; }
-    qsort(t, cnt, sizeof *t, cmp_name);
+    if (cnt) qsort(t, cnt, sizeof *t, cmp_name);
     for (size_t k = 1; k < cnt; k++)
         if (strcmp(t[k - 1].name, t[k].name) == 0) { bf_err("%s: tensor '%s' appears twice", label, t[k].name); goto out; }
     rc = 0;
@@ -515,6 +515,7 @@ static int move_tensor(bf_tset *dst, bf_tset *src, const char *name)
 static in_tensor *find_in(in_tensor *t, size_t n, const char *name)
 {
     in_tensor key = {.name = (char *)name};
+    if (!n) return NULL;
     return bsearch(&key, t, n, sizeof *t, cmp_name);
 }
 
