@@ -14,6 +14,9 @@ P56=$EX/phase56/$SUB/report.md P7=$EX/phase7/$SUB/report.md P8=$EX/phase8/$SUB/t
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 start=$(cat "$OUT/.start" 2>/dev/null || date +%s)
+# the end: the newest of the phases' reports (so that remaking the report later keeps the run's time)
+end=$(stat -c %Y "$P4" "$P5" "$P56" "$P7" "$P8" 2>/dev/null | sort -n | tail -1)
+end=${end:-$(date +%s)}
 # a phase's report without its first heading line, headings one level down
 body() { sed '1{/^# /d}' "$1" | sed 's/^## /### /'; }
 have() { [ -s "$1" ] || { echo "(not run: $1 is missing)"; return 1; }; }
@@ -24,7 +27,8 @@ pct_of() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /%$/) p = $i } 
 echo "# bitforge pipeline report"
 echo
 echo "Made by \`make pipeline${FAST:+ FAST=1}\` at commit $commit on $(date -u +%Y-%m-%d), $(uname -m), $cpu, $THREADS threads;"
-echo "wall time $(( $(date +%s) - start )) s. Each phase's own report is below, then the claims table."
+echo "wall time $(( end - start )) s (from the first phase to the last phase's report). Each phase's own report is below,"
+echo "then the claims table."
 echo
 echo "## Phase 4 — ternary weights (examples/phase4)"
 echo
