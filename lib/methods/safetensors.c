@@ -82,7 +82,9 @@ static int map_name(const char *name, int from, char *out)
                 break;
             }
     }
-    if (n < 0 || n > BF_MAX_NAME) return bf_err("'%s' is not a tensor name of the %s convention", name, from ? "hf" : "bitforge");
+    if (n < 0 || n > BF_MAX_NAME)
+        return from ? bf_err("'%s' is not a tensor name of the hf convention", name)
+                    : bf_err("'%s' has no Hugging Face llama name", name);
     return 0;
 }
 
@@ -94,7 +96,7 @@ int bf_name_to_hf(const char *bf, char *out)
     char base[BF_MAX_NAME + 1];
     memcpy(base, bf, len);
     base[len] = 0;
-    if (map_name(base, 0, out)) return bf_err("'%s' is not a tensor name of the bitforge convention", bf);
+    if (map_name(base, 0, out)) return bf_err("'%s' has no Hugging Face llama name", bf);
     size_t ol = strlen(out);
     if (ol < 7 || strcmp(out + ol - 7, ".weight") != 0 || ol + 1 + strlen(part) > BF_MAX_NAME)
         return bf_err("'%s' has no Hugging Face name", bf);
