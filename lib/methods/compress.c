@@ -233,7 +233,7 @@ static int choose(const bf_tset *s, const bf_tensor *t, const bf_cz_opts *o, int
 static la_ssize_t to_buf(struct archive *a, void *ctx, const void *p, size_t n)
 {
     (void)a;
-    bf_cz_buf_put(ctx, p, n);
+    bf_buf_put(ctx, p, n);
     return (la_ssize_t)n;
 }
 
@@ -262,7 +262,7 @@ static int set_filter(struct archive *a, bf_cz_codec c, uint64_t raw)
 /* the bytes p[0..n) take compressed alone by the codec */
 static int alone_size(bf_cz_codec c, const uint8_t *p, size_t n, uint64_t raw, uint64_t *out)
 {
-    bf_cz_buf b = {0};
+    bf_buf b = {0};
     struct archive *a = archive_write_new();
     struct archive_entry *e = archive_entry_new();
     int rc = -1;
@@ -359,7 +359,7 @@ int bf_compress(const bf_header *h, const bf_tset *s, const bf_cz_opts *o, uint8
     uint8_t **mem = bf_xcalloc(s->n ? s->n : 1, sizeof *mem);
     int *matched = bf_xcalloc(o->nrules ? o->nrules : 1, sizeof *matched);
     bf_val *man = bf_val_map(), *tens = bf_val_arr();
-    bf_cz_buf mbuf = {0}, abuf = {0};
+    bf_buf mbuf = {0}, abuf = {0};
     struct archive *a = NULL;
     int rc = -1;
     uint64_t raw = 0;
@@ -417,8 +417,8 @@ int bf_compress(const bf_header *h, const bf_tset *s, const bf_cz_opts *o, uint8
     }
     bf_val_set(man, "tensors", tens);
     tens = NULL;
-    if (bf_cz_json_write(&mbuf, man)) { bf_err_context("manifest: "); goto done; }
-    bf_cz_buf_put(&mbuf, "\n", 1);
+    if (bf_json_write(&mbuf, man)) { bf_err_context("manifest: "); goto done; }
+    bf_buf_put(&mbuf, "\n", 1);
     if (mbuf.n > BF_CZ_MAX_MANIFEST) { bf_err("the manifest would take %zu bytes (at most %u)", mbuf.n, BF_CZ_MAX_MANIFEST); goto done; }
 
     a = archive_write_new();
@@ -616,7 +616,7 @@ bf_cz_reader *bf_cz_open(const char *path)
     r->tar_budget = (uint64_t)BF_CZ_MAX_MANIFEST + 65536;
     uint64_t mlen;
     if (read_member(r, "manifest.json", BF_CZ_MAX_MANIFEST, 0, &mp, &mlen)) goto fail;
-    r->man = bf_cz_json_parse((const char *)mp, (size_t)mlen);
+    r->man = bf_json_parse((const char *)mp, (size_t)mlen, "manifest.json");
     bf_aligned_free(mp);
     if (!r->man) { bf_err_context("%s: ", r->label); goto fail; }
     int64_t ver;

@@ -6,24 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf/json.h"
 #include "bf/val.h"
 
-/* A growing byte buffer. */
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} bf_cz_buf;
-
-void bf_cz_buf_put(bf_cz_buf *b, const void *p, size_t n);
-void bf_cz_buf_str(bf_cz_buf *b, const char *s);
-
-/* v as JSON text: integers as integers, floats always with a '.' or an
- * exponent (so that they read back as floats), strings escaped.  -1
- * (bf_err) for a non-finite float or binary data, which JSON cannot carry. */
-int bf_cz_json_write(bf_cz_buf *b, const bf_val *v);
-/* Parses exactly one JSON value from s[0..len) (nesting at most 32 deep);
- * NULL and bf_err, with the byte offset, on anything else. */
-bf_val *bf_cz_json_parse(const char *s, size_t len);
+/* The manifest is JSON: bf/json.h (bf_buf, bf_json_write, bf_json_parse). */
 
 /* Little-endian fields. */
 static inline void bf_cz_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }

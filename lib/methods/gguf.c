@@ -40,27 +40,27 @@ typedef struct {
     int permute;             /* rows reordered for llama's rope (wq, wk) */
 } gg_tensor;
 
-static void put_u32(bf_sj_buf *b, uint32_t v)
+static void put_u32(bf_buf *b, uint32_t v)
 {
     uint8_t u[4];
     for (int k = 0; k < 4; k++) u[k] = (uint8_t)(v >> 8 * k);
-    bf_sj_put(b, u, 4);
+    bf_buf_put(b, u, 4);
 }
 
-static void put_u64(bf_sj_buf *b, uint64_t v)
+static void put_u64(bf_buf *b, uint64_t v)
 {
     uint8_t u[8];
     for (int k = 0; k < 8; k++) u[k] = (uint8_t)(v >> 8 * k);
-    bf_sj_put(b, u, 8);
+    bf_buf_put(b, u, 8);
 }
 
-static void put_gstr(bf_sj_buf *b, const char *s)
+static void put_gstr(bf_buf *b, const char *s)
 {
     put_u64(b, strlen(s));
-    bf_sj_put(b, s, strlen(s));
+    bf_buf_put(b, s, strlen(s));
 }
 
-static void kv_u32(bf_sj_buf *b, int *n, const char *arch, const char *key, uint32_t v)
+static void kv_u32(bf_buf *b, int *n, const char *arch, const char *key, uint32_t v)
 {
     char k[128];
     snprintf(k, sizeof k, key, arch);
@@ -70,7 +70,7 @@ static void kv_u32(bf_sj_buf *b, int *n, const char *arch, const char *key, uint
     (*n)++;
 }
 
-static void kv_f32(bf_sj_buf *b, int *n, const char *arch, const char *key, float v)
+static void kv_f32(bf_buf *b, int *n, const char *arch, const char *key, float v)
 {
     char k[128];
     snprintf(k, sizeof k, key, arch);
@@ -82,7 +82,7 @@ static void kv_f32(bf_sj_buf *b, int *n, const char *arch, const char *key, floa
     (*n)++;
 }
 
-static void kv_str(bf_sj_buf *b, int *n, const char *key, const char *v)
+static void kv_str(bf_buf *b, int *n, const char *key, const char *v)
 {
     put_gstr(b, key);
     put_u32(b, GV_STR);
@@ -290,8 +290,8 @@ int bf_gguf_write(const bf_header *h, const bf_tset *s, const bf_gg_opts *o, uin
     }
 
     /* header and key/values */
-    bf_sj_buf b = {0};
-    bf_sj_put(&b, "GGUF", 4);
+    bf_buf b = {0};
+    bf_buf_put(&b, "GGUF", 4);
     put_u32(&b, 3);
     put_u64(&b, nt);
     size_t kv_count_at = b.n;
@@ -326,7 +326,7 @@ int bf_gguf_write(const bf_header *h, const bf_tset *s, const bf_gg_opts *o, uin
         put_u64(&b, off);
         off += (t[k].nbytes + ALIGN - 1) / ALIGN * ALIGN;
     }
-    while (b.n % ALIGN) bf_sj_put(&b, "", 1);
+    while (b.n % ALIGN) bf_buf_put(&b, "", 1);
     size_t total = b.n + (size_t)off;
     uint8_t *out_buf = calloc(total, 1);
     if (!out_buf) { free(b.p); bf_err("out of memory for a %zu-byte file", total); goto out; }

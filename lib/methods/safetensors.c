@@ -302,39 +302,39 @@ int bf_st_write(const bf_header *h, const bf_tset *s, const bf_st_opts *o, uint8
     }
 
     /* the header: metadata, then each tensor with its offsets */
-    bf_sj_buf j = {0};
-    bf_sj_str(&j, "{\"__metadata__\":{\"format\":\"pt\",\"bitforge.config\":");
-    bf_sj_buf v = {0};
-    if (bf_sj_write(&v, h->meta)) { free(j.p); free(v.p); goto out; }
-    bf_sj_quote(&j, (const char *)v.p, v.n);
+    bf_buf j = {0};
+    bf_buf_str(&j, "{\"__metadata__\":{\"format\":\"pt\",\"bitforge.config\":");
+    bf_buf v = {0};
+    if (bf_json_write(&v, h->meta)) { free(j.p); free(v.p); goto out; }
+    bf_json_quote(&j, (const char *)v.p, v.n);
     if (tern->v.a.n) {
         v.n = 0;
-        if (bf_sj_write(&v, tern)) { free(j.p); free(v.p); goto out; }
-        bf_sj_str(&j, ",\"bitforge.ternary\":");
-        bf_sj_quote(&j, (const char *)v.p, v.n);
+        if (bf_json_write(&v, tern)) { free(j.p); free(v.p); goto out; }
+        bf_buf_str(&j, ",\"bitforge.ternary\":");
+        bf_json_quote(&j, (const char *)v.p, v.n);
     }
     free(v.p);
-    bf_sj_str(&j, "}");
+    bf_buf_str(&j, "}");
     uint64_t off = 0;
     for (size_t k = 0; k < l.n; k++) {
         out_tensor *ot = &l.t[k];
         char num[64];
-        bf_sj_str(&j, ",");
-        bf_sj_quote(&j, ot->name, strlen(ot->name));
-        bf_sj_str(&j, ":{\"dtype\":\"");
-        bf_sj_str(&j, ot->dtype);
-        bf_sj_str(&j, "\",\"shape\":[");
+        bf_buf_str(&j, ",");
+        bf_json_quote(&j, ot->name, strlen(ot->name));
+        bf_buf_str(&j, ":{\"dtype\":\"");
+        bf_buf_str(&j, ot->dtype);
+        bf_buf_str(&j, "\",\"shape\":[");
         for (int d = 0; d < ot->ndim; d++) {
             snprintf(num, sizeof num, "%s%llu", d ? "," : "", (unsigned long long)ot->shape[d]);
-            bf_sj_str(&j, num);
+            bf_buf_str(&j, num);
         }
         snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
                  (unsigned long long)(off + ot->nbytes));
-        bf_sj_str(&j, num);
+        bf_buf_str(&j, num);
         off += ot->nbytes;
     }
-    bf_sj_str(&j, "}");
-    while (j.n % 8) bf_sj_put(&j, " ", 1);   /* the data section 8-byte aligned */
+    bf_buf_str(&j, "}");
+    while (j.n % 8) bf_buf_put(&j, " ", 1);   /* the data section 8-byte aligned */
     if (j.n > BF_ST_MAX_HEADER) { free(j.p); bf_err("the header would be %zu bytes, above safetensors' limit", j.n); goto out; }
     size_t total = 8 + j.n + (size_t)off;
     uint8_t *b = malloc(total);
@@ -420,25 +420,25 @@ static int parse_header(const char *label, const char *js, size_t n, uint64_t da
 {
     char pl[BF_MAX_NAME + 64];
     snprintf(pl, sizeof pl, "%s: JSON header", label);
-    bf_sj_parser p = {js, n, 0, pl};
-    bf_sj_buf tmp = {0};
+    bf_json_parser p = {js, n, 0, pl};
+    bf_buf tmp = {0};
     in_tensor *t = NULL;
     size_t cnt = 0, cap = 0;
     *meta = NULL;
     int rc = -1;
     if (n == 0 || js[0] != '{') { bf_err("%s: the JSON header does not start with '{'", label); goto out; }
     p.i = 1;
-    bf_sj_ws(&p);
+    bf_json_ws(&p);
     if (p.i < p.n && js[p.i] == '}') p.i++;
     else
         for (;;) {
-            bf_sj_ws(&p);
-            if (bf_sj_string(&p, &tmp)) goto out;
+            bf_json_ws(&p);
+            if (bf_json_string(&p, &tmp)) goto out;
             char *key = bf_xstrdup((const char *)tmp.p);
-            bf_sj_ws(&p);
+            bf_json_ws(&p);
             if (p.i >= p.n || js[p.i] != ':') { free(key); bf_err("%s: JSON header: expected ':' at byte %zu", label, p.i); goto out; }
             p.i++;
-            bf_val *v = bf_sj_value(&p, 1, &tmp);
+            bf_val *v = bf_json_value(&p, 1, &tmp);
             if (!v) { free(key); goto out; }
             if (strcmp(key, "__metadata__") == 0) {
                 int bad = *meta != NULL ? 1 : v->type != BF_MAP ? 2 : 0;
@@ -464,13 +464,13 @@ static int parse_header(const char *label, const char *js, size_t n, uint64_t da
                 bf_val_free(v);
                 if (e) goto out;
             }
-            bf_sj_ws(&p);
+            bf_json_ws(&p);
             if (p.i < p.n && js[p.i] == ',') { p.i++; continue; }
             if (p.i < p.n && js[p.i] == '}') { p.i++; break; }
             bf_err("%s: JSON header: expected ',' or '}' at byte %zu", label, p.i);
             goto out;
         }
-    bf_sj_ws(&p);
+    bf_json_ws(&p);
     if (p.i != p.n) { bf_err("%s: JSON header: trailing bytes at byte %zu", label, p.i); goto out; }
     /* contiguous: sorted by offset, each begins where the one before ends */
     if (cnt) qsort(t, cnt, sizeof *t, cmp_begin);
@@ -536,9 +536,9 @@ static int make_config(const char *label, const bf_val *meta, const bf_st_import
     if (js) {
         char pl[BF_MAX_NAME + 64];
         snprintf(pl, sizeof pl, "%s: bitforge.config", label);
-        bf_sj_parser p = {js, strlen(js), 0, pl};
-        bf_sj_buf tmp = {0};
-        bf_val *v = bf_sj_value(&p, 0, &tmp);
+        bf_json_parser p = {js, strlen(js), 0, pl};
+        bf_buf tmp = {0};
+        bf_val *v = bf_json_value(&p, 0, &tmp);
         free(tmp.p);
         if (!v) return -1;
         int e = v->type != BF_MAP ? 1 : bf_config_from_meta(v, c) ? 2 : 0;
@@ -601,9 +601,9 @@ int bf_st_parse(const uint8_t *buf, size_t len, const char *label, const bf_st_i
     if (tj) {
         char pl[BF_MAX_NAME + 64];
         snprintf(pl, sizeof pl, "%s: bitforge.ternary", label);
-        bf_sj_parser p = {tj, strlen(tj), 0, pl};
-        bf_sj_buf tmp = {0};
-        tern = bf_sj_value(&p, 0, &tmp);
+        bf_json_parser p = {tj, strlen(tj), 0, pl};
+        bf_buf tmp = {0};
+        tern = bf_json_value(&p, 0, &tmp);
         free(tmp.p);
         if (!tern) goto out;
         if (tern->type != BF_MAP) { bf_err("%s: bitforge.ternary is not an object", label); goto out; }

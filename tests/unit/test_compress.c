@@ -282,15 +282,15 @@ static void test_vq_int8(void)
 static void test_json(void)
 {
     const char *doc = "{\"a\":1,\"b\":-2.5,\"c\":[true,false,null,\"x\\u00e9\\n\"],\"d\":{},\"e\":2.0,\"f\":18446744073709551615}";
-    bf_val *v = bf_cz_json_parse(doc, strlen(doc));
+    bf_val *v = bf_json_parse(doc, strlen(doc), "manifest.json");
     ok(v && v->type == BF_MAP, "json: parses");
     ok(v && bf_val_get(v, "a")->type == BF_INT && bf_val_get(v, "e")->type == BF_FLOAT && bf_val_get(v, "f")->type == BF_UINT,
        "json: integers, floats and large integers keep their types");
-    bf_cz_buf b = {0};
-    ok(v && bf_cz_json_write(&b, v) == 0, "json: writes");
-    bf_val *w = b.p ? bf_cz_json_parse((const char *)b.p, b.n) : NULL;
-    bf_cz_buf b2 = {0};
-    ok(w && bf_cz_json_write(&b2, w) == 0 && b.n == b2.n && memcmp(b.p, b2.p, b.n) == 0, "json: round trip is stable: %.*s", (int)b.n, (char *)b.p);
+    bf_buf b = {0};
+    ok(v && bf_json_write(&b, v) == 0, "json: writes");
+    bf_val *w = b.p ? bf_json_parse((const char *)b.p, b.n, "manifest.json") : NULL;
+    bf_buf b2 = {0};
+    ok(w && bf_json_write(&b2, w) == 0 && b.n == b2.n && memcmp(b.p, b2.p, b.n) == 0, "json: round trip is stable: %.*s", (int)b.n, (char *)b.p);
     free(b.p);
     free(b2.p);
     bf_val_free(v);
@@ -298,14 +298,14 @@ static void test_json(void)
     static const char *const bad[] = {"", "{", "[1,]", "{\"a\"}", "{\"a\":1,\"a\":2}", "\"\\u0000\"", "\"\\ud800\"", "01", "1.",
                                       "[1] x", "\"a\nb\"", "nul", "1e999", "{\"a\":1}}", "-", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        bf_val *x = bf_cz_json_parse(bad[k], strlen(bad[k]));
+        bf_val *x = bf_json_parse(bad[k], strlen(bad[k]), "manifest.json");
         ok(!x, "json: refuses bad document %zu (%s)", k, bf_errmsg());
         bf_val_free(x);
     }
     bf_val *f = bf_val_map();
     bf_val_set(f, "x", bf_val_float(NAN));
-    b = (bf_cz_buf){0};
-    ok(bf_cz_json_write(&b, f) != 0, "json: a NaN is refused");
+    b = (bf_buf){0};
+    ok(bf_json_write(&b, f) != 0, "json: a NaN is refused");
     free(b.p);
     bf_val_free(f);
 }

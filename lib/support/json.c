@@ -1,7 +1,6 @@
-/* safetensors_json.c — the JSON that safetensors headers are made of: a
- * bounded parser into bf_val that accepts only valid UTF-8, and a writer
- * that keeps integers and floats apart (safetensors_internal.h). */
-#include "safetensors_internal.h"
+/* json.c — JSON text to and from bf_val (bf/json.h): a bounded parser that
+ * accepts only valid UTF-8, and a writer that keeps integers and floats apart. */
+#include "bf/json.h"
 #include "bf/error.h"
 #include "bf/util.h"
 
@@ -13,7 +12,7 @@
 
 /* ------------------------------------------------------------------ buffer */
 
-void bf_sj_put(bf_sj_buf *b, const void *p, size_t n)
+void bf_buf_put(bf_buf *b, const void *p, size_t n)
 {
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -25,29 +24,29 @@ void bf_sj_put(bf_sj_buf *b, const void *p, size_t n)
     b->n += n;
 }
 
-void bf_sj_str(bf_sj_buf *b, const char *s) { bf_sj_put(b, s, strlen(s)); }
+void bf_buf_str(bf_buf *b, const char *s) { bf_buf_put(b, s, strlen(s)); }
 
-void bf_sj_quote(bf_sj_buf *b, const char *s, size_t len)
+void bf_json_quote(bf_buf *b, const char *s, size_t len)
 {
-    bf_sj_put(b, "\"", 1);
+    bf_buf_put(b, "\"", 1);
     for (size_t k = 0; k < len; k++) {
         unsigned char c = (unsigned char)s[k];
         char esc[8];
-        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; bf_sj_put(b, esc, 2); }
-        else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); bf_sj_put(b, esc, 6); }
-        else bf_sj_put(b, &s[k], 1);
+        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; bf_buf_put(b, esc, 2); }
+        else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); bf_buf_put(b, esc, 6); }
+        else bf_buf_put(b, &s[k], 1);
     }
-    bf_sj_put(b, "\"", 1);
+    bf_buf_put(b, "\"", 1);
 }
 
-int bf_sj_write(bf_sj_buf *b, const bf_val *v)
+int bf_json_write(bf_buf *b, const bf_val *v)
 {
     char num[64];
     switch (v->type) {
-    case BF_NIL: bf_sj_str(b, "null"); return 0;
-    case BF_BOOL: bf_sj_str(b, v->v.b ? "true" : "false"); return 0;
-    case BF_INT: snprintf(num, sizeof num, "%lld", (long long)v->v.i); bf_sj_str(b, num); return 0;
-    case BF_UINT: snprintf(num, sizeof num, "%llu", (unsigned long long)v->v.u); bf_sj_str(b, num); return 0;
+    case BF_NIL: bf_buf_str(b, "null"); return 0;
+    case BF_BOOL: bf_buf_str(b, v->v.b ? "true" : "false"); return 0;
+    case BF_INT: snprintf(num, sizeof num, "%lld", (long long)v->v.i); bf_buf_str(b, num); return 0;
+    case BF_UINT: snprintf(num, sizeof num, "%llu", (unsigned long long)v->v.u); bf_buf_str(b, num); return 0;
     case BF_FLOAT:
         if (!isfinite(v->v.f)) return bf_err("a non-finite number cannot go into JSON");
         for (int prec = 1; prec <= 17; prec++) {
@@ -55,21 +54,21 @@ int bf_sj_write(bf_sj_buf *b, const bf_val *v)
             if (strtod(num, NULL) == v->v.f) break;
         }
         if (!strpbrk(num, ".eEn")) strcat(num, ".0");   /* reads back as a float */
-        bf_sj_str(b, num);
+        bf_buf_str(b, num);
         return 0;
-    case BF_STR: bf_sj_quote(b, v->v.s.p, v->v.s.len); return 0;
+    case BF_STR: bf_json_quote(b, v->v.s.p, v->v.s.len); return 0;
     case BF_BIN: return bf_err("binary data cannot go into JSON");
     case BF_ARR: case BF_MAP:
-        bf_sj_put(b, v->type == BF_ARR ? "[" : "{", 1);
+        bf_buf_put(b, v->type == BF_ARR ? "[" : "{", 1);
         for (size_t k = 0; k < v->v.a.n; k++) {
-            if (k) bf_sj_put(b, ",", 1);
+            if (k) bf_buf_put(b, ",", 1);
             if (v->type == BF_MAP) {
-                bf_sj_quote(b, v->v.a.keys[k], strlen(v->v.a.keys[k]));
-                bf_sj_put(b, ":", 1);
+                bf_json_quote(b, v->v.a.keys[k], strlen(v->v.a.keys[k]));
+                bf_buf_put(b, ":", 1);
             }
-            if (bf_sj_write(b, &v->v.a.items[k])) return -1;
+            if (bf_json_write(b, &v->v.a.items[k])) return -1;
         }
-        bf_sj_put(b, v->type == BF_ARR ? "]" : "}", 1);
+        bf_buf_put(b, v->type == BF_ARR ? "]" : "}", 1);
         return 0;
     }
     return bf_err("unknown value type");
@@ -80,14 +79,14 @@ int bf_sj_write(bf_sj_buf *b, const bf_val *v)
 #define MAX_DEPTH 32
 #define MAX_ENTRIES 65536   /* in any nested array or object */
 
-static int perr(bf_sj_parser *p, const char *what) { return bf_err("%s: %s at byte %zu", p->label, what, p->i); }
+static int perr(bf_json_parser *p, const char *what) { return bf_err("%s: %s at byte %zu", p->label, what, p->i); }
 
-void bf_sj_ws(bf_sj_parser *p)
+void bf_json_ws(bf_json_parser *p)
 {
     while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
 }
 
-static int lit(bf_sj_parser *p, const char *w)
+static int lit(bf_json_parser *p, const char *w)
 {
     size_t l = strlen(w);
     if (p->n - p->i < l || memcmp(p->s + p->i, w, l) != 0) return 0;
@@ -95,7 +94,7 @@ static int lit(bf_sj_parser *p, const char *w)
     return 1;
 }
 
-static int hex4(bf_sj_parser *p, unsigned *out)
+static int hex4(bf_json_parser *p, unsigned *out)
 {
     if (p->n - p->i < 4) return perr(p, "short \\u escape");
     unsigned v = 0;
@@ -111,7 +110,7 @@ static int hex4(bf_sj_parser *p, unsigned *out)
     return 0;
 }
 
-static void put_utf8(bf_sj_buf *b, unsigned cp)
+static void put_utf8(bf_buf *b, unsigned cp)
 {
     uint8_t u[4];
     size_t n;
@@ -123,7 +122,7 @@ static void put_utf8(bf_sj_buf *b, unsigned cp)
         u[0] = (uint8_t)(0xf0 | cp >> 18); u[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
         u[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f)); u[3] = (uint8_t)(0x80 | (cp & 0x3f)); n = 4;
     }
-    bf_sj_put(b, u, n);
+    bf_buf_put(b, u, n);
 }
 
 /* The length of the valid UTF-8 sequence at s[0..n) (no overlong forms, no
@@ -147,7 +146,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-int bf_sj_string(bf_sj_parser *p, bf_sj_buf *b)
+int bf_json_string(bf_json_parser *p, bf_buf *b)
 {
     b->n = 0;
     if (p->i >= p->n || p->s[p->i] != '"') return perr(p, "expected a string");
@@ -160,7 +159,7 @@ int bf_sj_string(bf_sj_parser *p, bf_sj_buf *b)
         if (c != '\\') {
             size_t l = utf8_len((const unsigned char *)p->s + p->i, p->n - p->i);
             if (!l) return perr(p, "invalid UTF-8");
-            bf_sj_put(b, p->s + p->i, l);
+            bf_buf_put(b, p->s + p->i, l);
             p->i += l;
             continue;
         }
@@ -169,7 +168,7 @@ int bf_sj_string(bf_sj_parser *p, bf_sj_buf *b)
         char e = p->s[p->i++];
         const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
         const char *at = e ? strchr(from, e) : NULL;
-        if (at) { bf_sj_put(b, &to[at - from], 1); continue; }
+        if (at) { bf_buf_put(b, &to[at - from], 1); continue; }
         if (e != 'u') return perr(p, "bad escape");
         unsigned cp, lo;
         if (hex4(p, &cp)) return -1;
@@ -180,12 +179,12 @@ int bf_sj_string(bf_sj_parser *p, bf_sj_buf *b)
         if (cp == 0) return perr(p, "NUL in a string");
         put_utf8(b, cp);
     }
-    bf_sj_put(b, "", 1);   /* NUL-terminated; n counts it */
+    bf_buf_put(b, "", 1);   /* NUL-terminated; n counts it */
     b->n--;
     return 0;
 }
 
-static bf_val *number(bf_sj_parser *p)
+static bf_val *number(bf_json_parser *p)
 {
     size_t start = p->i;
     int is_float = 0;
@@ -230,35 +229,35 @@ static bf_val *number(bf_sj_parser *p)
     return v;
 }
 
-bf_val *bf_sj_value(bf_sj_parser *p, int depth, bf_sj_buf *tmp)
+bf_val *bf_json_value(bf_json_parser *p, int depth, bf_buf *tmp)
 {
     if (depth > MAX_DEPTH) { perr(p, "nesting too deep"); return NULL; }
-    bf_sj_ws(p);
+    bf_json_ws(p);
     if (p->i >= p->n) { perr(p, "unexpected end"); return NULL; }
     char c = p->s[p->i];
     if (c == '{' || c == '[') {
         p->i++;
         bf_val *v = c == '{' ? bf_val_map() : bf_val_arr();
-        bf_sj_ws(p);
+        bf_json_ws(p);
         char close = c == '{' ? '}' : ']';
         if (p->i < p->n && p->s[p->i] == close) { p->i++; return v; }
         for (;;) {
             char *key = NULL;
             if (c == '{') {
-                bf_sj_ws(p);
-                if (bf_sj_string(p, tmp)) goto fail;
+                bf_json_ws(p);
+                if (bf_json_string(p, tmp)) goto fail;
                 if (bf_val_get(v, (const char *)tmp->p)) { perr(p, "duplicate key"); goto fail; }
                 key = bf_xstrdup((const char *)tmp->p);
-                bf_sj_ws(p);
+                bf_json_ws(p);
                 if (p->i >= p->n || p->s[p->i] != ':') { free(key); perr(p, "expected ':'"); goto fail; }
                 p->i++;
             }
             if (v->v.a.n >= MAX_ENTRIES) { free(key); perr(p, "too many entries"); goto fail; }
-            bf_val *item = bf_sj_value(p, depth + 1, tmp);
+            bf_val *item = bf_json_value(p, depth + 1, tmp);
             if (!item) { free(key); goto fail; }
             if (key) { bf_val_set(v, key, item); free(key); }
             else bf_val_push(v, item);
-            bf_sj_ws(p);
+            bf_json_ws(p);
             if (p->i < p->n && p->s[p->i] == ',') { p->i++; continue; }
             if (p->i < p->n && p->s[p->i] == close) { p->i++; return v; }
             perr(p, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
@@ -269,11 +268,27 @@ bf_val *bf_sj_value(bf_sj_parser *p, int depth, bf_sj_buf *tmp)
         return NULL;
     }
     if (c == '"') {
-        if (bf_sj_string(p, tmp)) return NULL;
+        if (bf_json_string(p, tmp)) return NULL;
         return bf_val_strn((const char *)tmp->p, tmp->n);
     }
     if (lit(p, "true")) return bf_val_bool(1);
     if (lit(p, "false")) return bf_val_bool(0);
     if (lit(p, "null")) return bf_val_nil();
     return number(p);
+}
+
+bf_val *bf_json_parse(const char *s, size_t len, const char *label)
+{
+    bf_json_parser p = {s, len, 0, label};
+    bf_buf tmp = {0};
+    bf_val *v = bf_json_value(&p, 0, &tmp);
+    free(tmp.p);
+    if (!v) return NULL;
+    bf_json_ws(&p);
+    if (p.i != p.n) {
+        bf_val_free(v);
+        perr(&p, "trailing bytes");
+        return NULL;
+    }
+    return v;
 }
