@@ -192,28 +192,16 @@ static void on_step(void *ctx, const bf_bake_step *s)
     }
 }
 
-static int has_latent(const bf_tset *s)
-{
-    for (size_t k = 0; k < s->n; k++) {
-        const char *part;
-        if (bf_tgroup_split_name(s->t[k].name, &part) && !strcmp(part, "latent")) return 1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     struct cmdline cl;
     parse_command_line(argc, argv, &cl);
     const char *label = cl.input && strcmp(cl.input, "-") ? cl.input : "stdin";
     bf_header h;
-    bf_tset s;
-    if (bf_read_all(cl.input, &h, &s)) bf_die_lib();
     bf_model student, teacher;
-    if (bf_model_from_tset(&student, &h, &s) || bf_model_from_tset(&teacher, &h, &s)) bf_die("%s: %s", label, bf_errmsg());
-    uint64_t digest = bf_tset_digest(&s);
-    int keep_latent = has_latent(&s);
-    bf_tset_release(&s);
+    uint64_t digest;
+    int keep_latent;
+    bf_cli_read_model(cl.input, &h, &student, &teacher, &digest, &keep_latent);
     bf_dataset d;
     if (bf_data_load(cl.data, &d)) bf_die_lib();
     if (bf_data_check_model(&d, &student.cfg, cl.data)) bf_die_lib();

@@ -183,19 +183,11 @@ int main(int argc, char **argv)
 {
     struct cmdline cl;
     parse_command_line(argc, argv, &cl);
-    const char *label = cl.input && strcmp(cl.input, "-") ? cl.input : "stdin";
     bf_header h;
-    bf_tset s;
-    if (bf_read_all(cl.input, &h, &s)) bf_die_lib();
     bf_model m;
-    if (bf_model_from_tset(&m, &h, &s)) bf_die("%s: %s", label, bf_errmsg());
-    uint64_t digest = bf_tset_digest(&s);
-    int keep_latent = 0;
-    for (size_t k = 0; k < s.n; k++) {
-        const char *part;
-        if (bf_tgroup_split_name(s.t[k].name, &part) && !strcmp(part, "latent")) keep_latent = 1;
-    }
-    bf_tset_release(&s);
+    uint64_t digest;
+    int keep_latent;
+    bf_cli_read_model(cl.input, &h, &m, NULL, &digest, &keep_latent);
 
     if (cl.adapter) {
         bf_header ah;

@@ -76,14 +76,10 @@ int main(int argc, char **argv)
 {
     struct cmdline cl;
     parse_command_line(argc, argv, &cl);
-    const char *label = cl.input && strcmp(cl.input, "-") ? cl.input : "stdin";
 
     bf_header h;
-    bf_tset s;
-    if (bf_read_all(cl.input, &h, &s)) bf_die_lib();
     bf_model m;
-    if (bf_model_from_tset(&m, &h, &s)) bf_die("%s: %s", label, bf_errmsg());
-    bf_tset_release(&s);
+    bf_cli_read_model(cl.input, &h, &m, NULL, NULL, NULL);
     bf_trainopt_run(&cl.t, &m, NULL, NULL, &h, cl.strip);
     return 0;
 }

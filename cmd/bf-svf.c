@@ -316,15 +316,6 @@ static void read_experts(char *const *paths, size_t n, const bf_svf *s, bf_exper
     }
 }
 
-static int has_latent(const bf_tset *s)
-{
-    for (size_t k = 0; k < s->n; k++) {
-        const char *part;
-        if (bf_tgroup_split_name(s->t[k].name, &part) && !strcmp(part, "latent")) return 1;
-    }
-    return 0;
-}
-
 static int svf_refresh_cb(void *ctx, bf_model *m) { return bf_svf_refresh(ctx, m); }
 static int lora_refresh_cb(void *ctx, bf_model *m) { return bf_adapter_refresh(ctx, m); }
 
@@ -346,14 +337,11 @@ int main(int argc, char **argv)
     parse_command_line(argc, argv, &cl);
     const char *label = cl.input && strcmp(cl.input, "-") ? cl.input : "stdin";
     bf_header h;
-    bf_tset s;
-    if (bf_read_all(cl.input, &h, &s)) bf_die_lib();
     bf_model m, base;
     int with_base = cl.cmd == CMD_TRAIN && cl.method == 1 && cl.train.kl > 0;
-    if (bf_model_from_tset(&m, &h, &s) || (with_base && bf_model_from_tset(&base, &h, &s))) bf_die("%s: %s", label, bf_errmsg());
-    uint64_t digest = bf_tset_digest(&s);
-    int keep_latent = has_latent(&s);
-    bf_tset_release(&s);
+    uint64_t digest;
+    int keep_latent;
+    bf_cli_read_model(cl.input, &h, &m, with_base ? &base : NULL, &digest, &keep_latent);
 
     struct run r = {NULL, bf_cli_show_progress(), 0, method_names[cl.method]};
     if (cl.log_path) {
@@ -390,13 +378,12 @@ int main(int argc, char **argv)
         bf_svf_free(&sv);
     } else if (cl.cmd == CMD_MIX) {
         bf_header eh;
-        bf_reader *rd = NULL;
+        bf_tset es;
         /* the targets: from the first stream's header */
-        if (bf_read_all(cl.experts[0], &eh, &s)) bf_die("%s: %s", cl.experts[0], bf_errmsg());
+        if (bf_read_all(cl.experts[0], &eh, &es)) bf_die("%s: %s", cl.experts[0], bf_errmsg());
         unsigned mask = targets_of(&eh, cl.experts[0]);
-        bf_tset_release(&s);
+        bf_tset_release(&es);
         bf_header_release(&eh);
-        (void)rd;
         bf_svf sv;
         if (bf_svf_create(&sv, &m, mask, cl.cem.seed, digest)) bf_die("%s: %s", label, bf_errmsg());
         bf_experts e;
@@ -414,13 +401,14 @@ int main(int argc, char **argv)
         bf_svf_free(&sv);
     } else {
         bf_header eh;
-        if (bf_read_all(cl.expert, &eh, &s)) bf_die("%s: %s", cl.expert, bf_errmsg());
+        bf_tset es;
+        if (bf_read_all(cl.expert, &eh, &es)) bf_die("%s: %s", cl.expert, bf_errmsg());
         unsigned mask = targets_of(&eh, cl.expert);
         bf_svf sv;
         bf_experts e;
         if (bf_svf_create(&sv, &m, mask, 1, digest)) bf_die("%s: %s", label, bf_errmsg());
-        if (bf_experts_from_tset(&e, &eh, &s, &sv)) bf_die("%s: %s", cl.expert, bf_errmsg());
-        bf_tset_release(&s);
+        if (bf_experts_from_tset(&e, &eh, &es, &sv)) bf_die("%s: %s", cl.expert, bf_errmsg());
+        bf_tset_release(&es);
         bf_header_release(&eh);
         int k = 0;
         if (cl.name) {

@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdint.h>
 
+#include "bf/model.h"
 #include "bf/stream.h"
 #include "bf/util.h"
 
@@ -69,6 +70,12 @@ int bf_parse_choice(const char *opt, const char *arg, const char *const *choices
 
 /* The long name of option code c in opts ("?" if none). */
 const char *bf_opt_name(const struct option *opts, int c);
+
+/* A model stream read whole into m (and a second model from the same
+ * tensors when second is not NULL), h its header; digest (may be NULL) the
+ * tensors' bf_tset_digest, has_latent (may be NULL) whether they carry any
+ * W.latent.  Dies with "INPUT: message" on failure. */
+void bf_cli_read_model(const char *path, bf_header *h, bf_model *m, bf_model *second, uint64_t *digest, int *has_latent);
 
 /* Appends {tool, version, args} to h->lineage. */
 void bf_cli_lineage(bf_header *h);
