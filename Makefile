@@ -64,7 +64,7 @@ $(BUILD)/bin/%: cmd/%.c $(COMMONA) $(LIBA) $(HEADERS) $(COMMON_HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BF_CFLAGS) $(CMD_CFLAGS) $(CFLAGS) -o $@ $< $(COMMONA) $(LIBA) $(LDLIBS)
 
-$(BUILD)/obj/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/kernel_cases.h $(LIBA) $(HEADERS)
+$(BUILD)/obj/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/kernel_cases.h tests/unit/model_fixture.h $(LIBA) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BF_CFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(LIBA) $(LDLIBS)
 

@@ -13,6 +13,7 @@
  * and far below what a wrong term (a missing factor, a sign) would give, as
  * the mutation check at the end shows. */
 #include "tap.h"
+#include "model_fixture.h"
 
 #include "bf/config.h"
 #include "bf/model.h"
@@ -24,19 +25,6 @@
 
 #define B 3
 #define T 5
-
-static void init_params(bf_model *m, uint64_t seed)
-{
-    bf_rng r;
-    bf_rng_seed(&r, seed);
-    for (size_t k = 0; k < m->np; k++) {
-        bf_param *p = &m->p[k];
-        float *x = m->params + p->offset;
-        int is_norm = p->ndim == 1;
-        for (size_t j = 0; j < p->numel; j++)
-            x[j] = is_norm ? (float)(1.0 + 0.2 * bf_rng_normal(&r)) : (float)(0.3 * bf_rng_normal(&r));
-    }
-}
 
 static double loss_at(bf_model *m, const int32_t *x, const int32_t *y)
 {

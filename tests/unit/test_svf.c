@@ -16,6 +16,7 @@
  *    length, NaN, a matrix the model does not have;
  *  - the same seed gives the same bytes (z and W'). */
 #include "tap.h"
+#include "model_fixture.h"
 
 #include "bf/lora.h"
 #include "bf/model.h"
@@ -31,18 +32,6 @@
 #define B 3
 #define T 5
 #define V 11
-
-static void init_params(bf_model *m, uint64_t seed)
-{
-    bf_rng r;
-    bf_rng_seed(&r, seed);
-    for (size_t k = 0; k < m->np; k++) {
-        bf_param *p = &m->p[k];
-        float *x = m->params + p->offset;
-        for (size_t j = 0; j < p->numel; j++)
-            x[j] = p->ndim == 1 ? (float)(1.0 + 0.2 * bf_rng_normal(&r)) : (float)(0.3 * bf_rng_normal(&r));
-    }
-}
 
 static void make(bf_model *m, int act_bits)
 {

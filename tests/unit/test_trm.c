@@ -12,6 +12,7 @@
  * direction and the 3 entries of largest |g|, |g − fd| ≤ 2e-3 + 2e-2·|fd|,
  * h = 1e-3; a 10% error in a gradient is caught. */
 #include "tap.h"
+#include "model_fixture.h"
 
 #include "bf/config.h"
 #include "bf/model.h"
@@ -35,19 +36,6 @@ typedef struct {
     bf_trm r;
     float *y1, *z1;   /* the states the first recursion leaves (T = 2) */
 } fixture;
-
-static void init_params(bf_model *m, uint64_t seed)
-{
-    bf_rng r;
-    bf_rng_seed(&r, seed);
-    for (size_t k = 0; k < m->np; k++) {
-        bf_param *p = &m->p[k];
-        float *x = m->params + p->offset;
-        int is_norm = p->ndim == 1;
-        for (size_t j = 0; j < p->numel; j++)
-            x[j] = is_norm ? (float)(1.0 + 0.2 * bf_rng_normal(&r)) : (float)(0.3 * bf_rng_normal(&r));
-    }
-}
 
 /* The loss the gradient belongs to, at the current parameters. */
 static double loss_at(fixture *f)
