@@ -100,45 +100,6 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     bf_cli_end(1);
 }
 
-/* buf to -o (a temporary file beside it, renamed at the end; removed on
- * failure) or to stdout */
-static void write_out(const uint8_t *buf, size_t len)
-{
-    const char *path = bf_cli_state.output;
-    if (!path || strcmp(path, "-") == 0) {
-        if (fwrite(buf, 1, len, stdout) != len) {
-            if (errno == EPIPE) exit(1);
-            bf_die("write error on standard output: %s", bf_strerror(errno));
-        }
-        bf_cli_close_stdout();
-        return;
-    }
-    char *d = bf_xstrdup(path), *b = bf_xstrdup(path);
-    size_t n = strlen(path) + 32;
-    char *tmp = bf_xmalloc(n);
-    snprintf(tmp, n, "%s/.%s.XXXXXX", dirname(d), basename(b));
-    int fd = mkstemp(tmp);
-    if (fd < 0) bf_die("%s: cannot create a temporary file: %s", path, bf_strerror(errno));
-    mode_t um = umask(0);
-    umask(um);
-    int err = fchmod(fd, 0666 & ~um) ? errno : 0;
-    for (size_t at = 0; !err && at < len;) {
-        ssize_t w = write(fd, buf + at, len - at);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) err = w < 0 ? errno : EIO;
-        else at += (size_t)w;
-    }
-    if (close(fd) && !err) err = errno;
-    if (!err && rename(tmp, path)) err = errno;
-    if (err) {
-        unlink(tmp);
-        bf_die("%s: %s", path, bf_strerror(err));
-    }
-    free(tmp);
-    free(d);
-    free(b);
-}
-
 static void report(const bf_cz_report *rep, int json, int verbose)
 {
     if (json) {
@@ -175,7 +136,7 @@ static void compress(const struct cmdline *cl)
     if (bf_compress(&h, &s, &cl->o, &buf, &len, &rep)) bf_die_lib();
     bf_tset_release(&s);
     bf_header_release(&h);
-    write_out(buf, len);
+    bf_cli_write_bytes(buf, len);
     free(buf);
     report(&rep, cl->json, cl->verbose);
     bf_cz_report_release(&rep);

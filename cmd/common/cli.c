@@ -5,6 +5,9 @@
 #include "bf/thread.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -237,4 +240,69 @@ void bf_cli_read_model(const char *path, bf_header *h, bf_model *m, bf_model *se
         }
     }
     bf_tset_release(&s);
+}
+
+static char *bytes_tmp_path;   /* bf_cli_write_bytes's temporary file while it exists */
+
+static void bytes_on_signal(int sig)
+{
+    if (bytes_tmp_path) unlink(bytes_tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void bf_cli_write_bytes(const uint8_t *buf, size_t len)
+{
+    const char *path = bf_cli_state.output;
+    if (!path || strcmp(path, "-") == 0) {
+        for (size_t at = 0; at < len;) {
+            size_t w = fwrite(buf + at, 1, len - at, stdout);
+            if (w == 0) {
+                if (errno == EPIPE) exit(1);
+                bf_die("write error on standard output: %s", bf_strerror(errno));
+            }
+            at += w;
+        }
+        bf_cli_close_stdout();
+        return;
+    }
+    char *d = bf_xstrdup(path), *b = bf_xstrdup(path);
+    size_t n = strlen(path) + 32;
+    char *tmp = bf_xmalloc(n);
+    snprintf(tmp, n, "%s/.%s.tmpXXXXXX", dirname(d), basename(b));
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (int k = 0; k < 3; k++) sigaddset(&block, sigs[k]);
+    sigprocmask(SIG_BLOCK, &block, &old);   /* no signal between creating and registering */
+    int fd = mkstemp(tmp);
+    if (fd >= 0) {
+        bytes_tmp_path = tmp;
+        for (int k = 0; k < 3; k++) {
+            struct sigaction sa = {0};
+            sa.sa_handler = bytes_on_signal;
+            sigaction(sigs[k], &sa, NULL);
+        }
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (fd < 0) bf_die("%s: cannot create a temporary file: %s", path, bf_strerror(errno));
+    mode_t um = umask(0);
+    umask(um);
+    int err = fchmod(fd, 0666 & ~um) ? errno : 0;
+    for (size_t at = 0; !err && at < len;) {
+        ssize_t w = write(fd, buf + at, len - at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) err = w < 0 ? errno : EIO;
+        else at += (size_t)w;
+    }
+    if (close(fd) && !err) err = errno;
+    if (!err && rename(tmp, path)) err = errno;
+    if (err) {
+        unlink(tmp);
+        bf_die("%s: %s", path, bf_strerror(err));
+    }
+    bytes_tmp_path = NULL;
+    free(tmp);
+    free(d);
+    free(b);
 }

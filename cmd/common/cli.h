@@ -77,6 +77,11 @@ const char *bf_opt_name(const struct option *opts, int c);
  * W.latent.  Dies with "INPUT: message" on failure. */
 void bf_cli_read_model(const char *path, bf_header *h, bf_model *m, bf_model *second, uint64_t *digest, int *has_latent);
 
+/* Bytes that are not a stream (an archive, a safetensors or GGUF file) to -o
+ * — a temporary file beside it, renamed at the end, removed on failure or
+ * a signal — or to stdout (EPIPE ends quietly).  Dies on failure. */
+void bf_cli_write_bytes(const uint8_t *buf, size_t len);
+
 /* Appends {tool, version, args} to h->lineage. */
 void bf_cli_lineage(bf_header *h);
 /* Flushes stdout; a write error dies (EPIPE quietly). */
