@@ -1,7 +1,6 @@
 /* cli.c — options, messages and exit status shared by every program. */
 #include "cli.h"
 #include "bf/log.h"
-#include "bf/tgroup.h"
 #include "bf/thread.h"
 
 #include <errno.h>
@@ -225,22 +224,6 @@ const char *bf_opt_name(const struct option *opts, int c)
     return "?";
 }
 
-void bf_cli_read_model(const char *path, bf_header *h, bf_model *m, bf_model *second, uint64_t *digest, int *has_latent)
-{
-    const char *label = path && strcmp(path, "-") ? path : "stdin";
-    bf_tset s;
-    if (bf_read_all(path, h, &s)) bf_die_lib();
-    if (bf_model_from_tset(m, h, &s) || (second && bf_model_from_tset(second, h, &s))) bf_die("%s: %s", label, bf_errmsg());
-    if (digest) *digest = bf_tset_digest(&s);
-    if (has_latent) {
-        *has_latent = 0;
-        for (size_t k = 0; k < s.n; k++) {
-            const char *part;
-            if (bf_tgroup_split_name(s.t[k].name, &part) && !strcmp(part, "latent")) *has_latent = 1;
-        }
-    }
-    bf_tset_release(&s);
-}
 
 static char *bytes_tmp_path;   /* bf_cli_write_bytes's temporary file while it exists */
 
