@@ -249,6 +249,21 @@ static void load_model(const char *path, int fake_quant, bf_header *h, bf_model 
     bf_tset_release(&s);
 }
 
+/* The opening of --json's object (no closing brace): the split's metrics. */
+static void json_metrics(const char *split, size_t rows, size_t targets, size_t T, double secs, double loss,
+                         double token_acc, double exact)
+{
+    printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, rows, targets,
+           rows * T);
+    bf_json_num(stdout, round(secs * 1e4) / 1e4);
+    printf(",\"loss\":");
+    bf_json_num(stdout, loss);
+    printf(",\"token_acc\":");
+    bf_json_num(stdout, token_acc);
+    printf(",\"exact\":");
+    bf_json_num(stdout, exact);
+}
+
 /* A recursive model: its recursion with halting, and the table of exact
  * match against supervision steps. */
 static void evaluate_recursive(const struct cmdline *cl, bf_model *m, const bf_split *sp, const char *split)
@@ -261,15 +276,7 @@ static void evaluate_recursive(const struct cmdline *cl, bf_model *m, const bf_s
     if (bf_trm_eval(m, sp, cl->batch, cl->halt, K, 1, &r)) bf_die_lib();
     double secs = bf_now() - t0;
     if (cl->json) {
-        printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, r.rows, r.targets,
-               r.rows * sp->T);
-        bf_json_num(stdout, round(secs * 1e4) / 1e4);
-        printf(",\"loss\":");
-        bf_json_num(stdout, r.loss);
-        printf(",\"token_acc\":");
-        bf_json_num(stdout, r.token_acc);
-        printf(",\"exact\":");
-        bf_json_num(stdout, r.exact);
+        json_metrics(split, r.rows, r.targets, sp->T, secs, r.loss, r.token_acc, r.exact);
         printf(",\"halt\":");
         bf_json_num(stdout, cl->halt);
         printf(",\"max_steps\":%d,\"mean_steps\":", K);
@@ -357,15 +364,7 @@ static void evaluate(const struct cmdline *cl)
         free(prompt);
     }
     if (cl->json) {
-        printf("{\"split\":\"%s\",\"rows\":%zu,\"targets\":%zu,\"tokens\":%zu,\"seconds\":", split, r.rows,
-               r.targets, r.rows * sp->T);
-        bf_json_num(stdout, round(secs * 1e4) / 1e4);
-        printf(",\"loss\":");
-        bf_json_num(stdout, r.loss);
-        printf(",\"token_acc\":");
-        bf_json_num(stdout, r.token_acc);
-        printf(",\"exact\":");
-        bf_json_num(stdout, r.exact);
+        json_metrics(split, r.rows, r.targets, sp->T, secs, r.loss, r.token_acc, r.exact);
         if (cl->compare) {
             printf(",\"kl\":");
             bf_json_num(stdout, kl);

@@ -37,6 +37,15 @@ typedef struct {
     double loss, token_acc, exact;
 } bf_metrics;
 
+/* Metrics summed over forwards: bf_tally_batch after each forward of B
+ * whole rows (its mean loss), bf_tally_done at the end. */
+typedef struct {
+    double loss;                         /* Σ per-position losses */
+    size_t targets, correct, exact, scored;
+} bf_tally;
+void bf_tally_batch(bf_tally *t, const bf_model *m, double mean_loss, int B);
+void bf_tally_done(const bf_tally *t, size_t rows, bf_metrics *out);
+
 /* Mean loss over targeted positions, token accuracy, exact match, in
  * batches of `batch` rows (the model's forward, no gradient).  -1 (bf_err)
  * when the forward cannot get its memory. */

@@ -53,6 +53,7 @@ int bf_bake_eval(bf_model *m, bf_model *teacher, const int32_t *prompt, int P, c
     double sum = 0;
     size_t total = 0;
     int rc = 0;
+    bf_tally t = {0};   /* the model's own metrics from the same forwards */
     for (size_t r0 = 0; r0 < s->rows && !rc; r0 += (size_t)batch) {
         int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
         size_t M;
@@ -61,13 +62,15 @@ int bf_bake_eval(bf_model *m, bf_model *teacher, const int32_t *prompt, int P, c
         if (isnan(l) && m->last_targets == 0) { rc = -1; break; }
         sum += bf_kl_anchor(m, ref) * (double)M;
         total += M;
+        bf_tally_batch(&t, m, l, B);
     }
     free(bx);
     free(by);
     free(ref);
     if (rc) return -1;
     *kl = total ? sum / (double)total : 0;
-    return bf_eval_split(m, s, batch, out);
+    bf_tally_done(&t, s->rows, out);
+    return 0;
 }
 
 /* Teacher trajectories: for each of up to nq train questions, `samples`

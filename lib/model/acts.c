@@ -7,18 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    float *base;
-    size_t off;
-} carver;
-
-static float *carve(carver *c, size_t n)
-{
-    float *p = c->base ? c->base + c->off : NULL;
-    c->off += (n + 15) / 16 * 16;
-    return p;
-}
-
 typedef struct {   /* which inputs go through the int8 activation quantizer */
     int attn_in, o_in, mlp_in, down_in;
 } layer_quant;

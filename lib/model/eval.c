@@ -6,25 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    double loss;                         /* Σ per-position losses */
-    size_t targets, correct, exact, scored;
-} tally;
-
 /* a forward's mean loss over its targeted positions, back to a sum */
-static void tally_forward(tally *t, const bf_model *m, double mean_loss)
+static void tally_forward(bf_tally *t, const bf_model *m, double mean_loss)
 {
     t->loss += mean_loss * (double)m->last_targets;
     t->targets += m->last_targets;
 }
 
-static void tally_row(tally *t, int targets, int correct)
+static void tally_row(bf_tally *t, int targets, int correct)
 {
     t->correct += (size_t)correct;
     if (targets) { t->scored++; t->exact += targets == correct; }   /* rows without targets are not scored */
 }
 
-static void tally_done(const tally *t, size_t rows, bf_metrics *out)
+void bf_tally_done(const bf_tally *t, size_t rows, bf_metrics *out)
 {
     memset(out, 0, sizeof *out);
     out->rows = rows;
@@ -34,22 +29,27 @@ static void tally_done(const tally *t, size_t rows, bf_metrics *out)
     out->exact = t->scored ? (double)t->exact / (double)t->scored : 0;
 }
 
+void bf_tally_batch(bf_tally *t, const bf_model *m, double mean_loss, int B)
+{
+    tally_forward(t, m, mean_loss);
+    for (int b = 0; b < B; b++) {
+        int nt, nc;
+        bf_model_row_stats(m, b, &nt, &nc);
+        tally_row(t, nt, nc);
+    }
+}
+
 int bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
 {
-    tally t = {0};
+    bf_tally t = {0};
     size_t T = s->T;
     for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
         int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
         double loss = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
         if (isnan(loss) && m->last_targets == 0) return -1;   /* the forward could not run */
-        tally_forward(&t, m, loss);
-        for (int b = 0; b < B; b++) {
-            int nt, nc;
-            bf_model_row_stats(m, b, &nt, &nc);
-            tally_row(&t, nt, nc);
-        }
+        bf_tally_batch(&t, m, loss, B);
     }
-    tally_done(&t, s->rows, out);
+    bf_tally_done(&t, s->rows, out);
     return 0;
 }
 
@@ -58,7 +58,7 @@ int bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
  * after a batch's last target are not fed (nothing depends on them). */
 int bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
 {
-    tally t = {0};
+    bf_tally t = {0};
     size_t T = s->T;
     int32_t *xt = bf_xmalloc((size_t)batch * 2 * sizeof *xt), *yt = xt + batch;
     int *nt = bf_xcalloc((size_t)batch * 2, sizeof *nt), *nc = nt + batch;
@@ -88,7 +88,7 @@ int bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metr
     }
     free(xt);
     free(nt);
-    tally_done(&t, s->rows, out);
+    bf_tally_done(&t, s->rows, out);
     return 0;
 fail:
     free(xt);

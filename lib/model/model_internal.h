@@ -50,6 +50,20 @@ struct bf_acts {
     int kv_B;
 };
 
+/* Carving one allocation into 64-byte-aligned buffers: a first pass with
+ * base NULL measures, a second hands out pointers (acts.c, net.c). */
+typedef struct {
+    float *base;
+    size_t off;   /* floats so far */
+} carver;
+
+static inline float *carve(carver *c, size_t n)
+{
+    float *p = c->base ? c->base + c->off : NULL;
+    c->off += (n + 15) / 16 * 16;
+    return p;
+}
+
 /* acts.c: the activation block laid out for (B, T); -1 when memory cannot be had. */
 int bf_acts_ensure(bf_model *m, int B, int T);
 void bf_acts_free(bf_acts *a);

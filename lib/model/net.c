@@ -49,18 +49,6 @@ struct bf_net {
     size_t i8_kpad;
 };
 
-typedef struct {
-    float *base;
-    size_t off;
-} carver;
-
-static float *carve(carver *c, size_t n)
-{
-    float *p = c->base ? c->base + c->off : NULL;
-    c->off += (n + 15) / 16 * 16;
-    return p;
-}
-
 static void layout(const bf_model *m, bf_net *n, carver *c)
 {
     const bf_config *g = &m->cfg;
