@@ -36,6 +36,12 @@ enum {
     BF_LORA_W1 = 16, BF_LORA_W3 = 32, BF_LORA_W2 = 64,
     BF_LORA_ATTN = 15, BF_LORA_MLP = 112
 };
+/* The matrices the bits name, bit k = bf_lora_target_names[k]. */
+extern const char *const bf_lora_target_names[];   /* "wq" … "w2", NULL-ended */
+/* The matrices of m a mask names ("blk.L.wq" …), in the model's order, into
+ * names (NULL: only count; w3 of a GELU model is absent); returns how many.
+ * LoRA adapters and SVF experts both adapt such a list. */
+size_t bf_lora_target_list(const bf_model *m, unsigned targets, char (*names)[64]);
 /* "wq,wk,wv,wo", "attn", "mlp", "all" or any comma list of those: 0 or -1. */
 int bf_lora_targets_parse(const char *list, unsigned *mask);
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const target_names[] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+const char *const bf_lora_target_names[] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2", NULL};
 
 int bf_lora_targets_parse(const char *list, unsigned *mask)
 {
@@ -23,7 +23,7 @@ int bf_lora_targets_parse(const char *list, unsigned *mask)
         else if (n == 3 && !strncmp(p, "all", 3)) bit = BF_LORA_ATTN | BF_LORA_MLP;
         else
             for (int k = 0; k < 7; k++)
-                if (n == 2 && !strncmp(p, target_names[k], 2)) bit = 1u << k;
+                if (n == 2 && !strncmp(p, bf_lora_target_names[k], 2)) bit = 1u << k;
         if (!bit) return bf_err("unknown LoRA target '%.*s' (wq wk wv wo w1 w3 w2, attn, mlp, all)", (int)(n > 32 ? 32 : n), p);
         *mask |= bit;
         p += n;
@@ -88,15 +88,14 @@ static const bf_wsource_ops lora_ops = {"lora", lora_refresh, lora_backward, lor
 
 /* ------------------------------------------------------------ the adapter */
 
-/* The adapted matrices of m, by name, in the model's order. */
-static size_t list_targets(const bf_model *m, unsigned targets, char (*names)[64])
+size_t bf_lora_target_list(const bf_model *m, unsigned targets, char (*names)[64])
 {
     size_t n = 0;
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int k = 0; k < 7; k++) {
             if (!(targets & (1u << k))) continue;
             char name[64];
-            snprintf(name, sizeof name, "blk.%d.%s", l, target_names[k]);
+            snprintf(name, sizeof name, "blk.%d.%s", l, bf_lora_target_names[k]);
             if (!bf_model_param(m, name)) continue;   /* w3 with gelu */
             if (names) memcpy(names[n], name, sizeof name);
             n++;
@@ -141,7 +140,7 @@ static int check_shape(const bf_model *m, int rank, unsigned targets, double alp
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int k = 0; k < 7; k++) {
             char name[64];
-            snprintf(name, sizeof name, "blk.%d.%s", l, target_names[k]);
+            snprintf(name, sizeof name, "blk.%d.%s", l, bf_lora_target_names[k]);
             const bf_param *p = (targets & (1u << k)) ? bf_model_param(m, name) : NULL;
             if (p && ((uint64_t)rank > p->shape[0] || (uint64_t)rank > p->shape[1]))
                 return bf_err("LoRA rank %d exceeds '%s' [%llu, %llu]", rank, name, (unsigned long long)p->shape[0],
@@ -159,10 +158,10 @@ int bf_adapter_create(bf_adapter *a, const bf_model *m, int rank, double alpha, 
     a->alpha = alpha;
     a->targets = targets;
     a->base_digest = base_digest;
-    a->nmat = list_targets(m, targets, NULL);
+    a->nmat = bf_lora_target_list(m, targets, NULL);
     if (!a->nmat) return bf_err("the model has none of the LoRA targets");
     a->mat = bf_xcalloc(a->nmat, sizeof *a->mat);
-    list_targets(m, targets, a->mat);
+    bf_lora_target_list(m, targets, a->mat);
     if (layout(a, m)) { bf_adapter_free(a); return -1; }
     /* A uniform in ±1/sqrt(in) (a stream per matrix), B zero */
     for (size_t k = 0; k < a->nmat; k++) {
@@ -305,7 +304,7 @@ int bf_adapter_from_tset(bf_adapter *a, const bf_header *h, const bf_tset *s, co
         if (e->type != BF_STR || sscanf(e->v.s.p, "blk.%d.%7s", &l, what) != 2) return bf_err("adapter target %zu is not a block matrix name", k);
         unsigned bit = 0;
         for (int j = 0; j < 7; j++)
-            if (!strcmp(what, target_names[j])) bit = 1u << j;
+            if (!strcmp(what, bf_lora_target_names[j])) bit = 1u << j;
         if (!bit) return bf_err("adapter target '%.64s' is not a block matrix", e->v.s.p);
         targets |= bit;
     }
@@ -314,10 +313,10 @@ int bf_adapter_from_tset(bf_adapter *a, const bf_header *h, const bf_tset *s, co
     a->alpha = alpha;
     a->targets = targets;
     a->base_digest = base_digest;
-    a->nmat = list_targets(m, targets, NULL);
+    a->nmat = bf_lora_target_list(m, targets, NULL);
     if (a->nmat != t->v.a.n) return bf_err("adapter targets do not match the model's matrices");
     a->mat = bf_xcalloc(a->nmat, sizeof *a->mat);
-    list_targets(m, targets, a->mat);
+    bf_lora_target_list(m, targets, a->mat);
     for (size_t k = 0; k < a->nmat; k++)
         if (strcmp(a->mat[k], t->v.a.items[k].v.s.p) != 0) {
             bf_err("adapter targets do not match the model's matrices ('%.64s')", t->v.a.items[k].v.s.p);

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const target_names[] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
 
 /* ------------------------------------------------------------------ SVD */
 
@@ -144,21 +143,6 @@ static const bf_wsource_ops svf_ops = {"svf", svf_refresh, svf_backward, svf_zer
 
 /* ---------------------------------------------------------------- the svf */
 
-static size_t list_targets(const bf_model *m, unsigned targets, char (*names)[64])
-{
-    size_t n = 0;
-    for (int l = 0; l < m->cfg.n_layer; l++)
-        for (int k = 0; k < 7; k++) {
-            if (!(targets & (1u << k))) continue;
-            char name[64];
-            snprintf(name, sizeof name, "blk.%d.%s", l, target_names[k]);
-            if (!bf_model_param(m, name)) continue;
-            if (names) memcpy(names[n], name, sizeof name);
-            n++;
-        }
-    return n;
-}
-
 static void layout(bf_svf *s, const bf_model *m)
 {
     size_t off = 0;
@@ -185,10 +169,10 @@ int bf_svf_create(bf_svf *s, const bf_model *m, unsigned targets, uint64_t seed,
     memset(s, 0, sizeof *s);
     s->targets = targets;
     s->base_digest = base_digest;
-    s->nmat = list_targets(m, targets, NULL);
+    s->nmat = bf_lora_target_list(m, targets, NULL);
     if (!s->nmat) return bf_err("the model has none of the SVF targets");
     s->mat = bf_xcalloc(s->nmat, sizeof *s->mat);
-    list_targets(m, targets, s->mat);
+    bf_lora_target_list(m, targets, s->mat);
     layout(s, m);
     for (size_t j = 0; j < s->nmat; j++) {
         char label[96];
