@@ -44,6 +44,7 @@ struct bf_lora_src {
     /* what the weight was before, restored on detach */
     bf_wsource *inner;
     float *inner_w, *inner_dw;
+    bf_weight *w;            /* the weight it sits on */
 };
 
 /* W_eff = W_base + (α/r)·B·A */
@@ -209,6 +210,7 @@ int bf_adapter_attach(bf_adapter *a, bf_model *m)
         if (!l->base_w || !l->w_eff || !l->dw) { lora_free(&l->base); return -1; }
         memcpy(l->base_w, w->w, n * sizeof(float));
         memset(l->dw, 0, n * sizeof(float));
+        l->w = w;
         l->inner = w->src;
         l->inner_w = w->w;
         l->inner_dw = w->dw;
@@ -223,7 +225,7 @@ int bf_adapter_attach(bf_adapter *a, bf_model *m)
 int bf_adapter_refresh(bf_adapter *a, bf_model *m)
 {
     for (size_t k = 0; k < a->nmat; k++)
-        if (a->src[k]) lora_refresh(&a->src[k]->base, m, bf_model_weight(m, a->mat[k]));
+        if (a->src[k]) lora_refresh(&a->src[k]->base, m, a->src[k]->w);
     return 0;
 }
 

@@ -72,6 +72,7 @@ struct bf_svf_src {
     float *w_eff, *dw;       /* [rows, cols] each */
     bf_wsource *inner;       /* restored on detach */
     float *inner_w, *inner_dw;
+    bf_weight *w;            /* the weight it sits on */
 };
 
 /* W' = c·U·diag(σ⊙m)·Vᵀ */
@@ -225,6 +226,7 @@ int bf_svf_attach(bf_svf *s, bf_model *m)
         double e = bf_svd(v->base_w, rows, cols, 1, v->U, v->S, v->Vt);
         if (e < 0) { svf_free(&v->base); return -1; }
         if (e > s->svd_err) s->svd_err = e;
+        v->w = w;
         v->inner = w->src;
         v->inner_w = w->w;
         v->inner_dw = w->dw;
@@ -239,7 +241,7 @@ int bf_svf_attach(bf_svf *s, bf_model *m)
 int bf_svf_refresh(bf_svf *s, bf_model *m)
 {
     for (size_t j = 0; j < s->nmat; j++)
-        if (s->src[j] && svf_refresh(&s->src[j]->base, m, bf_model_weight(m, s->mat[j]))) return -1;
+        if (s->src[j] && svf_refresh(&s->src[j]->base, m, s->src[j]->w)) return -1;
     return 0;
 }
 
