@@ -55,50 +55,6 @@ static double loss(bf_model *m, const int32_t *x, const int32_t *y)
     return bf_model_forward(m, x, y, B, T);
 }
 
-static int check_grads(bf_model *m, bf_svf *s, const int32_t *x, const int32_t *y, const char *label, double *worst)
-{
-    bf_model_zero_grad(m);
-    loss(m, x, y);
-    bf_model_backward(m);
-    const float h = 1e-3f;
-    int fails = 0;
-    bf_rng r;
-    bf_rng_seed(&r, 9);
-    for (size_t k = 0; k < s->ps.np; k++) {
-        const bf_param *p = &s->ps.p[k];
-        float *w = s->ps.params + p->offset, *g = s->ps.grads + p->offset;
-        float *v = malloc(p->numel * sizeof *v), unit = 1.0f / sqrtf((float)p->numel);
-        double gv = 0;
-        for (size_t j = 0; j < p->numel; j++) { v[j] = (bf_rng_next(&r) & 1) ? unit : -unit; gv += g[j] * v[j]; }
-        for (size_t j = 0; j < p->numel; j++) w[j] += h * v[j];
-        double lp = loss(m, x, y);
-        for (size_t j = 0; j < p->numel; j++) w[j] -= 2 * h * v[j];
-        double lm = loss(m, x, y);
-        for (size_t j = 0; j < p->numel; j++) w[j] += h * v[j];
-        free(v);
-        double fd = (lp - lm) / (2 * h);
-        double err = fabs(gv - fd) / (2e-3 + 2e-2 * fabs(fd));
-        size_t best = 0;
-        for (size_t j = 1; j < p->numel; j++) if (fabsf(g[j]) > fabsf(g[best])) best = j;
-        float keep = w[best];
-        w[best] = keep + h;
-        double a1 = loss(m, x, y);
-        w[best] = keep - h;
-        double b1 = loss(m, x, y);
-        w[best] = keep;
-        double fde = (a1 - b1) / (2 * h);
-        double err2 = fabs(g[best] - fde) / (2e-3 + 2e-2 * fabs(fde));
-        if (err2 > err) err = err2;
-        if (err > *worst) *worst = err;
-        if (k == 0) diag("%s %s: directional %.6g vs %.6g; [%zu] %.6g vs %.6g", label, p->name, gv, fd, best, g[best], fde);
-        if (err > 1) {
-            fails++;
-            diag("%s %s: directional %.6g vs %.6g; [%zu] %.6g vs %.6g", label, p->name, gv, fd, best, g[best], fde);
-        }
-    }
-    return fails;
-}
-
 static void randomize_z(bf_svf *s, uint64_t seed)
 {
     bf_rng r;
@@ -162,7 +118,7 @@ int main(void)
         double adapted = loss(&m, x, y);
         ok(fabs(adapted - base) > 1e-4, "%s: a non-uniform m changes the loss (%.6f -> %.6f)", label, base, adapted);
         double worst = 0;
-        int fails = check_grads(&m, &s, x, y, label, &worst);
+        int fails = check_pset_grads(&m, &s.ps, x, y, B, T, label, &worst);
         is_int(fails, 0, "%s: dz matches central differences (worst error %.3f of the tolerance)",
                label, worst);
         double gsum = 0;
