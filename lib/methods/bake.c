@@ -37,8 +37,8 @@ static int teacher_logp(bf_model *teacher, const int32_t *prompt, int P, const i
         for (int t = 0; t < P; t++) ry[t] = -1;
         memcpy(ry + P, y + (size_t)b * T, (size_t)T * sizeof *ry);
     }
-    bf_err("the teacher's loss is not finite");   /* unless the forward says why */
-    if (isnan(bf_model_forward(teacher, bx, by, B, (int)W))) return -1;
+    if (isnan(bf_model_forward(teacher, bx, by, B, (int)W)))   /* (a forward that could not run has said why) */
+        return teacher->last_targets ? bf_err("the teacher's loss is not finite") : -1;
     bf_model_target_index(teacher, M);
     if (*M) memcpy(ref_logp, bf_model_target_logprobs(teacher, 0), *M * (size_t)teacher->cfg.vocab * sizeof(float));
     return 0;
@@ -156,8 +156,10 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         if (teacher_logp(teacher, c->prompt, c->P, x, y, B, (int)T, bx, by, ref, &M)) { rc = -1; break; }
         if (bf_adapter_refresh(a, student)) { rc = -1; break; }
         bf_model_zero_grad(student);
-        bf_err("the student's loss is not finite at step %d", step + 1);
-        if (isnan(bf_model_forward(student, x, y, B, (int)T))) { rc = -1; break; }
+        if (isnan(bf_model_forward(student, x, y, B, (int)T))) {
+            rc = student->last_targets ? bf_err("the student's loss is not finite at step %d", step + 1) : -1;
+            break;
+        }
         double kl = bf_kl_anchor(student, ref);
         float *dl = bf_model_dlogits(student);
         if (dl) {   /* the KL alone: no cross-entropy on the data's answers */

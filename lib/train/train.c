@@ -139,15 +139,17 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
         if (ref_logp) {   /* the frozen reference's log-probabilities at the same targets */
-            bf_err("the reference's loss is not finite at step %d", step + 1);   /* unless the forward says why */
-            if (isnan(bf_model_forward(c->kl_ref, x, y, (int)b.batch, (int)d->train.T))) { rc = -1; break; }
+            if (isnan(bf_model_forward(c->kl_ref, x, y, (int)b.batch, (int)d->train.T))) {
+                /* a forward that could not run has said why (and ran on no target) */
+                rc = c->kl_ref->last_targets ? bf_err("the reference's loss is not finite at step %d", step + 1) : -1;
+                break;
+            }
             size_t M;
             bf_model_target_index(c->kl_ref, &M);
             memcpy(ref_logp, bf_model_target_logprobs(c->kl_ref, 0), M * V * sizeof(float));
         }
-        bf_err("loss is not finite at step %d", step + 1);   /* the message if it is not */
         double loss = bf_model_forward(m, x, y, (int)b.batch, (int)d->train.T);
-        if (!isfinite(loss)) { rc = -1; break; }
+        if (!isfinite(loss)) { rc = m->last_targets ? bf_err("loss is not finite at step %d", step + 1) : -1; break; }
         float *dlogits = bf_model_dlogits(m);
         if (ref_logp) {
             res->last_kl = bf_kl_anchor(m, ref_logp);
