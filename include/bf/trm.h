@@ -15,10 +15,12 @@
  *                         head(out_norm(y)) at the targets + the halting
  *                         head's binary cross-entropy against "every target
  *                         of the row predicted right"
- *   training:             per batch up to sup supervision steps, each one
- *                         optimizer step; rows whose halting logit is > 0
- *                         leave the batch; the training loop's --steps are
- *                         optimizer steps
+ *   training:             a rolling batch of B puzzles, one optimizer
+ *                         step a supervision step; a puzzle whose halting
+ *                         logit is > 0, or that has had sup steps, leaves
+ *                         and the next puzzle takes its row (from rec.y0,
+ *                         rec.z0), so every step sees B rows; the training
+ *                         loop's --steps are optimizer steps
  *   evaluation:           a row stops at the first step whose halting
  *                         probability passes P (or after max_steps); exact
  *                         match = every blank predicted right. */
@@ -38,7 +40,7 @@ typedef struct {
     float *target, *logit;     /* [B] halting target and logit of the last step */
     int *row_targets, *row_correct;   /* [B] of the last step */
     double *row_loss;          /* [B] Σ cross-entropy of each row's targets, last step */
-    int at_start;              /* y, z are rec.y0, rec.z0 (after bf_trm_reset) */
+    unsigned char *start;      /* [B] the row's y, z are rec.y0, rec.z0 (reset, no step since) */
     double last_ce, last_bce;
 } bf_trm;
 
@@ -49,15 +51,13 @@ int bf_trm_init(bf_trm *r, bf_model *m, int B, int T, int grad);
 void bf_trm_free(bf_trm *r);
 /* The states of B rows back to rec.y0, rec.z0. */
 void bf_trm_reset(bf_trm *r, int B);
+/* The states of row b back to rec.y0, rec.z0 (a new puzzle in that row). */
+void bf_trm_reset_row(bf_trm *r, int b);
 /* One supervision step on B rows x, tgt [B·T] (tgt −1: no loss there).
  * With grad, adds d(loss)/d(params) to m->grads (the caller zeroes them)
  * through every source.  Returns loss = cross-entropy + halting BCE, NaN
  * with bf_err on failure; per-row results stay in r. */
 double bf_trm_step(bf_trm *r, const int32_t *x, const int32_t *tgt, int B, int grad);
-/* Drops the rows whose keep[b] is 0 from the states and from x, tgt
- * (each [B·T]), in order; returns how many are left. */
-int bf_trm_compact(bf_trm *r, int32_t *x, int32_t *tgt, int B, const int *keep);
-
 #define BF_TRM_TABLE 5          /* exact match after 1, 2, 4, 8, 16 steps */
 extern const int bf_trm_table_steps[BF_TRM_TABLE];
 
@@ -78,7 +78,7 @@ int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int ma
 /* bf_train for a recursive model: deep supervision as above, c->steps
  * optimizer steps (supervision steps), evaluation with halting at 0.5 and
  * up to the model's sup steps (res->val), c->ema, the step hook.  mean_steps
- * (may be NULL): supervision steps per batch, on average. */
+ * (may be NULL): supervision steps a finished training puzzle had, on average. */
 int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res,
                  double *mean_steps);
 

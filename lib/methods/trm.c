@@ -40,6 +40,7 @@ int bf_trm_init(bf_trm *r, bf_model *m, int B, int T, int grad)
     r->row_targets = bf_xcalloc((size_t)B * 2, sizeof(int));
     r->row_correct = r->row_targets + B;
     r->row_loss = bf_xcalloc((size_t)B, sizeof(double));
+    r->start = bf_xcalloc((size_t)B, 1);
     return 0;
 }
 
@@ -49,17 +50,23 @@ void bf_trm_free(bf_trm *r)
     free(r->target);
     free(r->row_targets);
     free(r->row_loss);
+    free(r->start);
     memset(r, 0, sizeof *r);
+}
+
+void bf_trm_reset_row(bf_trm *r, int b)
+{
+    size_t T = (size_t)r->T, D = (size_t)r->m->cfg.d_model;
+    for (size_t k = (size_t)b * T; k < (size_t)(b + 1) * T; k++) {
+        memcpy(r->y + k * D, r->m->rec_y0, D * sizeof(float));
+        memcpy(r->z + k * D, r->m->rec_z0, D * sizeof(float));
+    }
+    r->start[b] = 1;
 }
 
 void bf_trm_reset(bf_trm *r, int B)
 {
-    size_t N = (size_t)B * (size_t)r->T, D = (size_t)r->m->cfg.d_model;
-    for (size_t k = 0; k < N; k++) {
-        memcpy(r->y + k * D, r->m->rec_y0, D * sizeof(float));
-        memcpy(r->z + k * D, r->m->rec_z0, D * sizeof(float));
-    }
-    r->at_start = 1;
+    for (int b = 0; b < B; b++) bf_trm_reset_row(r, b);
 }
 
 static void add3(float *out, const float *a, const float *b, const float *c, size_t n)
@@ -114,33 +121,18 @@ double bf_trm_step(bf_trm *r, const int32_t *x, const int32_t *tgt, int B, int g
             memcpy(r->dz, r->din, E * sizeof(float));
         }
         bf_model_embed_backward(m, x, B, r->dx);
-        if (r->at_start && g->rec_T == 1)   /* the step started from rec.y0, rec.z0 */
-            for (size_t k = 0; k < E / D; k++)
+        if (g->rec_T == 1)   /* the rows whose step started from rec.y0, rec.z0 */
+            for (size_t k = 0; k < E / D; k++) {
+                if (!r->start[k / (size_t)r->T]) continue;
                 for (size_t c = 0; c < D; c++) {
                     m->drec_y0[c] += r->dy[k * D + c];
                     m->drec_z0[c] += r->dz[k * D + c];
                 }
+            }
         bf_model_sources_backward(m);
     }
-    r->at_start = 0;
+    memset(r->start, 0, (size_t)B);
     return loss;
-}
-
-int bf_trm_compact(bf_trm *r, int32_t *x, int32_t *tgt, int B, const int *keep)
-{
-    size_t T = (size_t)r->T, S = T * (size_t)r->m->cfg.d_model;
-    int out = 0;
-    for (int b = 0; b < B; b++) {
-        if (!keep[b]) continue;
-        if (out != b) {
-            memcpy(x + (size_t)out * T, x + (size_t)b * T, T * sizeof *x);
-            memcpy(tgt + (size_t)out * T, tgt + (size_t)b * T, T * sizeof *tgt);
-            memcpy(r->y + (size_t)out * S, r->y + (size_t)b * S, S * sizeof(float));
-            memcpy(r->z + (size_t)out * S, r->z + (size_t)b * S, S * sizeof(float));
-        }
-        out++;
-    }
-    return out;
 }
 
 int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int max_steps, int table, bf_trm_metrics *out)
@@ -195,6 +187,28 @@ int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int ma
     return 0;
 }
 
+/* The training rows, one at a time, from the batcher's shuffled batches. */
+typedef struct {
+    bf_batcher *b;
+    const int32_t *x, *y;
+    size_t used;
+} row_feed;
+
+/* Row j of the rolling batch takes the next puzzle, from rec.y0, rec.z0. */
+static void next_puzzle(row_feed *f, bf_trm *r, int32_t *bx, int32_t *by, int *age, int j)
+{
+    size_t T = (size_t)r->T;
+    if (f->used == f->b->batch) {
+        bf_batcher_next(f->b, &f->x, &f->y);
+        f->used = 0;
+    }
+    memcpy(bx + (size_t)j * T, f->x + f->used * T, T * sizeof *bx);
+    memcpy(by + (size_t)j * T, f->y + f->used * T, T * sizeof *by);
+    f->used++;
+    bf_trm_reset_row(r, j);
+    age[j] = 0;
+}
+
 int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res,
                  double *mean_steps)
 {
@@ -211,60 +225,62 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     bf_trm r;
     if (bf_trm_init(&r, m, Bmax, (int)T, 1)) { bf_batcher_free(&b); return -1; }
     int32_t *bx = bf_xmalloc((size_t)Bmax * T * sizeof *bx), *by = bf_xmalloc((size_t)Bmax * T * sizeof *by);
-    int *keep = bf_xmalloc((size_t)Bmax * sizeof *keep);
     bf_ema ema = {0};
     if (c->ema > 0) bf_ema_init(&ema, &ps, c->ema);
     double t0 = bf_now();
     int rc = 0, step = 0, stop = 0;
-    long batches = 0;
+    /* the rolling batch: Bmax rows, each its puzzle and its supervision steps
+     * so far; a row that halts (logit > 0) or has had sup steps makes room
+     * for the next puzzle, so that every optimizer step sees Bmax rows */
+    int *age = bf_xcalloc((size_t)Bmax, sizeof *age);
+    row_feed f = {&b, NULL, NULL, b.batch};
+    size_t finished = 0, finished_steps = 0;
+    for (int j = 0; j < Bmax; j++) next_puzzle(&f, &r, bx, by, age, j);
     while (step < c->steps && !rc && !stop) {
-        const int32_t *x, *y;
-        bf_batcher_next(&b, &x, &y);
-        memcpy(bx, x, (size_t)Bmax * T * sizeof *bx);
-        memcpy(by, y, (size_t)Bmax * T * sizeof *by);
-        bf_trm_reset(&r, Bmax);
-        batches++;
-        int B = Bmax;
-        for (int k = 0; k < m->cfg.rec_sup && step < c->steps && B > 0; k++) {
-            if (quantized && bf_model_refresh(m)) { rc = -1; break; }
-            bf_model_zero_grad(m);
-            double loss = bf_trm_step(&r, bx, by, B, 1);
-            if (!isfinite(loss)) { rc = -1; break; }   /* bf_trm_step said why */
-            double gnorm = bf_grad_clip(&ps, c->clip);
-            if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
-            double lr = bf_train_lr(c, step);
-            bf_optim_step(opt, &ps, lr);
-            if (ema.avg) bf_ema_update(&ema, &ps);
-            step++;
-            res->steps_done = step;
-            res->last_loss = loss;
-            for (int j = 0; j < B; j++) keep[j] = !(r.logit[j] > 0);
-            B = bf_trm_compact(&r, bx, by, B, keep);
-            int last = step == c->steps;
-            int do_eval = d->val.rows && ((c->eval_every > 0 && step % c->eval_every == 0) || last);
-            if (do_eval) {
-                if (ema.avg) bf_ema_swap(&ema, &ps);
-                bf_trm_metrics tm;
-                int erc = (quantized && bf_model_refresh(m)) ||
-                          bf_trm_eval(m, &d->val, c->eval_batch, 0.5, m->cfg.rec_sup, 0, &tm);
-                if (ema.avg) bf_ema_swap(&ema, &ps);
-                /* the evaluation sized the net for itself: size it back */
-                if (erc || bf_model_net_begin(m, Bmax, (int)T, m->cfg.rec_n + 1)) { rc = -1; break; }
-                res->val = (bf_metrics){tm.rows, tm.targets, tm.loss, tm.token_acc, tm.exact};
-                res->evaluated = 1;
-            }
-            if (c->on_step) {
-                bf_train_step s = {step, c->steps, loss, lr, gnorm, bf_now() - t0, do_eval, res};
-                c->on_step(c->hook_ctx, &s);
-            }
-            if (do_eval && c->stop_exact > 0 && res->val.exact >= c->stop_exact) {
-                res->stopped_early = !last;
-                stop = 1;
-                break;
-            }
+        if (quantized && bf_model_refresh(m)) { rc = -1; break; }
+        bf_model_zero_grad(m);
+        double loss = bf_trm_step(&r, bx, by, Bmax, 1);
+        if (!isfinite(loss)) { rc = -1; break; }   /* bf_trm_step said why */
+        double gnorm = bf_grad_clip(&ps, c->clip);
+        if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
+        double lr = bf_train_lr(c, step);
+        bf_optim_step(opt, &ps, lr);
+        if (ema.avg) bf_ema_update(&ema, &ps);
+        step++;
+        res->steps_done = step;
+        res->last_loss = loss;
+        for (int j = 0; j < Bmax; j++) {
+            age[j]++;
+            if (!(r.logit[j] > 0) && age[j] < m->cfg.rec_sup) continue;
+            finished++;
+            finished_steps += (size_t)age[j];
+            next_puzzle(&f, &r, bx, by, age, j);
+        }
+        int last = step == c->steps;
+        int do_eval = d->val.rows && ((c->eval_every > 0 && step % c->eval_every == 0) || last);
+        if (do_eval) {
+            if (ema.avg) bf_ema_swap(&ema, &ps);
+            bf_trm_metrics tm;
+            int erc = (quantized && bf_model_refresh(m)) ||
+                      bf_trm_eval(m, &d->val, c->eval_batch, 0.5, m->cfg.rec_sup, 0, &tm);
+            if (ema.avg) bf_ema_swap(&ema, &ps);
+            /* the evaluation sized the net for itself: size it back */
+            if (erc || bf_model_net_begin(m, Bmax, (int)T, m->cfg.rec_n + 1)) { rc = -1; break; }
+            res->val = (bf_metrics){tm.rows, tm.targets, tm.loss, tm.token_acc, tm.exact};
+            res->evaluated = 1;
+        }
+        if (c->on_step) {
+            bf_train_step s = {step, c->steps, loss, lr, gnorm, bf_now() - t0, do_eval, res};
+            c->on_step(c->hook_ctx, &s);
+        }
+        if (do_eval && c->stop_exact > 0 && res->val.exact >= c->stop_exact) {
+            res->stopped_early = !last;
+            stop = 1;
+            break;
         }
     }
-    if (mean_steps && batches) *mean_steps = (double)step / (double)batches;
+    free(age);
+    if (mean_steps && finished) *mean_steps = (double)finished_steps / (double)finished;
     if (ema.avg) {
         if (res->steps_done) bf_ema_swap(&ema, &ps);
         bf_ema_free(&ema);
@@ -273,7 +289,6 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     res->seconds = bf_now() - t0;
     free(bx);
     free(by);
-    free(keep);
     bf_trm_free(&r);
     bf_batcher_free(&b);
     return rc;

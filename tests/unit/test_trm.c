@@ -19,6 +19,7 @@
 #include "bf/rng.h"
 #include "bf/thread.h"
 #include "bf/trm.h"
+#include "bf/optim.h"
 #include "bf/util.h"
 #include "bf/val.h"
 
@@ -48,7 +49,7 @@ static double loss_at(fixture *f)
     int keep = f->m.cfg.rec_T;
     memcpy(f->r.y, f->y1, E * sizeof(float));
     memcpy(f->r.z, f->z1, E * sizeof(float));
-    f->r.at_start = 0;
+    memset(f->r.start, 0, B);
     f->m.cfg.rec_T = 1;   /* one recursion, from the held states */
     double l = bf_trm_step(&f->r, X, Y, B, 0);
     f->m.cfg.rec_T = keep;
@@ -267,6 +268,44 @@ int main(void)
         ok(erc == 0 && mt.mean_steps == 3, "never halting: every row takes max-steps (%.2f)", mt.mean_steps);
         ok(mt.exact_at[0] >= 0 && mt.exact_at[1] >= 0 && mt.exact_at[2] == -1, "the table stops at max-steps");
         ok(bf_trm_eval(&f.m, &s, 2, 0.0, 3, 0, &mt) == 0 && mt.mean_steps == 1, "halting at P = 0: one step each");
+        fixture_free(&f);
+    }
+
+    /* the rolling batch: a puzzle that halts, or has had sup steps, makes room
+     * for the next one; mean_steps counts a finished puzzle's steps */
+    for (int halts = 0; halts <= 1; halts++) {
+        bf_config c;
+        tiny(&c, 1);
+        fixture f;
+        fixture_make(&f, &c, 13);
+        bf_param *hb = bf_model_param(&f.m, "halt.b"), *hw = bf_model_param(&f.m, "halt.w");
+        memset(f.m.params + hw->offset, 0, hw->numel * sizeof(float));
+        f.m.params[hb->offset] = halts ? 50.0f : -50.0f;
+        bf_dataset d;
+        memset(&d, 0, sizeof d);
+        d.vocab = V;
+        d.ctx = T;
+        d.train = (bf_split){X, Y, B, T};
+        bf_pset ps = bf_model_pset(&f.m);
+        bf_optim_cfg oc;
+        bf_optim_default(&oc);
+        oc.kind = BF_OPTIM_SGD;
+        bf_optim o;
+        bf_optim_init(&o, &ps, &oc);
+        bf_train_cfg tc = {0};
+        tc.steps = 9;
+        tc.batch = 2;
+        tc.lr = 0;   /* the halting head stays as set */
+        tc.eval_batch = 2;
+        tc.seed = 1;
+        bf_train_result res;
+        double ms = -1;
+        int trc = bf_trm_train(&f.m, &d, &o, &tc, &res, &ms);
+        /* halting: every puzzle leaves after one step; never: after sup (4) steps, 2 rows x 2 */
+        ok(trc == 0 && res.steps_done == 9 && ms == (halts ? 1.0 : 4.0),
+           "rolling batch, %s: 9 optimizer steps, %.2f steps a finished puzzle (%s)", halts ? "every puzzle halts" : "none halts",
+           ms, trc ? bf_errmsg() : "ok");
+        bf_optim_free(&o);
         fixture_free(&f);
     }
 
