@@ -98,6 +98,10 @@ static void log_line(FILE *f, const bf_train_step *s, const bf_train_cfg *c)
     bf_json_num(f, s->grad_norm);
     fprintf(f, ",\"seconds\":");
     bf_json_num(f, round(s->seconds * 1000) / 1000);
+    if (res->evaluated) {   /* of seconds, those spent evaluating */
+        fprintf(f, ",\"eval_seconds\":");
+        bf_json_num(f, round(res->eval_seconds * 1000) / 1000);
+    }
     if (s->evaluated_now) {
         fprintf(f, ",\"val_loss\":");
         bf_json_num(f, res->val.loss);

@@ -49,6 +49,7 @@ typedef struct {
 struct bf_train_result {
     int steps_done;
     double last_loss, seconds;
+    double eval_seconds;       /* of seconds, spent in val evaluations */
     int evaluated;             /* a val evaluation happened */
     bf_metrics val;            /* the last one */
     int stopped_early;

@@ -259,6 +259,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
         int last = step == c->steps;
         int do_eval = d->val.rows && ((c->eval_every > 0 && step % c->eval_every == 0) || last);
         if (do_eval) {
+            double te = bf_now();
             if (ema.avg) bf_ema_swap(&ema, &ps);
             bf_trm_metrics tm;
             int erc = (quantized && bf_model_refresh(m)) ||
@@ -268,6 +269,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
             if (erc || bf_model_net_begin(m, Bmax, (int)T, m->cfg.rec_n + 1)) { rc = -1; break; }
             res->val = (bf_metrics){tm.rows, tm.targets, tm.loss, tm.token_acc, tm.exact};
             res->evaluated = 1;
+            res->eval_seconds += bf_now() - te;
         }
         if (c->on_step) {
             bf_train_step s = {step, c->steps, loss, lr, gnorm, bf_now() - t0, do_eval, res};

@@ -167,11 +167,13 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
         int last = step + 1 == c->steps;
         int do_eval = d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last);
         if (do_eval) {
+            double te = bf_now();
             if (ema.avg) bf_ema_swap(&ema, &ps);   /* the average is what gets evaluated */
             int erc = (quantized && bf_model_refresh(m)) || bf_eval_split(m, &d->val, c->eval_batch, &res->val);
             if (ema.avg) bf_ema_swap(&ema, &ps);
             if (erc) { rc = -1; break; }
             res->evaluated = 1;
+            res->eval_seconds += bf_now() - te;
         }
         if (c->on_step) {
             bf_train_step s = {step + 1, c->steps, loss, lr, gnorm, bf_now() - t0, do_eval, res};

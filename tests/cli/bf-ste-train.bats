@@ -187,7 +187,8 @@ data_error() {
             grep -qx 'step,loss,lr,grad_norm,seconds' || fail "line $k lacks a key: $line"
         jget '$j->{loss} > 0 && $j->{grad_norm} > 0 && $j->{seconds} >= 0 ? "ok" : "bad"' l.json | grep -qx ok
         if ((k < 7)); then
-            [[ $(jget 'exists $j->{val_loss} ? 1 : 0' l.json) == 0 ]] || fail "line $k has val metrics: $line"
+            [[ $(jget 'exists $j->{val_loss} || exists $j->{eval_seconds} ? 1 : 0' l.json) == 0 ]] ||
+                fail "line $k has val metrics: $line"
         fi
     done <run.log
     # the last step evaluates the val split
@@ -207,6 +208,11 @@ data_error() {
     [[ $(wc -l <run.log) -eq 3 ]] || fail "$(cat run.log)"
     [[ $(jget '$j->{step}' <(sed -n 3p run.log)) -eq 10 ]]
     [[ $(jget 'defined $j->{val_exact} ? 1 : 0' <(sed -n 2p run.log)) == 1 ]]
+    # eval_seconds from the first evaluation on: part of seconds, and growing
+    [[ $(jget 'exists $j->{eval_seconds} ? 1 : 0' <(sed -n 1p run.log)) == 1 ]]
+    jget '$j->{eval_seconds} >= 0 && $j->{eval_seconds} <= $j->{seconds} ? "ok" : "bad"' <(sed -n 3p run.log) | grep -qx ok
+    awk -v a="$(jget '$j->{eval_seconds}' <(sed -n 1p run.log))" -v b="$(jget '$j->{eval_seconds}' <(sed -n 3p run.log))" \
+        'BEGIN { exit !(b >= a) }'
     bf-ste-train --data d.bf --steps 2 --log run.log -q m.bf >/dev/null
     [[ $(wc -l <run.log) -eq 5 ]]
 }
