@@ -48,16 +48,18 @@ static const char usage[] =
     "                     0.5; 1: never)\n"
     "  --max-steps K      recursive models: at most K supervision steps (default\n"
     "                     the model's sup)\n"
+    "  --lineage          instead of the table: the programs that made the\n"
+    "                     stream, oldest first, one a line with its arguments\n"
     "  --threads N        threads (default: all cores)\n"
     "  --json             one JSON object instead of the table\n"
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER, O_REF_PROMPT, O_HALT, O_MAXSTEPS };
+enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER, O_REF_PROMPT, O_HALT, O_MAXSTEPS, O_LINEAGE };
 
 struct cmdline {
     const char *input, *data, *compare, *adapter, *ref_prompt;
-    int json, split_train, batch, fake_quant, incremental;
+    int json, split_train, batch, fake_quant, incremental, lineage;
     double halt;               /* recursive models: halting probability threshold */
     int max_steps, have_halt;  /* 0: the model's sup */
 };
@@ -81,7 +83,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
                                          {"adapter", required_argument, 0, O_ADAPTER},
                                          {"ref-prompt", required_argument, 0, O_REF_PROMPT},
                                          {"halt", required_argument, 0, O_HALT},
-                                         {"max-steps", required_argument, 0, O_MAXSTEPS}, {0, 0, 0, 0}};
+                                         {"max-steps", required_argument, 0, O_MAXSTEPS},
+                                         {"lineage", no_argument, 0, O_LINEAGE}, {0, 0, 0, 0}};
     static const char *const splits[] = {"val", "train", NULL};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
@@ -93,6 +96,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         if (bf_cli_common(c, optarg)) continue;
         switch (c) {
         case O_JSON: cl->json = 1; break;
+        case O_LINEAGE: cl->lineage = 1; break;
         case O_DATA: cl->data = optarg; break;
         case O_SPLIT: cl->split_train = bf_parse_choice("split", optarg, splits); needs_data = 1; break;
         case O_BATCH: cl->batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); needs_data = 1; break;
@@ -108,6 +112,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     }
     if (!cl->data && needs_data)
         bf_usage_die("--split, --batch, --fake-quant, --incremental, --compare, --adapter, --halt and --max-steps need --data");
+    if (cl->lineage && cl->data) bf_usage_die("--lineage prints a stream's history: not with --data");
     if (cl->adapter) cl->fake_quant = 1;   /* a LoRA adapter computes with the float weights */
     if (cl->ref_prompt && !cl->compare) bf_usage_die("--ref-prompt is REF's prompt: it needs --compare REF");
     if (cl->ref_prompt && strlen(cl->ref_prompt) > 4096) bf_usage_die("--ref-prompt longer than 4096 bytes");
@@ -191,6 +196,48 @@ static void print_json(const bf_header *h, row *rows, size_t n, uint64_t params,
     printf("}}\n");
 }
 
+/* A word of a lineage line: as is when the shell would read it back so,
+ * otherwise in single quotes (a ' inside as '\\'') */
+static void put_word(const char *w)
+{
+    int plain = *w != 0;
+    for (const char *c = w; *c && plain; c++) plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,:=+@%", *c) != NULL;
+    if (plain) { fputs(w, stdout); return; }
+    putchar('\'');
+    for (const char *c = w; *c; c++)
+        if (*c == '\'') fputs("'\\''", stdout);
+        else putchar(*c);
+    putchar('\'');
+}
+
+/* The lineage, oldest first: "N  tool version  args" a line, or JSON. */
+static void print_lineage(const bf_header *h, int json)
+{
+    const bf_val *l = h->lineage;
+    size_t n = l && l->type == BF_ARR ? l->v.a.n : 0;
+    if (json) {
+        printf("{\"lineage\":");
+        if (n) bf_val_json(stdout, l);
+        else printf("[]");
+        printf("}\n");
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const bf_val *e = &l->v.a.items[k];
+        const char *tool = e->type == BF_MAP ? bf_val_get_str(e, "tool") : NULL;
+        const char *ver = e->type == BF_MAP ? bf_val_get_str(e, "version") : NULL;
+        printf("%zu  %s %s ", k + 1, tool ? tool : "?", ver ? ver : "?");
+        const bf_val *args = e->type == BF_MAP ? bf_val_get(e, "args") : NULL;
+        for (size_t a = 0; args && args->type == BF_ARR && a < args->v.a.n; a++) {
+            const bf_val *w = &args->v.a.items[a];
+            putchar(' ');
+            if (w->type == BF_STR) put_word(w->v.s.p);
+            else fputs("?", stdout);
+        }
+        putchar('\n');
+    }
+}
+
 static void inspect(const struct cmdline *cl)
 {
     bf_reader *r = bf_cli_open_input(cl->input);
@@ -232,7 +279,8 @@ static void inspect(const struct cmdline *cl)
                 rows[k].scale_n = rows[j].scale_n;
             }
     }
-    if (cl->json) print_json(bf_reader_header(r), rows, n, params, bytes);
+    if (cl->lineage) print_lineage(bf_reader_header(r), cl->json);
+    else if (cl->json) print_json(bf_reader_header(r), rows, n, params, bytes);
     else print_table(bf_reader_header(r), rows, n, params, bytes);
     bf_reader_close(r);
     free(rows);

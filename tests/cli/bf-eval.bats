@@ -243,6 +243,21 @@ EOF
     diff a b
 }
 
+@test "eval-36 --lineage: the programs that made the stream, oldest first, with their arguments" {
+    bf-data modarith --p 5 >d.bf
+    bf-init --like d.bf --d 16 --heads 2 --layers 1 | bf-ste-train --data d.bf --steps 1 -q | bf-quantize -o "q u.bf"
+    bf-eval --lineage "q u.bf" >l
+    [[ $(wc -l <l) -eq 3 ]] || fail "$(cat l)"
+    grep -Eq '^1  bf-init [0-9.]+  --like d\.bf --d 16 --heads 2 --layers 1$' l || fail "$(sed -n 1p l)"
+    grep -Eq '^2  bf-ste-train [0-9.]+  --data d\.bf --steps 1 -q$' l || fail "$(sed -n 2p l)"
+    grep -Eq "^3  bf-quantize [0-9.]+  -o 'q u\.bf'\$" l || fail "$(sed -n 3p l)"
+    bf-eval --lineage --json "q u.bf" >l.json
+    [[ $(jget 'join " ", map { $_->{tool} } @{$j->{lineage}}' l.json) == "bf-init bf-ste-train bf-quantize" ]]
+    [[ $(jget '$j->{lineage}[2]{args}[1]' l.json) == "q u.bf" ]]
+    run3 bf-eval --lineage --data d.bf "q u.bf"
+    assert_usage_error bf-eval
+}
+
 @test "eval-33 writes nothing but its report, and no file" {
     run3 bf-eval "$VECTORS/ternary.bf"
     [[ $status -eq 0 && ! -s $T/err ]]
