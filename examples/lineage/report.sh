@@ -1,0 +1,75 @@
+#!/bin/bash
+# report.sh — the lineage example's report (Markdown on stdout): every
+# stream of the chain evaluated with bf-eval, the archive's size, and the
+# last stream's lineage.  Environment: BIN OUT THREADS CHAIN (the Makefile).
+set -euo pipefail
+: "${BIN:?}" "${OUT:?}" "${CHAIN:?}"
+j() { perl -MJSON::PP -e 'my $j = decode_json(<STDIN>); print eval $ARGV[0]' "$1"; }
+ev() { "$BIN/bf-eval" --threads "$THREADS" --json --data "$1" "$2"; }
+pct() { awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
+
+declare -A what=(
+    [s0-init]="phase 0: a fresh model"
+    [s1-f32]="phase 0: trained in float on the prompted mixture"
+    [s2-tern]="phase 4: quantized (absmean, TQ2), trained straight through"
+    [s3-muon]="phase 5: MuonGrokfast, the seed's preset, STE mode"
+    [s4-baked]="phase 5: \"Reverse: \" baked in (LoRA merged, re-quantized)"
+    [s5-ab]="phase 6: an A/B cycle of \"Reverse: \" and \"Sort: \" half-bakes"
+    [s6-f32]="phase 7: dequantized (scale·codes to F32)"
+    [s7-svf]="phase 7: SVF experts' CEM mixture applied"
+    [s8-final]="phase 8: compressed and back"
+)
+
+rows=""
+for s in $CHAIN; do
+    f=$OUT/$s.bf
+    tool=$("$BIN/bf-eval" --lineage --json "$f" | j '$j->{lineage}[-1]{tool}')
+    bytes=$(stat -c %s "$f")
+    mx=$(ev "$OUT/mix.bf" "$f" | j '$j->{exact}')
+    rv=$(ev "$OUT/rev.bf" "$f" | j '$j->{exact}')
+    rows+="| ${what[$s]} | \`$s.bf\` | $tool | $bytes | $(pct "$mx") | $(pct "$rv") |"$'\n'
+done
+arch=$(stat -c %s "$OUT/s8.bfz")
+f32=$(stat -c %s "$OUT/s1-f32.bf")
+ratio=$(j 'sprintf "%.2f", $j->{ratio_f32}' <"$OUT/s8.json")
+ab=$(grep -c . "$OUT/s5-ab.log")
+kept=$(perl -MJSON::PP -ne 'my $x = decode_json($_); $k++ if $x->{decision} eq "kept"; END { print $k // 0 }' "$OUT/s5-ab.log")
+now=$(date +%s)
+start=$(cat "$OUT/start")
+
+cat <<MD
+# One model through phases 0 to 8
+
+- commit $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')
+- machine: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $THREADS threads
+- wall time: $((now - start)) s (\`make -C examples/lineage\`)
+
+Each step reads the stream the step before wrote (examples/lineage/Makefile).
+The model: d 64, 2 layers, 4 heads, on \`bf-data seq --tasks copy,reverse,sort\`
+(each row led by its instruction).  "Mixture val exact": the mixture's
+held-out rows, instruction included; "bare reverse rows": held-out rows
+with no instruction, which only a model with "Reverse: " baked in should
+reverse.  Integer kernels for the ternary streams.
+
+| step | stream | program | bytes | mixture val exact | bare "reverse" rows exact |
+| --- | --- | --- | --- | --- | --- |
+${rows%$'\n'}
+
+The A/B cycle ran $ab half-bakes and kept $kept of them (each kept only
+when the mean exact match over both sets' bare rows improves):
+
+\`\`\`
+$(cat "$OUT/s5-ab.txt")
+\`\`\`
+
+The archive
+(\`bf-compress\`, defaults: f16 floats, xz) is $arch bytes, $(awk -v a="$arch" -v b="$f32" 'BEGIN { printf "%.2f", b / a }')× smaller
+than the phase-0 float stream ($f32 bytes); bf-compress's own ratio to F32:
+${ratio}×.
+
+The last stream's lineage (\`bf-eval --lineage $OUT/s8-final.bf\`):
+
+\`\`\`
+$("$BIN/bf-eval" --lineage "$OUT/s8-final.bf")
+\`\`\`
+MD
