@@ -34,6 +34,9 @@ f32=$(stat -c %s "$OUT/s1-f32.bf")
 ratio=$(j 'sprintf "%.2f", $j->{ratio_f32}' <"$OUT/s8.json")
 ab=$(grep -c . "$OUT/s5-ab.log")
 kept=$(perl -MJSON::PP -ne 'my $x = decode_json($_); $k++ if $x->{decision} eq "kept"; END { print $k // 0 }' "$OUT/s5-ab.log")
+l8=$(ev "$OUT/mix.bf" "$OUT/s8-final.bf" | j '$j->{loss}')
+l9=$(ev "$OUT/mix.bf" "$OUT/s9-import.bf" | j '$j->{loss}')
+same=$(awk -v a="$l8" -v b="$l9" 'BEGIN { print (a == b) ? "the same" : "different" }')
 now=$(date +%s)
 start=$(cat "$OUT/start")
 
@@ -66,6 +69,11 @@ The archive
 (\`bf-compress\`, defaults: f16 floats, xz) is $arch bytes, $(awk -v a="$arch" -v b="$f32" 'BEGIN { printf "%.2f", b / a }')× smaller
 than the phase-0 float stream ($f32 bytes); bf-compress's own ratio to F32:
 ${ratio}×.
+
+Out of bitforge and back: \`bf-export --format gguf\` wrote $(stat -c %s "$OUT/s8.gguf") bytes
+(llama.cpp's format), \`bf-export --format safetensors\` $(stat -c %s "$OUT/s8.safetensors") bytes, and
+\`bf-import\` read the safetensors file back into a model whose mixture val
+loss is $same: $l9 against $l8 (\`interop: $same\`).
 
 The last stream's lineage (\`bf-eval --lineage $OUT/s8-final.bf\`):
 

@@ -5,7 +5,7 @@
 # a pipe, and readers that go away (EPIPE).
 #
 # Families: 0x the documented pipelines, 1x lineage and round trips,
-# 2x failures down a pipe, 3x EPIPE.
+# 2x failures down a pipe, 3x EPIPE, 4x make pipeline FAST=1.
 
 load helpers
 
@@ -120,4 +120,53 @@ tools_in() { head -c 65536 "$1" | grep -ao 'bf-\(init\|data\|ste-train\|quantize
         [[ ${st[0]} -eq 1 ]] || fail "$cmd: exit status ${st[0]}, want 1"
         [[ ! -s err ]] || fail "$cmd: stderr: $(<err)"
     done
+}
+
+# ------------------------------------------------- 4x make pipeline FAST=1
+
+@test "pipe-40 make pipeline FAST=1 runs every phase and writes a report whose every claim has a verdict and a number or a reason" {
+    # a copy of examples/ without any run's outputs, so the test neither reuses nor leaves files in the tree
+    mkdir ex
+    tar -C "$_bf_root/examples" --exclude='./*/out' --exclude='./*/out-*' -cf - . | tar -C ex -xf -
+    local t0=$SECONDS
+    run3 make -s -C ex/pipeline -j2 FAST=1 THREADS=1 BIN="$BF_BIN"
+    [[ $status -eq 0 ]] || fail "status $status: $(tail -n 20 "$T/err")"
+    local r=ex/pipeline/out-fast/report.md
+    [[ -s $r ]]
+    # progress on stderr: a line a phase with the seconds elapsed, and the total
+    for p in 'chain: one model' 'phase 4' 'phase 5: MuonGrokfast' 'phase 5: recursive reasoning' 'phases 5-6' 'phase 7' \
+        'phase 8' 'done:'; do
+        grep -Eq "^== \[[0-9]+ s\] $p" "$T/err" || fail "no progress line '$p': $(grep '^==' "$T/err")"
+    done
+    # every phase's section, in order, each with content
+    local h prev=0 n
+    for h in '## The chain' '## Phase 4 ' '## Phase 5 — MuonGrokfast' '## Phase 5 — recursive reasoning' '## Phases 5–6' \
+        '## Phase 7' '## Phase 8' "## The seed documents' claims"; do
+        n=$(grep -n -m1 -F -- "$h" "$r" | cut -d: -f1)
+        [[ -n $n && $n -gt $prev ]] || fail "section '$h' missing or out of order"
+        prev=$n
+    done
+    ! grep -q '(not run:' "$r" || fail "a phase did not run: $(grep '(not run:' "$r")"
+    # the chain: the last stream's lineage names every program of the chain, in order
+    awk '/^## The chain/ { on = 1 } /^## Phase 4 / { on = 0 } on' "$r" | grep -o '^[0-9]*  bf-[a-z-]*' | awk '{ print $2 }' |
+        tr '\n' ' ' >tools
+    [[ $(<tools) == "bf-init bf-ste-train bf-quantize bf-ste-train bf-muon bf-bake bf-halfbake bf-dequant bf-svf bf-compress bf-compress " ]] ||
+        fail "lineage: $(<tools)"
+    # the claims: every row has five cells, a verdict, and a number in "measured" unless the verdict says why not
+    sed -n "/^## The seed documents' claims/,\$p" "$r" | grep '^| ' | tail -n +3 >claims
+    [[ $(wc -l <claims) -ge 10 ]] || fail "$(wc -l <claims) claims: $(cat claims)"
+    local line cells verdict measured
+    while IFS= read -r line; do
+        cells=$(awk -F' \\| ' '{ print NF }' <<<"${line#| }")
+        [[ $cells -eq 5 ]] || fail "not five cells: $line"
+        measured=$(awk -F' \\| ' '{ print $3 }' <<<"${line#| }")
+        verdict=$(awk -F' \\| ' '{ print $4 }' <<<"${line#| }")
+        [[ $verdict =~ (holds|does\ not\ hold|not\ measurable|supported) ]] || fail "no verdict: $line"
+        [[ $measured =~ [0-9] || $verdict =~ not\ measurable.*: ]] || fail "no number and no reason: $line"
+    done <claims
+    for c in '8.2×' 'dequantization' 'MuonGrokfast' 'recursive reasoning' 'baking' 'half-bake' 'SVF' '280×' 'compatible'; do
+        grep -qF -- "$c" claims || fail "no claim about '$c'"
+    done
+    # the FAST budget: under 3 minutes on 2 cores (generous here: shared machines)
+    ((SECONDS - t0 < 400)) || fail "FAST pipeline took $((SECONDS - t0)) s"
 }
