@@ -63,7 +63,8 @@ if command -v gnuplot >/dev/null 2>&1; then
         plot '$OUT/plain.curve' w l t 'one pass', '$OUT/rec.curve' w l t 'TRM float', '$OUT/recq.curve' w l t 'TRM ternary',
              '$OUT/t3n6.curve' w l t 'TRM T 3 n 6', '$OUT/muon.curve' w l t 'TRM MuonGrokfast'" 2>/dev/null || true
 fi
-now=$(date +%s)
+# the run's end: its newest model (so that remaking the report later keeps the run's time)
+now=$(stat -c %Y "$OUT"/*.bf | sort -n | tail -1)
 start=$(cat "$OUT/start")
 
 cat <<MD
@@ -71,7 +72,7 @@ cat <<MD
 
 - commit $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $THREADS threads, one run at a time
-- wall time of the whole run: $((now - start)) s (\`make -C examples/trm\`)
+- wall time of the whole run, from the data to the last model: $((now - start)) s (\`make -C examples/trm\`)
 
 Data: \`bf-data sudoku --size 4 --holes 10-11 --n-train 3000 --n-val 1000
 --augment 10\` (every training puzzle with 10 relabeled copies: the
@@ -86,7 +87,8 @@ model is \`bf-quantize\`d at initialization, trained straight through
 match = every blank right; "val exact" halts at P 0.5 (at most 16 steps);
 the last column runs every puzzle the given number of steps without
 halting.  "train s" is the training's own time (the log's seconds without
-its evaluations).
+its evaluations).  A ternary model's parameters count its latent weights,
+which training keeps beside the codes.
 
 ## 4x4 (the issue's experiment and its ablations)
 
