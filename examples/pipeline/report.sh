@@ -50,7 +50,7 @@ pct_of() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /%$/) p = $i } 
 
 echo "# bitforge pipeline report"
 echo
-echo "Made by \`make pipeline${FAST:+ FAST=1}\` at commit $commit on $(date -u +%Y-%m-%d), $(uname -m), $cpu, $THREADS threads;"
+echo "Made by \`make pipeline${FAST:+ FAST=1}\` at commit $commit on $(date -u +%Y-%m-%d), $(uname -m), $cpu, ${JOBS:-1} phases at a time of $THREADS thread(s) each;"
 echo "wall time $(( end - start )) s (from the first phase to the last phase's report). Each phase's own report is below,"
 echo "then the claims table."
 echo
