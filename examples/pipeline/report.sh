@@ -15,6 +15,8 @@ CH=$EX/lineage/$SUB/report.md TRMC=$EX/trm/$SUB/core.md TRMN=$EX/trm/$SUB/core.t
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 start=$(cat "$OUT/.start" 2>/dev/null || date +%s)
+# how the run was made: phases at a time and threads each (the Makefile wrote them at the start)
+how=$(awk '{ printf "%d phase%s at a time, %d thread%s each", $1, ($1 == 1 ? "" : "s"), $2, ($2 == 1 ? "" : "s") }' "$OUT/.how" 2>/dev/null || echo "threads: $THREADS")
 # the end: the newest of the phases' reports (so that remaking the report later keeps the run's time)
 end=$(stat -c %Y "$CH" "$P4" "$P5" "$TRMC" "$P56" "$P7" "$P8" 2>/dev/null | sort -n | tail -1)
 end=${end:-$(date +%s)}
@@ -30,7 +32,7 @@ plots() {
     gnuplot -e "set terminal png size 900,450; set output '$OUT/curves-chain.png'; set logscale y;
         set xlabel 'optimizer step'; set ylabel 'training loss'; set title 'the chain: float, ternary (STE), MuonGrokfast';
         plot '$L/s1-f32.curve' w l t 'phase 0 float', '$L/s2-tern.curve' w l t 'phase 4 ternary STE',
-             '$L/s3-muon.curve' w l t 'phase 5 MuonGrokfast (loss + KL anchor)'" &&
+             '$L/s3-muon.curve' w l t 'phase 5 MuonGrokfast (with the KL anchor)'" &&
     gnuplot -e "set terminal png size 900,450; set output '$OUT/curves-trm.png'; set logscale y;
         set xlabel 'optimizer step'; set ylabel 'training loss'; set title '4x4 sudoku';
         plot '$T/plain.curve' w l t 'one pass', '$T/rec.curve' w l t 'TRM float (CE + halting BCE)',
@@ -50,13 +52,13 @@ pct_of() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /%$/) p = $i } 
 
 echo "# bitforge pipeline report"
 echo
-echo "Made by \`make pipeline${FAST:+ FAST=1}\` at commit $commit on $(date -u +%Y-%m-%d), $(uname -m), $cpu, ${JOBS:-1} phases at a time of $THREADS thread(s) each;"
+echo "Made by \`make pipeline${FAST:+ FAST=1}\` at commit $commit on $(date -u +%Y-%m-%d), $(uname -m), $cpu, $how;"
 echo "wall time $(( end - start )) s (from the first phase to the last phase's report). Each phase's own report is below,"
 echo "then the claims table."
 echo
 echo "## The chain — one model through phases 0 to 8 (examples/lineage)"
 echo
-if have "$CH"; then body "$CH" | sed '/^- commit/d; /^- machine/d'; fi
+if have "$CH"; then body "$CH" | sed '/^- commit/d; /^- machine/d' | cat -s | sed '1{/^$/d}'; fi
 echo
 plots
 echo "## Phase 4 — ternary weights (examples/phase4)"
