@@ -167,6 +167,9 @@ tools_in() { head -c 65536 "$1" | grep -ao 'bf-\(init\|data\|ste-train\|quantize
     for c in '8.2×' 'dequantization' 'MuonGrokfast' 'recursive reasoning' 'baking' 'half-bake' 'SVF' '280×' 'compatible'; do
         grep -qF -- "$c" claims || fail "no claim about '$c'"
     done
-    # the FAST budget: under 3 minutes on 2 cores (generous here: shared machines)
-    ((SECONDS - t0 < 400)) || fail "FAST pipeline took $((SECONDS - t0)) s"
+    # the FAST budget: under 3 minutes on 2 cores (generous here: shared machines), for the
+    # optimized build (the sanitizer build of make check-asan runs several times slower)
+    if [[ $BF_BIN == "$_bf_root/bin" ]]; then
+        ((SECONDS - t0 < 400)) || fail "FAST pipeline took $((SECONDS - t0)) s"
+    fi
 }
