@@ -156,6 +156,40 @@ static inline float dot_f32(const float *a, const float *b, size_t n)
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+/* The attention forward's vector parts, inlined into each build of
+ * attn_fwd_tasks (vectors never cross a call, which clang requires of a
+ * function built for two targets).  sc[s] = scale·Σ_i q[i]·kt[i][s] for
+ * the lanes 0 … n8−1, each sum in the order i = 0 … hd−1. */
+static inline __attribute__((always_inline)) void attn_scores8(float *sc, const float *q, const float *kt, size_t kpad,
+                                                               size_t hd, size_t n8, float scale)
+{
+    for (size_t s8 = 0; s8 < n8; s8 += 8) {
+        bf_v8f acc = {0};
+        for (size_t i = 0; i < hd; i++) acc += q[i] * bf_v8_load(kt + i * kpad + s8);
+        bf_v8_store(sc + s8, acc * scale);
+    }
+}
+
+/* sc[s] = e^(sc[s] − mx) for the lanes 0 … n8−1 */
+static inline __attribute__((always_inline)) void attn_exp8(float *sc, size_t n8, float mx)
+{
+    for (size_t s8 = 0; s8 < n8; s8 += 8) bf_v8_store(sc + s8, bf_v8_exp(bf_v8_load(sc + s8) - mx));
+}
+
+/* o[i] = Σ_s p[s]·v[s·stride + i] for the whole groups of eight i below hd,
+ * each sum in the order s = 0 … n−1; returns where the groups end */
+static inline __attribute__((always_inline)) size_t attn_out8(float *o, const float *p, const float *v, size_t stride,
+                                                              size_t n, size_t hd)
+{
+    size_t i = 0;
+    for (; i + 8 <= hd; i += 8) {
+        bf_v8f acc = {0};
+        for (size_t s = 0; s < n; s++) acc += p[s] * bf_v8_load(v + s * stride + i);
+        bf_v8_store(o + i, acc);
+    }
+    return i;
+}
+
 #ifdef __x86_64__
 #define ATTN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -188,15 +222,11 @@ ATTN_CLONES static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
             size_t n = (j->full ? T - 1 : j->pos0 + t) + 1;   /* keys 0 … n−1 */
             size_t n8 = (n + 7) & ~(size_t)7;                 /* lanes past n are computed and ignored */
             const float *qt = j->q + (b * T + t) * D + h * hd;
-            for (size_t s8 = 0; s8 < n8; s8 += 8) {
-                bf_v8f acc = {0};
-                for (size_t i = 0; i < hd; i++) acc += qt[i] * bf_v8_load(kt + i * kpad + s8);
-                bf_v8_store(sc + s8, acc * scale);
-            }
+            attn_scores8(sc, qt, kt, kpad, hd, n8, scale);
             float mx = -INFINITY;
             for (size_t s = 0; s < n; s++) mx = sc[s] > mx ? sc[s] : mx;
             if (mx > tmax) tmax = mx;
-            for (size_t s8 = 0; s8 < n8; s8 += 8) bf_v8_store(sc + s8, bf_v8_exp(bf_v8_load(sc + s8) - mx));
+            attn_exp8(sc, n8, mx);
             float sum = 0;
             for (size_t s = 0; s < n; s++) sum += sc[s];
             float inv = 1.0f / sum;
@@ -207,12 +237,7 @@ ATTN_CLONES static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
                 for (size_t s = n; s < T; s++) p[s] = 0;
             }
             float *o = j->out + (b * T + t) * D + h * hd;
-            size_t i = 0;
-            for (; i + 8 <= hd; i += 8) {
-                bf_v8f acc = {0};
-                for (size_t s = 0; s < n; s++) acc += sc[s] * bf_v8_load(j->v + (b * kT + s) * D + h * hd + i);
-                bf_v8_store(o + i, acc);
-            }
+            size_t i = attn_out8(o, sc, j->v + b * kT * D + h * hd, D, n, hd);
             for (; i < hd; i++) {
                 float acc = 0;
                 for (size_t s = 0; s < n; s++) acc += sc[s] * j->v[(b * kT + s) * D + h * hd + i];
