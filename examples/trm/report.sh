@@ -18,7 +18,7 @@ pct() { awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
 get() { j "$2" <"$OUT/$1.json"; }
 
 S4=$OUT/s4.bf S6=$OUT/s6.bf
-for m in plain rec recq t1n1 t3n6 ema muon; do ev "$S4" "$OUT/$m.bf" "$m"; done
+for m in plain rec recq t1n1 t3n6 ema muon muon005; do ev "$S4" "$OUT/$m.bf" "$m"; done
 ev "$S6" "$OUT/plain6.bf" plain6
 ev "$S6" "$OUT/rec6.bf" rec6
 ev "$S4" "$OUT/recq.bf" recq_fq --fake-quant
@@ -55,13 +55,13 @@ done_when=$(awk -v e="$fe" -v s="$rs" -v n="$rsteps" -v p="$pe" 'BEGIN {
     printf "the one-pass model %.1f points below (bar 10): %s", 100 * (e - p), (e - p >= 0.10) ? "met" : "not met" }')
 
 if command -v gnuplot >/dev/null 2>&1; then
-    for m in plain rec recq t3n6 muon; do
+    for m in plain rec recq t3n6 muon005; do
         perl -MJSON::PP -ne 'my $x = decode_json($_); print "$x->{step} $x->{loss}\n"' "$OUT/$m.log" >"$OUT/$m.curve"
     done
     gnuplot -e "set terminal png size 900,500; set output '$OUT/curves.png'; set logscale y; set xlabel 'optimizer step';
         set ylabel 'training loss (recursive: cross-entropy + halting BCE)'; set key top right;
         plot '$OUT/plain.curve' w l t 'one pass', '$OUT/rec.curve' w l t 'TRM float', '$OUT/recq.curve' w l t 'TRM ternary',
-             '$OUT/t3n6.curve' w l t 'TRM T 3 n 6', '$OUT/muon.curve' w l t 'TRM MuonGrokfast'" 2>/dev/null || true
+             '$OUT/t3n6.curve' w l t 'TRM T 3 n 6', '$OUT/muon005.curve' w l t 'TRM MuonGrokfast (Muon lr 0.005)'" 2>/dev/null || true
 fi
 # the run's end: its newest model (so that remaking the report later keeps the run's time)
 now=$(stat -c %Y "$OUT"/*.bf | sort -n | tail -1)
@@ -102,6 +102,7 @@ $(row "ablation: n 1 T 1" t1n1 t1n1)
 $(row "ablation: n 6 T 3" t3n6 t3n6)
 $(row "ablation: EMA 0.999 (the average evaluated)" ema ema)
 $(row "ablation: MuonGrokfast (Muon lr 0.02, AdamW 2e-3 on the rest)" muon muon)
+$(row "ablation: MuonGrokfast (Muon lr 0.005, AdamW 2e-3 on the rest)" muon005 muon005)
 
 The issue's bar: $done_when.
 
