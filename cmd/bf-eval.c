@@ -224,10 +224,10 @@ static void print_lineage(const bf_header *h, int json)
     }
     for (size_t k = 0; k < n; k++) {
         const bf_val *e = &l->v.a.items[k];
-        const char *tool = e->type == BF_MAP ? bf_val_get_str(e, "tool") : NULL;
-        const char *ver = e->type == BF_MAP ? bf_val_get_str(e, "version") : NULL;
+        int map = e->type == BF_MAP;
+        const char *tool = map ? bf_val_get_str(e, "tool") : NULL, *ver = map ? bf_val_get_str(e, "version") : NULL;
         printf("%zu  %s %s ", k + 1, tool ? tool : "?", ver ? ver : "?");
-        const bf_val *args = e->type == BF_MAP ? bf_val_get(e, "args") : NULL;
+        const bf_val *args = map ? bf_val_get(e, "args") : NULL;
         for (size_t a = 0; args && args->type == BF_ARR && a < args->v.a.n; a++) {
             const bf_val *w = &args->v.a.items[a];
             putchar(' ');

@@ -4,9 +4,8 @@
 # last stream's lineage.  Environment: BIN OUT THREADS CHAIN (the Makefile).
 set -euo pipefail
 : "${BIN:?}" "${OUT:?}" "${CHAIN:?}"
-j() { perl -MJSON::PP -e 'my $j = decode_json(<STDIN>); print eval $ARGV[0]' "$1"; }
+. "$(dirname "$0")/../report-lib.sh"
 ev() { "$BIN/bf-eval" --threads "$THREADS" --json --data "$1" "$2"; }
-pct() { awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
 
 declare -A what=(
     [s0-init]="phase 0: a fresh model"
@@ -25,7 +24,8 @@ for s in $CHAIN; do
     f=$OUT/$s.bf
     tool=$("$BIN/bf-eval" --lineage --json "$f" | j '$j->{lineage}[-1]{tool}')
     bytes=$(stat -c %s "$f")
-    mx=$(ev "$OUT/mix.bf" "$f" | j '$j->{exact}')
+    ev "$OUT/mix.bf" "$f" >"$OUT/$s.mix.json"
+    mx=$(j '$j->{exact}' <"$OUT/$s.mix.json")
     rv=$(ev "$OUT/rev.bf" "$f" | j '$j->{exact}')
     rows+="| ${what[$s]} | \`$s.bf\` | $tool | $bytes | $(pct "$mx") | $(pct "$rv") |"$'\n'
 done
@@ -34,7 +34,7 @@ f32=$(stat -c %s "$OUT/s1-f32.bf")
 ratio=$(j 'sprintf "%.2f", $j->{ratio_f32}' <"$OUT/s8.json")
 ab=$(grep -c . "$OUT/s5-ab.log")
 kept=$(perl -MJSON::PP -ne 'my $x = decode_json($_); $k++ if $x->{decision} eq "kept"; END { print $k // 0 }' "$OUT/s5-ab.log")
-l8=$(ev "$OUT/mix.bf" "$OUT/s8-final.bf" | j '$j->{loss}')
+l8=$(j '$j->{loss}' <"$OUT/s8-final.mix.json")   # the chain's last stream, evaluated above
 l9=$(ev "$OUT/mix.bf" "$OUT/s9-import.bf" | j '$j->{loss}')
 same=$(awk -v a="$l8" -v b="$l9" 'BEGIN { print (a == b) ? "the same" : "different" }')
 now=$(date +%s)

@@ -6,6 +6,7 @@
 set -eu
 OUT=${OUT:-out}
 EX=..
+. "$(dirname "$0")/../report-lib.sh"
 THREADS=${THREADS:-2}
 SUB=${SUB:-out}
 P4=$EX/phase4/$SUB/table.txt P5=$EX/phase5/$SUB/table.txt
@@ -27,7 +28,7 @@ plots() {
     command -v gnuplot >/dev/null 2>&1 || { echo "(no plots: gnuplot is not installed)"; echo; return 0; }
     local L=$EX/lineage/$SUB T=$EX/trm/$SUB f
     for f in "$L/s1-f32" "$L/s2-tern" "$L/s3-muon" "$T/rec" "$T/recq" "$T/plain"; do
-        [ -s "$f.log" ] && perl -MJSON::PP -ne 'my $x = decode_json($_); print "$x->{step} $x->{loss}\n"' "$f.log" >"$f.curve"
+        [ -s "$f.log" ] && log_curve "$f.log" "$f.curve"
     done
     gnuplot -e "set terminal png size 900,450; set output '$OUT/curves-chain.png'; set logscale y;
         set xlabel 'optimizer step'; set ylabel 'training loss'; set title 'the chain: float, ternary (STE), MuonGrokfast';
@@ -114,7 +115,7 @@ if [ -s "$TRMN" ]; then
     r=$(awk -v a="$te" -v b="$fe" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print "-" }')
     v=$(awk -v a="$te" -v b="$fe" 'BEGIN { if (b <= 0) print "not measurable here: the float model solved no puzzle";
         else if (a / b >= 0.95) print "holds"; else print "does not hold" }')
-    echo "| recursive reasoning keeps 95–98% of its accuracy on a ternary model | 95–98% | $r% (4×4 sudoku val exact: ternary $(awk -v x="$te" 'BEGIN { printf "%.1f%%", 100 * x }'), float $(awk -v x="$fe" 'BEGIN { printf "%.1f%%", 100 * x }'), one pass $(awk -v x="$pe" 'BEGIN { printf "%.1f%%", 100 * x }'); float TRM $fn steps, $fs s) | $v | \`make -C examples/trm core\` |"
+    echo "| recursive reasoning keeps 95–98% of its accuracy on a ternary model | 95–98% | $r% (4×4 sudoku val exact: ternary $(pct "$te"), float $(pct "$fe"), one pass $(pct "$pe"); float TRM $fn steps, $fs s) | $v | \`make -C examples/trm core\` |"
 else
     echo "| recursive reasoning keeps 95–98% of its accuracy on a ternary model | 95–98% | — | not measured (examples/trm did not run) | \`make -C examples/trm core\` |"
 fi

@@ -1,23 +1,21 @@
 #!/bin/bash
 # core.sh — the pipeline's excerpt of the TRM example: the one-pass, float
-# TRM and ternary TRM models of the 4x4 experiment evaluated, as a Markdown
+# TRM and ternary TRM models of the 4x4 experiment evaluated (OUT/NAME.json,
+# which report.sh reads too), as a Markdown
 # table on stdout and one line of numbers in OUT/core.txt for the claims
 # table (float exact, ternary exact, one-pass exact, float training s,
 # float steps).  Environment: BIN OUT THREADS REC (set by the Makefile).
 set -euo pipefail
 : "${BIN:?}" "${OUT:?}"
-j() { perl -MJSON::PP -e 'my $j = decode_json(<STDIN>); print eval $ARGV[0]' "$1"; }
-pct() { awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
-train_s() { tail -n 1 "$OUT/$1.log" | j 'sprintf "%.1f", $j->{seconds} - ($j->{eval_seconds} // 0)'; }
-steps_of() { tail -n 1 "$OUT/$1.log" | j '$j->{step}'; }
+. "$(dirname "$0")/../report-lib.sh"
 for m in plain rec recq; do "$BIN/bf-eval" --threads "$THREADS" --json --data "$OUT/s4.bf" "$OUT/$m.bf" >"$OUT/$m.json"; done
 get() { j "$2" <"$OUT/$1.json"; }
 row() {
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(steps_of "$2")" "$(train_s "$2")" "$(pct "$(get "$2" '$j->{exact}')")" \
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(steps_of "$OUT/$2.log")" "$(train_s "$OUT/$2.log")" "$(pct "$(get "$2" '$j->{exact}')")" \
         "$(get "$2" '$j->{mean_steps} // 1')" \
         "$(get "$2" 'my $v = $j->{exact_at_steps}{16}; defined $v ? sprintf("%.1f%%", 100 * $v) : "-"')"
 }
-echo "$(get rec '$j->{exact}') $(get recq '$j->{exact}') $(get plain '$j->{exact}') $(train_s rec) $(steps_of rec)" >"$OUT/core.txt"
+echo "$(get rec '$j->{exact}') $(get recq '$j->{exact}') $(get plain '$j->{exact}') $(train_s "$OUT/rec.log") $(steps_of "$OUT/rec.log")" >"$OUT/core.txt"
 cat <<MD
 4x4 sudoku (\`bf-data sudoku --size 4 --holes 10-11 --augment 10\`,
 $(j '$j->{tensors}[2]{shape}[0]' < <("$BIN/bf-eval" --json "$OUT/s4.bf")) val puzzles); d 64, 2 blocks, 4 heads; AdamW 2e-3; TRM \`--recursion $REC\`

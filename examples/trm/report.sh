@@ -4,21 +4,18 @@
 # BIN OUT THREADS PLAIN_STEPS TRM_STEPS REC (set by the Makefile).
 set -euo pipefail
 : "${BIN:?}" "${OUT:?}"
-j() { perl -MJSON::PP -e 'my $j = decode_json(<STDIN>); print eval $ARGV[0]' "$1"; }
+. "$(dirname "$0")/../report-lib.sh"
 ev() {   # data model name [bf-eval options]: OUT/name.json
     local data=$1 model=$2 name=$3
     shift 3
     "$BIN/bf-eval" --threads "$THREADS" --json --data "$data" "$@" "$model" >"$OUT/$name.json"
 }
 params() { "$BIN/bf-eval" --json "$1" | j '$j->{totals}{params}'; }
-# a log's training seconds: the last line's seconds without its evaluations
-train_s() { tail -n 1 "$OUT/$1.log" | j 'sprintf "%.1f", $j->{seconds} - ($j->{eval_seconds} // 0)'; }
-steps_of() { tail -n 1 "$OUT/$1.log" | j '$j->{step}'; }
-pct() { awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
 get() { j "$2" <"$OUT/$1.json"; }
 
 S4=$OUT/s4.bf S6=$OUT/s6.bf
-for m in plain rec recq t1n1 t3n6 ema muon muon005; do ev "$S4" "$OUT/$m.bf" "$m"; done
+# plain, rec and recq: evaluated by core.sh already (OUT/NAME.json)
+for m in t1n1 t3n6 ema muon muon005; do ev "$S4" "$OUT/$m.bf" "$m"; done
 ev "$S6" "$OUT/plain6.bf" plain6
 ev "$S6" "$OUT/rec6.bf" rec6
 ev "$S4" "$OUT/recq.bf" recq_fq --fake-quant
@@ -32,7 +29,7 @@ done
 row() {
     local at
     at=$(get "$3" 'join " / ", map { my $v = $j->{exact_at_steps}{$_}; defined $v ? sprintf("%.1f%%", 100 * $v) : "-" } 1, 2, 4, 8, 16' 2>/dev/null || true)
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(params "$OUT/$2.bf")" "$(steps_of "$2")" "$(train_s "$2")" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(params "$OUT/$2.bf")" "$(steps_of "$OUT/$2.log")" "$(train_s "$OUT/$2.log")" \
         "$(pct "$(get "$3" '$j->{exact}')")" "$(pct "$(get "$3" '$j->{token_acc}')")" \
         "$(get "$3" '$j->{mean_steps} // "1"')" "${at:--}"
 }
@@ -44,7 +41,7 @@ hrow() {
 
 fe=$(get rec '$j->{exact}') te=$(get recq '$j->{exact}') pe=$(get plain '$j->{exact}')
 fe16=$(get rec '$j->{exact_at_steps}{16}') te16=$(get recq '$j->{exact_at_steps}{16}')
-rs=$(train_s rec) rsteps=$(steps_of rec)
+rs=$(train_s "$OUT/rec.log") rsteps=$(steps_of "$OUT/rec.log")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "undefined" }'; }
 verdict=$(awk -v a="$te" -v b="$fe" 'BEGIN { if (b <= 0) print "not measurable here: the float model solves no puzzle";
     else if (a / b >= 0.95) print "holds in this run";
@@ -56,7 +53,7 @@ done_when=$(awk -v e="$fe" -v s="$rs" -v n="$rsteps" -v p="$pe" 'BEGIN {
 
 if command -v gnuplot >/dev/null 2>&1; then
     for m in plain rec recq t3n6 muon005; do
-        perl -MJSON::PP -ne 'my $x = decode_json($_); print "$x->{step} $x->{loss}\n"' "$OUT/$m.log" >"$OUT/$m.curve"
+        log_curve "$OUT/$m.log" "$OUT/$m.curve"
     done
     gnuplot -e "set terminal png size 900,500; set output '$OUT/curves.png'; set logscale y; set xlabel 'optimizer step';
         set ylabel 'training loss (recursive: cross-entropy + halting BCE)'; set key top right;

@@ -228,7 +228,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     bf_ema ema = {0};
     if (c->ema > 0) bf_ema_init(&ema, &ps, c->ema);
     double t0 = bf_now();
-    int rc = 0, step = 0, stop = 0;
+    int rc = 0, step = 0;
     /* the rolling batch: Bmax rows, each its puzzle and its supervision steps
      * so far; a row that halts (logit > 0) or has had sup steps makes room
      * for the next puzzle, so that every optimizer step sees Bmax rows */
@@ -236,7 +236,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     row_feed f = {&b, NULL, NULL, b.batch};
     size_t finished = 0, finished_steps = 0;
     for (int j = 0; j < Bmax; j++) next_puzzle(&f, &r, bx, by, age, j);
-    while (step < c->steps && !rc && !stop) {
+    while (step < c->steps) {
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
         double loss = bf_trm_step(&r, bx, by, Bmax, 1);
@@ -277,7 +277,6 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
         }
         if (do_eval && c->stop_exact > 0 && res->val.exact >= c->stop_exact) {
             res->stopped_early = !last;
-            stop = 1;
             break;
         }
     }

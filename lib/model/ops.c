@@ -176,10 +176,10 @@ static inline __attribute__((always_inline)) void attn_exp8(float *sc, size_t n8
     for (size_t s8 = 0; s8 < n8; s8 += 8) bf_v8_store(sc + s8, bf_v8_exp(bf_v8_load(sc + s8) - mx));
 }
 
-/* o[i] = Σ_s p[s]·v[s·stride + i] for the whole groups of eight i below hd,
- * each sum in the order s = 0 … n−1; returns where the groups end */
-static inline __attribute__((always_inline)) size_t attn_out8(float *o, const float *p, const float *v, size_t stride,
-                                                              size_t n, size_t hd)
+/* o[i] = Σ_s p[s]·v[s·stride + i] for i < hd, eight i at a time and the
+ * last hd mod 8 one by one, each sum in the order s = 0 … n−1 */
+static inline __attribute__((always_inline)) void attn_out(float *o, const float *p, const float *v, size_t stride,
+                                                           size_t n, size_t hd)
 {
     size_t i = 0;
     for (; i + 8 <= hd; i += 8) {
@@ -187,7 +187,11 @@ static inline __attribute__((always_inline)) size_t attn_out8(float *o, const fl
         for (size_t s = 0; s < n; s++) acc += p[s] * bf_v8_load(v + s * stride + i);
         bf_v8_store(o + i, acc);
     }
-    return i;
+    for (; i < hd; i++) {
+        float acc = 0;
+        for (size_t s = 0; s < n; s++) acc += p[s] * v[s * stride + i];
+        o[i] = acc;
+    }
 }
 
 #ifdef __x86_64__
@@ -236,13 +240,7 @@ ATTN_CLONES static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
                 memcpy(p, sc, n * sizeof(float));
                 for (size_t s = n; s < T; s++) p[s] = 0;
             }
-            float *o = j->out + (b * T + t) * D + h * hd;
-            size_t i = attn_out8(o, sc, j->v + b * kT * D + h * hd, D, n, hd);
-            for (; i < hd; i++) {
-                float acc = 0;
-                for (size_t s = 0; s < n; s++) acc += sc[s] * j->v[(b * kT + s) * D + h * hd + i];
-                o[i] = acc;
-            }
+            attn_out(j->out + (b * T + t) * D + h * hd, sc, j->v + b * kT * D + h * hd, D, n, hd);
         }
         if (j->task_max) j->task_max[task] = tmax;
     }
