@@ -131,10 +131,12 @@ check-ref: all $(BUILD)/obj/tools/bf-grad
 check-clone:
 	+scripts/check-clone
 
-# The parts of lib/ keep to their arrows (lib/layers); tests/cli/layers.bats
-# runs the same check inside `make test`.
-check-layers:
+# The parts of lib/ keep to their arrows (lib/layers), and no file of the
+# library uses one that uses it back (scripts/check-cycles, on the built
+# library); tests/cli/layers.bats runs the same checks inside `make test`.
+check-layers: $(LIBA)
 	scripts/check-layers
+	scripts/check-cycles $(LIBA)
 
 check-asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test

@@ -1,4 +1,4 @@
-/* bf/bake.h — prompt baking (part: methods; bf-bake(1)).
+/* bf/bake.h — prompt baking (part: adapt; bf-bake(1)).
  *
  * Teacher: a model that reads the prompt u before each row.  Student: the
  * same base plus a LoRA adapter (bf/lora.h), reading the row alone.  The

@@ -1,5 +1,5 @@
 /* bf/compress.h — model archives: a stream's tensors, each coded by a
- * method, in one compressed tar (part: methods; bf-compress(1)).
+ * method, in one compressed tar (part: compress; bf-compress(1)).
  *
  * An archive is a ustar tar filtered with xz or zstd that holds
  *   manifest.json   the source stream's kind, meta and lineage, and for

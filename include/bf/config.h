@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf/dataset.h"
 #include "bf/val.h"
 
 typedef enum { BF_NORM_RMS, BF_NORM_LAYER } bf_norm_kind;
@@ -36,9 +37,8 @@ typedef struct {
     int rec_n, rec_T, rec_sup;
 } bf_config;
 
-/* Limits that keep every size computation far from overflow. */
-#define BF_MAX_VOCAB (1 << 20)
-#define BF_MAX_CTX (1 << 16)
+/* Limits that keep every size computation far from overflow (the vocab
+ * and ctx limits are the data's too: bf/dataset.h). */
 #define BF_MAX_DMODEL (1 << 16)
 #define BF_MAX_LAYERS 1024
 #define BF_MAX_DFF (1 << 20)

@@ -1,4 +1,4 @@
-/* bf/interop.h — models to and from other programs' formats (part: methods):
+/* bf/interop.h — models to and from other programs' formats (part: formats):
  * safetensors (PyTorch, Hugging Face) both ways, and GGUF (llama.cpp) out.
  * bf-export(1) and bf-import(1) describe the mappings.
  *

@@ -1,4 +1,4 @@
-/* bf/lora.h — LoRA adapters, a weight source (part: methods; bf-bake(1)).
+/* bf/lora.h — LoRA adapters, a weight source (part: adapt; bf-bake(1)).
  *
  * An adapter holds, for each adapted block matrix W [out, in] of a model, two
  * small matrices A [r, in] and B [out, r]; attached, the matrix the model

@@ -1,6 +1,6 @@
 /* bf/svf.h — singular-value fine-tuning: SVF experts as a weight source,
  * their stream, their training and the search over their mixtures (part:
- * methods; bf-svf(1)).
+ * adapt; bf-svf(1)).
  *
  * SVD.  Each adapted block matrix W [out, in] is factored once, when the
  * source is attached, from the weight the model computes with at that moment

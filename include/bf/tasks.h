@@ -1,11 +1,11 @@
-/* bf/tasks.h — generated data sets (part: methods; bf-data(1)). */
+/* bf/tasks.h — generated data sets (part: data; bf-data(1)). */
 #ifndef BF_TASKS_H
 #define BF_TASKS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bf/data.h"
+#include "bf/dataset.h"
 
 typedef enum { BF_MOD_ADD, BF_MOD_SUB, BF_MOD_MUL, BF_MOD_DIV } bf_modarith_op;
 typedef enum { BF_SEQ_COPY, BF_SEQ_REVERSE, BF_SEQ_SORT, BF_SEQ_INCREMENT } bf_seq_task;
@@ -45,7 +45,7 @@ typedef struct {
     uint64_t seed;
 } bf_sudoku_cfg;
 
-/* Sudoku (lib/methods/sudoku.c): S×S grids, boxes 2×2, 2×3 or 3×3; x the
+/* Sudoku (lib/data/sudoku.c): S×S grids, boxes 2×2, 2×3 or 3×3; x the
  * puzzle (0 blank, 1…S), y the solution on the blanks, -1 on the givens. */
 int bf_sudoku_shape(int S, int *box_rows, int *box_cols);   /* 0, or -1 for another size */
 int bf_sudoku_max_holes(int S);                             /* 12, 27, 59 */

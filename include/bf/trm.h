@@ -1,4 +1,4 @@
-/* bf/trm.h — recursive reasoning (part: methods): the Tiny Recursive Model
+/* bf/trm.h — recursive reasoning (part: reason): the Tiny Recursive Model
  * of "Less is More: Recursive Reasoning with Tiny Networks"
  * (Jolicoeur-Martineau 2025) on a recursive bitforge model (cfg.rec_n > 0,
  * bf-init --recursion n,T,sup; bitforge(7)).

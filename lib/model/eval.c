@@ -1,10 +1,21 @@
-/* eval.c — metrics of a model on a data split (bf/data.h). */
+/* eval.c — a model on a data set: whether they agree, its metrics on a
+ * split (bf/data.h). */
 #include "bf/data.h"
 #include "bf/util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+int bf_data_check_model(const bf_dataset *d, const bf_config *c, const char *label)
+{
+    if (d->vocab != c->vocab)
+        return bf_err("%s: data vocab %d differs from the model's %d", label, d->vocab, c->vocab);
+    size_t T = d->train.rows ? d->train.T : d->val.T;
+    if ((d->train.rows && d->train.T > (size_t)c->ctx) || (d->val.rows && d->val.T > (size_t)c->ctx))
+        return bf_err("%s: data rows of %zu tokens exceed the model's ctx %d", label, T, c->ctx);
+    return 0;
+}
 
 /* a forward's mean loss over its targeted positions, back to a sum */
 static void tally_forward(bf_tally *t, const bf_model *m, double mean_loss)

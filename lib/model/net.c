@@ -2,7 +2,7 @@
  * recursion is made of"): the post-norm block stack as a function called
  * many times, each call's activations in one of several sets (slots); the
  * embedding, the readout and the halting head.  The recursion itself is in
- * lib/methods/trm.c.
+ * lib/reason/trm.c.
  *
  * A post-norm block, for x [N,D]:
  *   r1 = x + wo(attn(x));          h1 = attn_norm(r1)

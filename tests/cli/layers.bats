@@ -63,3 +63,53 @@ copy_tree() {
     run grep -rln 'getopt\|struct option' "$(top)/lib" "$(top)/include"
     assert_failure
 }
+
+# One forbidden arrow for each part that holds methods: the check names it.
+forbid() {   # forbid FILE HEADER ARROW: FILE (under lib/) gains #include "bf/HEADER"
+    copy_tree
+    sed -i "0,/#include \"bf\//s//#include \"bf\/$2\"\n#include \"bf\//" "$BATS_TEST_TMPDIR/t/lib/$1"
+    run "$BATS_TEST_TMPDIR/t/scripts/check-layers" "$BATS_TEST_TMPDIR/t"
+    assert_failure
+    assert_output --regexp "^check-layers: lib/${1//./\\.}:[0-9]+: $3 \(includes \"bf/${2//./\\.}\"\)$"
+}
+
+@test "layers-07 data generators may not use the model" {
+    forbid data/tasks.c model.h 'data may not use model'
+}
+
+@test "layers-08 file formats may not use training" {
+    forbid formats/gguf.c train.h 'formats may not use train'
+}
+
+@test "layers-09 the archive's codecs may not use the model" {
+    forbid compress/compress_rans.c config.h 'compress may not use model'
+}
+
+@test "layers-10 adaptation may not use recursive reasoning or the formats" {
+    forbid adapt/lora.c trm.h 'adapt may not use reason'
+    forbid adapt/svf.c interop.h 'adapt may not use formats'
+}
+
+@test "layers-11 recursive reasoning may not use adaptation or the archive" {
+    forbid reason/trm.c lora.h 'reason may not use adapt'
+    forbid reason/trm.c compress.h 'reason may not use compress'
+}
+
+@test "layers-12 no circle of files in the built library" {
+    run "$(top)/scripts/check-cycles" "$BF_BIN/../lib/libbf.a"
+    assert_success
+    assert_output ""
+}
+
+@test "layers-13 a circle of files fails, naming it" {
+    cd "$BATS_TEST_TMPDIR"
+    printf 'int b(void);\nint a(void) { return b(); }\n' >a.c
+    printf 'int c(void);\nint b(void) { return c(); }\n' >b.c
+    printf 'int a(void);\nint c(void) { return a(); }\n' >c.c
+    printf 'int d(void) { return 0; }\n' >d.c
+    cc -c a.c b.c c.c d.c
+    ar rcs circle.a a.o b.o c.o d.o
+    run "$(top)/scripts/check-cycles" circle.a
+    assert_failure
+    assert_output --regexp '^check-cycles: a circle of files: ([abc])\.c -> ([abc])\.c -> ([abc])\.c -> \1\.c$'
+}

@@ -1,5 +1,5 @@
-/* data.c — loading and checking data sets, metrics, building rows. */
-#include "bf/data.h"
+/* dataset.c — loading and checking data sets, building rows. */
+#include "bf/dataset.h"
 #include "bf/util.h"
 
 #include <stdio.h>
@@ -59,16 +59,6 @@ void bf_data_free(bf_dataset *d)
     bf_header_release(&d->h);
     bf_tset_release(&d->s);
     memset(d, 0, sizeof *d);
-}
-
-int bf_data_check_model(const bf_dataset *d, const bf_config *c, const char *label)
-{
-    if (d->vocab != c->vocab)
-        return bf_err("%s: data vocab %d differs from the model's %d", label, d->vocab, c->vocab);
-    size_t T = d->train.rows ? d->train.T : d->val.T;
-    if ((d->train.rows && d->train.T > (size_t)c->ctx) || (d->val.rows && d->val.T > (size_t)c->ctx))
-        return bf_err("%s: data rows of %zu tokens exceed the model's ctx %d", label, T, c->ctx);
-    return 0;
 }
 
 const bf_split *bf_data_split(const bf_dataset *d, const char *name)

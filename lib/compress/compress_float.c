@@ -18,14 +18,14 @@
 #include "bf/tensor.h"
 #include "bf/thread.h"
 #include "bf/util.h"
-#include "compress_internal.h"
+#include "bf/bytes.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void put_f32(uint8_t *p, float f) { uint32_t u; memcpy(&u, &f, 4); bf_cz_put_u32(p, u); }
-static float get_f32(const uint8_t *p) { uint32_t u = bf_cz_get_u32(p); float f; memcpy(&f, &u, 4); return f; }
+static void put_f32(uint8_t *p, float f) { uint32_t u; memcpy(&u, &f, 4); bf_put_le32(p, u); }
+static float get_f32(const uint8_t *p) { uint32_t u = bf_get_le32(p); float f; memcpy(&f, &u, 4); return f; }
 
 /* ------------------------------------------------------------------- int8 */
 
@@ -123,7 +123,7 @@ int bf_vq_encode(const float *w, uint64_t n, uint64_t seed, uint8_t *out)
 {
     uint64_t vecs = (n + D - 1) / D, k = vq_k(n);
     memset(out, 0, 4);
-    bf_cz_put_u16(out, (uint16_t)k);
+    bf_put_le16(out, (uint16_t)k);
     out[2] = D;
     if (!vecs) return 0;
     float *x = bf_aligned_alloc(vecs * D * sizeof(float));
@@ -176,7 +176,7 @@ int bf_vq_encode(const float *w, uint64_t n, uint64_t seed, uint8_t *out)
     /* the codebook as stored, and the last assignment against it */
     for (uint64_t i = 0; i < k * D; i++) {
         uint16_t h = bf_f32_to_f16(cb[i]);
-        bf_cz_put_u16(out + 4 + 2 * i, h);
+        bf_put_le16(out + 4 + 2 * i, h);
         cb[i] = bf_f16_to_f32(h);
     }
     assign(&J, vecs);
@@ -191,10 +191,10 @@ int bf_vq_decode(const uint8_t *in, size_t len, float *w, uint64_t n)
 {
     if (len != bf_vq_bytes(n)) return bf_err("vq member of %zu bytes, not %llu", len, (unsigned long long)bf_vq_bytes(n));
     uint64_t k = vq_k(n), vecs = (n + D - 1) / D;
-    if (bf_cz_get_u16(in) != k || in[2] != D || in[3] != 0) return bf_err("vq member: bad header");
+    if (bf_get_le16(in) != k || in[2] != D || in[3] != 0) return bf_err("vq member: bad header");
     float cb[BF_VQ_K * D];
     for (uint64_t i = 0; i < k * D; i++) {
-        cb[i] = bf_f16_to_f32(bf_cz_get_u16(in + 4 + 2 * i));
+        cb[i] = bf_f16_to_f32(bf_get_le16(in + 4 + 2 * i));
         if (!isfinite(cb[i])) return bf_err("vq member: codebook entry %llu is not finite", (unsigned long long)(i / D));
     }
     const uint8_t *idx = in + 4 + k * D * 2;

@@ -14,7 +14,7 @@
  * nearly any corruption besides the bounds checks on every read. */
 #include "bf/compress.h"
 #include "bf/error.h"
-#include "compress_internal.h"
+#include "bf/bytes.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -85,8 +85,8 @@ size_t bf_rans_encode(const int8_t *codes, uint64_t n, uint8_t *out)
     }
     size_t body = (size_t)(end - ptr);
     memmove(out + HEADER, ptr, body);
-    for (int k = 0; k < 3; k++) bf_cz_put_u16(out + 2 * k, (uint16_t)f[k]);
-    bf_cz_put_u32(out + 6, x);
+    for (int k = 0; k < 3; k++) bf_put_le16(out + 2 * k, (uint16_t)f[k]);
+    bf_put_le32(out + 6, x);
     return HEADER + body;
 }
 
@@ -95,14 +95,14 @@ int bf_rans_decode(const uint8_t *in, size_t len, int8_t *codes, uint64_t n)
     if (len < HEADER) return bf_err("entropy member of %zu bytes, shorter than its %d-byte header", len, HEADER);
     uint32_t f[3], cum[3], sum = 0;
     for (int k = 0; k < 3; k++) {
-        f[k] = bf_cz_get_u16(in + 2 * k);
+        f[k] = bf_get_le16(in + 2 * k);
         sum += f[k];
     }
     if (sum != M) return bf_err("entropy member: frequencies sum to %u, not %u", sum, M);
     cum[0] = 0;
     cum[1] = f[0];
     cum[2] = f[0] + f[1];
-    uint32_t x = bf_cz_get_u32(in + 6);
+    uint32_t x = bf_get_le32(in + 6);
     if (x < RANS_L || x >= (1u << 31)) return bf_err("entropy member: bad initial state");
     size_t pos = HEADER;
     for (uint64_t i = 0; i < n; i++) {

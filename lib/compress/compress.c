@@ -7,7 +7,9 @@
 #include "bf/ternary.h"
 #include "bf/tgroup.h"
 #include "bf/util.h"
-#include "compress_internal.h"
+#include "bf/bytes.h"
+#include "bf/json.h"
+#include "bf/val.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -125,8 +127,8 @@ int bf_cz_encode(bf_cz_method m, const bf_tensor *t, uint64_t seed, uint8_t **ou
         uint64_t rows, cols;
         rows_cols(t->ndim, t->shape, &rows, &cols);
         if (rc == 0) switch (m) {
-        case BF_CZ_F32: for (uint64_t i = 0; i < n; i++) { uint32_t u; memcpy(&u, &x[i], 4); bf_cz_put_u32(p + 4 * i, u); } break;
-        case BF_CZ_F16: for (uint64_t i = 0; i < n; i++) bf_cz_put_u16(p + 2 * i, bf_f32_to_f16(x[i])); break;
+        case BF_CZ_F32: for (uint64_t i = 0; i < n; i++) { uint32_t u; memcpy(&u, &x[i], 4); bf_put_le32(p + 4 * i, u); } break;
+        case BF_CZ_F16: for (uint64_t i = 0; i < n; i++) bf_put_le16(p + 2 * i, bf_f32_to_f16(x[i])); break;
         case BF_CZ_INT8: bf_int8_encode(x, rows, cols, p); break;
         case BF_CZ_SEEDLM4: rc = bf_seedlm_encode(BF_SEEDLM4, x, n, p); break;
         case BF_CZ_SEEDLM3: rc = bf_seedlm_encode(BF_SEEDLM3, x, n, p); break;
@@ -179,8 +181,8 @@ int bf_cz_decode(bf_cz_method m, const uint8_t *in, size_t len, bf_tensor *t)
     rows_cols(t->ndim, t->shape, &rows, &cols);
     int rc = 0;
     switch (m) {
-    case BF_CZ_F32: for (uint64_t i = 0; i < n; i++) { uint32_t u = bf_cz_get_u32(in + 4 * i); memcpy(&x[i], &u, 4); } break;
-    case BF_CZ_F16: for (uint64_t i = 0; i < n; i++) x[i] = bf_f16_to_f32(bf_cz_get_u16(in + 2 * i)); break;
+    case BF_CZ_F32: for (uint64_t i = 0; i < n; i++) { uint32_t u = bf_get_le32(in + 4 * i); memcpy(&x[i], &u, 4); } break;
+    case BF_CZ_F16: for (uint64_t i = 0; i < n; i++) x[i] = bf_f16_to_f32(bf_get_le16(in + 2 * i)); break;
     case BF_CZ_INT8: rc = bf_int8_decode(in, len, x, rows, cols); break;
     case BF_CZ_SEEDLM4: rc = bf_seedlm_decode(BF_SEEDLM4, in, len, x, n); break;
     case BF_CZ_SEEDLM3: rc = bf_seedlm_decode(BF_SEEDLM3, in, len, x, n); break;

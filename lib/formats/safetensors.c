@@ -11,7 +11,9 @@
 #include "bf/tgroup.h"
 #include "bf/ternary.h"
 #include "bf/util.h"
-#include "safetensors_internal.h"
+#include "bf/bytes.h"
+#include "bf/json.h"
+#include "bf/val.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,9 +192,7 @@ static void put_floats(bf_dtype dt, const float *src, size_t n, uint8_t *dst)
 {
     if (dt == BF_F32) { memcpy(dst, src, n * 4); return; }
     for (size_t k = 0; k < n; k++) {
-        uint16_t h = dt == BF_F16 ? bf_f32_to_f16(src[k]) : bf_f32_to_bf16(src[k]);
-        dst[2 * k] = (uint8_t)h;
-        dst[2 * k + 1] = (uint8_t)(h >> 8);
+        bf_put_le16(dst + 2 * k, dt == BF_F16 ? bf_f32_to_f16(src[k]) : bf_f32_to_bf16(src[k]));
     }
 }
 
@@ -339,7 +339,7 @@ int bf_st_write(const bf_header *h, const bf_tset *s, const bf_st_opts *o, uint8
     size_t total = 8 + j.n + (size_t)off;
     uint8_t *b = malloc(total);
     if (!b) { free(j.p); bf_err("out of memory for a %zu-byte file", total); goto out; }
-    for (int k = 0; k < 8; k++) b[k] = (uint8_t)((uint64_t)j.n >> 8 * k);
+    bf_put_le64(b, (uint64_t)j.n);
     memcpy(b + 8, j.p, j.n);
     size_t at = 8 + j.n;
     for (size_t k = 0; k < l.n; k++) {
@@ -584,8 +584,7 @@ int bf_st_parse(const uint8_t *buf, size_t len, const char *label, const bf_st_i
     memset(s, 0, sizeof *s);
     bf_header_init(h, "model");
     if (len < 8) return bf_err("%s: %zu bytes, too short for a safetensors file", label, len);
-    uint64_t hn = 0;
-    for (int k = 7; k >= 0; k--) hn = hn << 8 | buf[k];
+    uint64_t hn = bf_get_le64(buf);
     if (hn > BF_ST_MAX_HEADER) return bf_err("%s: a header of %llu bytes, above the limit of %u", label, (unsigned long long)hn, BF_ST_MAX_HEADER);
     if (hn > len - 8) return bf_err("%s: a header of %llu bytes, but the file has %zu after the size", label, (unsigned long long)hn, len - 8);
     const uint8_t *data = buf + 8 + hn;

@@ -19,7 +19,9 @@
 #include "bf/config.h"
 #include "bf/tgroup.h"
 #include "bf/util.h"
-#include "safetensors_internal.h"
+#include "bf/bytes.h"
+#include "bf/json.h"
+#include "bf/val.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,14 +45,14 @@ typedef struct {
 static void put_u32(bf_buf *b, uint32_t v)
 {
     uint8_t u[4];
-    for (int k = 0; k < 4; k++) u[k] = (uint8_t)(v >> 8 * k);
+    bf_put_le32(u, v);
     bf_buf_put(b, u, 4);
 }
 
 static void put_u64(bf_buf *b, uint64_t v)
 {
     uint8_t u[8];
-    for (int k = 0; k < 8; k++) u[k] = (uint8_t)(v >> 8 * k);
+    bf_put_le64(u, v);
     bf_buf_put(b, u, 8);
 }
 
@@ -118,9 +120,7 @@ static size_t src_row(size_t r, size_t hd, int permute)
 
 static void put_f16(uint8_t *p, float f)
 {
-    uint16_t h = bf_f32_to_f16(f);
-    p[0] = (uint8_t)h;
-    p[1] = (uint8_t)(h >> 8);
+    bf_put_le16(p, bf_f32_to_f16(f));
 }
 
 static void pack_tq2(const int8_t *w, float d, uint8_t *out)
@@ -313,7 +313,7 @@ int bf_gguf_write(const bf_header *h, const bf_tset *s, const bf_gg_opts *o, uin
     kv_f32(&b, &nkv, arch, "%s.rope.freq_base", 10000.0f);
     kv_f32(&b, &nkv, arch, "%s.attention.layer_norm_rms_epsilon", 1e-5f);
     kv_str(&b, &nkv, "tokenizer.ggml.model", "none");
-    for (int k = 0; k < 8; k++) b.p[kv_count_at + k] = (uint8_t)((uint64_t)nkv >> 8 * k);
+    bf_put_le64(b.p + kv_count_at, (uint64_t)nkv);
 
     /* tensor infos */
     uint64_t off = 0;

@@ -20,7 +20,6 @@
 #include "bf/error.h"
 #include "bf/thread.h"
 #include "bf/util.h"
-#include "compress_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
