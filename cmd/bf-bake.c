@@ -1,4 +1,5 @@
 /* bf-bake — prompt baking into a LoRA adapter (bf-bake(1)). */
+#include "bakeopt.h"
 #include "cli.h"
 #include "bf/bake.h"
 #include "bf/lora.h"
@@ -15,22 +16,18 @@ static const char usage[] =
     "usage: bf-bake --prompt TEXT --data DATA [options] [MODEL]\n"
     "\n"
     "Bakes a prompt into a model: the teacher is MODEL reading TEXT before each\n"
-    "row, the student MODEL plus a LoRA adapter reading the row alone; the\n"
-    "adapter learns the teacher's token distributions (KL) at the answer\n"
-    "positions of DATA's train rows, and of rows the teacher samples itself.\n"
-    "Writes the model with the adapter merged (ternary matrices re-quantized\n"
-    "with their own rule), or the adapter alone.\n"
+    "row, the student MODEL reading the row alone; the student learns the\n"
+    "teacher's token distributions (KL) at the answer positions of DATA's train\n"
+    "rows, and of rows the teacher samples itself.  What trains is a LoRA\n"
+    "adapter (--lora; merged at the end, or written alone) or the model's own\n"
+    "matrices (--full; the default on a ternary model).  On ternary matrices\n"
+    "both train through the quantizer: the student is the model written.\n"
+    "--keep DATA keeps the model's behaviour on DATA's rows while it bakes.\n"
     "\n"
     "  --prompt TEXT      the prompt, as bytes (tokens 0-255)\n"
     "  --data DATA        rows without the prompt; answer positions carry targets\n"
-    "  --rank R           LoRA rank (default 8)\n"
-    "  --alpha A          LoRA scale alpha; B·A is scaled by alpha/rank (default 16)\n"
-    "  --targets LIST     adapted matrices: wq,wk,wv,wo,w1,w3,w2, attn, mlp, all\n"
-    "                     (default attn)\n"
-    "  --steps N          Adam steps on the adapter (default 200)\n"
-    "  --batch N          rows per step (default 32)\n"
-    "  --lr X             Adam's learning rate (default 1e-3)\n"
-    "  --clip X           clip the adapter's gradient norm (default 1; 0: off)\n"
+    BF_USAGE_BAKE
+    "  --clip X           clip the trained tensors' gradient norm (default 1; 0: off)\n"
     "  --samples K        teacher trajectories per question (default 0: data only);\n"
     "                     data and trajectory batches then take turns\n"
     "  --temperature T    sampling temperature (default 1; 0: greedy)\n"
@@ -41,39 +38,34 @@ static const char usage[] =
     "  --adapter-out      write the adapter (kind adapter) instead of the model\n"
     "  --checkpoint PFX   with --every N: the adapter every N steps, as PFX-STEP.bf\n"
     "  --every N          (the half-baking curve)\n"
-    "  --eval-every N     KL and exact match on DATA's val split every N steps\n"
-    "                     (default: at the end)\n"
+    "  --eval-every N     KL and exact match on DATA's val split (and the keep\n"
+    "                     sets') every N steps (default: at the end)\n"
     "  --eval-batch N     rows per evaluation forward (default 256)\n"
     "  --log FILE         append one JSON object per step to FILE\n"
-    "  --seed N           adapter initialization, batches and sampling (default 1)\n"
+    "  --seed N           initialization, batches and sampling (default 1)\n"
     "  --threads N        threads (default: all cores)\n"
-    "  -q, --quiet        no progress line\n"
+    "  -q, --quiet        no progress line, no final table\n"
     "      --progress     a progress line even when stderr is not a terminal\n"
     "  -o, --output FILE  write FILE atomically instead of stdout\n"
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
 enum {
-    O_PROMPT = BF_OPT_PROGRAM, O_DATA, O_RANK, O_ALPHA, O_TARGETS, O_STEPS, O_BATCH, O_LR, O_CLIP, O_SAMPLES, O_TEMP,
-    O_MAXNEW, O_QUESTIONS, O_PURSUIT, O_ADAPTER_OUT, O_CHECKPOINT, O_EVERY, O_EVAL_EVERY, O_EVAL_BATCH, O_LOG
+    O_PROMPT = BF_OPT_PROGRAM, O_DATA, O_CLIP, O_SAMPLES, O_TEMP, O_MAXNEW, O_QUESTIONS, O_PURSUIT, O_ADAPTER_OUT,
+    O_CHECKPOINT, O_EVERY, O_EVAL_EVERY, O_EVAL_BATCH, O_LOG
 };
 
 struct cmdline {
     const char *input, *data, *prompt, *log_path, *checkpoint;
-    int rank, pursuit, adapter_out, every;
-    double alpha;
-    unsigned targets;
-    bf_bake_cfg bake;
+    int pursuit, adapter_out, every;
+    bf_bakeopt bo;
 };
 
 static void parse_command_line(int argc, char **argv, struct cmdline *cl)
 {
     static const struct option opts[] = {
-        BF_OPTS_BASE, BF_OPTS_OUTPUT, BF_OPTS_THREADS, BF_OPTS_SEED, BF_OPTS_QUIET,
+        BF_OPTS_BASE, BF_OPTS_OUTPUT, BF_OPTS_THREADS, BF_OPTS_SEED, BF_OPTS_QUIET, BF_OPTS_BAKE,
         {"prompt", required_argument, 0, O_PROMPT}, {"data", required_argument, 0, O_DATA},
-        {"rank", required_argument, 0, O_RANK}, {"alpha", required_argument, 0, O_ALPHA},
-        {"targets", required_argument, 0, O_TARGETS}, {"steps", required_argument, 0, O_STEPS},
-        {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
         {"clip", required_argument, 0, O_CLIP}, {"samples", required_argument, 0, O_SAMPLES},
         {"temperature", required_argument, 0, O_TEMP}, {"max-new", required_argument, 0, O_MAXNEW},
         {"questions", required_argument, 0, O_QUESTIONS}, {"pursuit", required_argument, 0, O_PURSUIT},
@@ -81,26 +73,15 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"every", required_argument, 0, O_EVERY}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
         {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"log", required_argument, 0, O_LOG}, {0, 0, 0, 0}};
     memset(cl, 0, sizeof *cl);
-    cl->rank = 8;
-    cl->alpha = 16;
-    cl->targets = BF_LORA_ATTN;
-    bf_bake_default(&cl->bake);
+    bf_bakeopt_default(&cl->bo);
     bf_cli_begin(argc, argv, "bf-bake", usage);
     int c;
     while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
-        if (bf_cli_common(c, optarg)) continue;
-        bf_bake_cfg *b = &cl->bake;
+        if (bf_cli_common(c, optarg) || bf_bakeopt_handle(&cl->bo, c, optarg)) continue;
+        bf_bake_cfg *b = &cl->bo.bake;
         switch (c) {
         case O_PROMPT: cl->prompt = optarg; break;
         case O_DATA: cl->data = optarg; break;
-        case O_RANK: cl->rank = (int)bf_parse_int("rank", optarg, 1, 65536); break;
-        case O_ALPHA: cl->alpha = bf_parse_double("alpha", optarg, 1e-6, 1e6); break;
-        case O_TARGETS:
-            if (bf_lora_targets_parse(optarg, &cl->targets)) bf_usage_die("--targets: %s", bf_errmsg());
-            break;
-        case O_STEPS: b->steps = (int)bf_parse_int("steps", optarg, 0, 100000000); break;
-        case O_BATCH: b->batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); break;
-        case O_LR: b->lr = bf_parse_double("lr", optarg, 0, 1e6); break;
         case O_CLIP: b->clip = bf_parse_double("clip", optarg, 0, 1e12); break;
         case O_SAMPLES: b->samples = (int)bf_parse_int("samples", optarg, 0, 4096); break;
         case O_TEMP: b->temperature = bf_parse_double("temperature", optarg, 0, 100); break;
@@ -121,7 +102,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     if (strlen(cl->prompt) > 4096) bf_usage_die("--prompt longer than 4096 bytes");
     if (!!cl->checkpoint != !!cl->every) bf_usage_die("--checkpoint PFX and --every N go together");
     if (cl->adapter_out && cl->pursuit) bf_usage_die("--adapter-out writes one adapter; --pursuit bakes several");
-    cl->bake.seed = bf_cli_state.seed;
+    bf_bakeopt_finish(&cl->bo, cl->adapter_out || cl->checkpoint);
+    cl->bo.bake.seed = bf_cli_state.seed;
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(1);
 }
@@ -131,6 +113,7 @@ struct run {
     FILE *log;
     int progress, line_open, round;
     bf_adapter *a;
+    bf_bake_step final;   /* the last evaluated step */
 };
 
 /* The adapter as a stream: to path, or (NULL) to -o or stdout. */
@@ -161,6 +144,10 @@ static void on_step(void *ctx, const bf_bake_step *s)
         bf_json_num(r->log, s->grad_norm);
         fprintf(r->log, ",\"seconds\":");
         bf_json_num(r->log, round(s->seconds * 1000) / 1000);
+        if (r->cl->bo.nkeep) {
+            fprintf(r->log, ",\"keep_kl\":");
+            bf_json_num(r->log, s->keep_kl);
+        }
         if (s->evaluated) {
             fprintf(r->log, ",\"val_kl\":");
             bf_json_num(r->log, s->val_kl);
@@ -170,6 +157,12 @@ static void on_step(void *ctx, const bf_bake_step *s)
             bf_json_num(r->log, s->val.token_acc);
             fprintf(r->log, ",\"val_exact\":");
             bf_json_num(r->log, s->val.exact);
+            if (r->cl->bo.nkeep) {
+                fprintf(r->log, ",\"keep_val_kl\":");
+                bf_json_num(r->log, s->keep_val_kl);
+                fprintf(r->log, ",\"keep_val_exact\":");
+                bf_json_num(r->log, s->keep_val.exact);
+            }
         }
         fprintf(r->log, "}\n");
         fflush(r->log);
@@ -185,35 +178,63 @@ static void on_step(void *ctx, const bf_bake_step *s)
     if (r->progress && (s->seconds - last_draw > 0.1 || last)) {
         last_draw = s->seconds;
         fprintf(stderr, "\rbake%s step %d/%d  kl %.4f", r->round ? " (pursuit)" : "", s->step, s->steps, s->kl);
+        if (r->cl->bo.nkeep) fprintf(stderr, "  keep_kl %.4f", s->keep_kl);
         if (s->evaluated) fprintf(stderr, "  val_kl %.4f  val_exact %.3f", s->val_kl, s->val.exact);
+        if (s->evaluated && r->cl->bo.nkeep) fprintf(stderr, "  keep_exact %.3f", s->keep_val.exact);
         fprintf(stderr, "  %.1fs ", s->seconds);
         r->line_open = !last;
         if (last) fputc('\n', stderr);
     }
+    if (s->evaluated) r->final = *s;
+}
+
+/* The last evaluation: the baked prompt's rows beside the kept ones. */
+static void final_table(const struct run *r)
+{
+    const bf_bake_step *s = &r->final;
+    if (!s->evaluated) return;
+    fprintf(stderr, "%-34s %10s %10s\n", "rows (val)", "kl", "exact");
+    fprintf(stderr, "%-34s %10.4f %10.4f\n", "baked prompt (bare rows)", s->val_kl, s->val.exact);
+    if (r->cl->bo.nkeep) fprintf(stderr, "%-34s %10.4f %10.4f\n", "kept (as they are)", s->keep_val_kl, s->keep_val.exact);
+}
+
+/* A second model with the same tensors (the kept behaviour during pursuit). */
+static void clone(const bf_model *src, const bf_header *h, bf_model *dst)
+{
+    bf_tset s;
+    if (bf_model_to_tset(src, 1, &s) || bf_model_from_tset(dst, h, &s)) bf_die_lib();
+    bf_tset_release(&s);
 }
 
 int main(int argc, char **argv)
 {
     struct cmdline cl;
     parse_command_line(argc, argv, &cl);
-    const char *label = cl.input && strcmp(cl.input, "-") ? cl.input : "stdin";
+    bf_bake_cfg *bake = &cl.bo.bake;
     bf_header h;
-    bf_model student, teacher;
+    bf_model student, teacher, orig;
     uint64_t digest;
     int keep_latent;
     bf_cli_read_model(cl.input, &h, &student, &teacher, &digest, &keep_latent);
     bf_dataset d;
     if (bf_data_load(cl.data, &d)) bf_die_lib();
     if (bf_data_check_model(&d, &student.cfg, cl.data)) bf_die_lib();
+    int full = bf_bakeopt_setup(&cl.bo, &student);
+    /* prompt pursuit changes the teacher: the kept behaviour stays the input's */
+    int have_orig = cl.bo.nkeep && cl.pursuit;
+    if (have_orig) {
+        clone(&teacher, &h, &orig);
+        bake->keep.ref = &orig;
+    }
     size_t P = strlen(cl.prompt);
     int32_t *prompt = bf_xmalloc(P * sizeof *prompt);
     for (size_t k = 0; k < P; k++) prompt[k] = (unsigned char)cl.prompt[k];
     for (size_t k = 0; k < P; k++)
         if (prompt[k] >= student.cfg.vocab) bf_die("--prompt: byte %d is outside the model's vocab of %d", prompt[k], student.cfg.vocab);
-    cl.bake.prompt = prompt;
-    cl.bake.P = (int)P;
+    bake->prompt = prompt;
+    bake->P = (int)P;
 
-    struct run r = {&cl, NULL, bf_cli_show_progress(), 0, 0, NULL};
+    struct run r = {&cl, NULL, bf_cli_show_progress(), 0, 0, NULL, {0}};
     if (cl.log_path) {
         r.log = fopen(cl.log_path, "a");
         if (!r.log) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
@@ -228,18 +249,18 @@ int main(int argc, char **argv)
             digest = bf_tset_digest(&baked);
             bf_tset_release(&baked);
         }
-        if (bf_adapter_create(&a, &student, cl.rank, cl.alpha, cl.targets, cl.bake.seed + (uint64_t)round, digest))
-            bf_die("%s: %s", label, bf_errmsg());
-        if (bf_adapter_attach(&a, &student)) bf_die_lib();
-        r.a = &a;
-        int rc = bf_bake(&student, &a, &teacher, &d, &cl.bake, on_step, &r);
+        if (!full) bf_bakeopt_adapter(&cl.bo, &student, bake->seed + (uint64_t)round, digest, 1.0, &a);
+        r.a = full ? NULL : &a;
+        int rc = bf_bake(&student, r.a, &teacher, &d, bake, on_step, &r);
         if (r.line_open) fputc('\n', stderr);
         if (rc) bf_die_lib();
+        if (full) continue;
         if (cl.adapter_out) break;
         if (bf_adapter_merge(&a, &student, 1.0)) bf_die_lib();
         bf_adapter_free(&a);
     }
     if (r.log) fclose(r.log);
+    if (!bf_cli_state.quiet) final_table(&r);
     if (cl.adapter_out) {
         write_adapter(&a, NULL);
         bf_adapter_free(&a);
@@ -251,7 +272,9 @@ int main(int argc, char **argv)
     }
     bf_model_free(&student);
     bf_model_free(&teacher);
+    if (have_orig) bf_model_free(&orig);
     bf_data_free(&d);
+    bf_bakeopt_free(&cl.bo);
     bf_header_release(&h);
     free(prompt);
     return 0;

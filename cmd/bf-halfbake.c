@@ -1,4 +1,5 @@
 /* bf-halfbake — partial-strength merges, iterated half-bakes and A/B cycles (bf-halfbake(1)). */
+#include "bakeopt.h"
 #include "cli.h"
 #include "bf/bake.h"
 #include "bf/lora.h"
@@ -31,6 +32,13 @@ static const char usage[] =
     "iteration is kept only when the mean exact match over both sets' val\n"
     "splits (bare rows) improves; every decision is logged and tabled.\n"
     "\n"
+    "On a ternary model each half-bake trains through the quantizer at the\n"
+    "strength it is merged at, so that what is merged is what was measured:\n"
+    "an adapter computes Q(L + S·(alpha/rank)·B·A); --full (the default there)\n"
+    "moves the latents at S times the learning rate.  --keep DATA rows keep the\n"
+    "input model's behaviour through every half-bake; their exact match joins\n"
+    "the table and the log.\n"
+    "\n"
     "  --adapter A        merge this adapter (kind adapter, made for MODEL)\n"
     "  --strength S       merge strength (default 1 with --adapter, 0.5 otherwise)\n"
     "  --prompt TEXT      set A's prompt\n"
@@ -39,8 +47,8 @@ static const char usage[] =
     "  --data-b DATA      set B's rows\n"
     "  --iterations N     half-bakes (default 5)\n"
     "  --plateau P        A/B: switch sets after P iterations not kept (default 2)\n"
-    "  --rank R --alpha A --targets LIST   the adapters (as bf-bake; default 8, 16, attn)\n"
-    "  --steps N --batch N --lr X   each bake (as bf-bake; default 200, 32, 1e-3)\n"
+    "each half-bake, as bf-bake:\n"
+    BF_USAGE_BAKE
     "  --log FILE         append one JSON object per iteration to FILE\n"
     "  --seed N           each bake's seed is N + iteration (default 1)\n"
     "  --threads N        threads (default: all cores)\n"
@@ -50,41 +58,34 @@ static const char usage[] =
     "      --version      the version\n";
 
 enum {
-    O_ADAPTER = BF_OPT_PROGRAM, O_STRENGTH, O_PROMPT, O_DATA, O_PROMPT_B, O_DATA_B, O_ITER, O_PLATEAU, O_RANK, O_ALPHA,
-    O_TARGETS, O_STEPS, O_BATCH, O_LR, O_LOG
+    O_ADAPTER = BF_OPT_PROGRAM, O_STRENGTH, O_PROMPT, O_DATA, O_PROMPT_B, O_DATA_B, O_ITER, O_PLATEAU, O_LOG
 };
 
 struct cmdline {
     const char *input, *adapter, *prompt, *data, *prompt_b, *data_b, *log_path;
-    double strength, alpha;
-    int have_strength, iterations, plateau, rank;
-    unsigned targets;
-    bf_bake_cfg bake;
+    double strength;
+    int have_strength, iterations, plateau, bake_flags;
+    bf_bakeopt bo;
 };
 
 static void parse_command_line(int argc, char **argv, struct cmdline *cl)
 {
     static const struct option opts[] = {
-        BF_OPTS_BASE, BF_OPTS_OUTPUT, BF_OPTS_THREADS, BF_OPTS_SEED, BF_OPTS_QUIET,
+        BF_OPTS_BASE, BF_OPTS_OUTPUT, BF_OPTS_THREADS, BF_OPTS_SEED, BF_OPTS_QUIET, BF_OPTS_BAKE,
         {"adapter", required_argument, 0, O_ADAPTER}, {"strength", required_argument, 0, O_STRENGTH},
         {"prompt", required_argument, 0, O_PROMPT}, {"data", required_argument, 0, O_DATA},
         {"prompt-b", required_argument, 0, O_PROMPT_B}, {"data-b", required_argument, 0, O_DATA_B},
         {"iterations", required_argument, 0, O_ITER}, {"plateau", required_argument, 0, O_PLATEAU},
-        {"rank", required_argument, 0, O_RANK}, {"alpha", required_argument, 0, O_ALPHA},
-        {"targets", required_argument, 0, O_TARGETS}, {"steps", required_argument, 0, O_STEPS},
-        {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
         {"log", required_argument, 0, O_LOG}, {0, 0, 0, 0}};
     memset(cl, 0, sizeof *cl);
     cl->iterations = 5;
     cl->plateau = 2;
-    cl->rank = 8;
-    cl->alpha = 16;
-    cl->targets = BF_LORA_ATTN;
-    bf_bake_default(&cl->bake);
+    bf_bakeopt_default(&cl->bo);
     bf_cli_begin(argc, argv, "bf-halfbake", usage);
     int c, have_iter = 0;
     while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
         if (bf_cli_common(c, optarg)) continue;
+        if (bf_bakeopt_handle(&cl->bo, c, optarg)) { cl->bake_flags = 1; continue; }
         switch (c) {
         case O_ADAPTER: cl->adapter = optarg; break;
         case O_STRENGTH: cl->strength = bf_parse_double("strength", optarg, -100, 100); cl->have_strength = 1; break;
@@ -94,21 +95,13 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_DATA_B: cl->data_b = optarg; break;
         case O_ITER: cl->iterations = (int)bf_parse_int("iterations", optarg, 1, 10000); have_iter = 1; break;
         case O_PLATEAU: cl->plateau = (int)bf_parse_int("plateau", optarg, 1, 10000); break;
-        case O_RANK: cl->rank = (int)bf_parse_int("rank", optarg, 1, 65536); break;
-        case O_ALPHA: cl->alpha = bf_parse_double("alpha", optarg, 1e-6, 1e6); break;
-        case O_TARGETS:
-            if (bf_lora_targets_parse(optarg, &cl->targets)) bf_usage_die("--targets: %s", bf_errmsg());
-            break;
-        case O_STEPS: cl->bake.steps = (int)bf_parse_int("steps", optarg, 0, 100000000); break;
-        case O_BATCH: cl->bake.batch = (int)bf_parse_int("batch", optarg, 1, 1 << 20); break;
-        case O_LR: cl->bake.lr = bf_parse_double("lr", optarg, 0, 1e6); break;
         case O_LOG: cl->log_path = optarg; break;
         default: bf_usage_die("unexpected option");
         }
     }
     if (cl->adapter) {
-        if (cl->prompt || cl->data || cl->prompt_b || cl->data_b || have_iter)
-            bf_usage_die("--adapter merges one adapter; the prompts, data and --iterations are for half-baking");
+        if (cl->prompt || cl->data || cl->prompt_b || cl->data_b || have_iter || cl->bake_flags)
+            bf_usage_die("--adapter merges one adapter; the prompts, data, --iterations and baking flags are for half-baking");
         if (!cl->have_strength) cl->strength = 1;
     } else {
         if (!cl->prompt || !*cl->prompt || !cl->data) bf_usage_die("needs --adapter A, or --prompt TEXT and --data DATA");
@@ -117,7 +110,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
             bf_usage_die("prompts are 1 to 4096 bytes");
         if (!cl->have_strength) cl->strength = 0.5;
     }
-    cl->bake.seed = bf_cli_state.seed;
+    bf_bakeopt_finish(&cl->bo, 0);
+    cl->bo.bake.seed = bf_cli_state.seed;
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(1);
 }
@@ -152,24 +146,43 @@ static void clone(const bf_model *src, const bf_header *h, bf_model *dst)
     bf_tset_release(&s);
 }
 
-/* Bakes set s into an adapter on m (teacher: m with the prompt) and merges it at strength. */
-static void half_bake(bf_model *m, const bf_header *h, bake_set *s, const struct cmdline *cl, int iter)
+/* Bakes set s into m (teacher: m with the prompt) and merges it at the
+ * strength: an adapter merged at it (on ternary matrices trained through the
+ * quantizer at it), or the model's own matrices moved at strength·lr. */
+static void half_bake(bf_model *m, const bf_header *h, bake_set *s, const struct cmdline *cl, int full, int iter)
 {
     bf_model teacher;
     clone(m, h, &teacher);
     bf_adapter a;
-    bf_bake_cfg c = cl->bake;
+    bf_bake_cfg c = cl->bo.bake;
     c.prompt = s->prompt;
     c.P = s->P;
-    c.seed = cl->bake.seed + (uint64_t)iter;
+    c.seed = cl->bo.bake.seed + (uint64_t)iter;
     c.eval_every = 0;
-    if (bf_adapter_create(&a, m, cl->rank, cl->alpha, cl->targets, c.seed, 0) || bf_adapter_attach(&a, m)) bf_die_lib();
+    if (full) c.lr *= cl->strength;
+    else bf_bakeopt_adapter(&cl->bo, m, c.seed, 0, cl->strength, &a);
     /* evaluation happens here, on the merged model: none inside the bake */
     bf_dataset d = s->d;
     d.val.rows = 0;
-    if (bf_bake(m, &a, &teacher, &d, &c, NULL, NULL) || bf_adapter_merge(&a, m, cl->strength)) bf_die_lib();
-    bf_adapter_free(&a);
+    if (bf_bake(m, full ? NULL : &a, &teacher, &d, &c, NULL, NULL)) bf_die_lib();
+    if (!full) {
+        if (bf_adapter_merge(&a, m, cl->strength)) bf_die_lib();
+        bf_adapter_free(&a);
+    }
     bf_model_free(&teacher);
+}
+
+/* The keep sets' rows, as they are, on a model (with no keep sets: none). */
+static void measure_keep(bf_model *m, const struct cmdline *cl, bf_metrics *keep)
+{
+    memset(keep, 0, sizeof *keep);
+    for (int k = 0; k < cl->bo.nkeep; k++) {
+        bf_metrics one;
+        if (bf_eval_split(m, &cl->bo.keep_d[k].val, 256, &one)) bf_die_lib();
+        keep->exact += one.exact * (double)one.rows;
+        keep->rows += one.rows;
+    }
+    if (keep->rows) keep->exact /= (double)keep->rows;
 }
 
 /* The model's metrics on a set's bare val rows (its weights as they are:
@@ -206,24 +219,39 @@ int main(int argc, char **argv)
         int nsets = cl.prompt_b ? 2 : 1, quiet = bf_cli_state.quiet;
         load_set(&sets[0], "A", cl.prompt, cl.data, &m);
         if (nsets == 2) load_set(&sets[1], "B", cl.prompt_b, cl.data_b, &m);
-        bf_metrics met[2];
+        int full = bf_bakeopt_setup(&cl.bo, &m), nkeep = cl.bo.nkeep;
+        bf_model orig;   /* the behaviour the keep rows keep: the input's */
+        if (nkeep) {
+            clone(&m, &h, &orig);
+            cl.bo.bake.keep.ref = &orig;
+        }
+        /* the score: the mean exact match over the sets' bare rows, and the
+         * keep rows as one more set when there are any */
+        int nscore = nsets + (nkeep > 0);
+        bf_metrics met[2], kmet;
         double score = 0;
-        for (int k = 0; k < nsets; k++) { measure(&m, &sets[k], &met[k]); score += met[k].exact / nsets; }
+        for (int k = 0; k < nsets; k++) { measure(&m, &sets[k], &met[k]); score += met[k].exact / nscore; }
+        measure_keep(&m, &cl, &kmet);
+        score += kmet.exact / nscore;
         if (!quiet) {
             fprintf(stderr, "%-5s %-4s %-8s %10s", "iter", "set", "decision", "score");
             for (int k = 0; k < nsets; k++) fprintf(stderr, " %9s_%s", "exact", sets[k].name);
+            if (nkeep) fprintf(stderr, " %11s", "exact_keep");
             fprintf(stderr, "\n%-5d %-4s %-8s %10.4f", 0, "-", "start", score);
             for (int k = 0; k < nsets; k++) fprintf(stderr, " %11.4f", met[k].exact);
+            if (nkeep) fprintf(stderr, " %11.4f", kmet.exact);
             fputc('\n', stderr);
         }
         int cur = 0, misses = 0;
         for (int it = 1; it <= cl.iterations; it++) {
             bf_model cand;
             clone(&m, &h, &cand);
-            half_bake(&cand, &h, &sets[cur], &cl, it);
-            bf_metrics cm[2];
+            half_bake(&cand, &h, &sets[cur], &cl, full, it);
+            bf_metrics cm[2], ckeep;
             double cs = 0;
-            for (int k = 0; k < nsets; k++) { measure(&cand, &sets[k], &cm[k]); cs += cm[k].exact / nsets; }
+            for (int k = 0; k < nsets; k++) { measure(&cand, &sets[k], &cm[k]); cs += cm[k].exact / nscore; }
+            measure_keep(&cand, &cl, &ckeep);
+            cs += ckeep.exact / nscore;
             /* one set: every half-bake is kept (the curve); two: only improvements */
             int keep = nsets == 1 || cs > score;
             const char *decision = keep ? "kept" : "dropped";
@@ -232,6 +260,7 @@ int main(int argc, char **argv)
                 m = cand;
                 score = cs;
                 memcpy(met, cm, sizeof met);
+                kmet = ckeep;
                 misses = 0;
             } else {
                 bf_model_free(&cand);
@@ -246,12 +275,17 @@ int main(int argc, char **argv)
                     fprintf(log, ",\"loss_%s\":", sets[k].name);
                     bf_json_num(log, cm[k].loss);
                 }
+                if (nkeep) {
+                    fprintf(log, ",\"exact_keep\":");
+                    bf_json_num(log, ckeep.exact);
+                }
                 fprintf(log, "}\n");
                 fflush(log);
             }
             if (!quiet) {
                 fprintf(stderr, "%-5d %-4s %-8s %10.4f", it, sets[cur].name, decision, cs);
                 for (int k = 0; k < nsets; k++) fprintf(stderr, " %11.4f", cm[k].exact);
+                if (nkeep) fprintf(stderr, " %11.4f", ckeep.exact);
                 fputc('\n', stderr);
             }
             if (nsets == 2 && misses >= cl.plateau) {   /* a plateau: the other set */
@@ -264,6 +298,8 @@ int main(int argc, char **argv)
             bf_data_free(&sets[k].d);
             free(sets[k].prompt);
         }
+        if (nkeep) bf_model_free(&orig);
+        bf_bakeopt_free(&cl.bo);
     }
     bf_tset out;
     if (bf_model_to_tset(&m, keep_latent, &out)) bf_die_lib();

@@ -29,10 +29,11 @@ static const char usage[] =
     "                     sqrt(T/max) (MuonClip)\n"
     "  --ste on|off|auto  on: the model must hold ternary layers; off: it must not;\n"
     "                     auto (default): STE mode exactly when it does\n"
-    "  --preset phase5    the seed's phase 5: --muon-lr 0.01 --fallback adamw\n"
-    "                     --fallback-lr 5e-4 --grokfast ema --grokfast-alpha 0.98\n"
-    "                     --grokfast-lambda 2 --kl 0.2 --ste auto; flags given\n"
-    "                     explicitly win\n"
+    "  --preset P         phase5: the seed's phase 5: --muon-lr 0.01 --fallback\n"
+    "                     adamw --fallback-lr 5e-4 --grokfast ema --grokfast-alpha\n"
+    "                     0.98 --grokfast-lambda 2 --kl 0.2 --ste auto;\n"
+    "                     phase5-finetune: the same at --muon-lr 1e-3, for a model\n"
+    "                     that is trained already; flags given explicitly win\n"
     BF_USAGE_TRAIN
     "  (--grokfast defaults to ema here; --grokfast off gives plain Muon)\n"
     BF_USAGE_MUON
@@ -62,7 +63,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"ref", required_argument, 0, O_REF}, {"qk-clip", required_argument, 0, O_QKCLIP},
         {"ste", required_argument, 0, O_STE}, {"preset", required_argument, 0, O_PRESET},
         {"strip", no_argument, 0, O_STRIP}, {0, 0, 0, 0}};
-    static const char *const stes[] = {"off", "on", "auto", NULL}, *const presets[] = {"phase5", NULL};
+    static const char *const stes[] = {"off", "on", "auto", NULL}, *const presets[] = {"phase5", "phase5-finetune", NULL};
     memset(cl, 0, sizeof *cl);
     bf_trainopt_default(&cl->t);
     cl->t.optim.kind = BF_OPTIM_MUON;
@@ -84,14 +85,17 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_REF: cl->ref = optarg; break;
         case O_QKCLIP: cl->t.train.qk_clip = bf_parse_double("qk-clip", optarg, 1e-6, 1e9); break;
         case O_STE: cl->ste = bf_parse_choice("ste", optarg, stes); cl->have_ste = 1; break;
-        case O_PRESET: bf_parse_choice("preset", optarg, presets); preset = 1; break;
+        case O_PRESET: preset = 1 + bf_parse_choice("preset", optarg, presets); break;
         case O_STRIP: cl->strip = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
     if (preset) {   /* the seed documents' phase 5, under any explicit flag */
         bf_trainopt *t = &cl->t;
-        if (!cl->have_lr) t->train.lr = 0.01;
+        /* a trained ternary model loses points at the seed's Muon rate, which
+         * moves latents across their thresholds with steps of a size that a
+         * model near its minimum does not need (bitforge(7), MuonGrokfast) */
+        if (!cl->have_lr) t->train.lr = preset == 2 ? 1e-3 : 0.01;
         if (!BF_TO_GIVEN(t, BF_TO_FALLBACK)) t->optim.fallback = BF_OPTIM_ADAMW;
         if (!BF_TO_GIVEN(t, BF_TO_FALLBACK_LR)) t->optim.fallback_lr = 5e-4;
         if (!BF_TO_GIVEN(t, BF_TO_GROKFAST)) t->optim.grokfast = BF_GROKFAST_EMA;

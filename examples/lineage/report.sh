@@ -11,9 +11,9 @@ declare -A what=(
     [s0-init]="phase 0: a fresh model"
     [s1-f32]="phase 0: trained in float on the prompted mixture"
     [s2-tern]="phase 4: quantized (absmean, TQ2), trained straight through"
-    [s3-muon]="phase 5: MuonGrokfast, the seed's preset, STE mode"
-    [s4-baked]="phase 5: \"Reverse: \" baked in (LoRA merged, re-quantized)"
-    [s5-ab]="phase 6: an A/B cycle of \"Reverse: \" and \"Sort: \" half-bakes"
+    [s3-muon]="phase 5: MuonGrokfast (the seed's preset at a trained model's Muon lr, 1e-3), STE mode"
+    [s4-baked]="phase 5: \"Reverse: \" baked in through the quantizer, the mixture kept"
+    [s5-ab]="phase 6: an A/B cycle of \"Reverse: \" and \"Sort: \" half-bakes, the mixture kept"
     [s6-f32]="phase 7: dequantized (scale·codes to F32)"
     [s7-svf]="phase 7: SVF experts' CEM mixture applied"
     [s8-final]="phase 8: compressed and back"
@@ -28,7 +28,11 @@ for s in $CHAIN; do
     mx=$(j '$j->{exact}' <"$OUT/$s.mix.json")
     rv=$(ev "$OUT/rev.bf" "$f" | j '$j->{exact}')
     rows+="| ${what[$s]} | \`$s.bf\` | $tool | $bytes | $(pct "$mx") | $(pct "$rv") |"$'\n'
+    eval "mix_${s//-/_}=$mx rev_${s//-/_}=$rv"
 done
+# the chain's goals after phase 6, against the phase-4 ternary model
+goal_mix=$(awk -v a="$mix_s5_ab" -v b="$mix_s2_tern" 'BEGIN { printf "%.1f%% of it: %s", 100 * a / b, (a >= 0.95 * b) ? "met" : "not met" }')
+goal_rev=$(awk -v a="$rev_s5_ab" 'BEGIN { printf "%.1f%%: %s", 100 * a, (a >= 0.8) ? "met" : "not met" }')
 arch=$(stat -c %s "$OUT/s8.bfz")
 f32=$(stat -c %s "$OUT/s1-f32.bf")
 ratio=$(j 'sprintf "%.2f", $j->{ratio_f32}' <"$OUT/s8.json")
@@ -58,8 +62,17 @@ reverse.  Integer kernels for the ternary streams.
 | --- | --- | --- | --- | --- | --- |
 ${rows%$'\n'}
 
+The goals after phase 6 (\`s5-ab.bf\`), against the phase-4 ternary model
+(\`s2-tern.bf\`):
+
+| goal | measured |
+| --- | --- |
+| mixture val exact at least 95% of phase 4's | $(pct "$mix_s5_ab") against $(pct "$mix_s2_tern"), $goal_mix |
+| bare "reverse" rows at least 80% exact | $goal_rev |
+
 The A/B cycle ran $ab half-bakes and kept $kept of them (each kept only
-when the mean exact match over both sets' bare rows improves):
+when the mean exact match over both sets' bare rows and the kept mixture
+rows improves):
 
 \`\`\`
 $(cat "$OUT/s5-ab.txt")

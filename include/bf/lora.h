@@ -13,9 +13,18 @@
  * any optimizer trains them while the base's parameters stay as they are.
  *
  * Merging at strength s writes W_base + s·(α/r)·B·A into the model: into a
- * float parameter as it is; for a ternary matrix into its latent (or, without
- * one, its scale·codes), which is then quantized again with the tensor's own
- * rule — what that costs is measured, not assumed.
+ * float parameter as it is; for a ternary matrix into its latent L (for a
+ * stream without one, the pre-image of its codes, bf_quant_preimage), which is
+ * then quantized again with the tensor's own rule, Q(L + s·(α/r)·B·A).
+ *
+ * On a ternary matrix the adapter trains through the quantizer (through_quant,
+ * the default): W_eff = Q(L + s·(α/r)·B·A) with the tensor's own rule (its
+ * scale recomputed as the rule does), s the strength it will be merged at,
+ * and the gradient passed straight through, dW_eff standing for
+ * d(L + s·(α/r)·B·A).  What is trained is then what a merge at s writes: the
+ * same codes, the same outputs.  With through_quant 0 (the seed's rule) the
+ * adapter sits on scale·codes in float, W_eff = scale·codes + s·(α/r)·B·A,
+ * and a merge's re-quantization decides what remains of it.
  *
  * Stream (bf-stream(5)): kind "adapter"; meta {rank, alpha, targets: [names of
  * the adapted matrices], base: hex XXH3-64 digest of the base model's tensors
@@ -56,6 +65,9 @@ typedef struct {
     bf_lora_src **src;        /* attached sources, one per adapted matrix (NULL: detached) */
     size_t nmat;
     char (*mat)[64];          /* the adapted matrices' names, in the model's order */
+    /* how attached sources compute (set before bf_adapter_attach) */
+    int through_quant;        /* ternary targets through the quantizer (1, the default) or in float (0) */
+    double strength;          /* the s of W_eff, the strength it is to be merged at (default 1) */
 } bf_adapter;
 
 /* A new adapter for model m (rank 1 … min(out, in) of every target, alpha > 0). */

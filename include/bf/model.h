@@ -149,6 +149,9 @@ bf_param *bf_model_param(const bf_model *m, const char *name);
 bf_weight *bf_model_weight(bf_model *m, const char *name);
 int bf_model_is_quantized(const bf_model *m);   /* some weight has the ternary source */
 int bf_model_has_sources(const bf_model *m);    /* some weight has a source (refresh does something) */
+/* The rule of a ternary matrix (its parameter is the latent the rule
+ * quantizes), or NULL for any other weight. */
+const bf_qspec *bf_weight_qspec(const bf_weight *w);
 /* Makes a block matrix ternary: a ternary source over its current values
  * (the latent), quantized by q at the next refresh. */
 int bf_model_set_ternary(bf_model *m, bf_weight *w, const bf_qspec *q);

@@ -24,6 +24,17 @@ void bf_quant_weights(const bf_qspec *q, const float *w, size_t rows, size_t col
 /* w_eff = scale·codes, the weight a straight-through forward sees. */
 void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, float *w_eff);
 
+/* A pre-image of codes and scales under the rule: w such that
+ * bf_quant_weights(q, w) gives the same codes, and the same scales to the
+ * rounding of a mean.  absmean: w = γ·code/f in each scale group, f the
+ * group's fraction of non-zero codes (so that mean|w| = γ and every non-zero
+ * w/γ is at least 1); threshold: w = scale·code (its own pre-image while
+ * τ·f < 1, as it is for every matrix the rule made).  Training a ternary
+ * matrix that came without its latent starts from this, so that its first
+ * re-quantization gives the matrix it came with (absmean would shrink
+ * scale·code's scale to f·γ). */
+void bf_quant_preimage(const bf_qspec *q, const int8_t *codes, const float *scale, size_t rows, size_t cols, float *w);
+
 /* x [N, cols] → q [N, kpad] int8 (zero padded to kpad ≥ cols), inv_s[n] = 1/s,
  * qsum[n] = Σ q (the integer kernels' inputs). */
 void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum);

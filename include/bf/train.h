@@ -102,6 +102,10 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
  * to the model's dlogits (bf_model_dlogits), before bf_model_backward. */
 double bf_kl_anchor(const bf_model *m, const float *ref_logp);
 void bf_kl_anchor_grad(const bf_model *m, const float *ref_logp, double weight, float *dlogits);
+/* The same over the targeted positions k0 … k1−1 alone (the mean over
+ * them): a batch whose rows answer to two references, or two weights. */
+double bf_kl_span(const bf_model *m, const float *ref_logp, size_t k0, size_t k1);
+void bf_kl_span_grad(const bf_model *m, const float *ref_logp, size_t k0, size_t k1, double weight, float *dlogits);
 
 /* QK-clip (MuonClip), a post-step hook: every head whose largest attention
  * logit in the last forward (m->qk_max, recorded with m->track_qk) exceeds

@@ -20,6 +20,19 @@ void bf_bake_default(bf_bake_cfg *c)
     c->questions = 256;
     c->temperature = 1.0;
     c->seed = 1;
+    c->keep.weight = 1.0;
+    c->schedule = BF_SCHED_CONSTANT;
+}
+
+static double bake_lr(const bf_bake_cfg *c, int step)
+{
+    bf_train_cfg t;
+    bf_train_default(&t);
+    t.lr = c->lr;
+    t.steps = c->steps;
+    t.warmup = c->warmup;
+    t.schedule = c->schedule;
+    return bf_train_lr(&t, step);
 }
 
 /* The teacher's log-probabilities at the rows' targeted positions, reading
@@ -73,6 +86,32 @@ int bf_bake_eval(bf_model *m, bf_model *teacher, const int32_t *prompt, int P, c
     return 0;
 }
 
+int bf_bake_eval_keep(bf_model *m, const bf_bake_keep *k, bf_model *ref, int batch, double *kl, bf_metrics *out)
+{
+    double kl_sum = 0, loss = 0, tok = 0, exact = 0;
+    size_t rows = 0, targets = 0;
+    for (int j = 0; j < k->n; j++) {
+        const bf_split *v = &k->sets[j]->val;
+        if (!v->rows) continue;
+        double kj;
+        bf_metrics mj;
+        if (bf_bake_eval(m, ref, NULL, 0, v, batch, &kj, &mj)) return -1;
+        kl_sum += kj * (double)mj.targets;
+        loss += mj.loss * (double)mj.targets;
+        tok += mj.token_acc * (double)mj.targets;
+        exact += mj.exact * (double)mj.rows;
+        rows += mj.rows;
+        targets += mj.targets;
+    }
+    *kl = targets ? kl_sum / (double)targets : 0;
+    out->rows = rows;
+    out->targets = targets;
+    out->loss = targets ? loss / (double)targets : 0;
+    out->token_acc = targets ? tok / (double)targets : 0;
+    out->exact = rows ? exact / (double)rows : 0;
+    return 0;
+}
+
 /* Teacher trajectories: for each of up to nq train questions, `samples`
  * continuations; the rows [n, T] carry targets on the sampled tokens. */
 static int sample_pool(bf_model *teacher, const bf_bake_cfg *c, const bf_split *s, bf_rows *pool)
@@ -117,6 +156,70 @@ static int sample_pool(bf_model *teacher, const bf_bake_cfg *c, const bf_split *
     return rc;
 }
 
+/* What a step trains: the adapter's A and B, or (full baking) the model's
+ * own matrices of a mask, the others' gradients cleared before the step. */
+typedef struct {
+    bf_adapter *a;
+    bf_pset ps;                /* the trained tensors (full: a subset of the model's, in its block) */
+    bf_param *frozen;          /* full: the model's other tensors */
+    size_t nfrozen;
+} bake_params;
+
+static int params_init(bake_params *bp, bf_model *m, bf_adapter *a, unsigned full)
+{
+    memset(bp, 0, sizeof *bp);
+    bp->a = a;
+    if (a) { bp->ps = a->ps; return 0; }
+    char (*names)[64] = NULL;
+    size_t n = bf_lora_target_list(m, full, NULL);
+    if (!n) return bf_err("the model has none of the matrices to train");
+    names = bf_xcalloc(n, sizeof *names);
+    bf_lora_target_list(m, full, names);
+    bp->ps = bf_model_pset(m);
+    bp->ps.p = bf_xcalloc(n, sizeof *bp->ps.p);
+    bp->ps.np = 0;
+    bp->frozen = bf_xcalloc(m->np, sizeof *bp->frozen);
+    for (size_t k = 0; k < m->np; k++) {
+        int on = 0;
+        for (size_t j = 0; j < n && !on; j++) on = !strcmp(m->p[k].name, names[j]);
+        if (on) bp->ps.p[bp->ps.np++] = m->p[k];
+        else bp->frozen[bp->nfrozen++] = m->p[k];
+    }
+    free(names);
+    return 0;
+}
+
+static void params_free(bake_params *bp)
+{
+    if (!bp->a) free(bp->ps.p);
+    free(bp->frozen);
+}
+
+/* The student's weights anew from what was trained. */
+static int params_refresh(bake_params *bp, bf_model *m) { return bp->a ? bf_adapter_refresh(bp->a, m) : bf_model_refresh(m); }
+
+static void params_mask(bake_params *bp, bf_model *m)
+{
+    for (size_t k = 0; k < bp->nfrozen; k++) memset(m->grads + bp->frozen[k].offset, 0, bp->frozen[k].numel * sizeof(float));
+}
+
+/* Two batches as one: rows a [Ba, Ta] then rows b [Bb, Tb], each padded to
+ * the wider (token 0, no target).  The targeted positions keep their order:
+ * a's first, then b's. */
+static void stack_rows(const int32_t *xa, const int32_t *ya, int Ba, int Ta, const int32_t *xb, const int32_t *yb, int Bb,
+                       int Tb, int W, int32_t *x, int32_t *y)
+{
+    for (int r = 0; r < Ba + Bb; r++) {
+        int b = r >= Ba, T = b ? Tb : Ta;
+        const int32_t *sx = b ? xb + (size_t)(r - Ba) * Tb : xa + (size_t)r * Ta;
+        const int32_t *sy = b ? yb + (size_t)(r - Ba) * Tb : ya + (size_t)r * Ta;
+        int32_t *dx = x + (size_t)r * W, *dy = y + (size_t)r * W;
+        memcpy(dx, sx, (size_t)T * sizeof *dx);
+        memcpy(dy, sy, (size_t)T * sizeof *dy);
+        for (int t = T; t < W; t++) { dx[t] = 0; dy[t] = -1; }
+    }
+}
+
 int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_dataset *d, const bf_bake_cfg *c,
             bf_bake_hook hook, void *hook_ctx)
 {
@@ -125,10 +228,19 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
     if (c->P + (int)tr->T > teacher->cfg.ctx)
         return bf_err("the prompt (%d tokens) and rows of %zu do not fit the teacher's context of %d", c->P, tr->T,
                       teacher->cfg.ctx);
-    size_t T = tr->T, V = (size_t)student->cfg.vocab;
+    const bf_bake_keep *kp = &c->keep;
+    bf_model *kref = kp->ref ? kp->ref : teacher;
+    size_t Tk = 0;
+    for (int j = 0; j < kp->n; j++) {
+        if (!kp->sets[j]->train.rows) return bf_err("keep set %d has no train rows", j + 1);
+        if (kp->sets[j]->train.T > Tk) Tk = kp->sets[j]->train.T;
+    }
+    bake_params bp;
+    if (params_init(&bp, student, a, c->full)) return -1;
+    size_t T = tr->T, V = (size_t)student->cfg.vocab, W = T > Tk ? T : Tk;
     bf_rows pool;
     bf_rows_init(&pool, T);
-    if (c->samples > 0 && sample_pool(teacher, c, tr, &pool)) { bf_rows_free(&pool); return -1; }
+    if (c->samples > 0 && sample_pool(teacher, c, tr, &pool)) { bf_rows_free(&pool); params_free(&bp); return -1; }
     bf_split pool_split = {pool.x, pool.y, pool.rows, T};
 
     bf_optim_cfg oc;
@@ -137,13 +249,15 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
     oc.lr = c->lr;
     oc.beta2 = 0.999;
     bf_optim opt;
-    bf_optim_init(&opt, &a->ps, &oc);
-    bf_batcher data_b, pool_b;
+    bf_optim_init(&opt, &bp.ps, &oc);
+    bf_batcher data_b, pool_b, *keep_b = kp->n ? bf_xcalloc((size_t)kp->n, sizeof *keep_b) : NULL;
     bf_batcher_init(&data_b, tr, (size_t)c->batch, c->seed);
     if (pool.rows) bf_batcher_init(&pool_b, &pool_split, (size_t)c->batch, c->seed ^ 0x5a5a5a5aULL);
-    size_t bmax = (size_t)c->batch;
-    int32_t *bx = bf_xmalloc(bmax * ((size_t)c->P + T) * sizeof *bx), *by = bf_xmalloc(bmax * ((size_t)c->P + T) * sizeof *by);
-    float *ref = bf_xmalloc(bmax * T * V * sizeof *ref);
+    for (int j = 0; j < kp->n; j++) bf_batcher_init(&keep_b[j], &kp->sets[j]->train, (size_t)c->batch, c->seed + 101 * (uint64_t)(j + 1));
+    size_t bmax = (size_t)c->batch, wide = (size_t)c->P + W;
+    int32_t *bx = bf_xmalloc(bmax * wide * sizeof *bx), *by = bf_xmalloc(bmax * wide * sizeof *by);
+    int32_t *sx = kp->n ? bf_xmalloc(2 * bmax * W * sizeof *sx) : NULL, *sy = kp->n ? bf_xmalloc(2 * bmax * W * sizeof *sy) : NULL;
+    float *ref = bf_xmalloc(bmax * (T + Tk) * V * sizeof *ref);
     double t0 = bf_now();
     int rc = 0;
     for (int step = 0; step < c->steps; step++) {
@@ -151,30 +265,46 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         int use_pool = pool.rows && (step & 1);
         bf_batcher *bt = use_pool ? &pool_b : &data_b;
         bf_batcher_next(bt, &x, &y);
-        int B = (int)bt->batch;
-        size_t M;
+        int B = (int)bt->batch, Bk = 0, Wf = (int)T;
+        size_t M, Mk = 0;
         if (teacher_logp(teacher, c->prompt, c->P, x, y, B, (int)T, bx, by, ref, &M)) { rc = -1; break; }
-        if (bf_adapter_refresh(a, student)) { rc = -1; break; }
+        if (kp->n) {   /* this step's keep batch, after the bake batch */
+            bf_batcher *kb = &keep_b[step % kp->n];
+            const bf_split *ks = kb->s;
+            const int32_t *kx, *ky;
+            bf_batcher_next(kb, &kx, &ky);
+            Bk = (int)kb->batch;
+            if (teacher_logp(kref, NULL, 0, kx, ky, Bk, (int)ks->T, bx, by, ref + M * V, &Mk)) { rc = -1; break; }
+            Wf = (int)(T > ks->T ? T : ks->T);
+            stack_rows(x, y, B, (int)T, kx, ky, Bk, (int)ks->T, Wf, sx, sy);
+            x = sx;
+            y = sy;
+        }
+        if (params_refresh(&bp, student)) { rc = -1; break; }
         bf_model_zero_grad(student);
-        if (isnan(bf_model_forward(student, x, y, B, (int)T))) {
+        if (isnan(bf_model_forward(student, x, y, B + Bk, Wf))) {
             rc = student->last_targets ? bf_err("the student's loss is not finite at step %d", step + 1) : -1;
             break;
         }
-        double kl = bf_kl_anchor(student, ref);
+        double kl = bf_kl_span(student, ref, 0, M), kkl = bf_kl_span(student, ref, M, M + Mk);
         float *dl = bf_model_dlogits(student);
-        if (dl) {   /* the KL alone: no cross-entropy on the data's answers */
-            memset(dl, 0, M * V * sizeof *dl);
-            bf_kl_anchor_grad(student, ref, 1.0, dl);
+        if (dl) {   /* the KLs alone: no cross-entropy on the data's answers */
+            memset(dl, 0, (M + Mk) * V * sizeof *dl);
+            bf_kl_span_grad(student, ref, 0, M, 1.0, dl);
+            bf_kl_span_grad(student, ref, M, M + Mk, kp->weight, dl);
         }
         if (bf_model_backward(student)) { rc = -1; break; }
-        double gn = bf_grad_clip(&a->ps, c->clip);
-        if (!isfinite(gn)) { rc = bf_err("the adapter's gradient is not finite at step %d", step + 1); break; }
-        bf_optim_step(&opt, &a->ps, c->lr);
-        bf_bake_step s = {step + 1, c->steps, kl, c->lr, gn, 0, 0, 0, {0}};
+        if (!a) params_mask(&bp, student);
+        double gn = bf_grad_clip(&bp.ps, c->clip);
+        if (!isfinite(gn)) { rc = bf_err("the %s gradient is not finite at step %d", a ? "adapter's" : "model's", step + 1); break; }
+        double lr = bake_lr(c, step);
+        bf_optim_step(&opt, &bp.ps, lr);
+        bf_bake_step s = {step + 1, c->steps, kl, lr, gn, 0, kkl, 0, 0, {0}, 0, {0}};
         int last = step + 1 == c->steps;
         if (d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last)) {
-            if (bf_adapter_refresh(a, student) ||
-                bf_bake_eval(student, teacher, c->prompt, c->P, &d->val, c->eval_batch, &s.val_kl, &s.val)) {
+            if (params_refresh(&bp, student) ||
+                bf_bake_eval(student, teacher, c->prompt, c->P, &d->val, c->eval_batch, &s.val_kl, &s.val) ||
+                (kp->n && bf_bake_eval_keep(student, kp, kref, c->eval_batch, &s.keep_val_kl, &s.keep_val))) {
                 rc = -1;
                 break;
             }
@@ -183,13 +313,18 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         s.seconds = bf_now() - t0;
         if (hook) hook(hook_ctx, &s);
     }
-    if (!rc && bf_adapter_refresh(a, student)) rc = -1;
+    if (!rc && params_refresh(&bp, student)) rc = -1;
     free(bx);
     free(by);
+    free(sx);
+    free(sy);
     free(ref);
     bf_batcher_free(&data_b);
     if (pool.rows) bf_batcher_free(&pool_b);
+    for (int j = 0; j < kp->n; j++) bf_batcher_free(&keep_b[j]);
+    free(keep_b);
     bf_rows_free(&pool);
     bf_optim_free(&opt);
+    params_free(&bp);
     return rc;
 }

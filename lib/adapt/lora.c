@@ -1,6 +1,7 @@
 /* lora.c — LoRA adapters as a weight source (bf/lora.h). */
 #include "bf/lora.h"
 #include "bf/blas.h"
+#include "bf/quant.h"
 #include "bf/rng.h"
 #include "bf/util.h"
 
@@ -39,20 +40,36 @@ struct bf_lora_src {
     float scale;             /* α/r */
     size_t r;
     float *A, *B, *dA, *dB;  /* into the adapter's pset */
-    float *base_w;           /* the frozen base, [rows, cols] */
+    float *base_w;           /* the frozen base, [rows, cols]: a ternary matrix's latent when through_q */
     float *w_eff, *dw;       /* [rows, cols] each */
+    int through_q;           /* W_eff = Q(base + scale·B·A) with rule q */
+    bf_qspec q;
+    float *sum;              /* [rows, cols]: base + scale·B·A before Q */
     /* what the weight was before, restored on detach */
     bf_wsource *inner;
     float *inner_w, *inner_dw;
     bf_weight *w;            /* the weight it sits on */
 };
 
-/* W_eff = W_base + (α/r)·B·A */
+/* The scale of B·A at strength s: s·α/r, computed once here so that the
+ * student and a merge at the strength it was trained at add the same floats. */
+static float ba_scale(const bf_adapter *a, double strength) { return (float)(strength * a->alpha / (double)a->rank); }
+
+/* out += scale·B·A over a [rows, cols] matrix: the one product a student's
+ * refresh and a merge both make */
+static void add_ba(size_t rows, size_t cols, size_t r, float scale, const float *B, const float *A, float *out)
+{
+    bf_sgemm(0, 0, rows, cols, r, scale, B, r, A, cols, 1.0f, out, cols);
+}
+
+/* W_eff = W_base + s·(α/r)·B·A, or Q(L + s·(α/r)·B·A) through the quantizer */
 static int lora_refresh(bf_wsource *s, bf_model *m, bf_weight *w)
 {
     bf_lora_src *l = (bf_lora_src *)s;
-    memcpy(l->w_eff, l->base_w, w->rows * w->cols * sizeof(float));
-    bf_sgemm(0, 0, w->rows, w->cols, l->r, l->scale, l->B, l->r, l->A, w->cols, 1.0f, l->w_eff, w->cols);
+    float *out = l->through_q ? l->sum : l->w_eff;
+    memcpy(out, l->base_w, w->rows * w->cols * sizeof(float));
+    add_ba(w->rows, w->cols, l->r, l->scale, l->B, l->A, out);
+    if (l->through_q) bf_quant_fake(&l->q, l->sum, w->rows, w->cols, l->w_eff);
     w->w = l->w_eff;
     return 0;
 }
@@ -82,6 +99,7 @@ static void lora_free(bf_wsource *s)
     bf_aligned_free(l->base_w);
     bf_aligned_free(l->w_eff);
     bf_aligned_free(l->dw);
+    bf_aligned_free(l->sum);
     free(l);
 }
 
@@ -159,6 +177,8 @@ int bf_adapter_create(bf_adapter *a, const bf_model *m, int rank, double alpha, 
     a->alpha = alpha;
     a->targets = targets;
     a->base_digest = base_digest;
+    a->through_quant = 1;
+    a->strength = 1;
     a->nmat = bf_lora_target_list(m, targets, NULL);
     if (!a->nmat) return bf_err("the model has none of the LoRA targets");
     a->mat = bf_xcalloc(a->nmat, sizeof *a->mat);
@@ -198,7 +218,8 @@ int bf_adapter_attach(bf_adapter *a, bf_model *m)
         bf_lora_src *l = bf_xcalloc(1, sizeof *l);
         l->base.ops = &lora_ops;
         l->r = (size_t)a->rank;
-        l->scale = (float)(a->alpha / (double)a->rank);
+        l->scale = ba_scale(a, a->strength);
+        const bf_qspec *q = a->through_quant ? bf_weight_qspec(w) : NULL;
         const bf_param *pa = &a->ps.p[2 * k], *pb = &a->ps.p[2 * k + 1];
         l->A = a->ps.params + pa->offset;
         l->B = a->ps.params + pb->offset;
@@ -207,8 +228,14 @@ int bf_adapter_attach(bf_adapter *a, bf_model *m)
         l->base_w = bf_aligned_alloc(n * sizeof(float));
         l->w_eff = bf_aligned_alloc(n * sizeof(float));
         l->dw = bf_aligned_alloc(n * sizeof(float));
-        if (!l->base_w || !l->w_eff || !l->dw) { lora_free(&l->base); return -1; }
-        memcpy(l->base_w, w->w, n * sizeof(float));
+        if (q) {
+            l->through_q = 1;
+            l->q = *q;
+            l->sum = bf_aligned_alloc(n * sizeof(float));
+        }
+        if (!l->base_w || !l->w_eff || !l->dw || (q && !l->sum)) { lora_free(&l->base); return -1; }
+        /* the base: the latent the quantizer reads, or the weight as computed */
+        memcpy(l->base_w, q ? m->params + w->param->offset : w->w, n * sizeof(float));
         memset(l->dw, 0, n * sizeof(float));
         l->w = w;
         l->inner = w->src;
@@ -247,13 +274,13 @@ void bf_adapter_detach(bf_adapter *a, bf_model *m)
 int bf_adapter_merge(bf_adapter *a, bf_model *m, double strength)
 {
     bf_adapter_detach(a, m);
-    float s = (float)(strength * a->alpha / (double)a->rank);
+    float s = ba_scale(a, strength);
     for (size_t k = 0; k < a->nmat; k++) {
         bf_weight *w = bf_model_weight(m, a->mat[k]);
         const float *A = a->ps.params + a->ps.p[2 * k].offset, *B = a->ps.params + a->ps.p[2 * k + 1].offset;
-        /* the parameter: the float weight, or the ternary latent (scale·codes without one) */
-        float *param = m->params + w->param->offset;
-        bf_sgemm(0, 0, w->rows, w->cols, (size_t)a->rank, s, B, (size_t)a->rank, A, w->cols, 1.0f, param, w->cols);
+        /* the parameter: the float weight, or the ternary latent (the
+         * pre-image of the codes without one) */
+        add_ba(w->rows, w->cols, (size_t)a->rank, s, B, A, m->params + w->param->offset);
         if (w->src && w->src->ops->refresh(w->src, m, w)) return -1;   /* ternary: quantized again */
     }
     return 0;
@@ -315,6 +342,8 @@ int bf_adapter_from_tset(bf_adapter *a, const bf_header *h, const bf_tset *s, co
     a->alpha = alpha;
     a->targets = targets;
     a->base_digest = base_digest;
+    a->through_quant = 1;
+    a->strength = 1;
     a->nmat = bf_lora_target_list(m, targets, NULL);
     if (a->nmat != t->v.a.n) return bf_err("adapter targets do not match the model's matrices");
     a->mat = bf_xcalloc(a->nmat, sizeof *a->mat);

@@ -76,7 +76,7 @@ void bf_net_free(bf_net *n);
 typedef struct {
     bf_wsource base;
     bf_qspec q;
-    float *w_eff;            /* owned [rows, cols] scale·codes; NULL while the view is the parameter */
+    float *w_eff;            /* owned [rows, cols] scale·codes; NULL on the integer kernels only */
     int8_t *codes;           /* the stream's codes and scales as loaded, */
     float *scales;           /* until a refresh re-quantizes the latent (then NULL) */
     bf_tmat *tm;             /* integer-kernel form, or NULL */

@@ -34,10 +34,6 @@ static int ternary_refresh(bf_wsource *s, bf_model *m, bf_weight *w)
     bf_ternary_src *t = (bf_ternary_src *)s;
     if (t->tm && !w->w) return 0;   /* on the kernels only: nothing to re-make */
     drop_stored(t);
-    if (!t->w_eff) {   /* loaded without a latent: the view was the parameter */
-        t->w_eff = bf_aligned_alloc(w->rows * w->cols * sizeof(float));
-        if (!t->w_eff) return -1;
-    }
     bf_quant_fake(&t->q, m->params + w->param->offset, w->rows, w->cols, t->w_eff);
     w->w = t->w_eff;
     return 0;
@@ -59,6 +55,12 @@ static const bf_wsource_ops ternary_ops = {"ternary", ternary_refresh, NULL, NUL
 bf_ternary_src *bf_ternary_src_of(const bf_weight *w)
 {
     return w->src && w->src->ops == &ternary_ops ? (bf_ternary_src *)w->src : NULL;
+}
+
+const bf_qspec *bf_weight_qspec(const bf_weight *w)
+{
+    const bf_ternary_src *t = bf_ternary_src_of(w);
+    return t ? &t->q : NULL;
 }
 
 static bf_ternary_src *ternary_new(bf_model *m, bf_weight *w, const bf_qspec *q)
@@ -105,24 +107,22 @@ int bf_ternary_src_load(bf_model *m, bf_weight *w, const bf_tgroup *g, int for_k
         return 0;
     }
     /* The forward's view is the stream's scale·codes, exactly, whatever the
-     * latent would re-quantize to.  Without a latent the parameter itself
-     * holds scale·codes (same products, same bits), and the view is the
-     * parameter until a refresh. */
+     * latent would re-quantize to.  Without a latent the parameter is a
+     * pre-image of the codes under the rule (bf_quant_preimage), so that
+     * training, a merge or an adapter trained through the quantizer starts
+     * from the matrix the stream holds (absmean would otherwise shrink
+     * scale·codes' scale at the first re-quantization). */
     float *param = m->params + w->param->offset;
-    if (g->latent) memcpy(param, g->latent->data, rows * cols * sizeof(float));
-    else bf_tgroup_dequant(g, param);
     t->codes = bf_xmalloc(rows * cols > 0 ? rows * cols : 1);
     t->scales = bf_xmalloc(ns * sizeof(float));
     memcpy(t->scales, g->scale->data, ns * sizeof(float));
     for (size_t r = 0; r < rows; r++) bf_tgroup_codes_row(g, r, t->codes + r * cols);
-    if (g->latent) {
-        t->w_eff = bf_aligned_alloc(rows * cols * sizeof(float));
-        if (!t->w_eff) return -1;
-        bf_tgroup_dequant(g, t->w_eff);
-        w->w = t->w_eff;
-    } else {
-        w->w = param;
-    }
+    if (g->latent) memcpy(param, g->latent->data, rows * cols * sizeof(float));
+    else bf_quant_preimage(&g->q, t->codes, t->scales, rows, cols, param);
+    t->w_eff = bf_aligned_alloc(rows * cols * sizeof(float));
+    if (!t->w_eff) return -1;
+    bf_tgroup_dequant(g, t->w_eff);
+    w->w = t->w_eff;
     return 0;
 }
 

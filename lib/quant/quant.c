@@ -56,6 +56,21 @@ void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, 
     free(scale);
 }
 
+void bf_quant_preimage(const bf_qspec *q, const int8_t *codes, const float *scale, size_t rows, size_t cols, float *w)
+{
+    size_t ns = bf_qspec_nscales(q, rows), per = ns == 1 ? rows * cols : cols;
+    for (size_t g = 0; g < ns; g++) {
+        const int8_t *c = codes + g * per;
+        float v = scale[g];
+        if (q->method != BF_Q_THRESHOLD) {
+            size_t nz = 0;
+            for (size_t k = 0; k < per; k++) nz += c[k] != 0;
+            if (nz) v = (float)((double)scale[g] * (double)per / (double)nz);
+        }
+        for (size_t k = 0; k < per; k++) w[g * per + k] = v * (float)c[k];
+    }
+}
+
 /* roundf (half away from zero) for |x| < 2^22, without a library call:
  * adding the float just below 0.5 carries exactly when x's fraction is at
  * least one half, and the conversion truncates toward zero. */

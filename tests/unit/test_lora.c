@@ -7,6 +7,12 @@
  *  - B = 0: the adapted model computes exactly the base's loss;
  *  - merging then evaluating equals evaluating with the adapter attached
  *    (float base: to rounding, relative 1e-5);
+ *  - through the quantizer (a ternary base's default): the student's W_eff
+ *    is what a merge writes, bit for bit (the same codes and scales, the same
+ *    loss: KL(student ‖ merged) = 0), at strength 1 and at 0.5; at B = 0 its
+ *    dA and dB are the float path's (the gradient passes straight through);
+ *  - a ternary matrix read without its latent starts from a pre-image of its
+ *    codes: its first re-quantization gives the stream's codes again;
  *  - the adapter stream round trip, and the errors for another base, wrong
  *    shapes, NaN;
  *  - the same seed gives the same bytes. */
@@ -78,10 +84,11 @@ int main(void)
             for (size_t k = 0; k < m.np; k++)
                 if (m.p[k].is_block_matrix) bf_model_set_ternary(&m, bf_model_weight(&m, m.p[k].name), &q);
         }
-        const char *label = tern ? "ternary base" : "float base";
+        const char *label = tern ? "ternary base (float path)" : "float base";
         double base = loss(&m, x, y);
         bf_adapter a;
         ok(bf_adapter_create(&a, &m, 2, 4.0, BF_LORA_ATTN | BF_LORA_MLP, 5, 0x1234) == 0, "%s: adapter of rank 2 on every matrix", label);
+        a.through_quant = 0;   /* the float path: W_eff = scale·codes + B·A, smooth in A and B */
         bf_adapter_attach(&a, &m);
         ok(loss(&m, x, y) == base, "%s: B = 0: the adapted model's loss is the base's, bit for bit", label);
         randomize_b(&a, 8);
@@ -106,6 +113,95 @@ int main(void)
             ok(isfinite(merged), "ternary: merged and re-quantized: loss %.5f (attached %.5f, base %.5f)", merged, adapted, base);
         }
         bf_adapter_free(&a);
+        bf_model_free(&m);
+    }
+
+    /* through the quantizer: the student is what the merge writes */
+    for (int half = 0; half < 2; half++) {
+        double strength = half ? 0.5 : 1.0;
+        bf_model m;
+        make(&m, 0);
+        bf_qspec q = {BF_Q_ABSMEAN, 0, half, BF_TQ2};   /* per tensor, then per row */
+        for (size_t k = 0; k < m.np; k++)
+            if (m.p[k].is_block_matrix) bf_model_set_ternary(&m, bf_model_weight(&m, m.p[k].name), &q);
+        double base = loss(&m, x, y);
+        bf_adapter a, f;
+        bf_adapter_create(&a, &m, 2, 4.0, BF_LORA_ATTN | BF_LORA_MLP, 5, 0x1234);
+        a.strength = strength;
+        /* at B = 0, the same gradients as the float path's */
+        bf_adapter_create(&f, &m, 2, 4.0, BF_LORA_ATTN | BF_LORA_MLP, 5, 0x1234);
+        f.through_quant = 0;
+        f.strength = strength;
+        bf_adapter_attach(&f, &m);
+        bf_model_zero_grad(&m);
+        loss(&m, x, y);
+        bf_model_backward(&m);
+        bf_adapter_detach(&f, &m);
+        bf_adapter_attach(&a, &m);
+        bf_model_zero_grad(&m);
+        ok(loss(&m, x, y) == base, "through Q, strength %.1f: B = 0 gives the base's loss", strength);
+        bf_model_backward(&m);
+        ok(memcmp(a.ps.grads, f.ps.grads, a.ps.n * sizeof(float)) == 0, "through Q: at B = 0, dA and dB are the float path's, bit for bit");
+        bf_adapter_free(&f);
+        randomize_b(&a, 8);
+        double student = loss(&m, x, y);
+        size_t nmat = a.nmat;
+        float **weff = calloc(nmat, sizeof *weff);
+        for (size_t k = 0; k < nmat; k++) {
+            bf_weight *w = bf_model_weight(&m, a.mat[k]);
+            weff[k] = malloc(w->rows * w->cols * sizeof(float));
+            memcpy(weff[k], w->w, w->rows * w->cols * sizeof(float));
+        }
+        size_t M;
+        bf_model_target_index(&m, &M);
+        float *lp = malloc(M * V * sizeof *lp);
+        memcpy(lp, bf_model_target_logprobs(&m, 0), M * V * sizeof *lp);
+        bf_adapter_merge(&a, &m, strength);
+        double merged = loss(&m, x, y);
+        int same = 1;
+        for (size_t k = 0; k < nmat; k++) {
+            bf_weight *w = bf_model_weight(&m, a.mat[k]);
+            same &= memcmp(weff[k], w->w, w->rows * w->cols * sizeof(float)) == 0;
+            free(weff[k]);
+        }
+        free(weff);
+        ok(same, "through Q, strength %.1f: every merged matrix is the student's W_eff, bit for bit", strength);
+        ok(merged == student && memcmp(lp, bf_model_target_logprobs(&m, 0), M * V * sizeof *lp) == 0,
+           "through Q, strength %.1f: the merged model's log-probabilities are the student's (KL 0; loss %.6f, base %.6f)",
+           strength, merged, base);
+        ok(merged != base, "through Q, strength %.1f: the adapter changed the model", strength);
+        free(lp);
+        bf_adapter_free(&a);
+        bf_model_free(&m);
+    }
+
+    /* a ternary matrix read without its latent: its first re-quantization gives its codes again */
+    {
+        bf_model m, l;
+        make(&m, 0);
+        bf_qspec q = {BF_Q_ABSMEAN, 0, 0, BF_TQ2};
+        for (size_t k = 0; k < m.np; k++)
+            if (m.p[k].is_block_matrix) bf_model_set_ternary(&m, bf_model_weight(&m, m.p[k].name), &q);
+        bf_model_refresh(&m);
+        bf_header h;
+        bf_header_init(&h, "model");
+        bf_config_to_meta(&m.cfg, h.meta);
+        bf_tset s;
+        bf_model_to_tset(&m, 0, &s);
+        ok(bf_model_from_tset(&l, &h, &s) == 0, "a ternary model without latents, read back");
+        double read = loss(&l, x, y), orig = bf_model_forward(&m, x, y, B, T);
+        ok(fabs(read - orig) <= 1e-5 * fabs(orig), "its first refresh keeps the model: loss %.7f against %.7f", read, orig);
+        int codes_same = 1;
+        for (size_t k = 0; k < m.np; k++) {
+            if (!m.p[k].is_block_matrix) continue;
+            const float *a = bf_model_weight(&m, m.p[k].name)->w, *b = bf_model_weight(&l, m.p[k].name)->w;
+            for (size_t j = 0; j < m.p[k].numel; j++) codes_same &= (a[j] > 0) == (b[j] > 0) && (a[j] == 0) == (b[j] == 0) &&
+                                                                  fabsf(a[j] - b[j]) <= 1e-6f * fabsf(a[j]);
+        }
+        ok(codes_same, "the same codes, the same scale to 1e-6");
+        bf_tset_release(&s);
+        bf_header_release(&h);
+        bf_model_free(&l);
         bf_model_free(&m);
     }
 

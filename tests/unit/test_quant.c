@@ -7,6 +7,7 @@
 #include "bf/quant.h"
 #include "bf/rng.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,31 @@ int main(void)
         ok(agree, "int8 activation codes agree with the float quantizer");
         ok(tie, "activation ties round half away from zero, like roundf");
         free(x); free(xq); free(q);
+    }
+    /* a pre-image of codes and scales quantizes back to them: the codes
+     * exactly, the scales to the rounding of a mean (relative 1e-6) */
+    {
+        bf_qspec rules[] = {{BF_Q_ABSMEAN, 0, 0, BF_TQ2}, {BF_Q_ABSMEAN, 0, 1, BF_TQ2}, {BF_Q_THRESHOLD, 0.7f, 1, BF_TQ2}};
+        const char *names[] = {"absmean", "absmean per row", "threshold 0.7"};
+        for (int k = 0; k < 3; k++) {
+            size_t rows = 9, cols = 37, n = rows * cols, ns = bf_qspec_nscales(&rules[k], rows);
+            float *w = malloc(n * sizeof *w), *pre = malloc(n * sizeof *pre), s1[9], s2[9];
+            int8_t *c1 = malloc(n), *c2 = malloc(n);
+            for (size_t j = 0; j < n; j++) w[j] = (float)(0.05 * bf_rng_normal(&r));
+            bf_quant_weights(&rules[k], w, rows, cols, c1, s1);
+            bf_quant_preimage(&rules[k], c1, s1, rows, cols, pre);
+            bf_quant_weights(&rules[k], pre, rows, cols, c2, s2);
+            int close = 1;
+            for (size_t g = 0; g < ns; g++) close &= fabsf(s2[g] - s1[g]) <= 1e-6f * s1[g];
+            ok(same(c1, c2, n) && close, "%s: the pre-image of codes and scales quantizes back to them", names[k]);
+            /* scale·codes is no pre-image for absmean: its scale shrinks to the non-zero fraction */
+            if (k == 0) {
+                for (size_t j = 0; j < n; j++) pre[j] = s1[0] * (float)c1[j];
+                bf_quant_weights(&rules[k], pre, rows, cols, c2, s2);
+                ok(s2[0] < 0.9f * s1[0], "absmean of scale·codes shrinks the scale (%.5f -> %.5f): why the pre-image", s1[0], s2[0]);
+            }
+            free(w); free(pre); free(c1); free(c2);
+        }
     }
     return tap_done();
 }
