@@ -221,7 +221,7 @@ int main(int argc, char **argv)
     if (bf_data_check_model(&d, &student.cfg, cl.data)) bf_die_lib();
     int full = bf_bakeopt_setup(&cl.bo, &student);
     /* prompt pursuit changes the teacher: the kept behaviour stays the input's */
-    int have_orig = cl.bo.nkeep && cl.pursuit;
+    int have_orig = cl.bo.nkeep && cl.pursuit && !cl.bo.keep_ref;
     if (have_orig) {
         clone(&teacher, &h, &orig);
         bake->keep.ref = &orig;

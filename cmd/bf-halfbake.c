@@ -220,8 +220,9 @@ int main(int argc, char **argv)
         load_set(&sets[0], "A", cl.prompt, cl.data, &m);
         if (nsets == 2) load_set(&sets[1], "B", cl.prompt_b, cl.data_b, &m);
         int full = bf_bakeopt_setup(&cl.bo, &m), nkeep = cl.bo.nkeep;
-        bf_model orig;   /* the behaviour the keep rows keep: the input's */
-        if (nkeep) {
+        bf_model orig;   /* the behaviour the keep rows keep: the input's, or --keep-ref's */
+        int have_orig = nkeep && !cl.bo.keep_ref;
+        if (have_orig) {
             clone(&m, &h, &orig);
             cl.bo.bake.keep.ref = &orig;
         }
@@ -298,8 +299,8 @@ int main(int argc, char **argv)
             bf_data_free(&sets[k].d);
             free(sets[k].prompt);
         }
-        if (nkeep) bf_model_free(&orig);
         bf_bakeopt_free(&cl.bo);
+        if (have_orig) bf_model_free(&orig);
     }
     bf_tset out;
     if (bf_model_to_tset(&m, keep_latent, &out)) bf_die_lib();

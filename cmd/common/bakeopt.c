@@ -34,6 +34,7 @@ int bf_bakeopt_handle(bf_bakeopt *o, int c, const char *arg)
         o->keep[o->nkeep++] = arg;
         break;
     case BF_BO_KEEP_WEIGHT: b->keep.weight = bf_parse_double("keep-weight", arg, 0, 1e6); break;
+    case BF_BO_KEEP_REF: o->keep_ref = arg; break;
     case BF_BO_FULL: o->full = 1; break;
     case BF_BO_LORA: o->lora = 1; break;
     case BF_BO_MERGE: o->merge_latent = bf_parse_choice("merge", arg, merges); o->adapter_asked = 1; break;
@@ -48,6 +49,7 @@ void bf_bakeopt_finish(bf_bakeopt *o, int adapter_out)
     if (o->full && (o->adapter_asked || adapter_out))
         bf_usage_die("--full trains the model itself: --rank, --alpha, --merge and adapter output are an adapter's");
     if (o->adapter_asked || adapter_out) o->lora = 1;
+    if (o->keep_ref && !o->nkeep) bf_usage_die("--keep-ref is the reference of --keep; give --keep DATA too");
 }
 
 int bf_bakeopt_setup(bf_bakeopt *o, const bf_model *m)
@@ -66,6 +68,15 @@ int bf_bakeopt_setup(bf_bakeopt *o, const bf_model *m)
     }
     o->bake.keep.sets = o->keep_p;
     o->bake.keep.n = o->nkeep;
+    if (o->keep_ref) {
+        bf_header h;
+        bf_cli_read_model(o->keep_ref, &h, &o->ref, NULL, NULL, NULL);
+        bf_header_release(&h);
+        if (o->ref.cfg.vocab != m->cfg.vocab || o->ref.cfg.ctx < m->cfg.ctx)
+            bf_die("%s: --keep-ref has vocab %d and ctx %d; the model %d and %d", o->keep_ref, o->ref.cfg.vocab,
+                   o->ref.cfg.ctx, m->cfg.vocab, m->cfg.ctx);
+        o->bake.keep.ref = &o->ref;
+    }
     return o->full;
 }
 
@@ -81,4 +92,6 @@ void bf_bakeopt_free(bf_bakeopt *o)
 {
     for (int k = 0; k < o->nkeep; k++) bf_data_free(&o->keep_d[k]);
     o->nkeep = 0;
+    if (o->bake.keep.ref == &o->ref) bf_model_free(&o->ref);
+    o->bake.keep.ref = NULL;
 }

@@ -20,7 +20,7 @@
 
 enum {
     BF_BO_RANK = 1300, BF_BO_ALPHA, BF_BO_TARGETS, BF_BO_STEPS, BF_BO_BATCH, BF_BO_LR, BF_BO_WARMUP, BF_BO_SCHEDULE,
-    BF_BO_KEEP, BF_BO_KEEP_WEIGHT, BF_BO_FULL, BF_BO_LORA, BF_BO_MERGE
+    BF_BO_KEEP, BF_BO_KEEP_WEIGHT, BF_BO_KEEP_REF, BF_BO_FULL, BF_BO_LORA, BF_BO_MERGE
 };
 
 #define BF_OPTS_BAKE                                                                                          \
@@ -29,6 +29,7 @@ enum {
     {"batch", required_argument, 0, BF_BO_BATCH}, {"lr", required_argument, 0, BF_BO_LR},                   \
     {"warmup", required_argument, 0, BF_BO_WARMUP}, {"schedule", required_argument, 0, BF_BO_SCHEDULE},     \
     {"keep", required_argument, 0, BF_BO_KEEP}, {"keep-weight", required_argument, 0, BF_BO_KEEP_WEIGHT},   \
+    {"keep-ref", required_argument, 0, BF_BO_KEEP_REF},                                                      \
     {"full", no_argument, 0, BF_BO_FULL}, {"lora", no_argument, 0, BF_BO_LORA},                              \
     {"merge", required_argument, 0, BF_BO_MERGE}
 
@@ -46,6 +47,7 @@ enum {
     "  --keep DATA        rows whose behaviour must not change, read as they are\n"                         \
     "                     (repeatable): KL(model ‖ student) on them joins the loss\n"                       \
     "  --keep-weight L    the keep rows' weight in the loss (default 1)\n"                                  \
+    "  --keep-ref MODEL   the behaviour the keep rows keep (default: the input model)\n"                   \
     "  --steps N          Adam steps (default 200)\n"                                                       \
     "  --batch N          rows per step (default 32; as many keep rows again)\n"                            \
     "  --lr X             Adam's learning rate (default 1e-3)\n"                                            \
@@ -59,6 +61,8 @@ typedef struct {
     unsigned targets;
     const char *keep[BF_BAKE_MAX_KEEP];
     int nkeep;
+    const char *keep_ref;                     /* --keep-ref MODEL, or NULL */
+    bf_model ref;                             /* it, loaded by bf_bakeopt_setup */
     int full, lora, merge_latent, schedule;   /* schedule: a bf_schedule, or -1 by the model */
     int adapter_asked;                        /* --rank, --alpha or --merge given */
     bf_dataset keep_d[BF_BAKE_MAX_KEEP];
@@ -73,7 +77,8 @@ int bf_bakeopt_handle(bf_bakeopt *o, int c, const char *arg);
  * adapter option; adapter_out: the program will write an adapter. */
 void bf_bakeopt_finish(bf_bakeopt *o, int adapter_out);
 /* Once the model is read: the method and the schedule for it (returns 1
- * for --full), the keep sets loaded and checked against it. */
+ * for --full), the keep sets (and --keep-ref) loaded and checked against it;
+ * bake.keep.ref is --keep-ref's model or NULL (the program sets its own). */
 int bf_bakeopt_setup(bf_bakeopt *o, const bf_model *m);
 /* A new adapter for m as the flags say, at strength s, attached. */
 void bf_bakeopt_adapter(const bf_bakeopt *o, bf_model *m, uint64_t seed, uint64_t digest, double strength, bf_adapter *a);

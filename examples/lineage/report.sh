@@ -30,6 +30,8 @@ for s in $CHAIN; do
     rows+="| ${what[$s]} | \`$s.bf\` | $tool | $bytes | $(pct "$mx") | $(pct "$rv") |"$'\n'
     eval "mix_${s//-/_}=$mx rev_${s//-/_}=$rv"
 done
+mix_seed=$(ev "$OUT/mix.bf" "$OUT/x-muon-seed.bf" | j '$j->{exact}')
+MUON_STEPS_RUN=$(perl -MJSON::PP -ne 'my $x = decode_json($_); $s = $x->{step}; END { print $s // 0 }' "$OUT/s3-muon.log")
 # the chain's goals after phase 6, against the phase-4 ternary model
 goal_mix=$(awk -v a="$mix_s5_ab" -v b="$mix_s2_tern" 'BEGIN { printf "%.1f%% of it: %s", 100 * a / b, (a >= 0.95 * b) ? "met" : "not met" }')
 goal_rev=$(awk -v a="$rev_s5_ab" 'BEGIN { printf "%.1f%%: %s", 100 * a, (a >= 0.8) ? "met" : "not met" }')
@@ -69,6 +71,10 @@ The goals after phase 6 (\`s5-ab.bf\`), against the phase-4 ternary model
 | --- | --- |
 | mixture val exact at least 95% of phase 4's | $(pct "$mix_s5_ab") against $(pct "$mix_s2_tern"), $goal_mix |
 | bare "reverse" rows at least 80% exact | $goal_rev |
+
+MuonGrokfast on the phase-4 model ($MUON_STEPS_RUN steps): the seed's preset (\`--preset phase5\`, Muon lr 0.01)
+leaves $(pct "$mix_seed") mixture val exact, $(awk -v a="$mix_seed" -v b="$mix_s2_tern" 'BEGIN { printf "%.1f", 100 * a / b }')% of the phase-4 model's; \`--preset phase5-finetune\`
+(the same at Muon lr 1e-3, the chain's step) leaves $(pct "$mix_s3_muon"), $(awk -v a="$mix_s3_muon" -v b="$mix_s2_tern" 'BEGIN { printf "%.1f", 100 * a / b }')% of it (\`muon: seed $mix_seed finetune $mix_s3_muon phase4 $mix_s2_tern\`).
 
 The A/B cycle ran $ab half-bakes and kept $kept of them (each kept only
 when the mean exact match over both sets' bare rows and the kept mixture

@@ -15,6 +15,7 @@ pct() { awk -v x="$1" 'BEGIN { printf "%.1f", 100 * x }'; }
 num() { awk -v x="$1" 'BEGIN { printf "%.4f", x }'; }
 
 REV=$OUT/rev.bf
+BAKE_STEPS_RUN=$(sed -n 's/.*"step":\([0-9]*\),.*/\1/p' "$OUT/bake-tern.log" | tail -1)
 # exact on bare reverse rows, and the KL to the base reading "Reverse: "
 bare() {   # [flags] MODEL -> "exact kl"
     out=$(ev --data "$REV" --compare "$OUT/f32.bf" --ref-prompt "Reverse: " "$@")
@@ -73,6 +74,30 @@ echo "| ternary base, prompted | $(pct "$tt_e")% | 0 | $(pct "$(prompted copy "$
 echo "| ternary base, bare | $(pct "$tb_e")% | $(num "$tb_kl") | | |"
 echo "| ternary baked, LoRA unmerged | $(pct "$tu_e")% | $(num "$tu_kl") | | |"
 echo "| ternary baked, merged and re-quantized | $(pct "$tm_e")% | $(num "$tm_kl") | $(pct "$(prompted copy "$OUT/tern-s1.bf" --fake-quant)")% | $(pct "$(prompted sort "$OUT/tern-s1.bf" --fake-quant)")% |"
+
+# bitforge's procedure: through the quantizer, the mixture kept
+set -- $(bare_t "$OUT/tern-keep.bf"); tk_e=$1 tk_kl=$2
+set -- $(bare_t --adapter "$OUT/ad-tern-q.bf" "$OUT/tern.bf"); tqu_e=$1 tqu_kl=$2
+set -- $(bare_t "$OUT/tern-q-s1.bf"); tqm_e=$1 tqm_kl=$2
+kl_sm=$(ev --fake-quant --data "$REV" --compare "$OUT/tern-q-s1.bf" --adapter "$OUT/ad-tern-q.bf" "$OUT/tern.bf" | j kl)
+secs() { sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' "$1" | tail -1; }
+echo "| bitforge: \`--full --keep\` (the default for a ternary model), merged = trained | $(pct "$tk_e")% | $(num "$tk_kl") | $(pct "$(prompted copy "$OUT/tern-keep.bf" --fake-quant)")% | $(pct "$(prompted sort "$OUT/tern-keep.bf" --fake-quant)")% |"
+echo "| bitforge: \`--lora --keep\` through the quantizer, the student | $(pct "$tqu_e")% | $(num "$tqu_kl") | $(pct "$(prompted copy "$OUT/tern.bf" "--fake-quant --adapter $OUT/ad-tern-q.bf")")% | $(pct "$(prompted sort "$OUT/tern.bf" "--fake-quant --adapter $OUT/ad-tern-q.bf")")% |"
+echo "| bitforge: \`--lora --keep\`, merged and re-quantized | $(pct "$tqm_e")% | $(num "$tqm_kl") | $(pct "$(prompted copy "$OUT/tern-q-s1.bf" --fake-quant)")% | $(pct "$(prompted sort "$OUT/tern-q-s1.bf" --fake-quant)")% |"
+echo
+echo "The first four rows are the seed's procedure (the adapter on the frozen scale·codes in float, merged into the latent"
+echo "and quantized again: \`--merge latent\`, constant rate); the last three bitforge's: trained through the quantizer, so that"
+echo "what is written is what was trained (KL(student ‖ merged) on the bare val rows: $kl_sm), with the prompted mixture's rows"
+echo "kept (\`--keep\`, KL to the phase-4 model). The prompted reverse rows of the baked models: seed's merged"
+echo "$(pct "$(prompted reverse "$OUT/tern-s1.bf" --fake-quant)")%, \`--full --keep\` $(pct "$(prompted reverse "$OUT/tern-keep.bf" --fake-quant)")%, \`--lora --keep\` merged $(pct "$(prompted reverse "$OUT/tern-q-s1.bf" --fake-quant)")%."
+echo
+echo "| bake of the ternary model | steps | seconds | bytes written |"
+echo "| --- | ---: | ---: | ---: |"
+echo "| seed's: LoRA rank 8, \`--adapter-out\` | $BAKE_STEPS_RUN | $(secs "$OUT/bake-tern.log") | $(stat -c %s "$OUT/ad-tern.bf") (the adapter) |"
+echo "| bitforge: \`--full --keep\` | $BAKE_STEPS_RUN | $(secs "$OUT/bake-tern-keep.log") | $(stat -c %s "$OUT/tern-keep.bf") (the model) |"
+echo "| bitforge: \`--lora --keep\`, \`--adapter-out\` | $BAKE_STEPS_RUN | $(secs "$OUT/bake-tern-q.log") | $(stat -c %s "$OUT/ad-tern-q.bf") (the adapter) |"
+echo
+echo "(A \`--keep\` step runs a second batch, of the kept rows, beside the baked one.)"
 echo
 
 echo "## Half-baking: strength s of the merge (\`bf-halfbake --adapter A --strength s\`)"
@@ -95,24 +120,44 @@ for ck in $(ls "$OUT"/ck-*.bf | sed 's/.*ck-\([0-9]*\)\.bf/\1/' | sort -n); do
 done
 echo
 
-echo "## Five iterated half-bakes of the ternary model (each: bake, merge at 0.5, quantize again)"
+# ihb_table PREFIX: the iterated half-bakes' table; sets per_iter, after5, worst
+ihb_table() {
+    prefix=$1
+    echo "| iteration | bare reverse | reverse (prompted) | copy (prompted) | sort (prompted) | mean of the prompted three |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+    means=""
+    for i in 0 1 2 3 4 5; do
+        f=$OUT/$1-$i.bf
+        set -- $(bare_t "$f") "$1"
+        r=$(prompted reverse "$f" --fake-quant) c=$(prompted copy "$f" --fake-quant) s=$(prompted sort "$f" --fake-quant)
+        m=$(awk -v a="$r" -v b="$c" -v d="$s" 'BEGIN { printf "%.6f", (a + b + d) / 3 }')
+        means="$means $m"
+        echo "| $i | $(pct "$1")% | $(pct "$r")% | $(pct "$c")% | $(pct "$s")% | $(pct "$m")% |"
+        set -- "$3"
+    done
+    echo
+    echo "$means" >"$OUT/.$prefix.means"
+}
+echo "## Five iterated half-bakes of the ternary model: the seed's procedure (bake, merge at 0.5 into the latent, quantize again)"
 echo
-echo "| iteration | bare reverse | reverse (prompted) | copy (prompted) | sort (prompted) | mean of the prompted three |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
-means=""
-for i in 0 1 2 3 4 5; do
-    f=$OUT/ihb-$i.bf
-    set -- $(bare_t "$f")
-    r=$(prompted reverse "$f" --fake-quant) c=$(prompted copy "$f" --fake-quant) s=$(prompted sort "$f" --fake-quant)
-    m=$(awk -v a="$r" -v b="$c" -v d="$s" 'BEGIN { printf "%.6f", (a + b + d) / 3 }')
-    means="$means $m"
-    echo "| $i | $(pct "$1")% | $(pct "$r")% | $(pct "$c")% | $(pct "$s")% | $(pct "$m")% |"
-done
-echo
+ihb_table ihb >"$OUT/.ihb.md"
+cat "$OUT/.ihb.md"
+means=$(cat "$OUT/.ihb.means")
 per_iter=$(echo "$means" | awk '{ printf "%.2f", 100 * ($1 - $NF) / (NF - 1) }')
 after5=$(echo "$means" | awk '{ printf "%.2f", 100 * ($1 - $NF) }')
 echo "The prompted tasks' mean exact match falls by $per_iter points an iteration on average, $after5 points after 5"
 echo "(negative: it rises)."
+echo
+echo "## Five iterated half-bakes of the ternary model: bitforge's (through the quantizer at 0.5, the mixture kept against the phase-4 model)"
+echo
+ihb_table ihbk >"$OUT/.ihbk.md"
+cat "$OUT/.ihbk.md"
+meansk=$(cat "$OUT/.ihbk.means")
+per_iter_k=$(echo "$meansk" | awk '{ printf "%.2f", 100 * ($1 - $NF) / (NF - 1) }')
+after5_k=$(echo "$meansk" | awk '{ printf "%.2f", 100 * ($1 - $NF) }')
+worst_k=$(echo "$meansk" | awk '{ w = 0; for (i = 2; i <= NF; i++) if ($(i-1) - $i > w) w = $(i-1) - $i; printf "%.2f", 100 * w }')
+echo "The prompted tasks' mean exact match falls by $per_iter_k points an iteration on average ($worst_k in the worst"
+echo "iteration), $after5_k points after 5 (negative: it rises)."
 echo
 
 echo "## One A/B cycle on the float model (Reverse / Sort, half strength, plateau 1)"
@@ -132,8 +177,18 @@ v1=$(awk -v g="$gain" 'BEGIN { print (g >= 1.5 ? "holds" : "does not hold") }')
 v2=$(awk -v r="$rq" 'BEGIN { print (r >= -0.5 ? "holds (no worse than -0.5)" : "does not hold") }')
 v3=$(awk -v p="$per_iter" 'BEGIN { print (p <= 0.3 ? "holds" : "does not hold") }')
 v4=$(awk -v a="$after5" 'BEGIN { print (a < 2 ? "holds" : "does not hold") }')
-echo "| baking a prompt into a ternary model gains accuracy | +1.5% | $gain points (unmerged baked, bare rows, against the prompted base) | $v1 |"
-echo "| re-quantizing the baked ternary model costs | -0.5% | $rq points (merged and re-quantized against unmerged) | $v2 |"
-echo "| each half-bake iteration costs | 0.3% | $per_iter points of the prompted tasks' mean exact match | $v3 |"
-echo "| five half-bake iterations cost | < 2% | $after5 points | $v4 |"
+gain_k=$(awk -v u="$tk_e" -v p="$tt_e" 'BEGIN { printf "%+.1f", 100 * (u - p) }')
+rq_k=$(awk -v m="$tqm_e" -v u="$tqu_e" 'BEGIN { printf "%+.1f", 100 * (m - u) }')
+v1k=$(awk -v g="$gain_k" 'BEGIN { print (g >= 1.5 ? "holds" : "does not hold") }')
+v2k=$(awk -v r="$rq_k" -v k="$kl_sm" 'BEGIN { print (r >= -0.5 ? "holds (no worse than -0.5; KL(student ‖ merged) " k ")" : "does not hold") }')
+v3k=$(awk -v p="$per_iter_k" 'BEGIN { print (p <= 0.3 ? "holds" : "does not hold") }')
+v4k=$(awk -v a="$after5_k" 'BEGIN { print (a < 2 ? "holds" : "does not hold") }')
+echo "| baking a prompt into a ternary model gains accuracy (the seed's procedure) | +1.5% | $gain points (unmerged baked, bare rows, against the prompted base) | $v1 |"
+echo "| baking a prompt into a ternary model gains accuracy (bitforge: \`bf-bake --keep\`, through the quantizer) | +1.5% | $gain_k points (the baked model, bare rows, against the prompted base) | $v1k |"
+echo "| re-quantizing the baked ternary model costs (the seed's procedure) | -0.5% | $rq points (merged and re-quantized against unmerged) | $v2 |"
+echo "| re-quantizing the baked ternary model costs (bitforge: an adapter through the quantizer) | -0.5% | $rq_k points (merged and re-quantized against the student) | $v2k |"
+echo "| each half-bake iteration costs (the seed's procedure) | 0.3% | $per_iter points of the prompted tasks' mean exact match | $v3 |"
+echo "| each half-bake iteration costs (bitforge: \`bf-halfbake --keep\`) | 0.3% | $per_iter_k points of the prompted tasks' mean exact match (worst iteration $worst_k) | $v3k |"
+echo "| five half-bake iterations cost (the seed's procedure) | < 2% | $after5 points | $v4 |"
+echo "| five half-bake iterations cost (bitforge: \`bf-halfbake --keep\`) | < 2% | $after5_k points | $v4k |"
 echo "| baking recovers the prompted accuracy without the prompt (float) | — | $recovery% of it | $(awk -v r="$recovery" 'BEGIN { print (r >= 95 ? "holds (>= 95%)" : "does not hold (< 95%)") }') |"

@@ -87,18 +87,50 @@ echo
 if have "$P8"; then body "$P8" | sed "s|(exact-vs-ratio.png)|(../phase8/$SUB/exact-vs-ratio.png)|"; fi
 echo
 
+# seeds_summary FILE N: FILE holds "k<TAB>row" for seeds k = 1..N; prints
+# one row a claim (in seed 1's order): the claim's value (the first number
+# of its measured column) as the mean over the seeds and their range, and
+# the verdict when every seed gives the same ("holds", "does not hold", …),
+# else "holds on k of N".
+seeds_summary() {
+    awk -F'\t' -v N="$2" '
+    function trim(x) { sub(/^ +/, "", x); sub(/ +$/, "", x); return x }
+    function kind(v) { v = trim(v); if (v ~ /^holds/) return "holds"; if (v ~ /^does not hold/) return "does not hold";
+                       if (v ~ /^supported/) return "supported"; return v }
+    {
+        n = split($2, c, " [|] ")
+        claim = trim(substr(c[1], 3)); seedv = c[2]; meas = c[3]; verd = c[4]; repro = c[5]; sub(/ [|]$/, "", repro)
+        if (!(claim in seen)) { seen[claim] = 1; order[++nc] = claim; sv[claim] = seedv; m1[claim] = meas; v1[claim] = verd; rp[claim] = repro }
+        if (match(meas, /[-+]?[0-9]*[.]?[0-9]+/)) { x = substr(meas, RSTART, RLENGTH) + 0; sum[claim] += x; cnt[claim]++
+            if (!(claim in lo) || x < lo[claim]) lo[claim] = x; if (!(claim in hi) || x > hi[claim]) hi[claim] = x }
+        runs[claim]++; if (kind(verd) == "holds") holds[claim]++
+        if (claim in vk && vk[claim] != kind(verd)) mixed[claim] = 1; vk[claim] = kind(verd)
+    }
+    END {
+        for (i = 1; i <= nc; i++) {
+            c = order[i]
+            val = cnt[c] ? sprintf("mean %.4g over %d seeds (from %.4g to %.4g); seed 1: %s", sum[c] / cnt[c], cnt[c], lo[c], hi[c], m1[c]) : m1[c]
+            verdict = mixed[c] || runs[c] < N ? sprintf("holds on %d of %d seeds", holds[c] + 0, N) : v1[c]
+            printf "| %s | %s | %s | %s | %s |\n", c, sv[c], val, verdict, rp[c]
+        }
+    }' "$1"
+}
+
 # ---- the claims
-echo "## The seed documents' claims"
-echo
-echo "| claim | seed | measured | verdict | reproduce |"
-echo "| --- | --- | --- | --- | --- |"
+# claims SUB: the claims rows of one run (one seed), from the phases' SUB
+# folders, as Markdown table rows; each row's "value" for the seeds' summary
+# is the number the row gives first after its claim (value_of).
+claims() {
+P4=$EX/phase4/$1/table.txt P5=$EX/phase5/$1/table.txt
+P56=$EX/phase56/$1/report.md P7=$EX/phase7/$1/report.md P8=$EX/phase8/$1/table.md
+CH=$EX/lineage/$1/report.md TRMC=$EX/trm/$1/core.md TRMN=$EX/trm/$1/core.txt
 if [ -s "$P4" ]; then
     tq2=$(row "$P4" '^ternary TQ2, no latents' | awk '{ print $(NF-2) }')
     tq2b=$(row "$P4" '^ternary TQ2, no latents' | awk '{ print $NF }')
     tq1=$(row "$P4" '^ternary TQ1, no latents' | awk '{ print $(NF-2) }')
     best8=$(grep -m1 'best ratio at < 1% loss change' "$P8" 2>/dev/null | sed 's/.*\*\*\([0-9.]*×\)\*\*.*/\1/' || true)
     v=$(echo "$tq2 $tq1" | awk '{ a = $1 + 0; b = $2 + 0; print (a >= 8.2 || b >= 8.2) ? "holds" : "does not hold for a whole model stream" }')
-    echo "| BitNet b1.58 compresses a model 8.2× | 8.2× | whole stream TQ2 $tq2, TQ1 $tq1 (block matrices alone $tq2b); bf-compress within 1% loss ${best8:-?} | $v; the block matrices alone pass it | \`make -C examples/phase4\`, \`make -C examples/phase8\` |"
+    echo "| BitNet b1.58 compresses a model 8.2× | 8.2× | whole stream $tq2 (TQ2), $tq1 (TQ1); block matrices alone $tq2b; bf-compress within 1% loss ${best8:-?} | $v; the block matrices alone pass it | \`make -C examples/phase4\`, \`make -C examples/phase8\` |"
     ste=$(row "$P4" '^STE-trained ternary (int kernels)')
     deq=$(row "$P4" '^STE -> dequant --from codes')
     se=$(pct_of "$ste") de=$(pct_of "$deq")
@@ -108,7 +140,15 @@ fi
 if [ -s "$P5" ]; then
     b=$(row "$P5" '^before' | sed 's/.*exact \([0-9.]*\).*/\1/') a=$(row "$P5" '^after' | sed 's/.*exact \([0-9.]*\).*/\1/')
     n=$(head -1 "$P5" | sed 's/.*, \([0-9]*\) steps.*/\1/')
-    echo "| MuonGrokfast works in STE mode (on a ternary model) | works | val exact $b before, $a after $n steps of \`bf-muon --preset phase5\` | $(echo "$b $a" | awk '{ print ($2 >= $1 - 0.01) ? "holds (it trains the ternary model without losing accuracy)" : "does not hold (accuracy falls)" }') | \`make -C examples/phase5\` |"
+    echo "| MuonGrokfast works in STE mode (on a ternary model) | works | val exact $a after $n steps of \`bf-muon --preset phase5\` ($b before) | $(echo "$b $a" | awk '{ print ($2 >= $1 - 0.01) ? "holds (it trains the ternary model without losing accuracy)" : "does not hold (accuracy falls)" }') | \`make -C examples/phase5\` |"
+fi
+if [ -s "$CH" ] && grep -q 'muon: seed' "$CH"; then
+    set -- $(grep -o 'muon: seed [0-9.e-]* finetune [0-9.e-]* phase4 [0-9.e-]*' "$CH" | awk '{ print $3, $5, $7 }')
+    for which in "the seed's preset|$1|phase5" "bitforge: \`--preset phase5-finetune\`, Muon lr 1e-3|$2|phase5-finetune"; do
+        label=${which%%|*} rest=${which#*|} a=${rest%%|*}
+        keep=$(awk -v a="$a" -v b="$3" 'BEGIN { printf "%.1f", b > 0 ? 100 * a / b : 0 }')
+        echo "| MuonGrokfast works in STE mode (on the chain's trained ternary model; $label) | works | $keep% of the phase-4 model's mixture val exact ($(pct "$3") → $(pct "$a")) | $(echo "$keep" | awk '{ print ($1 >= 98) ? "holds (keeps at least 98%)" : "does not hold (keeps less than 98%)" }') | \`make -C examples/lineage\` |"
+    done
 fi
 if [ -s "$TRMN" ]; then
     read -r fe te pe fs fn <"$TRMN"
@@ -142,4 +182,24 @@ if [ -s "$CH" ]; then
     echo "| \"all systems verified compatible\" | verified | the chain: $nprog program runs, each reading the stream the one before wrote (examples/lineage); bf-export to GGUF and safetensors, bf-import back: val loss $inter ($lossi); \`make check-interop\`: llama.cpp loads the GGUF exports and agrees with bf-eval's loss, PyTorch's safetensors reads the exports | $v | \`make -C examples/lineage\`, \`make check-interop\` |"
 else
     echo "| \"all systems verified compatible\" | verified | — | not measurable here: the chain did not run | \`make -C examples/lineage\` |"
+fi
+}
+
+echo "## The seed documents' claims"
+echo
+if [ "${SEEDS:-1}" -le 1 ]; then
+    echo "| claim | seed | measured | verdict | reproduce |"
+    echo "| --- | --- | --- | --- | --- |"
+    claims "$SUB"
+else
+    # every seed's rows, then one row a claim: the mean and range of its
+    # value over the seeds, and a verdict only where every seed agrees
+    for k in $(seq 1 "$SEEDS"); do claims "$SUB-s$k" | sed "s/^/$k	/"; done >"$OUT/.claims"
+    echo "Over $SEEDS seeds (\`make pipeline SEEDS=$SEEDS\`: each phase's data and initialization drawn from seeds 1 to $SEEDS):"
+    echo "the value is the mean over the seeds, with the range; the verdict is one only when every seed gives it,"
+    echo "otherwise \"holds on k of N\". The measured text is seed 1's."
+    echo
+    echo "| claim | seed | measured | verdict | reproduce |"
+    echo "| --- | --- | --- | --- | --- |"
+    seeds_summary "$OUT/.claims" "$SEEDS"
 fi

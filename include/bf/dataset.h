@@ -42,7 +42,23 @@ typedef struct {
 
 void bf_rows_init(bf_rows *r, size_t T);
 int32_t *bf_rows_add(bf_rows *r);       /* a new row of x (and y after it), filled with pad */
+void bf_rows_drop(bf_rows *r);          /* takes the last row away again */
 void bf_rows_free(bf_rows *r);
+
+/* Keeping val rows held out: no val row's x may equal a train row's x (x
+ * alone, whatever y says; bf-data(1)).  A set of 64-bit keys, such as
+ * bf_row_key's hash of a row's x.  Two different rows with the same key
+ * (odds 2^-64 a pair) count as equal: a row may be turned away that needed
+ * not be, but none is let through that equals one in the set. */
+typedef struct {
+    uint64_t *slot;
+    size_t cap, n;
+} bf_keyset;
+
+uint64_t bf_row_key(const int32_t *x, size_t T);
+int bf_keyset_add(bf_keyset *s, uint64_t key);        /* 1 if it was there, else adds it: 0 */
+int bf_keyset_has(const bf_keyset *s, uint64_t key);
+void bf_keyset_free(bf_keyset *s);
 /* The tensors of a data stream: train and val rows.  -1 when memory runs out. */
 int bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out);
 

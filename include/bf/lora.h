@@ -28,7 +28,8 @@
  *
  * Stream (bf-stream(5)): kind "adapter"; meta {rank, alpha, targets: [names of
  * the adapted matrices], base: hex XXH3-64 digest of the base model's tensors
- * (bf_tset_digest)}; tensors "W.lora_a" [r, in] and "W.lora_b" [out, r], F32,
+ * (bf_tset_digest), merge: "quant" or "latent" (through_quant; absent: latent,
+ * as adapters were before)}; tensors "W.lora_a" [r, in] and "W.lora_b" [out, r], F32,
  * for each adapted W, in the model's order.  Applying an adapter to another
  * base is an error. */
 #ifndef BF_LORA_H

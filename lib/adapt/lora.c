@@ -299,6 +299,7 @@ int bf_adapter_to_tset(const bf_adapter *a, bf_header *h, bf_tset *out)
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)a->base_digest);
     bf_val_set(h->meta, "base", bf_val_str(hex));
+    bf_val_set(h->meta, "merge", bf_val_str(a->through_quant ? "quant" : "latent"));
     memset(out, 0, sizeof *out);
     for (size_t k = 0; k < a->ps.np; k++) {
         const bf_param *p = &a->ps.p[k];
@@ -342,7 +343,12 @@ int bf_adapter_from_tset(bf_adapter *a, const bf_header *h, const bf_tset *s, co
     a->alpha = alpha;
     a->targets = targets;
     a->base_digest = base_digest;
-    a->through_quant = 1;
+    /* how it was trained on ternary matrices; adapters written before the
+     * key existed were trained on scale·codes in float */
+    const char *merge = bf_val_get_str(h->meta, "merge");
+    if (merge && strcmp(merge, "quant") && strcmp(merge, "latent"))
+        return bf_err("adapter meta 'merge' is '%.16s', not quant or latent", merge);
+    a->through_quant = merge && !strcmp(merge, "quant");
     a->strength = 1;
     a->nmat = bf_lora_target_list(m, targets, NULL);
     if (a->nmat != t->v.a.n) return bf_err("adapter targets do not match the model's matrices");

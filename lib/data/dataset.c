@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 static int get_split(bf_dataset *d, const char *name, bf_split *sp)
 {
@@ -85,6 +86,11 @@ int32_t *bf_rows_add(bf_rows *r)
     return x;
 }
 
+void bf_rows_drop(bf_rows *r)
+{
+    if (r->rows) r->rows--;
+}
+
 void bf_rows_free(bf_rows *r)
 {
     free(r->x);
@@ -110,4 +116,52 @@ int bf_data_to_tset(const bf_rows *train, const bf_rows *val, bf_tset *out)
         return -1;
     }
     return 0;
+}
+
+uint64_t bf_row_key(const int32_t *x, size_t T)
+{
+    return XXH3_64bits(x, T * sizeof *x);
+}
+
+/* Open addressing, linear probing, at most half full; 0 marks an empty slot,
+ * so key 0 is kept as 1. */
+int bf_keyset_has(const bf_keyset *s, uint64_t key)
+{
+    if (!key) key = 1;
+    if (!s->cap) return 0;
+    for (size_t j = key & (s->cap - 1); s->slot[j]; j = (j + 1) & (s->cap - 1))
+        if (s->slot[j] == key) return 1;
+    return 0;
+}
+
+int bf_keyset_add(bf_keyset *s, uint64_t key)
+{
+    if (!key) key = 1;
+    if (2 * (s->n + 1) > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1024;
+        uint64_t *slot = bf_xcalloc(cap, sizeof *slot);
+        for (size_t k = 0; k < s->cap; k++)
+            if (s->slot[k]) {
+                size_t j = s->slot[k] & (cap - 1);
+                while (slot[j]) j = (j + 1) & (cap - 1);
+                slot[j] = s->slot[k];
+            }
+        free(s->slot);
+        s->slot = slot;
+        s->cap = cap;
+    }
+    size_t j = key & (s->cap - 1);
+    while (s->slot[j]) {
+        if (s->slot[j] == key) return 1;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->slot[j] = key;
+    s->n++;
+    return 0;
+}
+
+void bf_keyset_free(bf_keyset *s)
+{
+    free(s->slot);
+    memset(s, 0, sizeof *s);
 }

@@ -5,7 +5,8 @@
  * with a seeded digit order per cell), then its cells visited in a seeded
  * order, each blanked when the grid keeps exactly one solution (a counter
  * that stops at 2), until the wanted number of holes is reached; a grid that
- * cannot reach it is dropped and another drawn. */
+ * cannot reach it is dropped and another drawn.  No puzzle is made twice, up
+ * to relabeling; no val puzzle equals a train row, copies included. */
 #include "bf/tasks.h"
 #include "bf/util.h"
 
@@ -247,31 +248,39 @@ int bf_task_sudoku(const bf_sudoku_cfg *c, bf_header *h, bf_tset *out)
     bf_rows_init(&train, n);
     bf_rows_init(&val, n);
     bf_rng rng = bf_rng_derive(c->seed, "sudoku.grids"), arng = bf_rng_derive(c->seed, "sudoku.augment");
-    /* canonical puzzles already made: none (up to relabeling) in both splits, nor twice */
-    uint64_t *seen = bf_xcalloc(c->n_train + c->n_val + 1, sizeof *seen);
-    size_t nseen = 0;
+    /* canonical puzzles already made: none (up to relabeling) in both splits,
+     * nor twice; and the x of every train row, copies included, which a val
+     * puzzle may not be (a copy can land on one, relabeled and shuffled) */
+    bf_keyset seen = {0}, train_x = {0};
     long guesses_total = 0;
     int rc = 0;
     uint8_t pz[MAXC], sol[MAXC], apz[MAXC], asol[MAXC];
+    int32_t vx[MAXC];
     for (size_t k = 0; k < c->n_train + c->n_val && !rc; k++) {
         int holes = c->holes_min + (int)bf_rng_below(&rng, (uint64_t)(c->holes_max - c->holes_min + 1));
         long guesses = 0;
-        int tries = 0, short_of = 0;
+        int tries = 0, short_of = 0, in_train = 0;
         for (;;) {
             if (++tries > 2000) {
                 if (short_of == tries - 1)
                     rc = bf_err("no %dx%d grid reached %d holes in 2000 tries (lower --holes)", S, S, holes);
+                else if (in_train)
+                    rc = bf_err("no new %dx%d val puzzle with %d holes in 2000 tries: %d equalled a train row or copy, "
+                                "%d a puzzle made before (fewer rows or --augment copies, or other --holes)",
+                                S, S, holes, in_train, tries - 1 - short_of - in_train);
                 else
                     rc = bf_err("only %zu distinct %dx%d puzzles with %d holes after 2000 tries (fewer rows, or more "
-                                "holes)", nseen, S, S, holes);
+                                "holes)", seen.n, S, S, holes);
                 break;
             }
             if (make_puzzle(S, holes, &rng, pz, sol, &guesses)) { short_of++; continue; }
             uint64_t key = canonical(S, pz);
-            int dup = 0;
-            for (size_t j = 0; j < nseen && !dup; j++) dup = seen[j] == key;
-            if (dup) continue;
-            seen[nseen++] = key;
+            if (bf_keyset_has(&seen, key)) continue;
+            if (k >= c->n_train) {
+                for (size_t i = 0; i < n; i++) vx[i] = pz[i];
+                if (bf_keyset_has(&train_x, bf_row_key(vx, n))) { in_train++; continue; }
+            }
+            bf_keyset_add(&seen, key);
             break;
         }
         if (rc) break;
@@ -290,9 +299,11 @@ int bf_task_sudoku(const bf_sudoku_cfg *c, bf_header *h, bf_tset *out)
                 x[i] = p[i];
                 y[i] = p[i] ? -1 : s[i];
             }
+            if (dst == &train && c->n_val) bf_keyset_add(&train_x, bf_row_key(x, n));
         }
     }
-    free(seen);
+    bf_keyset_free(&seen);
+    bf_keyset_free(&train_x);
     if (!rc) {
         bf_header_init(h, "data");
         bf_val_set(h->meta, "task", bf_val_str("sudoku"));

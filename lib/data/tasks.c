@@ -5,9 +5,14 @@
  *   all P² pairs, mul/div take b ∈ [1, P); a seeded shuffle puts the first
  *   round(F·n) pairs in train and the rest in val.
  * seq: byte-level rows "PROMPT" + digits + '=' + answer + '\n'; targets on the
- *   answer bytes and the end mark.  Val rows never repeat a train row's input.
+ *   answer bytes and the end mark.
  * text: byte-level language modelling; the file's first (1−f) bytes make the
- *   train split, the rest val, cut into non-overlapping windows of ctx+1 bytes. */
+ *   train split, the rest val, cut into non-overlapping windows of ctx+1 bytes.
+ *
+ * In every data set no val row's x equals a train row's x (bf-data(1)):
+ * modarith's rows are distinct pairs, each in one split; seq draws a val row
+ * again until its x is new; text drops a val window whose x is a train
+ * window's. */
 #include "bf/tasks.h"
 #include "bf/util.h"
 
@@ -16,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 const char *const bf_modarith_ops[] = {"add", "sub", "mul", "div", NULL};
 const char *const bf_seq_tasks[] = {"copy", "reverse", "sort", "increment", NULL};
@@ -118,35 +122,13 @@ static size_t seq_answer(bf_seq_task task, const char *in, size_t n, char *out)
     }
 }
 
-typedef struct {   /* a set of 64-bit hashes of inputs already used */
-    uint64_t *slot;
-    size_t cap, n;
-} hashset;
-
-static int hs_add(hashset *s, uint64_t h)
+/* Distinct inputs available: Σ 10^len, capped to avoid overflow.  Each
+ * task's rows have as many distinct x. */
+static double seq_space(const bf_seq_cfg *c)
 {
-    if (!h) h = 1;
-    if (2 * (s->n + 1) > s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 1024;
-        uint64_t *slot = bf_xcalloc(cap, sizeof *slot);
-        for (size_t k = 0; k < s->cap; k++)
-            if (s->slot[k]) {
-                size_t j = s->slot[k] & (cap - 1);
-                while (slot[j]) j = (j + 1) & (cap - 1);
-                slot[j] = s->slot[k];
-            }
-        free(s->slot);
-        s->slot = slot;
-        s->cap = cap;
-    }
-    size_t j = h & (s->cap - 1);
-    while (s->slot[j]) {
-        if (s->slot[j] == h) return 1;
-        j = (j + 1) & (s->cap - 1);
-    }
-    s->slot[j] = h;
-    s->n++;
-    return 0;
+    double space = 0;
+    for (int len = c->min_len; len <= c->max_len && space < 1e18; len++) { double p = 1; for (int j = 0; j < len; j++) p *= 10; space += p; }
+    return space;
 }
 
 int bf_task_seq_check(const bf_seq_cfg *c)
@@ -156,14 +138,17 @@ int bf_task_seq_check(const bf_seq_cfg *c)
     if (c->prompt && strlen(c->prompt) > 4096) return bf_err("--prompt longer than 4096 bytes");
     if (c->mix && c->prompt) return bf_err("a mixture's rows carry their own instructions; --prompt is for one task");
     if (c->no_prompt && !c->mix) return bf_err("--no-prompt is for a mixture (--tasks)");
-    /* distinct inputs available: Σ 10^len, capped to avoid overflow */
-    double space = 0;
-    for (int len = c->min_len; len <= c->max_len && space < 1e18; len++) { double p = 1; for (int j = 0; j < len; j++) p *= 10; space += p; }
+    double space = seq_space(c);
     if ((double)(c->n_train + c->n_val) > space)
         return bf_err("asked for %zu distinct rows; lengths %d..%d allow only %.0f", c->n_train + c->n_val,
                       c->min_len, c->max_len, space);
     return 0;
 }
+
+/* Draws for one val row before bf_task_seq gives up.  The check above leaves
+ * a new row for every val row, but a random search for the last few free
+ * strings of a nearly exhausted range could take very long. */
+#define SEQ_TRIES 1000000L
 
 int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
 {
@@ -182,43 +167,58 @@ int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
     bf_rows train, val;
     bf_rows_init(&train, T);
     bf_rows_init(&val, T);
-    hashset seen = {0};
+    bf_keyset seen = {0};   /* the x of every row so far */
     bf_rng rng = bf_rng_derive(c->seed, "seq.rows");
     char *in = bf_xmalloc((size_t)c->max_len + 1), *ans = bf_xmalloc(ansmax + 1);
     unsigned char *s = bf_xmalloc(T + 1);
-    for (size_t k = 0; k < c->n_train + c->n_val; k++) {
+    int rc = 0;
+    for (size_t k = 0; k < c->n_train + c->n_val && !rc; k++) {
         bf_rows *dst = k < c->n_train ? &train : &val;
         /* a mixture draws each row's task from a stream of its own */
         bf_seq_task task = ntask ? (bf_seq_task)which[bf_rng_below(&task_rng, (uint64_t)ntask)] : c->task;
-        size_t n;
-        for (;;) {   /* train rows may repeat; val rows are new to every earlier row (of the same task) */
-            n = (size_t)c->min_len + (size_t)bf_rng_below(&rng, (uint64_t)(c->max_len - c->min_len + 1));
-            for (size_t j = 0; j < n; j++) in[j] = (char)('0' + bf_rng_below(&rng, 10));
-            int dup = hs_add(&seen, (XXH3_64bits(in, n) ^ n) + (ntask ? 0x9e3779b97f4a7c15ULL * (uint64_t)(task + 1) : 0));
-            if (!dup || dst == &train) break;
-        }
-        size_t an = seq_answer(task, in, n, ans), L = 0;
         const char *instr = ntask ? (c->no_prompt ? "" : bf_seq_instructions[task]) : (c->prompt ? c->prompt : "");
         size_t ilen = strlen(instr);
-        memcpy(s, instr, ilen);
-        L = ilen;
-        memcpy(s + L, in, n);
-        L += n;
-        s[L++] = '=';
-        size_t first = L;      /* the first answer byte */
-        memcpy(s + L, ans, an);
-        L += an;
-        s[L++] = '\n';
-        int32_t *x = bf_rows_add(dst), *y = dst->y + (dst->rows - 1) * T;
-        for (size_t t = 0; t + 1 < L; t++) {
-            x[t] = s[t];
-            if (t + 1 >= first) y[t] = s[t + 1];
+        /* train rows may repeat; a val row is drawn again until its x is new
+         * to every row before it, train or val (the same digits under
+         * another task are another row, unless no instruction tells them
+         * apart and the answers agree: copy and sort of "122") */
+        for (long tries = 1;; tries++) {
+            if (tries > SEQ_TRIES) {
+                rc = bf_err("val row %zu of %zu: no row unlike the %zu before it in %ld draws (lengths %d..%d allow %.0f "
+                            "inputs a task; fewer rows, or a longer --max-len)",
+                            k - c->n_train + 1, c->n_val, k, SEQ_TRIES, c->min_len, c->max_len, seq_space(c));
+                break;
+            }
+            size_t n = (size_t)c->min_len + (size_t)bf_rng_below(&rng, (uint64_t)(c->max_len - c->min_len + 1));
+            for (size_t j = 0; j < n; j++) in[j] = (char)('0' + bf_rng_below(&rng, 10));
+            size_t an = seq_answer(task, in, n, ans), L = 0;
+            memcpy(s, instr, ilen);
+            L = ilen;
+            memcpy(s + L, in, n);
+            L += n;
+            s[L++] = '=';
+            size_t first = L;      /* the first answer byte */
+            memcpy(s + L, ans, an);
+            L += an;
+            s[L++] = '\n';
+            int32_t *x = bf_rows_add(dst), *y = dst->y + (dst->rows - 1) * T;
+            for (size_t t = 0; t + 1 < L; t++) {
+                x[t] = s[t];
+                if (t + 1 >= first) y[t] = s[t + 1];
+            }
+            if (!bf_keyset_add(&seen, bf_row_key(x, T)) || dst == &train) break;
+            bf_rows_drop(dst);
         }
     }
     free(in);
     free(ans);
     free(s);
-    free(seen.slot);
+    bf_keyset_free(&seen);
+    if (rc) {
+        bf_rows_free(&train);
+        bf_rows_free(&val);
+        return -1;
+    }
     bf_header_init(h, "data");
     if (ntask) {
         bf_val *t = bf_val_arr();
@@ -235,7 +235,7 @@ int bf_task_seq(const bf_seq_cfg *c, bf_header *h, bf_tset *out)
     bf_val_set(h->meta, "max_len", bf_val_int(c->max_len));
     if (c->prompt) bf_val_set(h->meta, "prompt", bf_val_str(c->prompt));
     bf_val_set(h->meta, "seed", bf_val_int((int64_t)c->seed));
-    int rc = bf_data_to_tset(&train, &val, out);
+    rc = bf_data_to_tset(&train, &val, out);
     bf_rows_free(&train);
     bf_rows_free(&val);
     if (rc) bf_header_release(h);
@@ -261,6 +261,8 @@ int bf_task_text(const bf_text_cfg *c, bf_header *h, bf_tset *out)
     bf_rows train, val;
     bf_rows_init(&train, T);
     bf_rows_init(&val, T);
+    bf_keyset seen = {0};   /* the x of every train window */
+    size_t windows = 0;     /* of the val part, before dropping */
     for (int which = 0; which < 2; which++) {
         const unsigned char *p = buf + (which ? ntrain : 0);
         size_t len = which ? nval : ntrain;
@@ -268,9 +270,23 @@ int bf_task_text(const bf_text_cfg *c, bf_header *h, bf_tset *out)
         for (size_t at = 0; at + T + 1 <= len; at += T + 1) {
             int32_t *x = bf_rows_add(dst), *y = dst->y + (dst->rows - 1) * T;
             for (size_t t = 0; t < T; t++) { x[t] = p[at + t]; y[t] = p[at + t + 1]; }
+            /* repeated text: a val window whose x is a train window's is not held out; it goes */
+            if (!which) {
+                bf_keyset_add(&seen, bf_row_key(x, T));
+            } else {
+                windows++;
+                if (bf_keyset_has(&seen, bf_row_key(x, T))) bf_rows_drop(dst);
+            }
         }
     }
     free(buf);
+    bf_keyset_free(&seen);
+    if (windows && !val.rows) {
+        bf_rows_free(&train);
+        bf_rows_free(&val);
+        return bf_err("%s: each of the %zu val windows repeats a train window (a longer --ctx, or another file)", c->file,
+                      windows);
+    }
     bf_header_init(h, "data");
     bf_val_set(h->meta, "task", bf_val_str("text"));
     bf_val_set(h->meta, "vocab", bf_val_int(256));

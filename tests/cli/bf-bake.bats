@@ -2,7 +2,9 @@
 # bf-bake (bf-bake(1)): help, usage errors, what a bake writes (a model every
 # program reads, or an adapter stream), that it learns (the KL to the
 # prompted teacher falls), determinism, --steps 0 leaves the model as it
-# was, ternary models, pursuit and checkpoints, hostile input.
+# was, ternary models (through the quantizer: the merged model is the
+# student; --full; --merge latent), --keep retention, pursuit and
+# checkpoints, hostile input.
 #
 # Families: 0x help and version, 1x usage, 2x baking, 3x outputs, 9x hostile.
 
@@ -37,6 +39,14 @@ F() { echo "$BATS_FILE_TMPDIR/$1"; }
         run3 bf-bake $args "$(F m.bf)"
         assert_usage_error bf-bake
         [[ ! -s $T/out ]] || fail "$args: output on stdout"
+    done
+}
+
+@test "bake-12 the method's flags: usage errors exit 2 with one line" {
+    for args in "--full --lora" "--full --adapter-out" "--full --rank 4" "--full --merge latent" "--merge bogus" \
+                "--keep-weight -1" "--schedule bogus" "--full --checkpoint p --every 2"; do
+        run3 bf-bake --prompt x --data "$(F rev.bf)" $args "$(F q.bf)"
+        assert_usage_error bf-bake
     done
 }
 
@@ -96,6 +106,60 @@ F() { echo "$BATS_FILE_TMPDIR/$1"; }
     [[ $(jget 'map { $_->{dtype} } grep { $_->{name} eq "blk.0.wq" } @{$j->{tensors}}' t.json) == TQ2 ]]
     jnames t.json | grep -qx blk.0.wq.latent
     bf-eval --data "$(F rev.bf)" t.bf >/dev/null
+}
+
+@test "bake-33 a ternary model through the quantizer: the merged model is the trained student" {
+    # an adapter (--lora), merged: the log's last evaluation is the student's;
+    # the written model gives the same exact match and loss (integer kernels)
+    bf-bake -q --lora --prompt "Reverse: " --data "$(F rev.bf)" --targets all --steps 12 --lr 2e-2 --threads 2 \
+        --log s.jsonl -o s.bf "$(F q.bf)"
+    rel_close "$(tail -1 s.jsonl | jget '$j->{val_loss}')" "$(loss_of s.bf "$(F rev.bf)" val)" 1e-4
+    [[ $(tail -1 s.jsonl | jget '$j->{val_exact}') == $(bf-eval --json --data "$(F rev.bf)" s.bf | jget '$j->{exact}') ]]
+    # the codes moved: the adapter reached the written model
+    ! cmp -s <(bf-dump blk.0.wq "$(F q.bf)") <(bf-dump blk.0.wq s.bf)
+}
+
+@test "bake-34 --full trains the targets themselves (the default on a ternary model); the others keep their codes" {
+    bf-bake -q --full --prompt "Reverse: " --data "$(F rev.bf)" --targets wq --steps 12 --lr 2e-2 --threads 2 \
+        --log f.jsonl -o f.bf "$(F q.bf)"
+    ! cmp -s <(bf-dump blk.0.wq "$(F q.bf)") <(bf-dump blk.0.wq f.bf)
+    for w in wk wv wo w1 w2; do cmp <(bf-dump blk.0.$w "$(F q.bf)") <(bf-dump blk.0.$w f.bf); done
+    cmp <(bf-dump -x tok_emb "$(F q.bf)") <(bf-dump -x tok_emb f.bf)
+    rel_close "$(tail -1 f.jsonl | jget '$j->{val_loss}')" "$(loss_of f.bf "$(F rev.bf)" val)" 1e-4
+    # without --full or --lora a ternary model bakes --full: the same bytes
+    bf-bake -q --prompt "Reverse: " --data "$(F rev.bf)" --targets wq --steps 12 --lr 2e-2 --threads 2 -o d.bf "$(F q.bf)"
+    cmp <(bf-dump -x blk.0.wq.latent f.bf) <(bf-dump -x blk.0.wq.latent d.bf)
+}
+
+@test "bake-35 --merge latent: the seed's rule, a different model from the one through the quantizer" {
+    bf-bake -q --merge latent --prompt "Reverse: " --data "$(F rev.bf)" --targets all --steps 12 --lr 2e-2 --threads 2 \
+        -o l.bf "$(F q.bf)"
+    bf-bake -q --lora --prompt "Reverse: " --data "$(F rev.bf)" --targets all --steps 12 --lr 2e-2 --threads 2 \
+        -o s2.bf "$(F q.bf)"
+    ! cmp -s l.bf s2.bf
+    bf-eval --data "$(F rev.bf)" l.bf >/dev/null
+}
+
+@test "bake-36 --keep: the kept rows' KL in the log, the final table, and the model stays closer to the base on them" {
+    run3 bf-bake --prompt "Reverse: " --data "$(F rev.bf)" --keep "$(F mix.bf)" --keep-weight 4 --steps 30 --lr 2e-2 \
+        --threads 2 --log k.jsonl -o k.bf "$(F m.bf)"
+    [[ $status -eq 0 ]] || fail "$stderr"
+    [[ $(wc -l <k.jsonl) -eq 30 ]]
+    head -1 k.jsonl | jget '$j->{keep_kl}' >/dev/null
+    tail -1 k.jsonl | jget '$j->{keep_val_exact}' >/dev/null
+    grep -q '^kept (as they are)' "$T/err" || fail "no final table row for the kept rows: $stderr"
+    bf-bake -q --prompt "Reverse: " --data "$(F rev.bf)" --steps 30 --lr 2e-2 --threads 2 -o n.bf "$(F m.bf)"
+    kk=$(bf-eval --json --data "$(F mix.bf)" --compare "$(F m.bf)" k.bf | jget '$j->{kl}')
+    kn=$(bf-eval --json --data "$(F mix.bf)" --compare "$(F m.bf)" n.bf | jget '$j->{kl}')
+    lt "$kk" "$kn" || fail "KL(base || baked) on the kept rows: $kk with --keep, $kn without"
+}
+
+@test "bake-37 --keep with data of another vocab, or an empty train split: exit 1, one line" {
+    bf-data modarith --p 7 -o mod.bf
+    run3 bf-bake --prompt x --data "$(F rev.bf)" --keep mod.bf "$(F m.bf)"
+    assert_data_error bf-bake
+    run3 bf-bake --prompt x --data "$(F rev.bf)" --keep nowhere.bf "$(F m.bf)"
+    assert_data_error bf-bake
 }
 
 @test "bake-90 bad input: missing data, a data set of another vocab, a prompt too long for the context" {
