@@ -159,8 +159,10 @@ static void half_bake(bf_model *m, const bf_header *h, bake_set *s, const struct
     c.P = s->P;
     c.seed = cl->bo.bake.seed + (uint64_t)iter;
     c.eval_every = 0;
+    /* a ternary model's adapter trains at the strength it is merged at (a
+     * float one at 1: the merge at the strength is the half step) */
     if (full) c.lr *= cl->strength;
-    else bf_bakeopt_adapter(&cl->bo, m, c.seed, 0, cl->strength, &a);
+    else bf_bakeopt_adapter(&cl->bo, m, c.seed, 0, bf_model_is_quantized(m) ? cl->strength : 1.0, &a);
     /* evaluation happens here, on the merged model: none inside the bake */
     bf_dataset d = s->d;
     d.val.rows = 0;

@@ -9,9 +9,11 @@ EX=..
 . "$(dirname "$0")/../report-lib.sh"
 THREADS=${THREADS:-2}
 SUB=${SUB:-out}
-P4=$EX/phase4/$SUB/table.txt P5=$EX/phase5/$SUB/table.txt
-P56=$EX/phase56/$SUB/report.md P7=$EX/phase7/$SUB/report.md P8=$EX/phase8/$SUB/table.md
-CH=$EX/lineage/$SUB/report.md TRMC=$EX/trm/$SUB/core.md TRMN=$EX/trm/$SUB/core.txt
+# the phases' tables shown: the one run's, or with SEEDS the first seed's
+BODY=${BODY:-$SUB}
+P4=$EX/phase4/$BODY/table.txt P5=$EX/phase5/$BODY/table.txt
+P56=$EX/phase56/$BODY/report.md P7=$EX/phase7/$BODY/report.md P8=$EX/phase8/$BODY/table.md
+CH=$EX/lineage/$BODY/report.md TRMC=$EX/trm/$BODY/core.md TRMN=$EX/trm/$BODY/core.txt
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -26,7 +28,7 @@ end=${end:-$(date +%s)}
 # gnuplot is there; a line of the report for each
 plots() {
     command -v gnuplot >/dev/null 2>&1 || { echo "(no plots: gnuplot is not installed)"; echo; return 0; }
-    local L=$EX/lineage/$SUB T=$EX/trm/$SUB f
+    local L=$EX/lineage/$BODY T=$EX/trm/$BODY f
     for f in "$L/s1-f32" "$L/s2-tern" "$L/s3-muon" "$T/rec" "$T/recq" "$T/plain"; do
         [ -s "$f.log" ] && log_curve "$f.log" "$f.curve"
     done
@@ -38,7 +40,7 @@ plots() {
         set xlabel 'optimizer step'; set ylabel 'training loss'; set title '4x4 sudoku';
         plot '$T/plain.curve' w l t 'one pass', '$T/rec.curve' w l t 'TRM float (CE + halting BCE)',
              '$T/recq.curve' w l t 'TRM ternary'" || return 0
-    [ -s "$EX/phase8/$SUB/exact-vs-ratio.png" ] && cp "$EX/phase8/$SUB/exact-vs-ratio.png" "$OUT/"
+    [ -s "$EX/phase8/$BODY/exact-vs-ratio.png" ] && cp "$EX/phase8/$BODY/exact-vs-ratio.png" "$OUT/"
     echo "Training curves (from the \`--log\` files): ![the chain](curves-chain.png) ![TRM](curves-trm.png)"
     [ -s "$OUT/exact-vs-ratio.png" ] && echo "Exact match against compression ratio (phase 8): ![exact vs ratio](exact-vs-ratio.png)"
     echo
@@ -84,7 +86,7 @@ if have "$P7"; then body "$P7"; fi
 echo
 echo "## Phase 8 — compression (examples/phase8)"
 echo
-if have "$P8"; then body "$P8" | sed "s|(exact-vs-ratio.png)|(../phase8/$SUB/exact-vs-ratio.png)|"; fi
+if have "$P8"; then body "$P8" | sed "s|(exact-vs-ratio.png)|(../phase8/$BODY/exact-vs-ratio.png)|"; fi
 echo
 
 # seeds_summary FILE N: FILE holds "k<TAB>row" for seeds k = 1..N; prints

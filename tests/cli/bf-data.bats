@@ -4,7 +4,8 @@
 # determinism, -o atomicity and the terminal.
 #
 # Families: 0x help and version, 1x usage and input errors, 2x modarith,
-# 3x seq, 4x text, 5x determinism, 6x output (-o, pipes, the terminal).
+# 3x seq, 4x text, 5x determinism, 6x output (-o, pipes, the terminal),
+# 7x held-out val rows (no val row's x is a train row's, in every data set).
 
 load helpers
 
@@ -464,4 +465,46 @@ mkfile() { perl -e 'print map { chr(($_ * 7 + 3) % 256) } 0 .. 999' >"$1"; }
     bf-data seq --n-train 20 --n-val 4 | bf-init --like - --d 16 --heads 2 | bf-eval --json >j.json || st=$?
     [[ $st -eq 0 ]]
     [[ $(jmeta vocab j.json) == 256 && $(jmeta ctx j.json) == 13 ]]
+}
+
+# ------------------------------------------------------ 7x held-out val rows
+
+# val_in_train FILE: how many val rows have the x of some train row
+val_in_train() {
+    awk 'NR == FNR { t[$0] = 1; next } ($0 in t) { n++ } END { print n + 0 }' <(bf-dump train.x "$1") <(bf-dump val.x "$1")
+}
+
+@test "data-70 no val row's x equals a train row's x, in every data set, with settings that used to clash" {
+    # each line: the arguments, then the val rows wanted (- when the data decides)
+    local line want
+    local -a args
+    perl -e 'print "the quick brown fox jumps over the lazy dog\n" x 40, "0123456789 abcdefghijklmnopqrstuvwxyz\n"' >rep.txt
+    for line in 'modarith --p 11 --frac 0.5:60' \
+        'seq --task copy --min-len 1 --max-len 2 --n-train 80 --n-val 25:25' \
+        'seq --tasks copy,reverse,sort --min-len 1 --max-len 2 --n-train 60 --n-val 30:30' \
+        'seq --tasks copy,reverse,sort --no-prompt --min-len 1 --max-len 2 --n-train 60 --n-val 30:30' \
+        'seq --tasks copy,reverse,sort --no-prompt --n-train 6000 --n-val 300:300' \
+        'sudoku --size 4 --holes 12 --n-train 200 --n-val 100 --augment 20:100' \
+        'text --file rep.txt --ctx 8 --val-frac 0.2:-'; do
+        read -ra args <<<"${line%:*}"
+        want=${line##*:}
+        bf-data "${args[@]}" >d.bf || fail "bf-data ${line%:*} failed"
+        [[ $(val_in_train d.bf) -eq 0 ]] || fail "bf-data ${line%:*}: $(val_in_train d.bf) val rows are train rows"
+        [[ $want == - || $(rows d.bf val.x) -eq $want ]] || fail "bf-data ${line%:*}: $(rows d.bf val.x) val rows, want $want"
+    done
+    # text: 1798 bytes, 360 for val, 40 windows; it keeps those that reach past the repeated lines
+    [[ $(rows d.bf val.x) -gt 0 && $(rows d.bf val.x) -lt 40 ]]
+    # the seq mixture without instructions: no val row twice either
+    bf-data seq --tasks copy,reverse,sort --no-prompt --min-len 1 --max-len 2 --n-train 60 --n-val 30 >m.bf
+    [[ -z $(bf-dump val.x m.bf | sort | uniq -d) ]]
+}
+
+@test "data-71 val rows that run out are an error: text whose val part repeats the train part, sudoku among many copies" {
+    perl -e 'print "abcdefgh\n" x 100' >rep.txt
+    run3 bf-data text --file rep.txt --ctx 8 -o d.bf
+    assert_data_error bf-data
+    [[ $stderr == *rep.txt* && $stderr == *"repeats a train window"* && ! -e d.bf ]]
+    run3 bf-data sudoku --size 4 --holes 12 --n-train 1000 --n-val 71 --augment 300 -o d.bf
+    assert_data_error bf-data
+    [[ $stderr == *"equalled a train row"* && ! -e d.bf ]]
 }
