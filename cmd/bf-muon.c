@@ -94,7 +94,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         bf_trainopt *t = &cl->t;
         /* a trained ternary model loses points at the seed's Muon rate, which
          * moves latents across their thresholds with steps of a size that a
-         * model near its minimum does not need (bitforge(7), MuonGrokfast) */
+         * model near its minimum does not need (bf-muon(1), the presets) */
         if (!cl->have_lr) t->train.lr = preset == 2 ? 1e-3 : 0.01;
         if (!BF_TO_GIVEN(t, BF_TO_FALLBACK)) t->optim.fallback = BF_OPTIM_ADAMW;
         if (!BF_TO_GIVEN(t, BF_TO_FALLBACK_LR)) t->optim.fallback_lr = 5e-4;

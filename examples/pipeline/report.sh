@@ -100,19 +100,29 @@ seeds_summary() {
     function kind(v) { v = trim(v); if (v ~ /^holds/) return "holds"; if (v ~ /^does not hold/) return "does not hold";
                        if (v ~ /^supported/) return "supported"; return v }
     {
-        n = split($2, c, " [|] ")
-        claim = trim(substr(c[1], 3)); seedv = c[2]; meas = c[3]; verd = c[4]; repro = c[5]; sub(/ [|]$/, "", repro)
+        n = split($2, col, " [|] ")
+        claim = trim(substr(col[1], 3)); seedv = col[2]; meas = col[3]; verd = col[4]; repro = col[5]; sub(/ [|]$/, "", repro)
         if (!(claim in seen)) { seen[claim] = 1; order[++nc] = claim; sv[claim] = seedv; m1[claim] = meas; v1[claim] = verd; rp[claim] = repro }
         if (match(meas, /[-+]?[0-9]*[.]?[0-9]+/)) { x = substr(meas, RSTART, RLENGTH) + 0; sum[claim] += x; cnt[claim]++
             if (!(claim in lo) || x < lo[claim]) lo[claim] = x; if (!(claim in hi) || x > hi[claim]) hi[claim] = x }
-        runs[claim]++; if (kind(verd) == "holds") holds[claim]++
-        if (claim in vk && vk[claim] != kind(verd)) mixed[claim] = 1; vk[claim] = kind(verd)
+        runs[claim]++; k = kind(verd); if (k == "holds") holds[claim]++
+        if (!((claim, k) in nk)) kinds[claim] = kinds[claim] (kinds[claim] == "" ? "" : "\034") k
+        nk[claim, k]++
+        if (claim in vk && vk[claim] != k) mixed[claim] = 1; vk[claim] = k
+    }
+    # the verdicts of a claim whose seeds disagree
+    function split_verdict(c,    n, ks, i, out, yesno) {
+        n = split(kinds[c], ks, "\034"); yesno = 1
+        for (i = 1; i <= n; i++) if (ks[i] != "holds" && ks[i] != "does not hold") yesno = 0
+        if (yesno) return sprintf("holds on %d of %d seeds", holds[c] + 0, N)
+        for (i = 1; i <= n; i++) out = out (i > 1 ? "; " : "") sprintf("%s (%d of %d seeds)", ks[i], nk[c, ks[i]], N)
+        return out
     }
     END {
         for (i = 1; i <= nc; i++) {
             c = order[i]
             val = cnt[c] ? sprintf("mean %.4g over %d seeds (from %.4g to %.4g); seed 1: %s", sum[c] / cnt[c], cnt[c], lo[c], hi[c], m1[c]) : m1[c]
-            verdict = mixed[c] || runs[c] < N ? sprintf("holds on %d of %d seeds", holds[c] + 0, N) : v1[c]
+            verdict = mixed[c] || runs[c] < N ? split_verdict(c) : v1[c]
             printf "| %s | %s | %s | %s | %s |\n", c, sv[c], val, verdict, rp[c]
         }
     }' "$1"
@@ -147,8 +157,10 @@ fi
 if [ -s "$CH" ] && grep -q 'muon: seed' "$CH"; then
     set -- $(grep -o 'muon: seed [0-9.e-]* finetune [0-9.e-]* phase4 [0-9.e-]*' "$CH" | awk '{ print $3, $5, $7 }')
     for which in "the seed's preset|$1|phase5" "bitforge: \`--preset phase5-finetune\`, Muon lr 1e-3|$2|phase5-finetune"; do
-        label=${which%%|*} rest=${which#*|} a=${rest%%|*}
-        keep=$(awk -v a="$a" -v b="$3" 'BEGIN { printf "%.1f", b > 0 ? 100 * a / b : 0 }')
+        label=${which%%|*}
+        rest=${which#*|}
+        a=${rest%%|*}
+        keep=$(awk -v a="$a" -v b="$3" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }')
         echo "| MuonGrokfast works in STE mode (on the chain's trained ternary model; $label) | works | $keep% of the phase-4 model's mixture val exact ($(pct "$3") → $(pct "$a")) | $(echo "$keep" | awk '{ print ($1 >= 98) ? "holds (keeps at least 98%)" : "does not hold (keeps less than 98%)" }') | \`make -C examples/lineage\` |"
     done
 fi
