@@ -3,12 +3,13 @@
 # of the chain with its bytes, its ratio to the F32 stream and its val loss
 # (bf-eval --data), beside the seed's size table; the 8.2× and 280×
 # verdicts; what the bytes are made of.  Environment: BIN OUT THREADS ZIPS
-# FZIPS MAKECMD (the Makefile).
+# FZIPS BATCH MAKECMD (the Makefile).
 set -euo pipefail
 : "${BIN:?}" "${OUT:?}" "${ZIPS:?}"
 . "$(dirname "$0")/../report-lib.sh"
 THREADS=${THREADS:-2}
 FZIPS=${FZIPS:-}
+BATCH=${BATCH:-?}
 D=$OUT/data.bf
 ev() { "$BIN/bf-eval" --threads "$THREADS" --json --data "$D" "$1"; }
 loss_of() { ev "$1" | j '$j->{loss}'; }
@@ -132,8 +133,8 @@ cat <<MD
 # The seed's size table on a model of the seed's size
 
 - commit $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')
-- machine: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $THREADS threads; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end
-- wall time: $((now - start)) s (\`${MAKECMD:-make -C examples/sizes}\`), of which training $f32s s in float ($(steps_of "$OUT/f32.log") steps) and $stes s straight through ($(steps_of "$OUT/ste.log") steps)
+- machine: $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); THREADS=$THREADS; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end
+- wall time: $((now - start)) s (\`${MAKECMD:-make -C examples/sizes}\`), of which training $f32s s in float ($(steps_of "$OUT/f32.log") steps of $BATCH rows, $(awk -v s="$f32s" -v n="$(steps_of "$OUT/f32.log")" 'BEGIN { printf "%.2f", s / n }') s a step) and $stes s straight through ($(steps_of "$OUT/ste.log") steps, $(awk -v s="$stes" -v n="$(steps_of "$OUT/ste.log")" 'BEGIN { printf "%.2f", s / n }') s a step)
 
 The seed documents: a model of about 25M parameters is "100 MB as F32 →
 12 MB after phase 4 (ternary) → 0.4 MB after phase 8 (final compression)",
