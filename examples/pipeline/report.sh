@@ -84,6 +84,11 @@ echo "## Phase 7 — singular-value experts (examples/phase7)"
 echo
 if have "$P7"; then body "$P7"; fi
 echo
+SZ=$EX/sizes/$BODY/report.md
+echo "## Sizes at the seed's scale (examples/sizes)"
+echo
+if have "$SZ"; then body "$SZ" | sed '/^- commit/d; /^- machine/d'; fi
+echo
 echo "## Phase 8 — compression (examples/phase8)"
 echo
 if have "$P8"; then body "$P8" | sed "s|(exact-vs-ratio.png)|(../phase8/$BODY/exact-vs-ratio.png)|"; fi
@@ -216,4 +221,14 @@ else
     echo "| claim | seed | measured | verdict | reproduce |"
     echo "| --- | --- | --- | --- | --- |"
     seeds_summary "$OUT/.claims" "$SEEDS"
+fi
+# the seed's sizes at the seed's size: run once (examples/sizes)
+SZC=$EX/sizes/$BODY/report.md
+if [ -s "$SZC" ] && grep -q 'sizes: params' "$SZC"; then
+    line=$(grep -o 'sizes: params [^`]*' "$SZC")
+    f() { echo "$line" | sed "s/.* $1 \([^ ]*\).*/\1/"; }
+    n=$(f params) a=$(f tq2) b=$(f tq1) c=$(f best1) d=$(f lossless)
+    v=$(echo "$line" | sed 's/.* v82 \(.*\) best1 .*/\1/') w=$(echo "$line" | sed 's/.* v280 //')
+    echo "| BitNet b1.58 compresses a model 8.2× (at the seed's size; one run) | 8.2× | ${a}× (TQ2), ${b}× (TQ1): the whole stream of a $n-parameter model | $v | \`make -C examples/sizes\` |"
+    echo "| final compression 280× (100 MB → 0.4 MB; at the seed's size; one run) | 280× | ${c}× within 1% loss, ${d}× lossless, of a $n-parameter model | $w | \`make -C examples/sizes\` |"
 fi

@@ -154,6 +154,7 @@ the phase-4 stream (loss $L4).
 $table
 
 **Verdicts at $params parameters:**
+(\`sizes: params $params tq2 $T2 tq1 $T1 v82 $v82 best1 $B1 lossless $B0 v280 $v280\`)
 
 - "8.2× from ternary quantization" (100 MB → 12 MB): **$v82** — the phase-4
   stream is $T2MB MB as TQ2, **${T2}×** smaller than F32, and $T1MB MB as TQ1,
