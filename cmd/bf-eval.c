@@ -411,6 +411,11 @@ static void evaluate(const struct cmdline *cl)
         }
         free(prompt);
     }
+    /* a metric that is not a number is a failure, not a result */
+    if (!isfinite(r.loss) || (cl->compare && (!isfinite(kl) || !isfinite(rr.loss))))
+        bf_die("%s: the %s on the %s split is not finite%s", cl->input ? cl->input : "stdin",
+               !isfinite(r.loss) ? "loss" : !isfinite(kl) ? "KL" : "reference's loss", split,
+               cl->adapter ? " (with the adapter attached)" : "");
     if (cl->json) {
         json_metrics(split, r.rows, r.targets, sp->T, secs, r.loss, r.token_acc, r.exact);
         if (cl->compare) {

@@ -76,7 +76,26 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     bf_cli_end(1);
 }
 
-/* The whole input into memory. */
+/* n bytes of fd into buf: how many there were (fewer at the end of input). */
+static size_t read_some(int fd, uint8_t *buf, size_t n, const char *label)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) bf_die("%s: %s", label, bf_strerror(errno));
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+/* The input, read as safetensors describes it.  A regular file whole (its
+ * size is known: bf_st_parse checks what it holds).  Anything else (a pipe,
+ * a device) never past what it describes: the header's size, checked; the
+ * header, checked; the data section its offsets cover, into a buffer that
+ * grows as the bytes come; then one byte more is an error.  An input that
+ * ends early is handed to bf_st_parse as it is, which says where. */
 static uint8_t *read_input(const char *path, size_t *len, const char **label)
 {
     int fd = 0;
@@ -87,24 +106,40 @@ static uint8_t *read_input(const char *path, size_t *len, const char **label)
         if (fd < 0) bf_die("%s: %s", path, bf_strerror(errno));
     }
     struct stat st;
-    size_t cap = 1 << 16, n = 0;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) cap = (size_t)st.st_size + 1;
-    uint8_t *buf = malloc(cap);
-    if (!buf) bf_die("%s: out of memory for %zu bytes", *label, cap);
-    for (;;) {
-        if (n == cap) {
-            if (cap > SIZE_MAX / 2) bf_die("%s: too large", *label);
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) bf_die("%s: out of memory for %zu bytes", *label, cap * 2);
-            buf = nb;
-            cap *= 2;
+    size_t n = 0, want;
+    uint8_t *buf;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        want = (size_t)st.st_size;
+        buf = bf_xmalloc(want ? want : 1);
+        n = read_some(fd, buf, want, *label);
+    } else {
+        uint64_t hn, dn;
+        buf = bf_xmalloc(8);
+        n = read_some(fd, buf, 8, *label);
+        if (n < 8) goto done;
+        if (bf_st_header_len(buf, *label, &hn)) bf_die_lib();
+        buf = bf_xrealloc(buf, 8 + (size_t)hn);
+        n += read_some(fd, buf + 8, (size_t)hn, *label);
+        if (n < 8 + hn) goto done;
+        if (bf_st_data_len(buf, n, *label, &dn)) bf_die_lib();
+        if (dn > SIZE_MAX - n) bf_die("%s: %llu bytes of data do not fit in memory", *label, (unsigned long long)dn);
+        size_t total = n + (size_t)dn, cap = n;
+        while (n < total) {
+            if (n == cap) {
+                cap = total - cap > cap ? 2 * cap : total;
+                uint8_t *nb = realloc(buf, cap);
+                if (!nb) bf_die("%s: out of memory for %zu bytes", *label, cap);
+                buf = nb;
+            }
+            size_t got = read_some(fd, buf + n, cap - n, *label);
+            n += got;
+            if (n < cap) goto done;
         }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) bf_die("%s: %s", *label, bf_strerror(errno));
-        if (r == 0) break;
-        n += (size_t)r;
+        uint8_t extra;
+        if (read_some(fd, &extra, 1, *label))
+            bf_die("%s: more than the %llu bytes of data the header describes", *label, (unsigned long long)dn);
     }
+done:
     if (fd) close(fd);
     *len = n;
     return buf;

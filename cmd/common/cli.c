@@ -234,9 +234,35 @@ static void bytes_on_signal(int sig)
     raise(sig);
 }
 
+/* len bytes to fd: 0, or the errno that stopped it */
+static int write_fd(int fd, const uint8_t *buf, size_t len)
+{
+    for (size_t at = 0; at < len;) {
+        ssize_t w = write(fd, buf + at, len - at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? errno : EIO;
+        at += (size_t)w;
+    }
+    return 0;
+}
+
 void bf_cli_write_bytes(const uint8_t *buf, size_t len)
 {
     const char *path = bf_cli_state.output;
+    /* Not a regular file (a device such as /dev/null, a FIFO): written in
+     * place, as the stream writer does; renaming a temporary file over it
+     * would replace it. */
+    struct stat st;
+    if (path && strcmp(path, "-") != 0 && stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) bf_die("%s: is a directory", path);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) bf_die("%s: %s", path, bf_strerror(errno));
+        if (isatty(fd)) bf_die("%s: refusing to write a binary file to a terminal", path);
+        int err = write_fd(fd, buf, len);
+        if (close(fd) && !err) err = errno;
+        if (err) bf_die("%s: %s", path, bf_strerror(err));
+        return;
+    }
     if (!path || strcmp(path, "-") == 0) {
         for (size_t at = 0; at < len;) {
             size_t w = fwrite(buf + at, 1, len - at, stdout);
@@ -272,12 +298,7 @@ void bf_cli_write_bytes(const uint8_t *buf, size_t len)
     mode_t um = umask(0);
     umask(um);
     int err = fchmod(fd, 0666 & ~um) ? errno : 0;
-    for (size_t at = 0; !err && at < len;) {
-        ssize_t w = write(fd, buf + at, len - at);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) err = w < 0 ? errno : EIO;
-        else at += (size_t)w;
-    }
+    if (!err) err = write_fd(fd, buf, len);
     if (close(fd) && !err) err = errno;
     if (!err && rename(tmp, path)) err = errno;
     if (err) {

@@ -60,6 +60,12 @@ typedef struct {
  * cover the data section exactly, without holes or overlaps. */
 int bf_st_parse(const uint8_t *buf, size_t len, const char *label, const bf_st_import_opts *o, bf_header *h,
                 bf_tset *s);
+/* Reading a file a piece at a time (a pipe), never more than it describes:
+ * the header's size from the first 8 bytes, checked against the limit; then,
+ * from the first 8 + that many bytes, the size of the data section the
+ * header's offsets describe (the header checked as bf_st_parse checks it). */
+int bf_st_header_len(const uint8_t *buf, const char *label, uint64_t *hn);
+int bf_st_data_len(const uint8_t *buf, size_t len, const char *label, uint64_t *data_len);
 
 /* ----------------------------------------------------------------- GGUF */
 

@@ -280,7 +280,11 @@ int bf_adapter_merge(bf_adapter *a, bf_model *m, double strength)
         const float *A = a->ps.params + a->ps.p[2 * k].offset, *B = a->ps.params + a->ps.p[2 * k + 1].offset;
         /* the parameter: the float weight, or the ternary latent (the
          * pre-image of the codes without one) */
-        add_ba(w->rows, w->cols, (size_t)a->rank, s, B, A, m->params + w->param->offset);
+        float *param = m->params + w->param->offset;
+        add_ba(w->rows, w->cols, (size_t)a->rank, s, B, A, param);
+        for (size_t j = 0; j < w->rows * w->cols; j++)
+            if (!isfinite(param[j]))
+                return bf_err("merged at strength %g, the adapter makes '%s' hold a value that is not finite", strength, a->mat[k]);
         if (w->src && w->src->ops->refresh(w->src, m, w)) return -1;   /* ternary: quantized again */
     }
     return 0;

@@ -367,6 +367,12 @@ typedef struct {
     size_t order;        /* position in the header */
 } in_tensor;
 
+static void free_entries(in_tensor *t, size_t nt)
+{
+    for (size_t k = 0; k < nt; k++) free(t[k].name);
+    free(t);
+}
+
 static int cmp_name(const void *a, const void *b) { return strcmp(((const in_tensor *)a)->name, ((const in_tensor *)b)->name); }
 static int cmp_begin(const void *a, const void *b)
 {
@@ -415,8 +421,10 @@ static int tensor_entry(const char *label, const char *name, const bf_val *e, ui
 }
 
 /* Parses the header: tensors into *out (sorted by name), metadata into *meta. */
+/* data_len UINT64_MAX: not known yet; *covered (may be NULL) is then the
+ * size of the data section the offsets describe. */
 static int parse_header(const char *label, const char *js, size_t n, uint64_t data_len, in_tensor **out, size_t *nt,
-                        bf_val **meta)
+                        bf_val **meta, uint64_t *covered)
 {
     char pl[BF_MAX_NAME + 64];
     snprintf(pl, sizeof pl, "%s: JSON header", label);
@@ -481,7 +489,8 @@ static int parse_header(const char *label, const char *js, size_t n, uint64_t da
                      (unsigned long long)at, t[k].begin > at ? "a hole before it" : "it overlaps another"); goto out; }
         at = t[k].end;
     }
-    if (at != data_len)
+    if (covered) *covered = at;
+    if (data_len != UINT64_MAX && at != data_len)
         { bf_err("%s: the tensors cover %llu of the %llu bytes of data", label, (unsigned long long)at, (unsigned long long)data_len); goto out; }
     if (cnt) qsort(t, cnt, sizeof *t, cmp_name);
     for (size_t k = 1; k < cnt; k++)
@@ -490,8 +499,7 @@ static int parse_header(const char *label, const char *js, size_t n, uint64_t da
 out:
     free(tmp.p);
     if (rc) {
-        for (size_t k = 0; k < cnt; k++) free(t[k].name);
-        free(t);
+        free_entries(t, cnt);
         bf_val_free(*meta);
         *meta = NULL;
         t = NULL;
@@ -578,6 +586,29 @@ static int make_config(const char *label, const bf_val *meta, const bf_st_import
     return 0;
 }
 
+int bf_st_header_len(const uint8_t *buf, const char *label, uint64_t *hn)
+{
+    *hn = bf_get_le64(buf);
+    if (*hn > BF_ST_MAX_HEADER)
+        return bf_err("%s: a header of %llu bytes, above the limit of %u", label, (unsigned long long)*hn, BF_ST_MAX_HEADER);
+    return 0;
+}
+
+int bf_st_data_len(const uint8_t *buf, size_t len, const char *label, uint64_t *data_len)
+{
+    uint64_t hn;
+    if (len < 8) return bf_err("%s: %zu bytes, too short for a safetensors file", label, len);
+    if (bf_st_header_len(buf, label, &hn)) return -1;
+    if (hn > len - 8) return bf_err("%s: a header of %llu bytes, but %zu after the size", label, (unsigned long long)hn, len - 8);
+    in_tensor *t;
+    size_t nt;
+    bf_val *meta;
+    if (parse_header(label, (const char *)buf + 8, (size_t)hn, UINT64_MAX, &t, &nt, &meta, data_len)) return -1;
+    free_entries(t, nt);
+    bf_val_free(meta);
+    return 0;
+}
+
 int bf_st_parse(const uint8_t *buf, size_t len, const char *label, const bf_st_import_opts *o, bf_header *h,
                 bf_tset *s)
 {
@@ -592,7 +623,7 @@ int bf_st_parse(const uint8_t *buf, size_t len, const char *label, const bf_st_i
     in_tensor *t;
     size_t nt;
     bf_val *meta;
-    if (parse_header(label, (const char *)buf + 8, (size_t)hn, data_len, &t, &nt, &meta)) return -1;
+    if (parse_header(label, (const char *)buf + 8, (size_t)hn, data_len, &t, &nt, &meta, NULL)) return -1;
     int rc = -1;
     bf_val *tern = NULL;
     bf_names names = o->names == BF_NAMES_AUTO ? detect_names(t, nt) : o->names;
@@ -702,8 +733,7 @@ int bf_st_parse(const uint8_t *buf, size_t len, const char *label, const bf_st_i
 out:
     bf_val_free(tern);
     bf_val_free(meta);
-    for (size_t k = 0; k < nt; k++) free(t[k].name);
-    free(t);
+    free_entries(t, nt);
     if (rc) {
         bf_tset_release(s);
         bf_header_release(h);

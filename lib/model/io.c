@@ -67,6 +67,8 @@ int bf_model_to_tset(const bf_model *m, int keep_latent, bf_tset *out)
         const float *src = m->params + p->offset;
         bf_weight *w = p->is_block_matrix ? bf_model_weight((bf_model *)m, p->name) : NULL;
         bf_ternary_src *t = w ? bf_ternary_src_of(w) : NULL;
+        /* nothing non-finite leaves: every reader would refuse the stream */
+        if ((!t || w->w) && !all_finite(src, p->numel)) { bf_err("'%s' holds a value that is not finite", p->name); goto fail; }
         if (!t) {
             bf_tensor *f = bf_tset_add(out);
             if (bf_tensor_init(f, p->name, BF_F32, p->ndim, p->shape)) goto fail;

@@ -166,3 +166,58 @@ hostile_check() {
 @test "hostile-06 bf-mkbad refuses an unknown case" {
     run -2 bf-mkbad no-such-case
 }
+
+# ---------------------------------------------- 1x targets, endless inputs, overflow
+
+# a tiny float model and its safetensors export, once
+hole_setup() {
+    bf-data seq --task reverse --min-len 2 --max-len 4 --n-train 60 --n-val 20 -o d.bf
+    bf-init --vocab 256 --ctx 16 --d 16 --layers 1 --heads 2 --ff 32 -o m.bf
+}
+
+@test "hostile-10 bf-export and bf-compress -o a FIFO or a device node write into it, never over it" {
+    hole_setup
+    mkfifo fifo
+    for prog in "bf-export --format safetensors" "bf-compress"; do
+        timeout 10 cat fifo >got &
+        local reader=$!
+        timeout 10 $prog -o fifo m.bf
+        wait "$reader"
+        [[ -p fifo ]] || fail "$prog: the FIFO was replaced"
+        [[ -s got ]] || fail "$prog: nothing came through the FIFO"
+    done
+    if [[ $(id -u) -eq 0 ]]; then   # a device node of our own (as /dev/null), never the system's
+        mknod null c 1 3
+        bf-export --format gguf -o null m.bf
+        bf-compress -o null m.bf
+        [[ -c null ]] || fail "the device node was replaced by a regular file"
+    fi
+}
+
+@test "hostile-11 bf-import reads no further than the header describes: /dev/zero, /dev/urandom, an endless pipe" {
+    hole_setup
+    for f in /dev/zero /dev/urandom; do
+        run3 timeout 5 bf-import --format safetensors "$f"
+        [[ $status -eq 1 ]] || fail "$f: status $status (124: it kept reading)"
+        [[ $(wc -l <"$T/err") -eq 1 && ! -s $T/out ]]
+    done
+    bf-export --format safetensors -o m.st m.bf
+    run3 bash -c 'set -o pipefail; (cat m.st; yes) | timeout 5 bf-import --format safetensors >/dev/null'
+    [[ $status -eq 1 ]] || fail "endless pipe: status $status"
+    [[ $(<"$T/err") == "bf-import: stdin: more than the "*" bytes of data the header describes" ]] || fail "$stderr"
+    # the same file through a pipe, whole: read back as it was
+    cat m.st | bf-import --format safetensors -o back.bf
+    [[ $(loss_of back.bf d.bf val) == $(loss_of m.bf d.bf val) ]]
+}
+
+@test "hostile-12 an adapter that overflows the model: the merge and bf-eval fail with one line, no file" {
+    hole_setup
+    bf-bake -q --prompt "x" --data d.bf --steps 1 --alpha 1e6 --adapter-out -o a.bf m.bf
+    bf-poke blk.0.wq.lora_a 0 1e30 a.bf | bf-poke blk.0.wq.lora_b 0 1e30 >big.bf
+    run3 bf-halfbake --adapter big.bf -o out.bf m.bf
+    [[ $status -eq 1 && $(wc -l <"$T/err") -eq 1 && ! -e out.bf ]] || fail "status $status: $stderr"
+    [[ $stderr == *"not finite"* ]]
+    run3 bf-eval --data d.bf --adapter big.bf m.bf
+    [[ $status -eq 1 && $(wc -l <"$T/err") -eq 1 && ! -s $T/out ]] || fail "status $status: $(cat "$T/out") $stderr"
+    [[ $stderr == *"loss on the val split is not finite"* ]]
+}

@@ -76,7 +76,7 @@ static const kase cases[] = {
      "{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[4,12]}}", 12, -1, 0},
     {"same-offsets", "overlaps",
      "{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 8, -1, 0},
-    {"data-left-over", "cover 8 of the 16 bytes", "{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 16, -1, 0},
+    {"data-left-over", "cover 8 of the 16 bytes|more than the 8 bytes of data the header describes", "{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 16, -1, 0},
     {"f64-tensor", "F64, which bitforge does not read", "{\"tok_emb\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, -1, 0},
     {"long-name", "not 1 to 255 bytes", NULL, 1, -1, 0},
     {"hf-unknown-name", "not a tensor name of the hf convention",
