@@ -45,7 +45,7 @@ static int teacher_logp(bf_model *teacher, const int32_t *prompt, int P, const i
     size_t W = (size_t)(P + T);
     for (int b = 0; b < B; b++) {
         int32_t *rx = bx + (size_t)b * W, *ry = by + (size_t)b * W;
-        memcpy(rx, prompt, (size_t)P * sizeof *rx);
+        if (P) memcpy(rx, prompt, (size_t)P * sizeof *rx);   /* (no prompt: the keep rows) */
         memcpy(rx + P, x + (size_t)b * T, (size_t)T * sizeof *rx);
         for (int t = 0; t < P; t++) ry[t] = -1;
         memcpy(ry + P, y + (size_t)b * T, (size_t)T * sizeof *ry);
