@@ -1,4 +1,4 @@
-/* bake.c — prompt baking: a LoRA student learns the prompted teacher (bf/bake.h). */
+/* bake.c — prompt baking: a LoRA student, or the model itself, learns the prompted teacher (bf/bake.h). */
 #include "bf/bake.h"
 #include "bf/optim.h"
 #include "bf/train.h"
