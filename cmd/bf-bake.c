@@ -198,14 +198,6 @@ static void final_table(const struct run *r)
     if (r->cl->bo.nkeep) fprintf(stderr, "%-34s %10.4f %10.4f\n", "kept (as they are)", s->keep_val_kl, s->keep_val.exact);
 }
 
-/* A second model with the same tensors (the kept behaviour during pursuit). */
-static void clone(const bf_model *src, const bf_header *h, bf_model *dst)
-{
-    bf_tset s;
-    if (bf_model_to_tset(src, 1, &s) || bf_model_from_tset(dst, h, &s)) bf_die_lib();
-    bf_tset_release(&s);
-}
-
 int main(int argc, char **argv)
 {
     struct cmdline cl;
@@ -223,7 +215,7 @@ int main(int argc, char **argv)
     /* prompt pursuit changes the teacher: the kept behaviour stays the input's */
     int have_orig = cl.bo.nkeep && cl.pursuit && !cl.bo.keep_ref;
     if (have_orig) {
-        clone(&teacher, &h, &orig);
+        bf_cli_clone_model(&teacher, &h, &orig);
         bake->keep.ref = &orig;
     }
     size_t P = strlen(cl.prompt);

@@ -138,21 +138,13 @@ static void load_set(bake_set *s, const char *name, const char *prompt, const ch
     if (!s->d.val.rows) bf_die("%s: the val split is empty: nothing to measure", path);
 }
 
-/* A second model with the same tensors (the teacher of a bake, a candidate). */
-static void clone(const bf_model *src, const bf_header *h, bf_model *dst)
-{
-    bf_tset s;
-    if (bf_model_to_tset(src, 1, &s) || bf_model_from_tset(dst, h, &s)) bf_die_lib();
-    bf_tset_release(&s);
-}
-
 /* Bakes set s into m (teacher: m with the prompt) and merges it at the
  * strength: an adapter merged at it (on ternary matrices trained through the
  * quantizer at it), or the model's own matrices moved at strength·lr. */
 static void half_bake(bf_model *m, const bf_header *h, bake_set *s, const struct cmdline *cl, int full, int iter)
 {
     bf_model teacher;
-    clone(m, h, &teacher);
+    bf_cli_clone_model(m, h, &teacher);
     bf_adapter a;
     bf_bake_cfg c = cl->bo.bake;
     c.prompt = s->prompt;
@@ -225,7 +217,7 @@ int main(int argc, char **argv)
         bf_model orig;   /* the behaviour the keep rows keep: the input's, or --keep-ref's */
         int have_orig = nkeep && !cl.bo.keep_ref;
         if (have_orig) {
-            clone(&m, &h, &orig);
+            bf_cli_clone_model(&m, &h, &orig);
             cl.bo.bake.keep.ref = &orig;
         }
         /* the score: the mean exact match over the sets' bare rows, and the
@@ -248,7 +240,7 @@ int main(int argc, char **argv)
         int cur = 0, misses = 0;
         for (int it = 1; it <= cl.iterations; it++) {
             bf_model cand;
-            clone(&m, &h, &cand);
+            bf_cli_clone_model(&m, &h, &cand);
             half_bake(&cand, &h, &sets[cur], &cl, full, it);
             bf_metrics cm[2], ckeep;
             double cs = 0;

@@ -76,6 +76,9 @@ const char *bf_opt_name(const struct option *opts, int c);
  * tensors' bf_tset_digest, has_latent (may be NULL) whether they carry any
  * W.latent.  Dies with "INPUT: message" on failure. */
 void bf_cli_read_model(const char *path, bf_header *h, bf_model *m, bf_model *second, uint64_t *digest, int *has_latent);
+/* A second model with src's tensors (latents kept) and h's configuration:
+ * a teacher, a candidate, a kept reference.  Dies on failure. */
+void bf_cli_clone_model(const bf_model *src, const bf_header *h, bf_model *dst);
 
 /* Bytes that are not a stream (an archive, a safetensors or GGUF file) to -o
  * — a temporary file beside it, renamed at the end, removed on failure or

@@ -22,3 +22,10 @@ void bf_cli_read_model(const char *path, bf_header *h, bf_model *m, bf_model *se
     }
     bf_tset_release(&s);
 }
+
+void bf_cli_clone_model(const bf_model *src, const bf_header *h, bf_model *dst)
+{
+    bf_tset s;
+    if (bf_model_to_tset(src, 1, &s) || bf_model_from_tset(dst, h, &s)) bf_die_lib();
+    bf_tset_release(&s);
+}

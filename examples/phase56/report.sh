@@ -143,42 +143,40 @@ for ck in $(ls "$OUT"/ck-*.bf | sed 's/.*ck-\([0-9]*\)\.bf/\1/' | sort -n); do
 done
 echo
 
-# ihb_table PREFIX: the iterated half-bakes' table; sets per_iter, after5, worst
+# ihb_table PREFIX: the iterated half-bakes' table; sets means, the prompted
+# three's mean exact match after each iteration
 ihb_table() {
     prefix=$1
     echo "| iteration | bare reverse | reverse (prompted) | copy (prompted) | sort (prompted) | mean of the prompted three |"
     echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
     means=""
     for i in 0 1 2 3 4 5; do
-        f=$OUT/$1-$i.bf
-        set -- $(bare_t "$f") "$1"
+        f=$OUT/$prefix-$i.bf
+        set -- $(bare_t "$f")
         r=$(prompted reverse "$f" --fake-quant) c=$(prompted copy "$f" --fake-quant) s=$(prompted sort "$f" --fake-quant)
         m=$(awk -v a="$r" -v b="$c" -v d="$s" 'BEGIN { printf "%.6f", (a + b + d) / 3 }')
         means="$means $m"
         echo "| $i | $(pct "$1")% | $(pct "$r")% | $(pct "$c")% | $(pct "$s")% | $(pct "$m")% |"
-        set -- "$3"
     done
     echo
-    echo "$means" >"$OUT/.$prefix.means"
+}
+# ihb_summary: from the last ihb_table's means, in points, the fall an
+# iteration on average, after the last, and in the worst iteration
+ihb_summary() {
+    echo "$means" | awk '{ w = 0; for (i = 2; i <= NF; i++) if ($(i-1) - $i > w) w = $(i-1) - $i
+        printf "%.2f %.2f %.2f\n", 100 * ($1 - $NF) / (NF - 1), 100 * ($1 - $NF), 100 * w }'
 }
 echo "## Five iterated half-bakes of the ternary model: the seed's procedure (bake, merge at 0.5 into the latent, quantize again)"
 echo
-ihb_table ihb >"$OUT/.ihb.md"
-cat "$OUT/.ihb.md"
-means=$(cat "$OUT/.ihb.means")
-per_iter=$(echo "$means" | awk '{ printf "%.2f", 100 * ($1 - $NF) / (NF - 1) }')
-after5=$(echo "$means" | awk '{ printf "%.2f", 100 * ($1 - $NF) }')
+ihb_table ihb
+set -- $(ihb_summary); per_iter=$1 after5=$2
 echo "The prompted tasks' mean exact match falls by $per_iter points an iteration on average, $after5 points after 5"
 echo "(negative: it rises)."
 echo
 echo "## Five iterated half-bakes of the ternary model: bitforge's (through the quantizer at 0.5, the mixture kept against the phase-4 model)"
 echo
-ihb_table ihbk >"$OUT/.ihbk.md"
-cat "$OUT/.ihbk.md"
-meansk=$(cat "$OUT/.ihbk.means")
-per_iter_k=$(echo "$meansk" | awk '{ printf "%.2f", 100 * ($1 - $NF) / (NF - 1) }')
-after5_k=$(echo "$meansk" | awk '{ printf "%.2f", 100 * ($1 - $NF) }')
-worst_k=$(echo "$meansk" | awk '{ w = 0; for (i = 2; i <= NF; i++) if ($(i-1) - $i > w) w = $(i-1) - $i; printf "%.2f", 100 * w }')
+ihb_table ihbk
+set -- $(ihb_summary); per_iter_k=$1 after5_k=$2 worst_k=$3
 echo "The prompted tasks' mean exact match falls by $per_iter_k points an iteration on average ($worst_k in the worst"
 echo "iteration), $after5_k points after 5 (negative: it rises)."
 echo

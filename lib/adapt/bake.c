@@ -161,6 +161,7 @@ static int sample_pool(bf_model *teacher, const bf_bake_cfg *c, const bf_split *
 typedef struct {
     bf_adapter *a;
     bf_pset ps;                /* the trained tensors (full: a subset of the model's, in its block) */
+    bf_weight **w;             /* full: their weights, whose sources a step refreshes */
     bf_param *frozen;          /* full: the model's other tensors */
     size_t nfrozen;
 } bake_params;
@@ -178,6 +179,8 @@ static int params_init(bake_params *bp, bf_model *m, bf_adapter *a, unsigned ful
     bp->ps = bf_model_pset(m);
     bp->ps.p = bf_xcalloc(n, sizeof *bp->ps.p);
     bp->ps.np = 0;
+    bp->w = bf_xcalloc(n, sizeof *bp->w);
+    for (size_t j = 0; j < n; j++) bp->w[j] = bf_model_weight(m, names[j]);
     bp->frozen = bf_xcalloc(m->np, sizeof *bp->frozen);
     for (size_t k = 0; k < m->np; k++) {
         int on = 0;
@@ -192,11 +195,21 @@ static int params_init(bake_params *bp, bf_model *m, bf_adapter *a, unsigned ful
 static void params_free(bake_params *bp)
 {
     if (!bp->a) free(bp->ps.p);
+    free(bp->w);
     free(bp->frozen);
 }
 
-/* The student's weights anew from what was trained. */
-static int params_refresh(bake_params *bp, bf_model *m) { return bp->a ? bf_adapter_refresh(bp->a, m) : bf_model_refresh(m); }
+/* The student's weights anew from what was trained: the adapter's, or the
+ * trained matrices' own sources (the frozen ones stay as they are). */
+static int params_refresh(bake_params *bp, bf_model *m)
+{
+    if (bp->a) return bf_adapter_refresh(bp->a, m);
+    for (size_t k = 0; k < bp->ps.np; k++) {
+        bf_weight *w = bp->w[k];
+        if (w->src && w->src->ops->refresh(w->src, m, w)) return -1;
+    }
+    return 0;
+}
 
 static void params_mask(bake_params *bp, bf_model *m)
 {
