@@ -1,4 +1,4 @@
-/* bf-svf — singular-value experts: train, mix, apply (bf-svf(1)). */
+/* bf-svf — experts (singular values, or row scales): train, mix, apply (bf-svf(1)). */
 #include "cli.h"
 #include "bf/lora.h"
 #include "bf/svf.h"
@@ -18,15 +18,19 @@ static const char usage[] =
     "\n"
     "Singular-value fine-tuning: each adapted matrix W = U·diag(s)·V^T of MODEL\n"
     "is used as W' = c·U·diag(s·sigmoid(z))·V^T, c = sum(s)/sum(s·sigmoid(z));\n"
-    "an expert is the vectors z.  train learns one expert on DATA (writes an\n"
-    "experts stream); mix searches the weights alpha of z = sum alpha_k z_k with\n"
-    "the cross-entropy method, scored by exact match on FEWSHOT's train split\n"
-    "(writes the expert \"mix\"); apply writes MODEL with an expert in its\n"
-    "weights, a model stream every program reads.\n"
+    "an expert is the vectors z.  With --kind scales an expert is instead a\n"
+    "log-factor v per output row, W' = diag(exp(v))·W: on a ternary model the\n"
+    "codes stay and each row gets its own scale.  train learns one expert on\n"
+    "DATA (writes an experts stream); mix searches the weights alpha of\n"
+    "z = sum alpha_k z_k with the cross-entropy method, scored by exact match on\n"
+    "FEWSHOT's train split (writes the expert \"mix\"); apply writes MODEL with\n"
+    "an expert in its weights, a model stream every program reads.\n"
     "\n"
     "train:\n"
     "  --data DATA        rows whose answer positions carry targets\n"
     "  --name NAME        the expert's name (default expert)\n"
+    "  --kind K           svf (z per singular value, default) or scales (a\n"
+    "                     log-factor per row; ternary matrices stay ternary)\n"
     "  --method M         grad (cross-entropy, default), reinforce (sampled\n"
     "                     answers, reward +1/-1), or lora (a LoRA adapter on\n"
     "                     cross-entropy instead of SVF; writes an adapter stream)\n"
@@ -54,7 +58,8 @@ static const char usage[] =
     "  --expert E         an experts stream\n"
     "  --name NAME        which of its experts (needed when it holds several)\n"
     "  --keep-f32         a ternary model's adapted matrices as F32 W'\n"
-    "                     (default: quantized again with their own rule)\n"
+    "                     (default: svf experts quantized again with their own\n"
+    "                     rule; scales experts as the same codes, scale per row)\n"
     "\n"
     "  --eval-batch N     rows per evaluation forward (default 256)\n"
     "  --log FILE         append one JSON object per step or iteration to FILE\n"
@@ -68,11 +73,12 @@ static const char usage[] =
 
 enum {
     O_DATA = BF_OPT_PROGRAM, O_NAME, O_METHOD, O_TARGETS, O_STEPS, O_BATCH, O_LR, O_CLIP, O_KL, O_MAXNEW, O_RANK, O_ALPHA,
-    O_EVAL_EVERY, O_EXPERTS, O_PER_LAYER, O_ITER, O_POP, O_ELITE, O_STD, O_EXPERT, O_KEEP_F32, O_EVAL_BATCH, O_LOG
+    O_EVAL_EVERY, O_EXPERTS, O_PER_LAYER, O_ITER, O_POP, O_ELITE, O_STD, O_EXPERT, O_KEEP_F32, O_EVAL_BATCH, O_LOG, O_KIND
 };
 enum { CMD_TRAIN, CMD_MIX, CMD_APPLY };
 static const char *const cmd_names[] = {"train", "mix", "apply", NULL};
 static const char *const method_names[] = {"grad", "reinforce", "lora", NULL};
+static const char *const kind_names[] = {"svf", "scales", NULL};   /* in bf_svf_form's order */
 
 struct cmdline {
     int cmd;
@@ -80,6 +86,7 @@ struct cmdline {
     char **experts;
     size_t nexperts;
     int method, rank, keep_f32, targets_given;
+    bf_svf_form kind;
     double alpha;
     unsigned targets;
     bf_svf_train_cfg train;
@@ -101,7 +108,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"iterations", required_argument, 0, O_ITER}, {"population", required_argument, 0, O_POP},
         {"elite", required_argument, 0, O_ELITE}, {"std", required_argument, 0, O_STD},
         {"expert", required_argument, 0, O_EXPERT}, {"keep-f32", no_argument, 0, O_KEEP_F32},
-        {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"log", required_argument, 0, O_LOG}, {0, 0, 0, 0}};
+        {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"log", required_argument, 0, O_LOG},
+        {"kind", required_argument, 0, O_KIND}, {0, 0, 0, 0}};
     memset(cl, 0, sizeof *cl);
     cl->rank = 1;
     cl->alpha = 1;
@@ -121,7 +129,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     int c;
     while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
         if (bf_cli_common(c, optarg)) continue;
-        if (c >= O_DATA && c <= O_LOG) cl->given |= 1u << (c - O_DATA);
+        if (c >= O_DATA && c <= O_KIND) cl->given |= 1u << (c - O_DATA);
         switch (c) {
         case O_DATA: cl->data = optarg; break;
         case O_NAME:
@@ -163,6 +171,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
             cl->train.eval_batch = cl->cem.eval_batch = (int)bf_parse_int("eval-batch", optarg, 1, 1 << 20);
             break;
         case O_LOG: cl->log_path = optarg; break;
+        case O_KIND: cl->kind = (bf_svf_form)bf_parse_choice("kind", optarg, kind_names); break;
         default: bf_usage_die("unexpected option");
         }
     }
@@ -172,7 +181,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         (1u << (O_DATA - O_DATA)) | (1u << (O_NAME - O_DATA)) | (1u << (O_METHOD - O_DATA)) | (1u << (O_TARGETS - O_DATA)) |
             (1u << (O_STEPS - O_DATA)) | (1u << (O_BATCH - O_DATA)) | (1u << (O_LR - O_DATA)) | (1u << (O_CLIP - O_DATA)) |
             (1u << (O_KL - O_DATA)) | (1u << (O_MAXNEW - O_DATA)) | (1u << (O_RANK - O_DATA)) | (1u << (O_ALPHA - O_DATA)) |
-            (1u << (O_EVAL_EVERY - O_DATA)) | (1u << (O_EVAL_BATCH - O_DATA)) | (1u << (O_LOG - O_DATA)),
+            (1u << (O_EVAL_EVERY - O_DATA)) | (1u << (O_EVAL_BATCH - O_DATA)) | (1u << (O_LOG - O_DATA)) |
+            (1u << (O_KIND - O_DATA)),
         (1u << (O_DATA - O_DATA)) | (1u << (O_EXPERTS - O_DATA)) | (1u << (O_PER_LAYER - O_DATA)) | (1u << (O_ITER - O_DATA)) |
             (1u << (O_POP - O_DATA)) | (1u << (O_ELITE - O_DATA)) | (1u << (O_STD - O_DATA)) |
             (1u << (O_EVAL_BATCH - O_DATA)) | (1u << (O_LOG - O_DATA)),
@@ -190,6 +200,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         if (cl->method != 2 && ((cl->given >> (O_RANK - O_DATA) & 1) || (cl->given >> (O_ALPHA - O_DATA) & 1)))
             bf_usage_die("--rank and --alpha go with --method lora");
         if (cl->method == 2 && cl->name) bf_usage_die("--name names an expert; --method lora writes an adapter");
+        if (cl->method == 2 && ((cl->given >> (O_KIND - O_DATA)) & 1)) bf_usage_die("--kind is the expert's; --method lora writes an adapter");
     } else if (cl->cmd == CMD_MIX) {
         if (!cl->nexperts) bf_usage_die("mix needs --experts E1[,E2...]");
         if (!cl->data) bf_usage_die("mix needs --data FEWSHOT");
@@ -277,29 +288,6 @@ static void on_iteration(void *ctx, const bf_svf_cem_step *s)
     }
 }
 
-/* The block matrices named in an experts stream's meta "targets", as a mask. */
-static unsigned targets_of(const bf_header *h, const char *path)
-{
-    static const char *const names[] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
-    if (strcmp(h->kind, "experts") != 0) bf_die("%s: a '%s' stream, not experts", path, h->kind);
-    const bf_val *t = bf_val_get(h->meta, "targets");
-    if (!t || t->type != BF_ARR || !t->v.a.n) bf_die("%s: experts meta has no 'targets'", path);
-    unsigned mask = 0;
-    for (size_t k = 0; k < t->v.a.n; k++) {
-        const bf_val *e = &t->v.a.items[k];
-        int l, n = 0;
-        char what[8];
-        if (e->type != BF_STR || sscanf(e->v.s.p, "blk.%d.%2s%n", &l, what, &n) != 2 || e->v.s.p[n])
-            bf_die("%s: experts target %zu is not a block matrix name", path, k);
-        unsigned bit = 0;
-        for (int j = 0; j < 7; j++)
-            if (!strcmp(what, names[j])) bit = 1u << j;
-        if (!bit) bf_die("%s: experts target '%.64s' is not a block matrix", path, e->v.s.p);
-        mask |= bit;
-    }
-    return mask;
-}
-
 /* Every expert of the streams in paths, checked against s. */
 static void read_experts(char *const *paths, size_t n, const bf_svf *s, bf_experts *all)
 {
@@ -369,7 +357,7 @@ int main(int argc, char **argv)
         bf_adapter_free(&a);
     } else if (cl.cmd == CMD_TRAIN) {
         bf_svf sv;
-        if (bf_svf_create(&sv, &m, cl.targets, cl.train.seed, digest) || bf_svf_attach(&sv, &m))
+        if (bf_svf_create(&sv, &m, cl.kind, cl.targets, cl.train.seed, digest) || bf_svf_attach(&sv, &m))
             bf_die("%s: %s", label, bf_errmsg());
         int rc = bf_svf_train(&m, &sv.ps, svf_refresh_cb, &sv, with_base ? &base : NULL, &d, &cl.train, on_step, &r);
         if (r.line_open) fputc('\n', stderr);
@@ -381,11 +369,13 @@ int main(int argc, char **argv)
         bf_tset es;
         /* the targets: from the first stream's header */
         if (bf_read_all(cl.experts[0], &eh, &es)) bf_die("%s: %s", cl.experts[0], bf_errmsg());
-        unsigned mask = targets_of(&eh, cl.experts[0]);
+        bf_svf_form form;
+        unsigned mask;
+        if (bf_experts_layout(&eh, &form, &mask)) bf_die("%s: %s", cl.experts[0], bf_errmsg());
         bf_tset_release(&es);
         bf_header_release(&eh);
         bf_svf sv;
-        if (bf_svf_create(&sv, &m, mask, cl.cem.seed, digest)) bf_die("%s: %s", label, bf_errmsg());
+        if (bf_svf_create(&sv, &m, form, mask, cl.cem.seed, digest)) bf_die("%s: %s", label, bf_errmsg());
         bf_experts e;
         read_experts(cl.experts, cl.nexperts, &sv, &e);
         if (bf_svf_attach(&sv, &m)) bf_die("%s: %s", label, bf_errmsg());
@@ -403,10 +393,12 @@ int main(int argc, char **argv)
         bf_header eh;
         bf_tset es;
         if (bf_read_all(cl.expert, &eh, &es)) bf_die("%s: %s", cl.expert, bf_errmsg());
-        unsigned mask = targets_of(&eh, cl.expert);
+        bf_svf_form form;
+        unsigned mask;
+        if (bf_experts_layout(&eh, &form, &mask)) bf_die("%s: %s", cl.expert, bf_errmsg());
         bf_svf sv;
         bf_experts e;
-        if (bf_svf_create(&sv, &m, mask, 1, digest)) bf_die("%s: %s", label, bf_errmsg());
+        if (bf_svf_create(&sv, &m, form, mask, 1, digest)) bf_die("%s: %s", label, bf_errmsg());
         if (bf_experts_from_tset(&e, &eh, &es, &sv)) bf_die("%s: %s", cl.expert, bf_errmsg());
         bf_tset_release(&es);
         bf_header_release(&eh);

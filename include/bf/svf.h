@@ -18,11 +18,26 @@
  * The z vectors ("W.svf_z" [k]) form a bf_pset of their own; the base stays
  * frozen.  A new z is 0.1 + 0.01·N(0,1), from derive(seed, "svf.W").
  *
+ * Row scales (form "scales"): the other kind of expert, for ternary models.
+ * Each adapted matrix [rows, cols] has a vector v [rows] of log-factors;
+ * with a_r = exp(v_r),
+ *     W'[r, :] = a_r·W[r, :]
+ * (for a ternary matrix W = scale·codes, so W' = diag(a)·scale·codes: the
+ * codes stay, each row gets a scale of its own, and the applied model runs
+ * on the integer kernels).  dL/dv_r = a_r·Σ_c dW'[r, c]·W[r, c].  A new v is
+ * 0: the expert starts as the base itself.  The log makes a factor positive
+ * (a code's sign never flips), makes the step relative to the factor, and
+ * makes a mixture Σ α_k·v_k a weighted geometric mean of the experts'
+ * factors; α = 0 is the base.  A factor outside e^±BF_SVF_MAX_LOG_SCALE is
+ * refused when read (exp would overflow float past 88).
+ *
  * Stream (bf-stream(5)): kind "experts"; meta {base: hex XXH3-64 digest of
  * the base model's tensors (bf_tset_digest), targets: [the adapted matrices'
- * names, in the model's order], experts: [names]}; tensors "NAME/W.svf_z"
- * F32 [k], expert by expert, each in the targets' order.  Reading one checks
- * the digest, the names, the lengths and that every value is finite. */
+ * names, in the model's order], experts: [names], form: "svf" | "scales"
+ * (absent: svf)}; tensors "NAME/W.svf_z" F32 [k] (svf) or
+ * "NAME/W.log_scale" F32 [rows] (scales), expert by expert, each in the
+ * targets' order.  Reading one checks the form, the digest, the names, the
+ * lengths and that every value is finite (and, for scales, within bounds). */
 #ifndef BF_SVF_H
 #define BF_SVF_H
 
@@ -40,7 +55,15 @@ double bf_svd(const float *W, size_t rows, size_t cols, int use_double, float *U
 
 typedef struct bf_svf_src bf_svf_src;
 
+typedef enum { BF_SVF_FORM_SVF, BF_SVF_FORM_SCALES } bf_svf_form;
+#define BF_SVF_MAX_LOG_SCALE 16.0
+
+/* "svf" or "scales"; and back (-1 and bf_err for another name). */
+const char *bf_svf_form_name(bf_svf_form f);
+int bf_svf_form_parse(const char *name, bf_svf_form *f);
+
 typedef struct {
+    bf_svf_form form;          /* what an expert is: z per singular value, or a log-factor per row */
     unsigned targets;          /* BF_LORA_* bits (bf/lora.h) */
     uint64_t base_digest;
     bf_pset ps;                /* every z and its gradient */
@@ -50,11 +73,13 @@ typedef struct {
     double svd_err;            /* the largest relative reconstruction error at attach */
 } bf_svf;
 
-/* z for every target matrix of m (w3 of a GELU model left out), seeded. */
-int bf_svf_create(bf_svf *s, const bf_model *m, unsigned targets, uint64_t seed, uint64_t base_digest);
+/* An expert of the given form for every target matrix of m (w3 of a GELU
+ * model left out): z seeded (svf), or v = 0 (scales). */
+int bf_svf_create(bf_svf *s, const bf_model *m, bf_svf_form form, unsigned targets, uint64_t seed, uint64_t base_digest);
 void bf_svf_free(bf_svf *s);
-/* Factors each target's current weight and puts the sources on; -1 when a
- * matrix runs on the integer kernels only or LAPACK fails. */
+/* Takes each target's current weight as the base (svf: factors it) and puts
+ * the sources on; -1 when a matrix runs on the integer kernels only or LAPACK
+ * fails. */
 int bf_svf_attach(bf_svf *s, bf_model *m);
 /* W' anew from z (after an optimizer step or a new z). */
 int bf_svf_refresh(bf_svf *s, bf_model *m);
@@ -62,15 +87,22 @@ int bf_svf_refresh(bf_svf *s, bf_model *m);
 void bf_svf_detach(bf_svf *s, bf_model *m);
 /* Detaches and writes the adapted model's tensors.  A float matrix becomes
  * W' (F32).  A ternary one: with keep_f32, W' as F32 (the adapted
- * dequantized weights); otherwise its parameter (the latent, or scale·codes
- * without one) moves by W' − W and is quantized again with the tensor's own
- * rule into its ternary group (W.latent kept when keep_latent).  The model
- * itself is left with those parameters. */
+ * dequantized weights).  Otherwise, form svf: its parameter (the latent, or
+ * scale·codes without one) moves by W' − W and is quantized again with the
+ * tensor's own rule into its ternary group (W.latent kept when keep_latent);
+ * form scales: the same codes with a scale per row, a_r times the row's
+ * scale (an absmean rule becomes per row, which leaves the codes as they
+ * are); the latent, when kept, has its rows multiplied by a_r where the rule
+ * is per row (it then quantizes to the same codes and scales) and is left
+ * out where it is per tensor (no latent of that rule gives these scales;
+ * training again starts from their pre-image).  The model itself is left
+ * with the parameters of the svf form's route. */
 int bf_svf_apply(bf_svf *s, bf_model *m, int keep_f32, int keep_latent, bf_tset *out);
 
 /* A set of experts for one base: nexp z blocks in the layout of an bf_svf's
  * pset (ps.n floats each). */
 typedef struct {
+    bf_svf_form form;
     uint64_t base_digest;
     size_t nmat, nexp, n;      /* n: floats per expert, as bf_svf.ps.n */
     char (*mat)[64];
@@ -79,9 +111,12 @@ typedef struct {
 } bf_experts;
 
 /* The experts of a stream, checked against the svf layout s (made by
- * bf_svf_create for the model they are applied to): kind, digest, targets,
- * names, lengths, finite values. */
+ * bf_svf_create for the model they are applied to): kind, form, digest,
+ * targets, names, lengths, finite values. */
 int bf_experts_from_tset(bf_experts *e, const bf_header *h, const bf_tset *t, const bf_svf *s);
+/* The form and target mask (BF_LORA_* bits) an experts stream's meta names,
+ * so that the bf_svf to read it with can be made. */
+int bf_experts_layout(const bf_header *h, bf_svf_form *form, unsigned *targets);
 /* Appends the experts of b to a (same base and targets), or -1. */
 int bf_experts_join(bf_experts *a, const bf_experts *b);
 /* One expert: s's current z, under name. */
@@ -151,8 +186,13 @@ void bf_svf_cem_default(bf_svf_cem_cfg *c);
  * blk.L.* takes row L of alpha [groups, K]), into s's parameters. */
 void bf_svf_mix(bf_svf *s, const bf_experts *e, const double *alpha, int per_layer);
 /* The cross-entropy method over α ∈ [0,1]^(groups·K): fitness = exact match
- * on split fs (ties: lower loss).  s attached to m; on return s holds the
- * best mixture found and alpha_out [groups·K] its α. */
+ * on split fs (ties: lower loss, then the earlier candidate).  The first
+ * generation holds, before its random draws, the start itself (α = 1/K
+ * each, the uniform mixture), each expert alone (α = 1 for it, 0 for the
+ * others) and the base (α = 0), as many of them as the population has room
+ * for, in that order: the search's answer is never worse on fs than any of
+ * them.  s attached to m; on return s holds the best mixture found and
+ * alpha_out [groups·K] its α. */
 int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, const bf_svf_cem_cfg *c,
                double *alpha_out, bf_svf_cem_hook hook, void *hook_ctx);
 

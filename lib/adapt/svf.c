@@ -1,4 +1,5 @@
-/* svf.c — SVF: the SVD, the weight source, the experts stream (bf/svf.h). */
+/* svf.c — SVF: the SVD, the weight sources (singular values, row scales),
+ * the experts stream (bf/svf.h). */
 #include "bf/svf.h"
 #include "bf/blas.h"
 #include "bf/lora.h"
@@ -62,9 +63,9 @@ double bf_svd(const float *W, size_t rows, size_t cols, int use_double, float *U
 
 struct bf_svf_src {
     bf_wsource base;
-    size_t k;
+    size_t k;                /* z's length: min(rows, cols) (svf) or rows (scales) */
     float *z, *dz;           /* into the svf's pset */
-    float *U, *S, *Vt;       /* the base's SVD */
+    float *U, *S, *Vt;       /* the base's SVD (svf only) */
     float *m;                /* sigmoid(z) at the last refresh [k] */
     double c, sm;            /* Σσ/Σ(σ⊙m), Σ(σ⊙m) at the last refresh */
     float *tmp;              /* [k, cols]: scaled Vt, or Uᵀ·dW' */
@@ -142,6 +143,45 @@ static void svf_free(bf_wsource *s)
 
 static const bf_wsource_ops svf_ops = {"svf", svf_refresh, svf_backward, svf_zero_grad, svf_free};
 
+/* W'[r, :] = exp(v_r)·W[r, :]; m holds the factors */
+static int scales_refresh(bf_wsource *s, bf_model *m, bf_weight *w)
+{
+    bf_svf_src *v = (bf_svf_src *)s;
+    for (size_t r = 0; r < w->rows; r++) {
+        float a = expf(v->z[r]);
+        const float *src = v->base_w + r * w->cols;
+        float *dst = v->w_eff + r * w->cols;
+        v->m[r] = a;
+        for (size_t c = 0; c < w->cols; c++) dst[c] = a * src[c];
+    }
+    w->w = v->w_eff;
+    return 0;
+}
+
+/* dv_r = a_r·Σ_c dW'[r, c]·W[r, c] */
+static void scales_backward(bf_wsource *s, bf_model *m, bf_weight *w)
+{
+    bf_svf_src *v = (bf_svf_src *)s;
+    for (size_t r = 0; r < w->rows; r++) {
+        const float *g = v->dw + r * w->cols, *b = v->base_w + r * w->cols;
+        double d = 0;
+        for (size_t c = 0; c < w->cols; c++) d += (double)g[c] * b[c];
+        v->dz[r] += (float)(d * v->m[r]);
+    }
+}
+
+static const bf_wsource_ops scales_ops = {"svf-scales", scales_refresh, scales_backward, svf_zero_grad, svf_free};
+
+const char *bf_svf_form_name(bf_svf_form f) { return f == BF_SVF_FORM_SCALES ? "scales" : "svf"; }
+
+int bf_svf_form_parse(const char *name, bf_svf_form *f)
+{
+    if (!strcmp(name, "svf")) *f = BF_SVF_FORM_SVF;
+    else if (!strcmp(name, "scales")) *f = BF_SVF_FORM_SCALES;
+    else return bf_err("'%.64s' is not an expert form (svf or scales)", name);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- the svf */
 
 static void layout(bf_svf *s, const bf_model *m)
@@ -152,9 +192,14 @@ static void layout(bf_svf *s, const bf_model *m)
     for (size_t j = 0; j < s->nmat; j++) {
         const bf_param *w = bf_model_param(m, s->mat[j]);
         bf_param *p = &s->ps.p[j];
-        snprintf(p->name, sizeof p->name, "%s.svf_z", s->mat[j]);
         p->ndim = 1;
-        p->shape[0] = w->shape[0] < w->shape[1] ? w->shape[0] : w->shape[1];
+        if (s->form == BF_SVF_FORM_SCALES) {
+            snprintf(p->name, sizeof p->name, "%s.log_scale", s->mat[j]);
+            p->shape[0] = w->shape[0];
+        } else {
+            snprintf(p->name, sizeof p->name, "%s.svf_z", s->mat[j]);
+            p->shape[0] = w->shape[0] < w->shape[1] ? w->shape[0] : w->shape[1];
+        }
         p->numel = (size_t)p->shape[0];
         p->offset = off;
         off += (p->numel + 15) / 16 * 16;
@@ -165,9 +210,10 @@ static void layout(bf_svf *s, const bf_model *m)
     s->src = bf_xcalloc(s->nmat ? s->nmat : 1, sizeof *s->src);
 }
 
-int bf_svf_create(bf_svf *s, const bf_model *m, unsigned targets, uint64_t seed, uint64_t base_digest)
+int bf_svf_create(bf_svf *s, const bf_model *m, bf_svf_form form, unsigned targets, uint64_t seed, uint64_t base_digest)
 {
     memset(s, 0, sizeof *s);
+    s->form = form;
     s->targets = targets;
     s->base_digest = base_digest;
     s->nmat = bf_lora_target_list(m, targets, NULL);
@@ -175,7 +221,7 @@ int bf_svf_create(bf_svf *s, const bf_model *m, unsigned targets, uint64_t seed,
     s->mat = bf_xcalloc(s->nmat, sizeof *s->mat);
     bf_lora_target_list(m, targets, s->mat);
     layout(s, m);
-    for (size_t j = 0; j < s->nmat; j++) {
+    for (size_t j = 0; j < s->nmat && form == BF_SVF_FORM_SVF; j++) {   /* scales: v = 0, the base */
         char label[96];
         snprintf(label, sizeof label, "svf.%s", s->mat[j]);
         bf_rng r = bf_rng_derive(seed, label);
@@ -202,37 +248,42 @@ int bf_svf_attach(bf_svf *s, bf_model *m)
         if (s->src[j]) continue;
         bf_weight *w = bf_model_weight(m, s->mat[j]);
         if (!w) return bf_err("the model has no '%s'", s->mat[j]);
-        if (!w->w) return bf_err("'%s' runs on the integer kernels only; SVF needs its float form", s->mat[j]);
+        if (!w->w) return bf_err("'%s' runs on the integer kernels only; an expert needs its float form", s->mat[j]);
         size_t rows = w->rows, cols = w->cols, k = s->ps.p[j].numel, n = rows * cols;
+        int svd = s->form == BF_SVF_FORM_SVF;
         bf_svf_src *v = bf_xcalloc(1, sizeof *v);
-        v->base.ops = &svf_ops;
+        v->base.ops = svd ? &svf_ops : &scales_ops;
         v->k = k;
         v->z = s->ps.params + s->ps.p[j].offset;
         v->dz = s->ps.grads + s->ps.p[j].offset;
-        v->U = bf_aligned_alloc(rows * k * sizeof(float));
-        v->S = bf_aligned_alloc(k * sizeof(float));
-        v->Vt = bf_aligned_alloc(k * cols * sizeof(float));
         v->m = bf_aligned_alloc(k * sizeof(float));
-        v->tmp = bf_aligned_alloc(k * cols * sizeof(float));
         v->base_w = bf_aligned_alloc(n * sizeof(float));
         v->w_eff = bf_aligned_alloc(n * sizeof(float));
         v->dw = bf_aligned_alloc(n * sizeof(float));
-        if (!v->U || !v->S || !v->Vt || !v->m || !v->tmp || !v->base_w || !v->w_eff || !v->dw) {
+        if (svd) {
+            v->U = bf_aligned_alloc(rows * k * sizeof(float));
+            v->S = bf_aligned_alloc(k * sizeof(float));
+            v->Vt = bf_aligned_alloc(k * cols * sizeof(float));
+            v->tmp = bf_aligned_alloc(k * cols * sizeof(float));
+        }
+        if (!v->m || !v->base_w || !v->w_eff || !v->dw || (svd && (!v->U || !v->S || !v->Vt || !v->tmp))) {
             svf_free(&v->base);
             return -1;
         }
         memcpy(v->base_w, w->w, n * sizeof(float));
         memset(v->dw, 0, n * sizeof(float));
-        double e = bf_svd(v->base_w, rows, cols, 1, v->U, v->S, v->Vt);
-        if (e < 0) { svf_free(&v->base); return -1; }
-        if (e > s->svd_err) s->svd_err = e;
+        if (svd) {
+            double e = bf_svd(v->base_w, rows, cols, 1, v->U, v->S, v->Vt);
+            if (e < 0) { svf_free(&v->base); return -1; }
+            if (e > s->svd_err) s->svd_err = e;
+        }
         v->w = w;
         v->inner = w->src;
         v->inner_w = w->w;
         v->inner_dw = w->dw;
         w->src = &v->base;
         w->dw = v->dw;
-        svf_refresh(&v->base, m, w);
+        v->base.ops->refresh(&v->base, m, w);
         s->src[j] = v;
     }
     return 0;
@@ -241,7 +292,7 @@ int bf_svf_attach(bf_svf *s, bf_model *m)
 int bf_svf_refresh(bf_svf *s, bf_model *m)
 {
     for (size_t j = 0; j < s->nmat; j++)
-        if (s->src[j] && svf_refresh(&s->src[j]->base, m, s->src[j]->w)) return -1;
+        if (s->src[j] && s->src[j]->base.ops->refresh(&s->src[j]->base, m, s->src[j]->w)) return -1;
     return 0;
 }
 
@@ -258,6 +309,56 @@ void bf_svf_detach(bf_svf *s, bf_model *m)
         svf_free(&v->base);
         s->src[j] = NULL;
     }
+}
+
+/* out's ternary group `name` with row r's scale times exp(v_r): the same
+ * codes, a scale per row (an absmean rule becomes per row); the latent's
+ * rows scaled too where the rule is per row, left out where it is not. */
+static int scale_group(bf_tset *out, const char *name, const float *v)
+{
+    bf_tgroup g;
+    if (bf_tgroup_find(&g, out, name)) return -1;
+    size_t rows = g.rows, cols = g.cols;
+    int row_rule = g.q.method == BF_Q_THRESHOLD || g.q.per_row;
+    int8_t *codes = bf_xmalloc(rows * cols);
+    float *scale = bf_xmalloc(rows * sizeof *scale);
+    float *lat = g.latent && row_rule ? bf_xmalloc(rows * cols * sizeof *lat) : NULL;
+    int rc = 0;
+    for (size_t r = 0; r < rows; r++) {
+        float a = expf(v[r]);
+        bf_tgroup_codes_row(&g, r, codes + r * cols);
+        scale[r] = a * bf_tgroup_row_scale(&g, r);
+        if (!isfinite(scale[r])) rc = bf_err("'%s': the expert makes row %zu's scale not finite", name, r);
+        if (lat)
+            for (size_t c = 0; c < cols; c++) lat[r * cols + c] = a * ((const float *)g.latent->data)[r * cols + c];
+    }
+    bf_qspec q = g.q;
+    if (q.method == BF_Q_ABSMEAN) q.per_row = 1;
+    bf_tensor nt[3];
+    if (!rc && bf_tgroup_make(nt, name, &q, codes, scale, rows, cols, lat)) rc = -1;
+    if (!rc) {   /* the new group where the old one was */
+        bf_tset t = {0};
+        size_t L = strlen(name);
+        for (size_t i = 0; i < out->n; i++) {
+            bf_tensor *x = &out->t[i];
+            const char *part;
+            size_t base_len = bf_tgroup_split_name(x->name, &part);
+            if (!strcmp(x->name, name)) {
+                for (int k = 0; k < 3; k++)
+                    if (nt[k].name[0]) *bf_tset_add(&t) = nt[k];
+            } else if (!(base_len == L && !strncmp(x->name, name, L))) {
+                *bf_tset_add(&t) = *x;
+                continue;
+            }
+            bf_tensor_release(x);
+        }
+        free(out->t);
+        *out = t;
+    }
+    free(codes);
+    free(scale);
+    free(lat);
+    return rc;
 }
 
 int bf_svf_apply(bf_svf *s, bf_model *m, int keep_f32, int keep_latent, bf_tset *out)
@@ -284,12 +385,18 @@ int bf_svf_apply(bf_svf *s, bf_model *m, int keep_f32, int keep_latent, bf_tset 
         size_t n = w->rows * w->cols;
         if (!tern[j]) {
             memcpy(param, wp[j], n * sizeof(float));
-        } else if (!keep_f32) {
+        } else if (!keep_f32 && s->form == BF_SVF_FORM_SVF) {
             for (size_t i = 0; i < n; i++) param[i] += wp[j][i] - wb[j][i];
             if (w->src->ops->refresh(w->src, m, w)) rc = -1;   /* quantized again, the tensor's own rule */
         }
     }
     if (!rc && bf_model_to_tset(m, keep_latent, out)) rc = -1;
+    if (!rc && !keep_f32 && s->form == BF_SVF_FORM_SCALES)
+        for (size_t j = 0; j < s->nmat && !rc; j++)
+            if (tern[j] && scale_group(out, s->mat[j], s->ps.params + s->ps.p[j].offset)) {
+                bf_tset_release(out);
+                rc = -1;
+            }
     if (!rc && keep_f32) {   /* ternary groups of adapted matrices become F32 W' */
         bf_tset t = {0};
         for (size_t i = 0; i < out->n; i++) {
@@ -353,6 +460,7 @@ int bf_experts_to_tset(const bf_svf *s, const char *const *names, const float *c
     bf_val *x = bf_val_arr();
     for (size_t e = 0; e < nexp; e++) bf_val_push(x, bf_val_str(names[e]));
     bf_val_set(h->meta, "experts", x);
+    bf_val_set(h->meta, "form", bf_val_str(bf_svf_form_name(s->form)));
     for (size_t e = 0; e < nexp; e++)
         for (size_t j = 0; j < s->nmat; j++) {
             const bf_param *p = &s->ps.p[j];
@@ -373,10 +481,47 @@ void bf_experts_free(bf_experts *e)
     memset(e, 0, sizeof *e);
 }
 
+/* The form a stream's meta names (absent: svf, the streams made before there were two). */
+static int form_of(const bf_header *h, bf_svf_form *f)
+{
+    const bf_val *v = bf_val_get(h->meta, "form");
+    if (!v) { *f = BF_SVF_FORM_SVF; return 0; }
+    if (v->type != BF_STR) return bf_err("experts meta 'form' is not a string");
+    return bf_svf_form_parse(v->v.s.p, f);
+}
+
+int bf_experts_layout(const bf_header *h, bf_svf_form *form, unsigned *targets)
+{
+    static const char *const names[] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+    if (strcmp(h->kind, "experts") != 0) return bf_err("a '%s' stream, not experts", h->kind);
+    if (form_of(h, form)) return -1;
+    const bf_val *t = bf_val_get(h->meta, "targets");
+    if (!t || t->type != BF_ARR || !t->v.a.n) return bf_err("experts meta has no 'targets'");
+    unsigned mask = 0;
+    for (size_t k = 0; k < t->v.a.n; k++) {
+        const bf_val *e = &t->v.a.items[k];
+        int l, n = 0;
+        char what[8];
+        if (e->type != BF_STR || sscanf(e->v.s.p, "blk.%d.%2s%n", &l, what, &n) != 2 || e->v.s.p[n])
+            return bf_err("experts target %zu is not a block matrix name", k);
+        unsigned bit = 0;
+        for (int j = 0; j < 7; j++)
+            if (!strcmp(what, names[j])) bit = 1u << j;
+        if (!bit) return bf_err("experts target '%.64s' is not a block matrix", e->v.s.p);
+        mask |= bit;
+    }
+    *targets = mask;
+    return 0;
+}
+
 int bf_experts_from_tset(bf_experts *e, const bf_header *h, const bf_tset *t, const bf_svf *s)
 {
     memset(e, 0, sizeof *e);
     if (strcmp(h->kind, "experts") != 0) return bf_err("a '%s' stream, not experts", h->kind);
+    bf_svf_form form = BF_SVF_FORM_SVF;
+    if (form_of(h, &form)) return -1;
+    if (form != s->form)
+        return bf_err("the experts are of form '%s', not '%s'", bf_svf_form_name(form), bf_svf_form_name(s->form));
     const char *base = bf_val_get_str(h->meta, "base");
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)s->base_digest);
@@ -394,6 +539,7 @@ int bf_experts_from_tset(bf_experts *e, const bf_header *h, const bf_tset *t, co
     }
     if (ex->v.a.n > 4096) return bf_err("more than 4096 experts");
     if (t->n != ex->v.a.n * s->nmat) return bf_err("the stream has %zu tensors; its experts need %zu", t->n, ex->v.a.n * s->nmat);
+    e->form = s->form;
     e->base_digest = s->base_digest;
     e->nmat = s->nmat;
     e->nexp = ex->v.a.n;
@@ -419,8 +565,13 @@ int bf_experts_from_tset(bf_experts *e, const bf_header *h, const bf_tset *t, co
                 goto fail;
             }
             const float *z = x->data;
-            for (size_t i = 0; i < p->numel; i++)
+            for (size_t i = 0; i < p->numel; i++) {
                 if (!isfinite(z[i])) { bf_err("'%s' holds a non-finite value", name); goto fail; }
+                if (form == BF_SVF_FORM_SCALES && fabsf(z[i]) > BF_SVF_MAX_LOG_SCALE) {
+                    bf_err("'%s' holds a log-factor of %g, beyond ±%g", name, z[i], BF_SVF_MAX_LOG_SCALE);
+                    goto fail;
+                }
+            }
             memcpy(e->z + k * e->n + p->offset, z, p->numel * sizeof(float));
         }
     }
@@ -442,6 +593,8 @@ int bf_experts_join(bf_experts *a, const bf_experts *b)
         memcpy(a->z, b->z, b->nexp * b->n * sizeof(float));
         return 0;
     }
+    if (a->form != b->form)
+        return bf_err("experts of form '%s' and '%s' do not mix", bf_svf_form_name(a->form), bf_svf_form_name(b->form));
     if (a->base_digest != b->base_digest || a->nmat != b->nmat || a->n != b->n)
         return bf_err("the experts are for different bases or matrices");
     for (size_t k = 0; k < b->nexp; k++)

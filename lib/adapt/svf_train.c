@@ -209,9 +209,14 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
         double fsum = 0;
         for (int p = 0; p < P; p++) {
             double *a = pop + (size_t)p * D;
-            for (size_t i = 0; i < D; i++) {
-                double v = (it == 0 && p == 0) ? mean[i] : mean[i] + sd[i] * bf_rng_normal(&rng);   /* the start itself once */
-                a[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+            /* the first generation: the start (uniform), each expert alone, the base; then draws */
+            if (it == 0 && p <= K + 1) {
+                for (size_t i = 0; i < D; i++) a[i] = p == 0 ? mean[i] : (int)(i % (size_t)K) == p - 1 ? 1.0 : 0.0;
+            } else {
+                for (size_t i = 0; i < D; i++) {
+                    double v = mean[i] + sd[i] * bf_rng_normal(&rng);
+                    a[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+                }
             }
             bf_svf_mix(s, e, a, c->per_layer);
             bf_metrics met;
