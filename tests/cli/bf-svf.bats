@@ -3,7 +3,8 @@
 # (experts streams, an adapter, models every program reads), determinism,
 # a uniform z leaves the model as it was, ternary models, hostile input.
 #
-# Families: 0x help and version, 1x usage, 2x train, 3x mix and apply, 9x hostile.
+# Families: 0x help and version, 1x usage, 2x train (24-25: row scales, 26:
+# the search's first generation), 3x mix and apply, 9x hostile.
 
 load helpers
 
@@ -25,7 +26,7 @@ F() { echo "$BATS_FILE_TMPDIR/$1"; }
     run3 bf-svf --help
     [[ $status -eq 0 && ! -s $T/err ]]
     grep -q '^usage: bf-svf train' "$T/out"
-    for f in --data --name --method --targets --kl --experts --per-layer --iterations --expert --keep-f32; do
+    for f in --data --name --kind --method --targets --kl --experts --per-layer --iterations --expert --keep-f32; do
         grep -q -- "$f" "$T/out" || fail "--help does not mention $f"
     done
     prints_version bf-svf
@@ -89,6 +90,69 @@ F() { echo "$BATS_FILE_TMPDIR/$1"; }
     bf-svf train -q --data "$(F rev.bf)" --method lora --rank 1 --targets wq --steps 4 -o lo.bf "$(F m.bf)"
     [[ $(bf-eval --json lo.bf | jget '$j->{kind}') == adapter ]]
     bf-eval --data "$(F rev.bf)" --adapter lo.bf "$(F m.bf)" >/dev/null
+}
+
+@test "svf-24 --kind scales on a ternary model: a log-factor per row; apply keeps the codes, scales each row, runs on the integer kernels" {
+    run3 bf-svf train -q --kind scales --targets all --data "$(F rev.bf)" --steps 8 --lr 1e-2 --name r --threads 2 \
+        -o se.bf "$(F q.bf)"
+    [[ $status -eq 0 ]] || fail "$stderr"
+    bf-eval --json se.bf >se.json
+    [[ $(jmeta form se.json) == scales ]]
+    [[ $(jshape r/blk.0.w1.log_scale se.json) == 32 && $(jshape r/blk.0.wq.log_scale se.json) == 16 ]]
+    bf-svf apply --expert se.bf -o t.bf "$(F q.bf)"
+    for w in blk.0.wq blk.0.w1 blk.0.w2; do
+        cmp <(bf-dump "$w" t.bf) <(bf-dump "$w" "$(F q.bf)") || fail "$w: the codes changed"
+        [[ $(bf-dump -m "$w" t.bf) == *'"per_row":true'* ]] || fail "$w: $(bf-dump -m "$w" t.bf)"
+    done
+    [[ $(jshape blk.0.w1.scale <(bf-eval --json t.bf)) == 32 ]]
+    # the per-tensor rule's latent cannot carry per-row scales: left out
+    ! bf-eval --json t.bf | jnames | grep -qx blk.0.w1.latent
+    # the scale of row r is exp(v_r) times the base's
+    perl -e '@v = split " ", `bf-dump r/blk.0.w2.log_scale se.bf`; $s = (split " ", `bf-dump blk.0.w2.scale '"$(F q.bf)"'`)[0];
+        @t = split " ", `bf-dump blk.0.w2.scale t.bf`; for $r (0..$#v) { $w = exp($v[$r]) * $s;
+        abs($t[$r] - $w) <= 1e-6 * abs($w) or die "row $r: $t[$r], want $w\n" }'
+    # the integer kernels and the float forward agree; the expert changed the model
+    rel_close "$(loss_of t.bf "$(F rev.bf)" val)" "$(bf-eval --fake-quant --data "$(F rev.bf)" --json t.bf | jget '$j->{loss}')" 1e-4
+    [[ $(loss_of t.bf "$(F rev.bf)" val) != "$(loss_of "$(F q.bf)" "$(F rev.bf)" val)" ]]
+    # --keep-f32: the adapted matrices as F32
+    bf-svf apply --keep-f32 --expert se.bf -o f.bf "$(F q.bf)"
+    [[ $(bf-eval --json f.bf | jget 'map { $_->{dtype} } grep { $_->{name} eq "blk.0.w1" } @{$j->{tensors}}') == F32 ]]
+    rel_close "$(loss_of f.bf "$(F rev.bf)" val)" "$(bf-eval --fake-quant --data "$(F rev.bf)" --json t.bf | jget '$j->{loss}')" 1e-4
+    # a float model: W' = diag(exp(v))·W in F32; the same bytes twice
+    for k in 1 2; do bf-svf train -q --kind scales --data "$(F rev.bf)" --steps 4 --threads 2 "$(F m.bf)" >fe$k.bf; done
+    cmp fe1.bf fe2.bf
+    bf-svf apply --expert fe1.bf "$(F m.bf)" | bf-eval --data "$(F rev.bf)" >/dev/null
+}
+
+@test "svf-25 --kind scales: mix searches the scales experts; svf and scales experts do not mix" {
+    bf-svf train -q --kind scales --targets all --data "$(F rev.bf)" --steps 6 --name rev --threads 2 -o sr.bf "$(F q.bf)"
+    bf-svf train -q --kind scales --targets all --data "$(F copy.bf)" --steps 6 --name copy --threads 2 -o sc.bf "$(F q.bf)"
+    bf-svf mix -q --experts sr.bf,sc.bf --data "$(F rev.bf)" --iterations 2 --population 6 --threads 2 -o sx.bf "$(F q.bf)"
+    [[ $(bf-eval --json sx.bf | jmeta form) == scales ]]
+    bf-svf apply --expert sx.bf "$(F q.bf)" | bf-eval --data "$(F rev.bf)" >/dev/null
+    bf-svf train -q --targets all --data "$(F rev.bf)" --steps 2 --name z --threads 2 -o zq.bf "$(F q.bf)"
+    run3 bf-svf mix -q --experts sr.bf,zq.bf --data "$(F rev.bf)" --iterations 1 "$(F q.bf)"
+    assert_data_error bf-svf
+    [[ $stderr == *"form 'svf', not 'scales'"* ]]
+    run3 bf-svf train -q --kind rows --data "$(F rev.bf)" "$(F q.bf)"
+    assert_usage_error bf-svf
+}
+
+@test "svf-26 mix: the first generation holds the uniform mixture, each expert alone and the base; the answer is no worse on the few-shot rows than any" {
+    bf-svf mix -q --experts "$(F rev-e.bf),$(F copy-e.bf)" --data "$(F rev.bf)" --iterations 1 --population 4 --elite 2 \
+        --log g.jsonl -o x.bf "$(F m.bf)"
+    best=$(jget '$j->{best_fitness}' g.jsonl)
+    ex=$(bf-svf mix -q --experts "$(F rev-e.bf),$(F copy-e.bf)" --data "$(F rev.bf)" --iterations 1 --population 1 --elite 1 "$(F m.bf)" |
+         bf-svf apply --expert - "$(F m.bf)" | bf-eval --data "$(F rev.bf)" --split train --json | jget '$j->{exact}')
+    perl -e "exit !($best >= $ex)" || fail "the uniform mixture: $ex beats the search's $best"
+    # each of the four, applied and scored on the few-shot (train) split
+    for e in "$(F rev-e.bf)" "$(F copy-e.bf)"; do
+        bf-svf apply --expert "$e" -o a.bf "$(F m.bf)"
+        ex=$(exact_of a.bf "$(F rev.bf)" train)
+        perl -e "exit !($best >= $ex)" || fail "$e alone: $ex beats the search's $best"
+    done
+    ex=$(exact_of "$(F m.bf)" "$(F rev.bf)" train)
+    perl -e "exit !($best >= $ex)" || fail "the base: $ex beats the search's $best"
 }
 
 @test "svf-30 mix: one expert named mix; the log has alpha per iteration" {
