@@ -17,6 +17,8 @@ declare -A what=(
     [s6-f32]="phase 7: dequantized (scale·codes to F32)"
     [s7-svf]="phase 7: SVF experts' CEM mixture applied"
     [s8-final]="phase 8: compressed and back"
+    [t7-tern]="phase 7, ternary route (from \`s5-ab.bf\`): ternary experts' CEM mixture applied, still ternary"
+    [t8-final]="phase 8, ternary route: compressed and back"
 )
 
 rows=""
@@ -36,6 +38,8 @@ MUON_STEPS_RUN=$(perl -MJSON::PP -ne 'my $x = decode_json($_); $s = $x->{step}; 
 goal_mix=$(awk -v a="$mix_s5_ab" -v b="$mix_s2_tern" 'BEGIN { printf "%.1f%% of it: %s", 100 * a / b, (a >= 0.95 * b) ? "met" : "not met" }')
 goal_rev=$(awk -v a="$rev_s5_ab" 'BEGIN { printf "%.1f%%: %s", 100 * a, (a >= 0.8) ? "met" : "not met" }')
 arch=$(stat -c %s "$OUT/s8.bfz")
+tarch=$(stat -c %s "$OUT/t8.bfz")
+tratio=$(j 'sprintf "%.2f", $j->{ratio_f32}' <"$OUT/t8.json")
 f32=$(stat -c %s "$OUT/s1-f32.bf")
 ratio=$(j 'sprintf "%.2f", $j->{ratio_f32}' <"$OUT/s8.json")
 ab=$(grep -c . "$OUT/s5-ab.log")
@@ -88,6 +92,17 @@ The archive
 (\`bf-compress\`, defaults: f16 floats, xz) is $arch bytes, $(awk -v a="$arch" -v b="$f32" 'BEGIN { printf "%.2f", b / a }')× smaller
 than the phase-0 float stream ($f32 bytes); bf-compress's own ratio to F32:
 ${ratio}×.
+
+The two ends of phase 8 (the F32 route dequantizes for phase 7, the ternary
+route does not):
+
+| route | stream | mixture val exact | bare "reverse" rows exact | archive bytes | × smaller than phase 0's F32 stream |
+| --- | --- | --- | --- | --- | --- |
+| F32: dequantized, SVF experts | \`s8-final.bf\` | $(pct "$mix_s8_final") | $(pct "$rev_s8_final") | $arch | $(awk -v a="$arch" -v b="$f32" 'BEGIN { printf "%.2f", b / a }') |
+| ternary: experts with a scale per row | \`t8-final.bf\` | $(pct "$mix_t8_final") | $(pct "$rev_t8_final") | $tarch | $(awk -v a="$tarch" -v b="$f32" 'BEGIN { printf "%.2f", b / a }') |
+
+(\`routes: f32 $mix_s8_final $rev_s8_final $arch ternary $mix_t8_final $rev_t8_final $tarch\`; bf-compress's own ratio
+to F32 for the ternary archive: ${tratio}×.)
 
 Out of bitforge and back: \`bf-export --format gguf\` wrote $(stat -c %s "$OUT/s8.gguf") bytes
 (llama.cpp's format), \`bf-export --format safetensors\` $(stat -c %s "$OUT/s8.safetensors") bytes, and

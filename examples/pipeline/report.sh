@@ -80,9 +80,13 @@ echo "## Phases 5–6 — prompt baking, half-baking, A/B cycles (examples/phase
 echo
 if have "$P56"; then body "$P56" | sed '/^## The seed documents/,$d; /^### The seed documents/,$d'; fi
 echo
-echo "## Phase 7 — singular-value experts (examples/phase7)"
+echo "## Phase 7 — experts: SVF in float32 and ternary ones with a scale per row (examples/phase7)"
 echo
-if have "$P7"; then body "$P7"; fi
+if have "$P7"; then
+    # the search curves beside this report (make report copies them next to REPORT.md)
+    if [ -f "$(dirname "$P7")/cem-curves.png" ]; then cp "$(dirname "$P7")/cem-curves.png" "$OUT/"; fi
+    body "$P7"
+fi
 echo
 SZ=$EX/sizes/$BODY/report.md
 echo "## Sizes at the seed's scale (examples/sizes)"
@@ -186,7 +190,7 @@ if [ -s "$P7" ]; then
     svf=$(awk '/SVF needs float32/ { p = 1 } p { printf "%s ", $0; if (++n == 2) exit }' "$P7" | sed 's/^- //; s/  */ /g')
     measured=$(echo "$svf" | sed 's/^"SVF needs float32": //; s/: \*\*.*//; s/|/\//g')
     verdict=$(echo "$svf" | sed -n 's/.*\*\*\([^*]*\)\*\*.*/\1/p' | sed 's/|/\//g')
-    echo "| SVF needs float32 (dequantize first) | needs F32 | $measured | ${verdict:-see phase 7} | \`make -C examples/phase7\` |"
+    echo "| SVF needs float32 (dequantize first) | needs F32 | $measured | ${verdict:-see phase 7} | \`make -C examples/phase7 results\` |"
 fi
 if [ -s "$P8" ]; then
     lossless=$(grep -m1 'best ratio at no loss change' "$P8" | sed 's/.*\*\*\([0-9.]*×\)\*\*.*/\1/')
