@@ -233,7 +233,7 @@ fi
 if [ "$half_ok" -eq 3 ]; then
     v="does not hold: ternary experts (a scale per row) keep the model ternary and gain at least half as much as F32 SVF on every task; $svfv"
 elif gt "$gs_mean" 0; then
-    v="partly: ternary experts gain on the integer kernels, but less than half of F32 SVF's gain on $((3 - half_ok)) of 3 tasks; $svfv"
+    v="holds in part: ternary experts gain on the integer kernels, but less than half of F32 SVF's gain on $((3 - half_ok)) of 3 tasks; $svfv"
 else
     v="holds here: ternary experts did not lift the ternary model; $svfv"
 fi

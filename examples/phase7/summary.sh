@@ -17,6 +17,7 @@ cell() { stat "$1" | awk '{ printf "%.1f%% (%.1f–%.1f)", 100 * $1, 100 * $2, 1
 mean() { stat "$1" | awk '{ print $1 }'; }
 gt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
 pct() { awk -v x="$1" 'BEGIN { printf "%.1f", 100 * x }'; }
+label_of() { case $1 in clone) echo 'Clone: (copy)';; mirror) echo 'Mirror: (reverse)';; sorted) echo 'Sorted: (sort)';; increment) echo 'Increment: (no expert knows it)';; esac; }
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -77,6 +78,14 @@ for h in clone mirror sorted increment; do
         fi
     done
     wins=$(cat $DIRS_TSV | awk -F'\t' -v k="held_win.$h" '$1 == k { s += $2 } END { print s + 0 }')
-    echo "- $h: a CEM mixture beats both the base and the uniform mixture on held-out rows, averaged over $n seeds: **$v**;"
-    echo "  seeds on which one does: $wins of $n."
+    echo "- $(label_of "$h"): a CEM mixture beats both the base and the uniform mixture on held-out rows, averaged over"
+    echo "  $n seeds: **$v**; seeds on which one does: $wins of $n; the base's range on these rows: $(cell "held.base.$h")."
 done
+gs=$(awk -v a="$(mean S.copy)" -v b="$(mean S.reverse)" -v c="$(mean S.sort)" -v x="$(mean B.copy)" -v y="$(mean B.reverse)" \
+    -v z="$(mean B.sort)" 'BEGIN { printf "%+.1f", 100 * ((a - x) + (b - y) + (c - z)) / 3 }')
+gf=$(awk -v a="$(mean F.copy)" -v b="$(mean F.reverse)" -v c="$(mean F.sort)" -v x="$(mean B.copy)" -v y="$(mean B.reverse)" \
+    -v z="$(mean B.sort)" 'BEGIN { printf "%+.1f", 100 * ((a - x) + (b - y) + (c - z)) / 3 }')
+gq=$(awk -v a="$(mean Q.copy)" -v b="$(mean Q.reverse)" -v c="$(mean Q.sort)" -v x="$(mean B.copy)" -v y="$(mean B.reverse)" \
+    -v z="$(mean B.sort)" 'BEGIN { printf "%+.1f", 100 * ((a - x) + (b - y) + (c - z)) / 3 }')
+echo "- \"SVF needs float32\": over the three tasks and $n seeds, SVF experts gain $gf points with W' in F32 and $gq"
+echo "  re-quantized; ternary experts gain $gs points with the model still ternary, on the integer kernels."

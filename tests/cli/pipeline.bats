@@ -152,6 +152,12 @@ tools_in() { head -c 65536 "$1" | grep -ao 'bf-\(init\|data\|ste-train\|quantize
         tr '\n' ' ' >tools
     [[ $(<tools) == "bf-init bf-ste-train bf-quantize bf-ste-train bf-muon bf-bake bf-halfbake bf-dequant bf-svf bf-compress bf-compress " ]] ||
         fail "lineage: $(<tools)"
+    # the chain's ternary route beside the F32 one; phase 7's ternary experts, held-out mixtures and the search's curves
+    grep -q '^| ternary: experts with a scale per row | `t8-final.bf` | [0-9.]*% |' "$r" || fail "no ternary route in the chain"
+    grep -q '^| ternary expert (a scale per row) | [0-9.]*% | [0-9.]*% | [0-9.]*% | [0-9]* | [0-9]* | [0-9]* | [0-9.]* | yes |' "$r" ||
+        fail "phase 7: no ternary experts' row on the integer kernels"
+    grep -q '^| ternary experts, CEM mixture | [0-9.]*% ([0-9.]*%) |' "$r" || fail "phase 7: no held-out mixtures"
+    if command -v gnuplot >/dev/null; then [[ -s ex/pipeline/out-fast/cem-curves.png ]] || fail "no search curves"; fi
     # the claims: every row has five cells, a verdict, and a number in "measured" unless the verdict says why not
     sed -n "/^## The seed documents' claims/,\$p" "$r" | grep '^| ' | tail -n +3 >claims
     [[ $(wc -l <claims) -ge 10 ]] || fail "$(wc -l <claims) claims: $(cat claims)"
