@@ -205,6 +205,18 @@ F() { echo "$BATS_FILE_TMPDIR/$1"; }
     [[ ! -s $T/out ]]
 }
 
+@test "svf-92 hostile row-scales experts: a log-factor beyond 16, one not finite" {
+    bf-svf train -q --kind scales --data "$(F rev.bf)" --steps 2 --name s --threads 2 -o se.bf "$(F m.bf)"
+    bf-poke s/blk.0.w1.log_scale 3 17 se.bf >big.bf
+    run3 bf-svf apply --expert big.bf "$(F m.bf)"
+    assert_data_error bf-svf
+    [[ $stderr == *"beyond"* && ! -s $T/out ]]
+    bf-poke s/blk.0.w1.log_scale 3 inf se.bf >inf.bf
+    run3 bf-svf mix --experts inf.bf --data "$(F rev.bf)" --iterations 1 "$(F m.bf)"
+    assert_data_error bf-svf
+    [[ $stderr == *"non-finite"* ]]
+}
+
 @test "svf-91 every bf-mkbad case as the model (a pipe) or the data (a file): exit 1, one matching line, no output" {
     quick hostile_each pipe model "bf-svf train --steps 1 -q --data $(F rev.bf) {}"
     quick hostile_each file data "bf-svf train --steps 1 -q --data {} $(F m.bf)"
