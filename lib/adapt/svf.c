@@ -66,7 +66,7 @@ struct bf_svf_src {
     size_t k;                /* z's length: min(rows, cols) (svf) or rows (scales) */
     float *z, *dz;           /* into the svf's pset */
     float *U, *S, *Vt;       /* the base's SVD (svf only) */
-    float *m;                /* sigmoid(z) at the last refresh [k] */
+    float *m;                /* at the last refresh [k]: sigmoid(z) (svf), or the factors exp(v) (scales) */
     double c, sm;            /* Σσ/Σ(σ⊙m), Σ(σ⊙m) at the last refresh */
     float *tmp;              /* [k, cols]: scaled Vt, or Uᵀ·dW' */
     float *base_w;           /* W as attached [rows, cols] */
