@@ -109,11 +109,12 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     bf_trainopt_finish(&cl->t);
 }
 
-static void load_model(const char *path, bf_header *h, bf_model *m, int keep_header)
+static void load_model(const char *path, bf_header *h, bf_model *m, int keep_header, uint64_t *digest)
 {
     bf_header hh;
     bf_tset s;
     if (bf_read_all(path, &hh, &s)) bf_die_lib();
+    if (digest) *digest = bf_tset_digest(&s);
     if (bf_model_from_tset(m, &hh, &s)) bf_die("%s: %s", path && strcmp(path, "-") ? path : "stdin", bf_errmsg());
     bf_tset_release(&s);
     if (keep_header) *h = hh;
@@ -134,11 +135,12 @@ int main(int argc, char **argv)
         bf_tset s;
         if (bf_read_all(cl.input, &h, &s)) bf_die_lib();
         if (bf_model_from_tset(&m, &h, &s) || bf_model_from_tset(&ref, &h, &s)) bf_die("%s: %s", label, bf_errmsg());
+        cl.t.model_digest = bf_tset_digest(&s);
         bf_tset_release(&s);
         have_ref = 1;
     } else {
-        load_model(cl.input, &h, &m, 1);
-        if (cl.ref) { load_model(cl.ref, NULL, &ref, 0); have_ref = 1; }
+        load_model(cl.input, &h, &m, 1, &cl.t.model_digest);
+        if (cl.ref) { load_model(cl.ref, NULL, &ref, 0, NULL); have_ref = 1; }
     }
     int quantized = bf_model_is_quantized(&m);
     if (cl.ste == 1 && !quantized) bf_die("%s: --ste on, but the model has no ternary layers (bf-quantize first)", label);

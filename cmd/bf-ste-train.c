@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 
     bf_header h;
     bf_model m;
-    bf_cli_read_model(cl.input, &h, &m, NULL, NULL, NULL);
+    bf_cli_read_model(cl.input, &h, &m, NULL, &cl.t.model_digest, NULL);
     bf_trainopt_run(&cl.t, &m, NULL, NULL, &h, cl.strip);
     return 0;
 }

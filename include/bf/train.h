@@ -11,6 +11,8 @@
 #ifndef BF_TRAIN_H
 #define BF_TRAIN_H
 
+#include <signal.h>
+
 #include "bf/data.h"
 #include "bf/model.h"
 #include "bf/optim.h"
@@ -31,6 +33,38 @@ typedef struct {
 
 typedef void (*bf_train_hook)(void *ctx, const bf_train_step *s);
 
+/* Checkpoints.  A run's state between two steps is everything the steps
+ * after it depend on: the parameter block, the optimizer's moments and
+ * Grokfast filter and step count, the EMA, the batch order (its generator,
+ * the epoch's permutation and the cursor) and the steps done.  bf_train
+ * hands one to save() every `every` steps (not after the last), and after
+ * the step in progress once *interrupt is non-zero, then stops with an
+ * error ("interrupted").  Given resume (a state an earlier run saved), it
+ * checks that the state was made by the same program, for the same model,
+ * data and configuration, restores it and continues after its step: the
+ * run then ends with the same parameters, bit for bit, as one that was
+ * never stopped.
+ *
+ * The state is a stream of kind "state" (bf-stream(5)): meta {program,
+ * model: hex digest of the input model's tensors, data: hex XXH3-64 of the
+ * train split, config: the settings that shape the run as "key value"
+ * words, step, steps, optim_t, gf_seen, rng: [state, has_spare, spare's
+ * bits], cursor, qk_clipped, evaluated, val: [rows, targets, loss,
+ * token_acc, exact]}; tensors "params" F32 [n], "optim.m" "optim.v"
+ * "optim.mom" "optim.gf_h" F32 [n] and "optim.gf_ring" F32 [window·n]
+ * (those the optimizer has), "optim.gf_sum" I64 [n] (the doubles' bits),
+ * "ema" F32 [n], "perm" I32 [rows]. */
+typedef struct {
+    int every;                            /* > 0: a state every this many steps */
+    const volatile sig_atomic_t *interrupt;   /* non-zero: save after the step in progress and stop */
+    int (*save)(void *ctx, const bf_header *h, const bf_tset *t);   /* -1 and bf_err on failure */
+    void *ctx;
+    const bf_header *resume_h;            /* a state to continue from, or NULL */
+    const bf_tset *resume_t;
+    const char *program;                  /* recorded, checked on resume */
+    uint64_t model_digest;                /* the input model's (bf_tset_digest), recorded, checked */
+} bf_checkpoint;
+
 typedef struct {
     int steps, batch, warmup, eval_every, eval_batch;
     double lr, clip;
@@ -44,6 +78,7 @@ typedef struct {
     double qk_clip;            /* > 0: MuonClip threshold τ after each step */
     double ema;                /* > 0: keep an exponential average of the parameters with this
                                 * decay; evaluations and the trained model are the average */
+    const bf_checkpoint *ckpt; /* states to save and one to resume from, or NULL */
 } bf_train_cfg;
 
 struct bf_train_result {
@@ -55,6 +90,8 @@ struct bf_train_result {
     int stopped_early;
     double last_kl;
     long qk_clipped;          /* head clips over the run */
+    int resumed_at;           /* the steps a resumed state had done (0: a fresh run) */
+    int interrupted;          /* stopped by *ckpt->interrupt, its state saved */
 };
 
 /* Batches of a split: when the batch is at least the split, every batch is
@@ -87,6 +124,23 @@ void bf_ema_init(bf_ema *e, const bf_pset *ps, double decay);
 void bf_ema_update(bf_ema *e, const bf_pset *ps);
 void bf_ema_swap(bf_ema *e, bf_pset *ps);
 void bf_ema_free(bf_ema *e);
+
+/* What a run's state is made of, for the loops that save and restore one
+ * (bf_train; a loop of its own may reuse them). */
+typedef struct {
+    bf_model *m;
+    bf_optim *opt;
+    bf_batcher *batcher;
+    bf_ema *ema;               /* NULL, or one without avg: no EMA */
+    bf_train_result *res;
+} bf_train_parts;
+
+/* The state after steps_done steps, handed to c->ckpt->save. */
+int bf_train_state_save(const bf_train_cfg *c, const bf_dataset *d, const bf_train_parts *p, int steps_done);
+/* c->ckpt's resume state checked (program, model, data, settings, every
+ * tensor's dtype and shape, finite parameters, a true permutation) and put
+ * into p; returns the steps it had done, or -1 and bf_err. */
+int bf_train_state_restore(const bf_train_cfg *c, const bf_dataset *d, bf_train_parts *p);
 
 void bf_train_default(bf_train_cfg *c);
 double bf_train_lr(const bf_train_cfg *c, int step);

@@ -620,7 +620,10 @@ struct bf_writer {
     msgpack_packer pk;
 };
 
-/* Temporary files to remove if a signal ends the program mid-write. */
+/* Temporary files to remove if a signal ends the program mid-write.  Only
+ * for signals whose action is still the default: a signal the program
+ * ignores stays ignored, and one it handles itself (a trainer that saves its
+ * state on SIGTERM) stays its own, the writers finishing as usual. */
 #define MAX_TMP 8
 static char *volatile live_tmp[MAX_TMP];
 
@@ -639,7 +642,8 @@ static void track_tmp(char *p, int add)
         installed = 1;
         int sigs[] = {SIGINT, SIGTERM, SIGHUP};
         for (int k = 0; k < 3; k++) {
-            struct sigaction sa = {0};
+            struct sigaction sa = {0}, old;
+            if (sigaction(sigs[k], NULL, &old) == 0 && old.sa_handler != SIG_DFL) continue;
             sa.sa_handler = on_signal;
             sigaction(sigs[k], &sa, NULL);
         }

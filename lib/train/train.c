@@ -133,7 +133,13 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
     m->track_qk = c->qk_clip > 0;
     bf_ema ema = {0};
     if (c->ema > 0) bf_ema_init(&ema, &ps, c->ema);
-    for (int step = 0; step < c->steps; step++) {
+    bf_train_parts parts = {m, opt, &b, &ema, res};
+    int step0 = 0;
+    if (c->ckpt && c->ckpt->resume_t) {
+        step0 = bf_train_state_restore(c, d, &parts);
+        if (step0 < 0) rc = -1;
+    }
+    for (int step = step0; step < c->steps && !rc; step++) {
         const int32_t *x, *y;
         bf_batcher_next(&b, &x, &y);
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
@@ -182,6 +188,13 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
         if (do_eval && c->stop_exact > 0 && res->val.exact >= c->stop_exact) {
             res->stopped_early = !last;
             break;
+        }
+        if (c->ckpt && !last) {
+            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
+            if (stop || (c->ckpt->every > 0 && (step + 1) % c->ckpt->every == 0)) {
+                if (bf_train_state_save(c, d, &parts, step + 1)) { rc = -1; break; }
+                if (stop) { res->interrupted = 1; rc = bf_err("interrupted after step %d; its state is saved", step + 1); break; }
+            }
         }
     }
     if (ema.avg) {   /* the trained model is the average */

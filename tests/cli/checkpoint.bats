@@ -1,0 +1,132 @@
+#!/usr/bin/env bats
+# Checkpoints and resume (--state, --state-every, --resume) for the trainers
+# that share the training loop, bf-ste-train and bf-muon: a run stopped by
+# SIGTERM or SIGINT (its state saved) or killed by SIGKILL (the last
+# checkpoint kept), then resumed, writes the same tensors, byte for byte, as
+# a run that was never stopped; a state that does not belong to the run is
+# one clear line.
+#
+# Families: 0x usage, 1x stop and resume, 2x states that do not fit.
+
+load helpers
+
+setup_file() {
+    cd "$BATS_FILE_TMPDIR" || return 1
+    bf-data seq --tasks copy,reverse --min-len 2 --max-len 4 --n-train 400 --n-val 40 -o d.bf
+    bf-data seq --tasks copy,sort --min-len 2 --max-len 4 --n-train 400 --n-val 40 -o d2.bf
+    bf-init --like d.bf --d 16 --layers 1 --heads 2 --ff 32 -o i.bf
+    bf-quantize --keep-latent i.bf -o q.bf
+}
+
+F() { echo "$BATS_FILE_TMPDIR/$1"; }
+
+# stop_run SIG STATE CMD…: runs CMD in the background, sends SIG once STATE
+# exists (its first checkpoint), waits; $status is CMD's exit status
+stop_run() {
+    local sig=$1 state=$2 p i
+    shift 2
+    rm -f "$state"
+    "$@" 2>"$T/err" &
+    p=$!
+    for ((i = 0; i < 400; i++)); do [[ -s $state ]] && break; sleep 0.05; done
+    [[ -s $state ]] || { kill -KILL $p; fail "no checkpoint within 20 s"; }
+    sleep 0.2
+    kill "-$sig" $p
+    status=0
+    wait $p || status=$?
+    stderr=$(<"$T/err")
+}
+
+# same_tensors A B: the two model streams hold the same tensors, byte for byte
+same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold different tensors"; }
+
+@test "ckpt-01 --state-every without --state is a usage error; --help documents the three flags" {
+    run3 bf-ste-train --data "$(F d.bf)" --state-every 5 "$(F q.bf)"
+    assert_usage_error bf-ste-train
+    run3 bf-ste-train --data "$(F d.bf)" --state s.st --state-every 0 "$(F q.bf)"
+    assert_usage_error bf-ste-train
+    for p in bf-ste-train bf-muon; do
+        for f in --state --state-every --resume; do $p --help | grep -q -- "$f" || fail "$p --help: no $f"; done
+    done
+}
+
+@test "ckpt-10 bf-ste-train, ternary, adamw: SIGTERM saves the state and exits 1 without output; --resume gives the same tensors" {
+    local run=(bf-ste-train -q --data "$(F d.bf)" --steps 1500 --batch 16 --threads 1)
+    "${run[@]}" -o full.bf "$(F q.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 200 -o out.bf "$(F q.bf)"
+    [[ $status -eq 1 ]] || fail "status $status: $stderr"
+    [[ $stderr == "bf-ste-train: interrupted after step "*"; its state is saved in s.st; --resume s.st continues" ]] ||
+        fail "$stderr"
+    [[ ! -e out.bf ]] || fail "an output was written"
+    [[ $(bf-eval --json s.st | jget '$j->{kind}') == state ]]
+    # resumed, and checkpointing on into the same file
+    "${run[@]}" --resume s.st --state s.st -o out.bf "$(F q.bf)"
+    same_tensors full.bf out.bf
+}
+
+@test "ckpt-11 bf-ste-train, Muon after a Grokfast MA filter, EMA, evaluations: SIGKILL between checkpoints, resumed from the last" {
+    local run=(bf-ste-train -q --data "$(F d.bf)" --steps 1200 --batch 16 --threads 1 --opt muongrokfast --grokfast ma
+               --grokfast-window 7 --ema 0.9 --eval-every 150 --warmup 30)
+    "${run[@]}" -o full.bf "$(F q.bf)"
+    stop_run KILL s.st "${run[@]}" --state s.st --state-every 250 -o out.bf "$(F q.bf)"
+    [[ $status -eq 137 && ! -e out.bf ]] || fail "status $status"
+    step=$(bf-eval --json s.st | jget '$j->{meta}{step}')
+    (( step % 250 == 0 && step < 1200 )) || fail "the state is at step $step"
+    "${run[@]}" --resume s.st -o out.bf "$(F q.bf)"
+    same_tensors full.bf out.bf
+}
+
+@test "ckpt-12 bf-muon --preset phase5 (Grokfast EMA, KL to the input): SIGINT, resumed: the same tensors" {
+    local run=(bf-muon -q --preset phase5 --data "$(F d.bf)" --steps 1200 --batch 16 --threads 1)
+    "${run[@]}" -o full.bf "$(F q.bf)"
+    stop_run INT s.st "${run[@]}" --state s.st --state-every 200 -o out.bf "$(F q.bf)"
+    [[ $status -eq 1 && $stderr == *"interrupted after step"* && ! -e out.bf ]] || fail "status $status: $stderr"
+    "${run[@]}" --resume s.st -o out.bf "$(F q.bf)"
+    same_tensors full.bf out.bf
+}
+
+@test "ckpt-13 a float model, a state every step, resumed twice: the same tensors" {
+    local run=(bf-ste-train -q --data "$(F d.bf)" --steps 40 --batch 16 --threads 1 --seed 3)
+    "${run[@]}" -o full.bf "$(F i.bf)"
+    "${run[@]}" --steps 40 --state s.st --state-every 1 -o out.bf "$(F i.bf)"
+    same_tensors full.bf out.bf   # checkpointing changes nothing
+    [[ $(bf-eval --json s.st | jget '$j->{meta}{step}') == 39 ]]   # none after the last step
+    "${run[@]}" --resume s.st -o again.bf "$(F i.bf)"
+    same_tensors full.bf again.bf
+}
+
+@test "ckpt-20 a state for another model, data, program or settings, or not a state: exit 1, one line, no output" {
+    bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --state s.st --state-every 10 -o /dev/null "$(F q.bf)" ||
+        true
+    [[ -s s.st ]]
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --resume s.st "$(F i.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr == *"another model"* ]]
+    run3 bf-ste-train -q --data "$(F d2.bf)" --steps 30 --batch 16 --threads 1 --resume s.st "$(F q.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr == *"other data"* ]]
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 31 --batch 16 --threads 1 --resume s.st "$(F q.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr == *"made with steps 30; this run has steps 31"* ]]
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --lr 2e-3 --resume s.st "$(F q.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr == *"lr 0.001"*"lr 0.002"* ]]
+    run3 bf-muon -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --resume s.st "$(F q.bf)"
+    assert_data_error bf-muon
+    [[ $stderr == *"made by bf-ste-train, not bf-muon"* ]]
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --resume "$(F q.bf)" "$(F q.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr == *"not a training state"* ]]
+    head -c 200 s.st >cut.st
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --resume cut.st "$(F q.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr == *"cut.st: truncated"* && ! -s $T/out ]]
+    bf-poke params 3 nan s.st >nan.st
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --resume nan.st "$(F q.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr == *"not finite"* ]]
+    bf-poke -d optim.v s.st >nov.st
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --resume nov.st "$(F q.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr == *"tensors"* ]]
+}
