@@ -20,7 +20,7 @@ static void config_words(const bf_train_cfg *c, const bf_optim_cfg *o, char *out
              " kl %.17g qk_clip %.17g ema %.17g eval_every %d stop_exact %.17g"
              " opt %s opt_lr %.17g wd %.17g beta1 %.17g beta2 %.17g eps %.17g momentum %.17g ns_steps %d"
              " fallback %s fallback_lr %.17g grokfast %s gf_alpha %.17g gf_lambda %.17g gf_window %d",
-             c->steps, c->batch, c->warmup, c->lr, c->clip, bf_schedule_names[c->schedule], c->seed, c->kl, c->qk_clip,
+             c->steps, c->batch, c->warmup, c->lr, c->clip, c->schedule == BF_SCHED_CONSTANT ? "constant" : "cosine", c->seed, c->kl, c->qk_clip,
              c->ema, c->eval_every, c->stop_exact, bf_optim_names[o->kind], o->lr, o->wd, o->beta1, o->beta2, o->eps,
              o->momentum, o->ns_steps, bf_optim_names[o->fallback], o->fallback_lr, bf_grokfast_names[o->grokfast],
              o->gf_alpha, o->gf_lambda, o->gf_window);
