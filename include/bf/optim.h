@@ -53,6 +53,7 @@ typedef struct {
     float *ns_work;            /* Newton–Schulz scratch */
     size_t ns_work_len;
     long t;                    /* steps taken */
+    size_t n;                  /* floats in each moment: the pset's n */
 } bf_optim;
 
 void bf_optim_default(bf_optim_cfg *c);

@@ -34,26 +34,16 @@ typedef struct {
 typedef void (*bf_train_hook)(void *ctx, const bf_train_step *s);
 
 /* Checkpoints.  A run's state between two steps is everything the steps
- * after it depend on: the parameter block, the optimizer's moments and
- * Grokfast filter and step count, the EMA, the batch order (its generator,
- * the epoch's permutation and the cursor) and the steps done.  bf_train
- * hands one to save() every `every` steps (not after the last), and after
- * the step in progress once *interrupt is non-zero, then stops with an
- * error ("interrupted").  Given resume (a state an earlier run saved), it
- * checks that the state was made by the same program, for the same model,
- * data and configuration, restores it and continues after its step: the
- * run then ends with the same parameters, bit for bit, as one that was
- * never stopped.
- *
- * The state is a stream of kind "state" (bf-stream(5)): meta {program,
- * model: hex digest of the input model's tensors, data: hex XXH3-64 of the
- * train split, config: the settings that shape the run as "key value"
- * words, step, steps, optim_t, gf_seen, rng: [state, has_spare, spare's
- * bits], cursor, qk_clipped, evaluated, val: [rows, targets, loss,
- * token_acc, exact]}; tensors "params" F32 [n], "optim.m" "optim.v"
- * "optim.mom" "optim.gf_h" F32 [n] and "optim.gf_ring" F32 [window·n]
- * (those the optimizer has), "optim.gf_sum" I64 [n] (the doubles' bits),
- * "ema" F32 [n], "perm" I32 [rows]. */
+ * after it depend on: for bf_train the parameter block, the optimizer's
+ * moments, momentum, Grokfast filter and step count, the EMA, the batch
+ * order (its generator, the epoch's permutation and the cursor) and the
+ * steps done.  A loop hands one to save() every `every` steps (not after
+ * the last), and after the step in progress once *interrupt is non-zero,
+ * then stops with an error ("interrupted").  Given resume (a state an
+ * earlier run saved), it checks that the state was made by the same
+ * program for the same model, data and settings, restores it and continues
+ * after its step: the run then ends with the same parameters, bit for bit,
+ * as one that was never stopped. */
 typedef struct {
     int every;                            /* > 0: a state every this many steps */
     const volatile sig_atomic_t *interrupt;   /* non-zero: save after the step in progress and stop */
@@ -64,6 +54,32 @@ typedef struct {
     const char *program;                  /* recorded, checked on resume */
     uint64_t model_digest;                /* the input model's (bf_tset_digest), recorded, checked */
 } bf_checkpoint;
+
+/* A state stream (bf-stream(5), kind "state"), made and read by one
+ * function per loop that names every piece of its run: the same function
+ * saves (the pieces go into the stream) and restores (they come back, each
+ * checked for its dtype, length and meaning), so the two cannot drift
+ * apart.  Meta: {program, model, data (hex digests), config (the loop's
+ * settings as "key value" words), step, steps, vars: {NAME: integer},
+ * rngs: {NAME: [state, has_spare, the spare's bits]}}; tensors NAME as the
+ * pieces give them.  Errors stick: after the first, every call does
+ * nothing, and bf_state_end reports it. */
+typedef struct bf_state bf_state;
+/* To save the state after `step` of `steps` steps. */
+bf_state *bf_state_saving(const bf_checkpoint *k, const char *config, uint64_t data_digest, int step, int steps);
+/* To restore k's resume state: program, model, data and config checked now
+ * (config: the first setting that differs is named); *step gets its step. */
+bf_state *bf_state_restoring(const bf_checkpoint *k, const char *config, uint64_t data_digest, int steps, int *step);
+void bf_state_floats(bf_state *s, const char *name, float *p, size_t n);   /* restored: finite */
+void bf_state_doubles(bf_state *s, const char *name, double *p, size_t n);
+void bf_state_perm(bf_state *s, const char *name, uint32_t *p, size_t n);  /* restored: a permutation of 0…n−1 */
+void bf_state_int(bf_state *s, const char *name, int64_t *v, int64_t lo, int64_t hi);
+void bf_state_rng(bf_state *s, const char *name, bf_rng *r);
+/* saving: the stream handed to k->save; restoring: every tensor of the
+ * stream was a piece.  Frees s; 0, or -1 and bf_err. */
+int bf_state_end(bf_state *s);
+/* XXH3-64 of a split's shape and rows: what a state records of the data. */
+uint64_t bf_split_digest(const bf_split *sp);
 
 typedef struct {
     int steps, batch, warmup, eval_every, eval_batch;
@@ -125,22 +141,12 @@ void bf_ema_update(bf_ema *e, const bf_pset *ps);
 void bf_ema_swap(bf_ema *e, bf_pset *ps);
 void bf_ema_free(bf_ema *e);
 
-/* What a run's state is made of, for the loops that save and restore one
- * (bf_train; a loop of its own may reuse them). */
-typedef struct {
-    bf_model *m;
-    bf_optim *opt;
-    bf_batcher *batcher;
-    bf_ema *ema;               /* NULL, or one without avg: no EMA */
-    bf_train_result *res;
-} bf_train_parts;
-
-/* The state after steps_done steps, handed to c->ckpt->save. */
-int bf_train_state_save(const bf_train_cfg *c, const bf_dataset *d, const bf_train_parts *p, int steps_done);
-/* c->ckpt's resume state checked (program, model, data, settings, every
- * tensor's dtype and shape, finite parameters, a true permutation) and put
- * into p; returns the steps it had done, or -1 and bf_err. */
-int bf_train_state_restore(const bf_train_cfg *c, const bf_dataset *d, bf_train_parts *p);
+/* The pieces of a batcher and of an optimizer, under a name prefix. */
+void bf_state_batcher(bf_state *s, const char *name, bf_batcher *b);
+void bf_state_optim(bf_state *s, const char *name, bf_optim *o);
+/* The optimizer's settings as "key value" words, appended to out (cap bytes
+ * in all), for a loop's config. */
+void bf_optim_config_words(const bf_optim_cfg *o, char *out, size_t cap);
 
 void bf_train_default(bf_train_cfg *c);
 double bf_train_lr(const bf_train_cfg *c, int step);

@@ -1,4 +1,5 @@
-/* checkpoint.c — a training run's state, saved and restored (bf/train.h). */
+/* checkpoint.c — a training run's state as a stream, saved and restored
+ * through one list of its pieces (bf/train.h). */
 #include "bf/train.h"
 #include "bf/log.h"
 #include "bf/util.h"
@@ -11,20 +12,31 @@
 #include <string.h>
 #include <xxhash.h>
 
-/* The settings that shape a run, as "key value" words: a state resumes only
- * under the same ones.  %.17g keeps every double exactly. */
-static void config_words(const bf_train_cfg *c, const bf_optim_cfg *o, char *out, size_t cap)
+struct bf_state {
+    int saving, failed;
+    const bf_checkpoint *k;
+    bf_header h;               /* saving: the header made; restoring: unused */
+    bf_tset t;                 /* saving: the tensors made */
+    const bf_tset *in;         /* restoring: the state's tensors */
+    const bf_val *vars, *rngs; /* restoring: the state's meta maps */
+    size_t taken;              /* restoring: tensors taken */
+};
+
+uint64_t bf_split_digest(const bf_split *sp)
 {
-    snprintf(out, cap,
-             "steps %d batch %d warmup %d lr %.17g clip %.17g schedule %s seed %" PRIu64
-             " kl %.17g qk_clip %.17g ema %.17g eval_every %d stop_exact %.17g"
-             " opt %s opt_lr %.17g wd %.17g beta1 %.17g beta2 %.17g eps %.17g momentum %.17g ns_steps %d"
-             " fallback %s fallback_lr %.17g grokfast %s gf_alpha %.17g gf_lambda %.17g gf_window %d",
-             c->steps, c->batch, c->warmup, c->lr, c->clip, c->schedule == BF_SCHED_CONSTANT ? "constant" : "cosine", c->seed, c->kl, c->qk_clip,
-             c->ema, c->eval_every, c->stop_exact, bf_optim_names[o->kind], o->lr, o->wd, o->beta1, o->beta2, o->eps,
-             o->momentum, o->ns_steps, bf_optim_names[o->fallback], o->fallback_lr, bf_grokfast_names[o->grokfast],
-             o->gf_alpha, o->gf_lambda, o->gf_window);
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) bf_out_of_memory();
+    XXH3_64bits_reset(st);
+    uint64_t shape[2] = {sp->rows, sp->T};
+    XXH3_64bits_update(st, shape, sizeof shape);
+    XXH3_64bits_update(st, sp->x, sp->rows * sp->T * sizeof *sp->x);
+    XXH3_64bits_update(st, sp->y, sp->rows * sp->T * sizeof *sp->y);
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
 }
+
+static void hex64(char out[17], uint64_t v) { snprintf(out, 17, "%016" PRIx64, v); }
 
 /* The first setting in which two config strings differ, as an error. */
 static int config_mismatch(const char *was, const char *now)
@@ -40,179 +52,219 @@ static int config_mismatch(const char *was, const char *now)
     return bf_err("the state was made with other settings");
 }
 
-static uint64_t data_digest(const bf_split *s)
+bf_state *bf_state_saving(const bf_checkpoint *k, const char *config, uint64_t data_digest, int step, int steps)
 {
-    XXH3_state_t *st = XXH3_createState();
-    if (!st) bf_out_of_memory();
-    XXH3_64bits_reset(st);
-    uint64_t shape[2] = {s->rows, s->T};
-    XXH3_64bits_update(st, shape, sizeof shape);
-    XXH3_64bits_update(st, s->x, s->rows * s->T * sizeof *s->x);
-    XXH3_64bits_update(st, s->y, s->rows * s->T * sizeof *s->y);
-    uint64_t h = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return h;
+    bf_state *s = bf_xcalloc(1, sizeof *s);
+    s->saving = 1;
+    s->k = k;
+    bf_header_init(&s->h, "state");
+    char hx[17];
+    bf_val_set(s->h.meta, "program", bf_val_str(k->program ? k->program : ""));
+    hex64(hx, k->model_digest);
+    bf_val_set(s->h.meta, "model", bf_val_str(hx));
+    hex64(hx, data_digest);
+    bf_val_set(s->h.meta, "data", bf_val_str(hx));
+    bf_val_set(s->h.meta, "config", bf_val_str(config));
+    bf_val_set(s->h.meta, "step", bf_val_int(step));
+    bf_val_set(s->h.meta, "steps", bf_val_int(steps));
+    bf_val_set(s->h.meta, "vars", bf_val_map());
+    bf_val_set(s->h.meta, "rngs", bf_val_map());
+    return s;
 }
 
-static void hex64(char out[17], uint64_t v) { snprintf(out, 17, "%016" PRIx64, v); }
+bf_state *bf_state_restoring(const bf_checkpoint *k, const char *config, uint64_t data_digest, int steps, int *step)
+{
+    const bf_header *h = k->resume_h;
+    bf_state *s = bf_xcalloc(1, sizeof *s);
+    s->k = k;
+    s->in = k->resume_t;
+    char hx[17];
+    const char *v;
+    int64_t st, sts;
+    if (strcmp(h->kind, "state") != 0) {
+        bf_err("a '%s' stream, not a training state", h->kind);
+    } else if (!(v = bf_val_get_str(h->meta, "program")) || strcmp(v, k->program ? k->program : "") != 0) {
+        bf_err("the state was made by %s, not %s", v ? v : "an unknown program", k->program ? k->program : "this one");
+    } else if (hex64(hx, k->model_digest), !(v = bf_val_get_str(h->meta, "model")) || strcmp(v, hx) != 0) {
+        bf_err("the state was made for another model (its digest %.16s, this one's %s)", v ? v : "none", hx);
+    } else if (hex64(hx, data_digest), !(v = bf_val_get_str(h->meta, "data")) || strcmp(v, hx) != 0) {
+        bf_err("the state was made on other data (its digest %.16s, this one's %s)", v ? v : "none", hx);
+    } else if (!(v = bf_val_get_str(h->meta, "config"))) {
+        bf_err("the state's meta has no 'config'");
+    } else if (strcmp(v, config) != 0) {
+        config_mismatch(v, config);
+    } else if (bf_val_get_int(h->meta, "steps", 0, &sts) != 0 || sts != steps) {
+        bf_err("the state's 'steps' is not this run's %d", steps);
+    } else if (bf_val_get_int(h->meta, "step", 0, &st) != 0 || st < 1 || st >= steps) {
+        bf_err("the state's 'step' is not between 1 and %d", steps - 1);
+    } else if (!(s->vars = bf_val_get(h->meta, "vars")) || s->vars->type != BF_MAP ||
+               !(s->rngs = bf_val_get(h->meta, "rngs")) || s->rngs->type != BF_MAP) {
+        bf_err("the state's meta has no 'vars' or 'rngs' map");
+    } else {
+        *step = (int)st;
+        return s;
+    }
+    s->failed = 1;
+    return s;
+}
 
-static int add(bf_tset *t, const char *name, bf_dtype dt, uint64_t n, const void *data, size_t elem)
+/* saving: a 1-D tensor of n elements copied from p */
+static void put(bf_state *s, const char *name, bf_dtype dt, const void *p, size_t n, size_t elem)
 {
     uint64_t shape[1] = {n};
-    bf_tensor *x = bf_tset_add(t);
-    if (bf_tensor_init(x, name, dt, 1, shape)) return -1;
-    memcpy(x->data, data, n * elem);
+    bf_tensor *x = bf_tset_add(&s->t);
+    if (bf_tensor_init(x, name, dt, 1, shape)) { s->failed = 1; return; }
+    memcpy(x->data, p, n * elem);
+}
+
+/* restoring: tensor name, checked to be dt [n], copied to p */
+static int take(bf_state *s, const char *name, bf_dtype dt, void *p, size_t n, size_t elem)
+{
+    const bf_tensor *x = bf_tset_find(s->in, name);
+    if (!x) { s->failed = 1; return bf_err("the state has no '%s'", name); }
+    if (x->dtype != dt || x->ndim != 1 || x->shape[0] != n) {
+        s->failed = 1;
+        return bf_err("the state's '%s' is not %s [%zu]", name, bf_dtype_name(dt), n);
+    }
+    memcpy(p, x->data, n * elem);
+    s->taken++;
     return 0;
 }
 
-int bf_train_state_save(const bf_train_cfg *c, const bf_dataset *d, const bf_train_parts *p, int steps_done)
+void bf_state_floats(bf_state *s, const char *name, float *p, size_t n)
 {
-    const bf_checkpoint *k = c->ckpt;
-    const bf_optim *o = p->opt;
-    size_t n = p->m->n_params;
-    bf_header h;
-    bf_tset t = {0};
-    bf_header_init(&h, "state");
-    char words[1024], hx[17];
-    config_words(c, &o->cfg, words, sizeof words);
-    bf_val_set(h.meta, "program", bf_val_str(k->program ? k->program : ""));
-    hex64(hx, k->model_digest);
-    bf_val_set(h.meta, "model", bf_val_str(hx));
-    hex64(hx, data_digest(&d->train));
-    bf_val_set(h.meta, "data", bf_val_str(hx));
-    bf_val_set(h.meta, "config", bf_val_str(words));
-    bf_val_set(h.meta, "step", bf_val_int(steps_done));
-    bf_val_set(h.meta, "steps", bf_val_int(c->steps));
-    bf_val_set(h.meta, "optim_t", bf_val_int(o->t));
-    bf_val_set(h.meta, "gf_seen", bf_val_int(o->gf_seen));
-    bf_val *rng = bf_val_arr();
+    if (s->failed) return;
+    if (s->saving) { put(s, name, BF_F32, p, n, sizeof *p); return; }
+    if (take(s, name, BF_F32, p, n, sizeof *p)) return;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) { s->failed = 1; bf_err("the state's '%s' holds a value that is not finite", name); return; }
+}
+
+void bf_state_doubles(bf_state *s, const char *name, double *p, size_t n)
+{
+    if (s->failed) return;
+    /* as I64: the doubles' bits, exactly */
+    if (s->saving) { put(s, name, BF_I64, p, n, sizeof *p); return; }
+    if (take(s, name, BF_I64, p, n, sizeof *p)) return;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) { s->failed = 1; bf_err("the state's '%s' holds a value that is not finite", name); return; }
+}
+
+void bf_state_perm(bf_state *s, const char *name, uint32_t *p, size_t n)
+{
+    if (s->failed) return;
+    if (s->saving) { put(s, name, BF_I32, p, n, sizeof *p); return; }
+    if (take(s, name, BF_I32, p, n, sizeof *p)) return;
+    uint8_t *seen = bf_xcalloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n && !s->failed; i++) {
+        if (p[i] >= n || seen[p[i]]) { s->failed = 1; bf_err("the state's '%s' is not a permutation of 0 to %zu", name, n - 1); }
+        else seen[p[i]] = 1;
+    }
+    free(seen);
+}
+
+void bf_state_int(bf_state *s, const char *name, int64_t *v, int64_t lo, int64_t hi)
+{
+    if (s->failed) return;
+    if (s->saving) { bf_val_set(bf_val_get(s->h.meta, "vars"), name, bf_val_int(*v)); return; }
+    int64_t x;
+    if (bf_val_get_int(s->vars, name, 0, &x) != 0) { s->failed = 1; bf_err("the state has no integer '%s'", name); return; }
+    if (x < lo || x > hi) {
+        s->failed = 1;
+        bf_err("the state's '%s' is %" PRId64 ", outside [%" PRId64 ", %" PRId64 "]", name, x, lo, hi);
+        return;
+    }
+    *v = x;
+}
+
+void bf_state_rng(bf_state *s, const char *name, bf_rng *r)
+{
+    if (s->failed) return;
     uint64_t spare;
-    memcpy(&spare, &p->batcher->rng.spare, sizeof spare);
-    bf_val_push(rng, bf_val_int((int64_t)p->batcher->rng.state));
-    bf_val_push(rng, bf_val_int(p->batcher->rng.has_spare));
-    bf_val_push(rng, bf_val_int((int64_t)spare));
-    bf_val_set(h.meta, "rng", rng);
-    bf_val_set(h.meta, "cursor", bf_val_int((int64_t)p->batcher->cursor));
-    bf_val_set(h.meta, "qk_clipped", bf_val_int(p->res->qk_clipped));
-    bf_val_set(h.meta, "evaluated", bf_val_int(p->res->evaluated));
-    bf_val *val = bf_val_arr();
-    bf_val_push(val, bf_val_int((int64_t)p->res->val.rows));
-    bf_val_push(val, bf_val_int((int64_t)p->res->val.targets));
-    bf_val_push(val, bf_val_float(p->res->val.loss));
-    bf_val_push(val, bf_val_float(p->res->val.token_acc));
-    bf_val_push(val, bf_val_float(p->res->val.exact));
-    bf_val_set(h.meta, "val", val);
-    int rc = add(&t, "params", BF_F32, n, p->m->params, sizeof(float));
-    if (!rc && o->m) rc = add(&t, "optim.m", BF_F32, n, o->m, sizeof(float));
-    if (!rc && o->v) rc = add(&t, "optim.v", BF_F32, n, o->v, sizeof(float));
-    if (!rc && o->mom) rc = add(&t, "optim.mom", BF_F32, n, o->mom, sizeof(float));
-    if (!rc && o->gf_h) rc = add(&t, "optim.gf_h", BF_F32, n, o->gf_h, sizeof(float));
-    if (!rc && o->gf_ring) rc = add(&t, "optim.gf_ring", BF_F32, (uint64_t)o->cfg.gf_window * n, o->gf_ring, sizeof(float));
-    if (!rc && o->gf_sum) rc = add(&t, "optim.gf_sum", BF_I64, n, o->gf_sum, sizeof(double));
-    if (!rc && p->ema && p->ema->avg) rc = add(&t, "ema", BF_F32, n, p->ema->avg, sizeof(float));
-    if (!rc && p->batcher->perm) rc = add(&t, "perm", BF_I32, p->batcher->s->rows, p->batcher->perm, sizeof(uint32_t));
-    if (!rc) rc = k->save(k->ctx, &h, &t);
-    bf_tset_release(&t);
-    bf_header_release(&h);
+    if (s->saving) {
+        memcpy(&spare, &r->spare, sizeof spare);
+        bf_val *a = bf_val_arr();
+        bf_val_push(a, bf_val_int((int64_t)r->state));
+        bf_val_push(a, bf_val_int(r->has_spare));
+        bf_val_push(a, bf_val_int((int64_t)spare));
+        bf_val_set(bf_val_get(s->h.meta, "rngs"), name, a);
+        return;
+    }
+    const bf_val *a = bf_val_get(s->rngs, name);
+    if (!a || a->type != BF_ARR || a->v.a.n != 3 || a->v.a.items[0].type != BF_INT || a->v.a.items[1].type != BF_INT ||
+        a->v.a.items[2].type != BF_INT) {
+        s->failed = 1;
+        bf_err("the state has no generator '%s' (three integers)", name);
+        return;
+    }
+    spare = (uint64_t)a->v.a.items[2].v.i;
+    r->state = (uint64_t)a->v.a.items[0].v.i;
+    r->has_spare = a->v.a.items[1].v.i != 0;
+    memcpy(&r->spare, &spare, sizeof spare);
+}
+
+void bf_state_batcher(bf_state *s, const char *name, bf_batcher *b)
+{
+    char key[96];
+    snprintf(key, sizeof key, "%s.rng", name);
+    bf_state_rng(s, key, &b->rng);
+    if (!b->perm) return;   /* the whole split every step: nothing moves */
+    int64_t cursor = (int64_t)b->cursor;
+    snprintf(key, sizeof key, "%s.cursor", name);
+    bf_state_int(s, key, &cursor, 0, (int64_t)b->s->rows);
+    snprintf(key, sizeof key, "%s.perm", name);
+    bf_state_perm(s, key, b->perm, b->s->rows);
+    if (!s->failed) b->cursor = (size_t)cursor;
+}
+
+void bf_state_optim(bf_state *s, const char *name, bf_optim *o)
+{
+    char key[96];
+    size_t n = o->n;
+    int64_t t = o->t, seen = o->gf_seen;
+#define PIECE(what, ptr, len)                                 \
+    if (ptr) {                                                \
+        snprintf(key, sizeof key, "%s.%s", name, what);       \
+        bf_state_floats(s, key, ptr, len);                    \
+    }
+    PIECE("m", o->m, n)
+    PIECE("v", o->v, n)
+    PIECE("mom", o->mom, n)
+    PIECE("gf_h", o->gf_h, n)
+    PIECE("gf_ring", o->gf_ring, (size_t)o->cfg.gf_window * n)
+#undef PIECE
+    if (o->gf_sum) {
+        snprintf(key, sizeof key, "%s.gf_sum", name);
+        bf_state_doubles(s, key, o->gf_sum, n);
+    }
+    snprintf(key, sizeof key, "%s.t", name);
+    bf_state_int(s, key, &t, 0, INT64_MAX);
+    snprintf(key, sizeof key, "%s.gf_seen", name);
+    bf_state_int(s, key, &seen, 0, INT32_MAX);
+    if (!s->failed) { o->t = (long)t; o->gf_seen = (int)seen; }
+}
+
+int bf_state_end(bf_state *s)
+{
+    int rc = s->failed ? -1 : 0;
+    if (!rc && s->saving) rc = s->k->save(s->k->ctx, &s->h, &s->t);
+    if (!rc && !s->saving && s->taken != s->in->n)
+        rc = bf_err("the state holds %zu tensors; this run's has %zu", s->in->n, s->taken);
+    if (s->saving) {
+        bf_tset_release(&s->t);
+        bf_header_release(&s->h);
+    }
+    free(s);
     return rc;
 }
 
-/* tensor name of the state, checked to hold n elements of dt; copied to dst */
-static int take(const bf_tset *t, const char *name, bf_dtype dt, uint64_t n, void *dst, size_t elem)
+void bf_optim_config_words(const bf_optim_cfg *o, char *out, size_t cap)
 {
-    const bf_tensor *x = bf_tset_find(t, name);
-    if (!x) return bf_err("the state has no '%s'", name);
-    if (x->dtype != dt || x->ndim != 1 || x->shape[0] != n)
-        return bf_err("the state's '%s' is not %s [%" PRIu64 "]", name, bf_dtype_name(dt), n);
-    memcpy(dst, x->data, n * elem);
-    return 0;
-}
-
-static int meta_int(const bf_val *meta, const char *key, int64_t lo, int64_t hi, int64_t *out)
-{
-    if (bf_val_get_int(meta, key, 0, out) != 0) return bf_err("the state's meta has no '%s'", key);
-    if (*out < lo || *out > hi) return bf_err("the state's '%s' is %" PRId64 ", outside [%" PRId64 ", %" PRId64 "]", key, *out, lo, hi);
-    return 0;
-}
-
-int bf_train_state_restore(const bf_train_cfg *c, const bf_dataset *d, bf_train_parts *p)
-{
-    const bf_checkpoint *k = c->ckpt;
-    const bf_header *h = k->resume_h;
-    const bf_tset *t = k->resume_t;
-    bf_optim *o = p->opt;
-    size_t n = p->m->n_params;
-    if (strcmp(h->kind, "state") != 0) return bf_err("a '%s' stream, not a training state", h->kind);
-    const char *prog = bf_val_get_str(h->meta, "program");
-    if (!prog || strcmp(prog, k->program ? k->program : "") != 0)
-        return bf_err("the state was made by %s, not %s", prog ? prog : "an unknown program", k->program ? k->program : "this one");
-    char hx[17];
-    hex64(hx, k->model_digest);
-    const char *s = bf_val_get_str(h->meta, "model");
-    if (!s || strcmp(s, hx) != 0) return bf_err("the state was made for another model (its digest %.16s, this one's %s)", s ? s : "none", hx);
-    hex64(hx, data_digest(&d->train));
-    s = bf_val_get_str(h->meta, "data");
-    if (!s || strcmp(s, hx) != 0) return bf_err("the state was made on other data (its train split's digest %.16s, this one's %s)", s ? s : "none", hx);
-    char words[1024];
-    config_words(c, &o->cfg, words, sizeof words);
-    s = bf_val_get_str(h->meta, "config");
-    if (!s) return bf_err("the state's meta has no 'config'");
-    if (strcmp(s, words) != 0) return config_mismatch(s, words);
-    int64_t step, steps, ot, seen, cursor, qk, ev;
-    if (meta_int(h->meta, "steps", c->steps, c->steps, &steps) || meta_int(h->meta, "step", 1, c->steps, &step) ||
-        meta_int(h->meta, "optim_t", 0, INT64_MAX, &ot) || meta_int(h->meta, "gf_seen", 0, INT32_MAX, &seen) ||
-        meta_int(h->meta, "cursor", 0, (int64_t)d->train.rows, &cursor) || meta_int(h->meta, "qk_clipped", 0, INT64_MAX, &qk) ||
-        meta_int(h->meta, "evaluated", 0, 1, &ev))
-        return -1;
-    const bf_val *rng = bf_val_get(h->meta, "rng"), *val = bf_val_get(h->meta, "val");
-    if (!rng || rng->type != BF_ARR || rng->v.a.n != 3 || !val || val->type != BF_ARR || val->v.a.n != 5)
-        return bf_err("the state's 'rng' or 'val' is not what a state holds");
-    for (size_t i = 0; i < 3; i++)
-        if (rng->v.a.items[i].type != BF_INT) return bf_err("the state's 'rng' is not three integers");
-    for (size_t i = 0; i < 5; i++)
-        if (val->v.a.items[i].type != BF_INT && val->v.a.items[i].type != BF_FLOAT) return bf_err("the state's 'val' is not five numbers");
-    /* the tensors: every one the run has, none it has not */
-    size_t want = 1 + !!o->m + !!o->v + !!o->mom + !!o->gf_h + !!o->gf_ring + !!o->gf_sum + !!(p->ema && p->ema->avg) + !!p->batcher->perm;
-    if (t->n != want) return bf_err("the state holds %zu tensors; this run's has %zu", t->n, want);
-    if (take(t, "params", BF_F32, n, p->m->params, sizeof(float)) ||
-        (o->m && take(t, "optim.m", BF_F32, n, o->m, sizeof(float))) ||
-        (o->v && take(t, "optim.v", BF_F32, n, o->v, sizeof(float))) ||
-        (o->mom && take(t, "optim.mom", BF_F32, n, o->mom, sizeof(float))) ||
-        (o->gf_h && take(t, "optim.gf_h", BF_F32, n, o->gf_h, sizeof(float))) ||
-        (o->gf_ring && take(t, "optim.gf_ring", BF_F32, (uint64_t)o->cfg.gf_window * n, o->gf_ring, sizeof(float))) ||
-        (o->gf_sum && take(t, "optim.gf_sum", BF_I64, n, o->gf_sum, sizeof(double))) ||
-        (p->ema && p->ema->avg && take(t, "ema", BF_F32, n, p->ema->avg, sizeof(float))) ||
-        (p->batcher->perm && take(t, "perm", BF_I32, p->batcher->s->rows, p->batcher->perm, sizeof(uint32_t))))
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p->m->params[i])) return bf_err("the state's parameters hold a value that is not finite");
-    if (p->batcher->perm) {   /* a permutation: every row once */
-        size_t rows = p->batcher->s->rows;
-        uint8_t *seen_row = bf_xcalloc(rows, 1);
-        int bad = 0;
-        for (size_t i = 0; i < rows && !bad; i++) {
-            uint32_t r = p->batcher->perm[i];
-            if (r >= rows || seen_row[r]) bad = 1;
-            else seen_row[r] = 1;
-        }
-        free(seen_row);
-        if (bad) return bf_err("the state's 'perm' is not a permutation of the train rows");
-    }
-    o->t = (long)ot;
-    o->gf_seen = (int)seen;
-    p->batcher->rng.state = (uint64_t)rng->v.a.items[0].v.i;
-    p->batcher->rng.has_spare = rng->v.a.items[1].v.i != 0;
-    uint64_t spare = (uint64_t)rng->v.a.items[2].v.i;
-    memcpy(&p->batcher->rng.spare, &spare, sizeof spare);
-    p->batcher->cursor = (size_t)cursor;
-    p->res->qk_clipped = (long)qk;
-    p->res->evaluated = (int)ev;
-    double vv[5];
-    for (size_t i = 0; i < 5; i++) {
-        const bf_val *x = &val->v.a.items[i];
-        vv[i] = x->type == BF_INT ? (double)x->v.i : x->v.f;
-    }
-    p->res->val = (bf_metrics){(size_t)vv[0], (size_t)vv[1], vv[2], vv[3], vv[4]};
-    p->res->steps_done = p->res->resumed_at = (int)step;
-    return (int)step;
+    size_t len = strlen(out);
+    snprintf(out + len, cap > len ? cap - len : 0,
+             " opt %s opt_lr %.17g wd %.17g beta1 %.17g beta2 %.17g eps %.17g momentum %.17g ns_steps %d"
+             " fallback %s fallback_lr %.17g grokfast %s gf_alpha %.17g gf_lambda %.17g gf_window %d",
+             bf_optim_names[o->kind], o->lr, o->wd, o->beta1, o->beta2, o->eps, o->momentum, o->ns_steps,
+             bf_optim_names[o->fallback], o->fallback_lr, bf_grokfast_names[o->grokfast], o->gf_alpha, o->gf_lambda,
+             o->gf_window);
 }

@@ -35,6 +35,7 @@ void bf_optim_init(bf_optim *o, const bf_pset *m, const bf_optim_cfg *c)
     memset(o, 0, sizeof *o);
     o->cfg = *c;
     size_t n = m->n;
+    o->n = n;
     bf_optim_kind base = c->kind == BF_OPTIM_MUON ? c->fallback : c->kind;
     if (base != BF_OPTIM_SGD) {
         o->m = bf_xcalloc(n, sizeof(float));

@@ -4,7 +4,9 @@
 #include "bf/util.h"
 #include "bf/val.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +114,32 @@ void bf_batcher_free(bf_batcher *b)
     free(b->y);
 }
 
+/* The settings that shape a bf_train run, as "key value" words: a state
+ * resumes only under the same ones.  %.17g keeps every double exactly. */
+static void train_config(const bf_train_cfg *c, const bf_optim *opt, char *out, size_t cap)
+{
+    snprintf(out, cap,
+             "steps %d batch %d warmup %d lr %.17g clip %.17g schedule %s seed %" PRIu64
+             " kl %.17g qk_clip %.17g ema %.17g eval_every %d stop_exact %.17g",
+             c->steps, c->batch, c->warmup, c->lr, c->clip, bf_schedule_names[c->schedule], c->seed, c->kl, c->qk_clip,
+             c->ema, c->eval_every, c->stop_exact);
+    bf_optim_config_words(&opt->cfg, out, cap);
+}
+
+/* Every piece of a bf_train run's state (bf_state: saved or restored alike). */
+static void train_pieces(bf_state *s, bf_model *m, bf_optim *opt, bf_batcher *b, bf_ema *ema, bf_train_result *res)
+{
+    int64_t qk = res->qk_clipped, ev = res->evaluated;
+    bf_state_floats(s, "params", m->params, m->n_params);
+    bf_state_optim(s, "optim", opt);
+    if (ema->avg) bf_state_floats(s, "ema", ema->avg, ema->n);
+    bf_state_batcher(s, "batches", b);
+    bf_state_int(s, "qk_clipped", &qk, 0, INT64_MAX);
+    bf_state_int(s, "evaluated", &ev, 0, 1);
+    res->qk_clipped = (long)qk;
+    res->evaluated = (int)ev;
+}
+
 int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -133,11 +161,18 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
     m->track_qk = c->qk_clip > 0;
     bf_ema ema = {0};
     if (c->ema > 0) bf_ema_init(&ema, &ps, c->ema);
-    bf_train_parts parts = {m, opt, &b, &ema, res};
+    char config[1024];
+    uint64_t data_digest = 0;
     int step0 = 0;
+    if (c->ckpt) {
+        train_config(c, opt, config, sizeof config);
+        data_digest = bf_split_digest(&d->train);
+    }
     if (c->ckpt && c->ckpt->resume_t) {
-        step0 = bf_train_state_restore(c, d, &parts);
-        if (step0 < 0) rc = -1;
+        bf_state *s = bf_state_restoring(c->ckpt, config, data_digest, c->steps, &step0);
+        train_pieces(s, m, opt, &b, &ema, res);
+        if (bf_state_end(s)) rc = -1;
+        else res->steps_done = res->resumed_at = step0;
     }
     for (int step = step0; step < c->steps && !rc; step++) {
         const int32_t *x, *y;
@@ -192,7 +227,9 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
         if (c->ckpt && !last) {
             int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
             if (stop || (c->ckpt->every > 0 && (step + 1) % c->ckpt->every == 0)) {
-                if (bf_train_state_save(c, d, &parts, step + 1)) { rc = -1; break; }
+                bf_state *s = bf_state_saving(c->ckpt, config, data_digest, step + 1, c->steps);
+                train_pieces(s, m, opt, &b, &ema, res);
+                if (bf_state_end(s)) { rc = -1; break; }
                 if (stop) { res->interrupted = 1; rc = bf_err("interrupted after step %d; its state is saved", step + 1); break; }
             }
         }
