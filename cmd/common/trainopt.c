@@ -4,7 +4,6 @@
 #include "bf/trm.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,10 +49,7 @@ int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg)
     }
     case BF_TO_FALLBACK_LR: o->fallback_lr = bf_parse_double("fallback-lr", arg, 0, 1e6); break;
     case BF_TO_EMA: tr->ema = bf_parse_double("ema", arg, 0, 0.999999); break;
-    case BF_TO_STATE: t->state_path = arg; break;
-    case BF_TO_STATE_EVERY: t->state_every = (int)bf_parse_int("state-every", arg, 1, 100000000); break;
-    case BF_TO_RESUME: t->resume_path = arg; break;
-    default: return 0;
+    default: return bf_ckptopt_handle(&t->ckpt, c, arg);
     }
     t->given |= 1u << (c - BF_TO_DATA);
     return 1;
@@ -75,8 +71,7 @@ void bf_trainopt_finish(bf_trainopt *t)
     bf_optim_kind adam_user = o->kind == BF_OPTIM_MUON ? o->fallback : o->kind;
     if (adam_user == BF_OPTIM_SGD && (BF_TO_GIVEN(t, BF_TO_BETA1) || BF_TO_GIVEN(t, BF_TO_BETA2) || BF_TO_GIVEN(t, BF_TO_EPS)))
         bf_usage_die("--beta1, --beta2 and --eps are Adam's; sgd has none");
-    if (BF_TO_GIVEN(t, BF_TO_STATE_EVERY) && !t->state_path) bf_usage_die("--state-every goes with --state FILE");
-    if (t->state_path && !t->state_every) t->state_every = 100;
+    bf_ckptopt_finish(&t->ckpt);
     o->lr = t->train.lr;
     t->train.seed = bf_cli_state.seed;
     t->progress = bf_cli_show_progress();
@@ -138,17 +133,6 @@ static void on_step(void *ctx, const bf_train_step *s)
     }
 }
 
-/* SIGINT and SIGTERM while a state can be saved: the loop saves it after the
- * step in progress and stops. */
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig) { interrupted = 1; }
-
-static int save_state(void *ctx, const bf_header *h, const bf_tset *s)
-{
-    const bf_trainopt *t = ctx;
-    return bf_write_all(t->state_path, h, s);
-}
-
 void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref_label, bf_header *h, int strip)
 {
     bf_dataset d;
@@ -166,32 +150,13 @@ void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref
     t->train.hook_ctx = t;
     if (m->cfg.rec_n && (t->train.kl > 0 || t->train.qk_clip > 0))
         bf_die("a recursive model trains without --kl and --qk-clip");
-    if (m->cfg.rec_n && (t->state_path || t->resume_path))
+    if (m->cfg.rec_n && (t->ckpt.state_path || t->ckpt.resume_path))
         bf_die("a recursive model's training does not take --state or --resume yet");
-    bf_checkpoint ck = {t->state_every, NULL, save_state, t, NULL, NULL, bf_cli_state.prog, t->model_digest};
-    bf_header sh;
-    bf_tset st = {0};
-    if (t->resume_path) {
-        if (bf_read_all(t->resume_path, &sh, &st)) bf_die_lib();
-        ck.resume_h = &sh;
-        ck.resume_t = &st;
-    }
-    if (t->state_path) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        ck.interrupt = &interrupted;
-    }
-    if (t->state_path || t->resume_path) t->train.ckpt = &ck;
+    t->train.ckpt = bf_ckptopt_begin(&t->ckpt, t->model_digest);
     int rc = m->cfg.rec_n ? bf_trm_train(m, &d, &opt, &t->train, &res, NULL) : bf_train(m, &d, &opt, &t->train, &res);
     if (t->line_open) fputc('\n', stderr);   /* stopped early, or failed, mid-line */
-    if (rc && res.interrupted) bf_die("%s in %s; --resume %s continues", bf_errmsg(), t->state_path, t->state_path);
-    if (rc && t->resume_path && !res.resumed_at && !res.steps_done) bf_die("%s: %s", t->resume_path, bf_errmsg());
+    bf_ckptopt_end(&t->ckpt, rc);
     if (rc) bf_die_lib();
-    if (t->resume_path) { bf_tset_release(&st); bf_header_release(&sh); }
     if (t->log) fclose(t->log);
 
     bf_tset out;

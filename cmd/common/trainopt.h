@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 
+#include "ckptopt.h"
 #include "cli.h"
 #include "bf/optim.h"
 #include "bf/train.h"
@@ -19,7 +20,7 @@ enum {
     BF_TO_DATA = 1200, BF_TO_STEPS, BF_TO_BATCH, BF_TO_LR, BF_TO_WD, BF_TO_WARMUP, BF_TO_SCHEDULE, BF_TO_CLIP,
     BF_TO_BETA1, BF_TO_BETA2, BF_TO_EPS, BF_TO_OPT, BF_TO_EVAL_EVERY, BF_TO_EVAL_BATCH, BF_TO_STOP_EXACT, BF_TO_LOG,
     BF_TO_GROKFAST, BF_TO_GF_ALPHA, BF_TO_GF_LAMBDA, BF_TO_GF_WINDOW, BF_TO_MOMENTUM, BF_TO_NS_STEPS, BF_TO_FALLBACK,
-    BF_TO_FALLBACK_LR, BF_TO_EMA, BF_TO_STATE, BF_TO_STATE_EVERY, BF_TO_RESUME
+    BF_TO_FALLBACK_LR, BF_TO_EMA
 };
 
 #define BF_OPTS_TRAIN                                                                                        \
@@ -36,8 +37,7 @@ enum {
     {"grokfast-window", required_argument, 0, BF_TO_GF_WINDOW}, {"momentum", required_argument, 0, BF_TO_MOMENTUM}, \
     {"ns-steps", required_argument, 0, BF_TO_NS_STEPS}, {"fallback", required_argument, 0, BF_TO_FALLBACK},     \
     {"fallback-lr", required_argument, 0, BF_TO_FALLBACK_LR}, {"ema", required_argument, 0, BF_TO_EMA},       \
-    {"state", required_argument, 0, BF_TO_STATE}, {"state-every", required_argument, 0, BF_TO_STATE_EVERY},   \
-    {"resume", required_argument, 0, BF_TO_RESUME}
+    BF_OPTS_CKPT
 
 /* The shared flags' help; each program documents --lr (its default differs)
  * and puts BF_USAGE_MUON where Muon applies. */
@@ -60,11 +60,7 @@ enum {
     "  --grokfast-alpha X EMA: h = a·h + (1-a)·g (default 0.98)\n"                                             \
     "  --grokfast-lambda X  g += lambda·h (default 2 for ema, 5 for ma)\n"                                     \
     "  --grokfast-window N  MA: the last N gradients (default 100)\n"                                         \
-    "  --state FILE       checkpoints: the run's state to FILE every --state-every\n"                            \
-    "                     steps, and on SIGINT or SIGTERM (then exit 1, no output)\n"                             \
-    "  --state-every N    steps between checkpoints (default 100)\n"                                            \
-    "  --resume FILE      continue the run whose state FILE holds (the same other\n"                           \
-    "                     arguments): the same output, bit for bit, as if never stopped\n"
+    BF_USAGE_CKPT
 
 #define BF_USAGE_MUON                                                                                         \
     "  --momentum X       Muon's Nesterov momentum (default 0.95)\n"                                           \
@@ -79,8 +75,7 @@ typedef struct {
     int line_open;             /* a progress line without its newline yet */
     bf_train_cfg train;
     bf_optim_cfg optim;
-    const char *state_path, *resume_path;   /* --state, --resume */
-    int state_every;                        /* --state-every */
+    bf_ckptopt ckpt;                        /* --state, --state-every, --resume */
     uint64_t model_digest;                  /* the input model's: the program sets it (bf_cli_read_model) */
     unsigned given;            /* which optimizer flags were given (bit per BF_TO_ code) */
 } bf_trainopt;

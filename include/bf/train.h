@@ -51,6 +51,7 @@ typedef struct {
     void *ctx;
     const bf_header *resume_h;            /* a state to continue from, or NULL */
     const bf_tset *resume_t;
+    const char *resume_label;             /* names the resume state in its errors ("FILE: …"), or NULL */
     const char *program;                  /* recorded, checked on resume */
     uint64_t model_digest;                /* the input model's (bf_tset_digest), recorded, checked */
 } bf_checkpoint;

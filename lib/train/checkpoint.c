@@ -250,6 +250,11 @@ int bf_state_end(bf_state *s)
     if (!rc && s->saving) rc = s->k->save(s->k->ctx, &s->h, &s->t);
     if (!rc && !s->saving && s->taken != s->in->n)
         rc = bf_err("the state holds %zu tensors; this run's has %zu", s->in->n, s->taken);
+    if (rc && !s->saving && s->k->resume_label) {   /* name the state the message is about */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", bf_errmsg());
+        bf_err("%s: %s", s->k->resume_label, msg);
+    }
     if (s->saving) {
         bf_tset_release(&s->t);
         bf_header_release(&s->h);
