@@ -1,4 +1,5 @@
 /* bf-svf — experts (singular values, or row scales): train, mix, apply (bf-svf(1)). */
+#include "ckptopt.h"
 #include "cli.h"
 #include "bf/lora.h"
 #include "bf/svf.h"
@@ -46,6 +47,8 @@ static const char usage[] =
     "  --alpha A          lora: scale alpha (default 1)\n"
     "  --eval-every N     exact match on DATA's val split every N steps\n"
     "                     (default: at the end)\n"
+    "train and mix (a step of mix is an iteration):\n"
+    BF_USAGE_CKPT
     "mix:\n"
     "  --experts LIST     experts streams, comma-separated (or repeated)\n"
     "  --data FEWSHOT     the few-shot rows: fitness on its train split\n"
@@ -91,6 +94,7 @@ struct cmdline {
     unsigned targets;
     bf_svf_train_cfg train;
     bf_svf_cem_cfg cem;
+    bf_ckptopt ckpt;
     unsigned given;   /* options given, by bit (O_* - O_DATA) */
 };
 
@@ -109,7 +113,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"elite", required_argument, 0, O_ELITE}, {"std", required_argument, 0, O_STD},
         {"expert", required_argument, 0, O_EXPERT}, {"keep-f32", no_argument, 0, O_KEEP_F32},
         {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"log", required_argument, 0, O_LOG},
-        {"kind", required_argument, 0, O_KIND}, {0, 0, 0, 0}};
+        {"kind", required_argument, 0, O_KIND}, BF_OPTS_CKPT, {0, 0, 0, 0}};
     memset(cl, 0, sizeof *cl);
     cl->rank = 1;
     cl->alpha = 1;
@@ -129,6 +133,10 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     int c;
     while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
         if (bf_cli_common(c, optarg)) continue;
+        if (bf_ckptopt_handle(&cl->ckpt, c, optarg)) {
+            if (cl->cmd == CMD_APPLY) bf_usage_die("--%s does not go with apply", bf_opt_name(opts, c));
+            continue;
+        }
         if (c >= O_DATA && c <= O_KIND) cl->given |= 1u << (c - O_DATA);
         switch (c) {
         case O_DATA: cl->data = optarg; break;
@@ -208,6 +216,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     } else {
         if (!cl->expert) bf_usage_die("apply needs --expert E");
     }
+    bf_ckptopt_finish(&cl->ckpt);
     cl->train.seed = cl->cem.seed = bf_cli_state.seed;
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(1);
@@ -345,8 +354,10 @@ int main(int argc, char **argv)
         bf_adapter a;
         if (bf_adapter_create(&a, &m, cl.rank, cl.alpha, cl.targets, cl.train.seed, digest) || bf_adapter_attach(&a, &m))
             bf_die("%s: %s", label, bf_errmsg());
+        cl.train.ckpt = bf_ckptopt_begin(&cl.ckpt, digest);
         int rc = bf_svf_train(&m, &a.ps, lora_refresh_cb, &a, NULL, &d, &cl.train, on_step, &r);
         if (r.line_open) fputc('\n', stderr);
+        bf_ckptopt_end(&cl.ckpt, rc);
         if (rc) bf_die_lib();
         bf_header ah;
         bf_tset at;
@@ -359,8 +370,10 @@ int main(int argc, char **argv)
         bf_svf sv;
         if (bf_svf_create(&sv, &m, cl.kind, cl.targets, cl.train.seed, digest) || bf_svf_attach(&sv, &m))
             bf_die("%s: %s", label, bf_errmsg());
+        cl.train.ckpt = bf_ckptopt_begin(&cl.ckpt, digest);
         int rc = bf_svf_train(&m, &sv.ps, svf_refresh_cb, &sv, with_base ? &base : NULL, &d, &cl.train, on_step, &r);
         if (r.line_open) fputc('\n', stderr);
+        bf_ckptopt_end(&cl.ckpt, rc);
         if (rc) bf_die_lib();
         write_experts(&sv, cl.name ? cl.name : "expert");
         bf_svf_free(&sv);
@@ -382,8 +395,10 @@ int main(int argc, char **argv)
         int groups = cl.cem.per_layer ? m.cfg.n_layer : 1;
         double *alpha = bf_xmalloc((size_t)groups * e.nexp * sizeof *alpha);
         r.what = "mix";
+        cl.cem.ckpt = bf_ckptopt_begin(&cl.ckpt, digest);
         int rc = bf_svf_cem(&m, &sv, &e, &d.train, &cl.cem, alpha, on_iteration, &r);
         if (r.line_open) fputc('\n', stderr);
+        bf_ckptopt_end(&cl.ckpt, rc);
         if (rc) bf_die_lib();
         write_experts(&sv, "mix");
         free(alpha);

@@ -46,6 +46,7 @@
 #include "bf/data.h"
 #include "bf/model.h"
 #include "bf/stream.h"
+#include "bf/train.h"
 
 /* An SVD of W [rows, cols] (row-major): U [rows, k], S [k], Vt [k, cols],
  * k = min(rows, cols), in double (use_double) or single precision.
@@ -139,6 +140,7 @@ typedef struct {
     double kl;                 /* REINFORCE: λ of the KL term */
     int max_new;               /* REINFORCE: tokens an answer may have */
     uint64_t seed;
+    const bf_checkpoint *ckpt; /* states to save and one to resume from (bf/train.h), or NULL */
 } bf_svf_train_cfg;
 
 typedef struct {
@@ -170,6 +172,7 @@ typedef struct {
     int population, elite, iterations, per_layer, eval_batch;
     double std0;
     uint64_t seed;
+    const bf_checkpoint *ckpt; /* states to save (an iteration a step) and one to resume from, or NULL */
 } bf_svf_cem_cfg;
 
 typedef struct {

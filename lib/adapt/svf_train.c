@@ -3,11 +3,15 @@
 #include "bf/svf.h"
 #include "bf/optim.h"
 #include "bf/train.h"
+#include "bf/log.h"
 #include "bf/util.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 void bf_svf_train_default(bf_svf_train_cfg *c)
 {
@@ -65,6 +69,32 @@ static int sample_rows(bf_model *m, const int32_t *x, const int32_t *y, int B, s
     return 0;
 }
 
+/* The layout of a parameter set (names and lengths), hashed: two runs whose
+ * sets differ (other targets, another form) do not share a state. */
+static uint64_t pset_digest(const bf_pset *ps)
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) bf_out_of_memory();
+    XXH3_64bits_reset(st);
+    for (size_t k = 0; k < ps->np; k++) {
+        uint64_t n[2] = {ps->p[k].numel, ps->p[k].offset};
+        XXH3_64bits_update(st, ps->p[k].name, strlen(ps->p[k].name) + 1);
+        XXH3_64bits_update(st, n, sizeof n);
+    }
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
+/* Every piece of a training run's state (bf_state: saved or restored alike). */
+static void train_pieces(bf_state *s, bf_pset *ps, bf_optim *opt, bf_batcher *bt, bf_rng *rng)
+{
+    bf_state_floats(s, "params", ps->params, ps->n);
+    bf_state_optim(s, "optim", opt);
+    bf_state_batcher(s, "batches", bt);
+    bf_state_rng(s, "reinforce", rng);
+}
+
 int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), void *refresh_ctx, bf_model *base,
                  const bf_dataset *d, const bf_svf_train_cfg *c, bf_svf_hook hook, void *hook_ctx)
 {
@@ -93,8 +123,22 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
         r = bf_xmalloc(bmax * sizeof *r);
     }
     double t0 = bf_now();
-    int rc = 0;
-    for (int step = 0; step < c->steps && !rc; step++) {
+    int rc = 0, step0 = 0;
+    char config[512];
+    uint64_t data_digest = 0;
+    if (c->ckpt) {
+        snprintf(config, sizeof config,
+                 "method %s steps %d batch %d lr %.17g clip %.17g kl %.17g max_new %d seed %" PRIu64 " eval_every %d params %016" PRIx64,
+                 c->method == BF_SVF_REINFORCE ? "reinforce" : "grad", c->steps, c->batch, c->lr, c->clip, c->kl, c->max_new,
+                 c->seed, c->eval_every, pset_digest(ps));
+        data_digest = bf_split_digest(tr);
+    }
+    if (c->ckpt && c->ckpt->resume_t) {
+        bf_state *s = bf_state_restoring(c->ckpt, config, data_digest, c->steps, &step0);
+        train_pieces(s, ps, &opt, &bt, &rng);
+        if (bf_state_end(s)) rc = -1;
+    }
+    for (int step = step0; step < c->steps && !rc; step++) {
         const int32_t *x, *y;
         bf_batcher_next(&bt, &x, &y);
         int B = (int)bt.batch;
@@ -152,6 +196,15 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
         }
         st.seconds = bf_now() - t0;
         if (hook) hook(hook_ctx, &st);
+        if (c->ckpt && !last) {
+            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
+            if (stop || (c->ckpt->every > 0 && (step + 1) % c->ckpt->every == 0)) {
+                bf_state *s = bf_state_saving(c->ckpt, config, data_digest, step + 1, c->steps);
+                train_pieces(s, ps, &opt, &bt, &rng);
+                if (bf_state_end(s)) { rc = -1; break; }
+                if (stop) { rc = bf_err("interrupted after step %d; its state is saved", step + 1); break; }
+            }
+        }
     }
     if (!rc && refresh(refresh_ctx, m)) rc = -1;
     free(bx);
@@ -190,6 +243,20 @@ static int cand_cmp(const void *a, const void *b)
     return x->i - y->i;
 }
 
+/* Every piece of a search's state: the distribution, the best so far, the generator. */
+static void cem_pieces(bf_state *s, double *mean, double *sd, double *best, size_t D, double *best_exact, double *best_loss,
+                       bf_rng *rng)
+{
+    double b[2] = {*best_exact, *best_loss};
+    bf_state_doubles(s, "mean", mean, D);
+    bf_state_doubles(s, "sd", sd, D);
+    bf_state_doubles(s, "best", best, D);
+    bf_state_doubles(s, "best_fitness", b, 2);
+    bf_state_rng(s, "cem", rng);
+    *best_exact = b[0];
+    *best_loss = b[1];
+}
+
 int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, const bf_svf_cem_cfg *c,
                double *alpha_out, bf_svf_cem_hook hook, void *hook_ctx)
 {
@@ -204,8 +271,23 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
     for (size_t i = 0; i < D; i++) { mean[i] = 1.0 / K; sd[i] = c->std0; best[i] = mean[i]; }
     bf_rng rng = bf_rng_derive(c->seed, "svf.cem");
     double best_exact = -1, best_loss = INFINITY, t0 = bf_now();
-    int rc = 0;
-    for (int it = 0; it < c->iterations && !rc; it++) {
+    int rc = 0, it0 = 0;
+    char config[512];
+    uint64_t data_digest = 0;
+    if (c->ckpt) {
+        snprintf(config, sizeof config,
+                 "population %d elite %d iterations %d per_layer %d std %.17g seed %" PRIu64 " experts %016" PRIx64
+                 " params %016" PRIx64,
+                 P, E, c->iterations, c->per_layer, c->std0, c->seed,
+                 XXH3_64bits(e->z, e->nexp * e->n * sizeof *e->z), pset_digest(&s->ps));
+        data_digest = bf_split_digest(fs);
+    }
+    if (c->ckpt && c->ckpt->resume_t) {
+        bf_state *st = bf_state_restoring(c->ckpt, config, data_digest, c->iterations, &it0);
+        cem_pieces(st, mean, sd, best, D, &best_exact, &best_loss, &rng);
+        if (bf_state_end(st)) rc = -1;
+    }
+    for (int it = it0; it < c->iterations && !rc; it++) {
         double fsum = 0;
         for (int p = 0; p < P; p++) {
             double *a = pop + (size_t)p * D;
@@ -244,6 +326,15 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
         }
         bf_svf_cem_step st = {it + 1, c->iterations, best_exact, best_loss, fsum / P, bf_now() - t0, best, groups, K};
         if (hook) hook(hook_ctx, &st);
+        if (c->ckpt && it + 1 < c->iterations) {
+            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
+            if (stop || (c->ckpt->every > 0 && (it + 1) % c->ckpt->every == 0)) {
+                bf_state *ss = bf_state_saving(c->ckpt, config, data_digest, it + 1, c->iterations);
+                cem_pieces(ss, mean, sd, best, D, &best_exact, &best_loss, &rng);
+                if (bf_state_end(ss)) { rc = -1; break; }
+                if (stop) { rc = bf_err("interrupted after iteration %d; its state is saved", it + 1); break; }
+            }
+        }
     }
     if (!rc) {
         bf_svf_mix(s, e, best, c->per_layer);

@@ -1,12 +1,13 @@
 #!/usr/bin/env bats
 # Checkpoints and resume (--state, --state-every, --resume) for the trainers
-# that share the training loop, bf-ste-train and bf-muon: a run stopped by
+# that share the training loop, bf-ste-train and bf-muon, and for bf-svf's
+# train and mix: a run stopped by
 # SIGTERM or SIGINT (its state saved) or killed by SIGKILL (the last
 # checkpoint kept), then resumed, writes the same tensors, byte for byte, as
 # a run that was never stopped; a state that does not belong to the run is
 # one clear line.
 #
-# Families: 0x usage, 1x stop and resume, 2x states that do not fit.
+# Families: 0x usage, 1x stop and resume, 2x states that do not fit, 3x bf-svf.
 
 load helpers
 
@@ -16,6 +17,11 @@ setup_file() {
     bf-data seq --tasks copy,sort --min-len 2 --max-len 4 --n-train 400 --n-val 40 -o d2.bf
     bf-init --like d.bf --d 16 --layers 1 --heads 2 --ff 32 -o i.bf
     bf-quantize --keep-latent i.bf -o q.bf
+    bf-ste-train -q --data d.bf --steps 200 --threads 1 -o m.bf q.bf
+    bf-data seq --task reverse --prompt "Reverse: " --min-len 2 --max-len 4 --n-train 200 --n-val 30 --seed 3 -o rev.bf
+    bf-data seq --task copy --prompt "Copy: " --min-len 2 --max-len 4 --n-train 200 --n-val 30 --seed 4 -o copy.bf
+    bf-svf train -q --kind scales --targets all --data rev.bf --steps 5 --name a --threads 1 -o ea.bf m.bf
+    bf-svf train -q --kind scales --targets all --data copy.bf --steps 5 --name b --threads 1 -o eb.bf m.bf
 }
 
 F() { echo "$BATS_FILE_TMPDIR/$1"; }
@@ -129,4 +135,39 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
     run3 bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --resume nov.st "$(F q.bf)"
     assert_data_error bf-ste-train
     [[ $stderr == *"no 'optim.v'"* ]]
+}
+
+@test "ckpt-30 bf-svf train (row scales on a ternary model): SIGTERM, resumed: the same expert, byte for byte" {
+    local run=(bf-svf train -q --kind scales --targets all --data "$(F rev.bf)" --steps 1200 --batch 8 --threads 1)
+    "${run[@]}" -o full.bf "$(F m.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 100 -o out.bf "$(F m.bf)"
+    [[ $status -eq 1 && $stderr == *"interrupted after step"* && ! -e out.bf ]] || fail "status $status: $stderr"
+    "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
+    cmp <(bf-tstat full.bf) <(bf-tstat out.bf)
+    # an svf expert's state is not a row-scales expert's
+    run3 bf-svf train -q --targets all --data "$(F rev.bf)" --steps 1200 --batch 8 --threads 1 --resume s.st "$(F m.bf)"
+    assert_data_error bf-svf
+    [[ $stderr == *"s.st: the state was made with"*"params"* ]] || fail "$stderr"
+}
+
+@test "ckpt-31 bf-svf train --method reinforce with --kl: SIGKILL, resumed from the last checkpoint: the same expert" {
+    local run=(bf-svf train -q --method reinforce --kl 0.1 --max-new 6 --targets mlp --data "$(F rev.bf)" --steps 400
+               --batch 4 --threads 1)
+    "${run[@]}" -o full.bf "$(F m.bf)"
+    stop_run KILL s.st "${run[@]}" --state s.st --state-every 50 -o out.bf "$(F m.bf)"
+    [[ $status -eq 137 ]] || fail "status $status"
+    "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
+    cmp <(bf-tstat full.bf) <(bf-tstat out.bf)
+}
+
+@test "ckpt-32 bf-svf mix: SIGTERM between iterations, resumed: the same mixture; --state with apply is a usage error" {
+    local run=(bf-svf mix -q --experts "$(F ea.bf),$(F eb.bf)" --data "$(F rev.bf)" --iterations 40 --population 8 --elite 2
+               --threads 1)
+    "${run[@]}" -o full.bf "$(F m.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 2 -o out.bf "$(F m.bf)"
+    [[ $status -eq 1 && $stderr == *"interrupted after iteration"* ]] || fail "status $status: $stderr"
+    "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
+    cmp <(bf-tstat full.bf) <(bf-tstat out.bf)
+    run3 bf-svf apply --expert "$(F ea.bf)" --state s.st "$(F m.bf)"
+    assert_usage_error bf-svf
 }
