@@ -150,8 +150,6 @@ void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref
     t->train.hook_ctx = t;
     if (m->cfg.rec_n && (t->train.kl > 0 || t->train.qk_clip > 0))
         bf_die("a recursive model trains without --kl and --qk-clip");
-    if (m->cfg.rec_n && (t->ckpt.state_path || t->ckpt.resume_path))
-        bf_die("a recursive model's training does not take --state or --resume yet");
     t->train.ckpt = bf_ckptopt_begin(&t->ckpt, t->model_digest);
     int rc = m->cfg.rec_n ? bf_trm_train(m, &d, &opt, &t->train, &res, NULL) : bf_train(m, &d, &opt, &t->train, &res);
     if (t->line_open) fputc('\n', stderr);   /* stopped early, or failed, mid-line */

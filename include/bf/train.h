@@ -74,6 +74,7 @@ bf_state *bf_state_restoring(const bf_checkpoint *k, const char *config, uint64_
 void bf_state_floats(bf_state *s, const char *name, float *p, size_t n);   /* restored: finite */
 void bf_state_doubles(bf_state *s, const char *name, double *p, size_t n);
 void bf_state_perm(bf_state *s, const char *name, uint32_t *p, size_t n);  /* restored: a permutation of 0…n−1 */
+void bf_state_ints(bf_state *s, const char *name, int32_t *p, size_t n, int32_t lo, int32_t hi);   /* restored: in [lo, hi] */
 void bf_state_int(bf_state *s, const char *name, int64_t *v, int64_t lo, int64_t hi);
 void bf_state_rng(bf_state *s, const char *name, bf_rng *r);
 /* saving: the stream handed to k->save; restoring: every tensor of the

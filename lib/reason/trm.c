@@ -4,7 +4,9 @@
 #include "bf/trm.h"
 #include "bf/util.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,6 +211,60 @@ static void next_puzzle(row_feed *f, bf_trm *r, int32_t *bx, int32_t *by, int *a
     age[j] = 0;
 }
 
+/* Everything a deep-supervision run carries from one step to the next
+ * (bf_state: saved or restored alike): bf_train's pieces, the rolling
+ * batch's rows, their states y and z, their ages, the batch they are drawn
+ * from and how far into it, and the finished-puzzle counts. */
+typedef struct {
+    bf_model *m;
+    bf_optim *opt;
+    bf_batcher *b;
+    bf_ema *ema;
+    bf_trm *r;
+    int32_t *bx, *by;
+    int *age;
+    row_feed *f;
+    size_t *finished, *finished_steps;
+    int Bmax;
+    size_t T;
+} trm_run;
+
+static void trm_pieces(bf_state *s, const trm_run *u)
+{
+    bf_model *m = u->m;
+    int32_t V = m->cfg.vocab, B = u->Bmax;
+    size_t T = u->T, D = (size_t)m->cfg.d_model;
+    int32_t *small = bf_xmalloc((size_t)B * sizeof *small);
+    int64_t used = (int64_t)u->f->used, fin = (int64_t)*u->finished, fst = (int64_t)*u->finished_steps;
+    bf_state_floats(s, "params", m->params, m->n_params);
+    bf_state_optim(s, "optim", u->opt);
+    if (u->ema->avg) bf_state_floats(s, "ema", u->ema->avg, u->ema->n);
+    bf_state_batcher(s, "batches", u->b);
+    if (u->b->perm) {   /* the batch the rows come from, drawn already */
+        bf_state_ints(s, "batches.x", u->b->x, u->b->batch * T, 0, V - 1);
+        bf_state_ints(s, "batches.y", u->b->y, u->b->batch * T, -1, V - 1);
+    }
+    bf_state_int(s, "feed.used", &used, 0, (int64_t)u->b->batch);
+    bf_state_ints(s, "rows.x", u->bx, (size_t)B * T, 0, V - 1);
+    bf_state_ints(s, "rows.y", u->by, (size_t)B * T, -1, V - 1);
+    for (int j = 0; j < B; j++) small[j] = u->age[j];
+    bf_state_ints(s, "rows.age", small, (size_t)B, 0, m->cfg.rec_sup);
+    for (int j = 0; j < B; j++) u->age[j] = small[j];
+    for (int j = 0; j < B; j++) small[j] = u->r->start[j];
+    bf_state_ints(s, "rows.start", small, (size_t)B, 0, 1);
+    for (int j = 0; j < B; j++) u->r->start[j] = (unsigned char)small[j];
+    bf_state_floats(s, "rows.states_y", u->r->y, (size_t)B * T * D);
+    bf_state_floats(s, "rows.states_z", u->r->z, (size_t)B * T * D);
+    bf_state_int(s, "finished", &fin, 0, INT64_MAX);
+    bf_state_int(s, "finished_steps", &fst, 0, INT64_MAX);
+    u->f->used = (size_t)used;
+    u->f->x = u->b->perm ? u->b->x : u->b->s->x;
+    u->f->y = u->b->perm ? u->b->y : u->b->s->y;
+    *u->finished = (size_t)fin;
+    *u->finished_steps = (size_t)fst;
+    free(small);
+}
+
 int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res,
                  double *mean_steps)
 {
@@ -236,7 +292,25 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     row_feed f = {&b, NULL, NULL, b.batch};
     size_t finished = 0, finished_steps = 0;
     for (int j = 0; j < Bmax; j++) next_puzzle(&f, &r, bx, by, age, j);
-    while (step < c->steps) {
+    trm_run run = {m, opt, &b, &ema, &r, bx, by, age, &f, &finished, &finished_steps, Bmax, T};
+    char config[1024];
+    uint64_t data_digest = 0;
+    if (c->ckpt) {
+        snprintf(config, sizeof config,
+                 "steps %d batch %d warmup %d lr %.17g clip %.17g schedule %s seed %" PRIu64 " ema %.17g eval_every %d"
+                 " stop_exact %.17g",
+                 c->steps, c->batch, c->warmup, c->lr, c->clip, bf_schedule_names[c->schedule], c->seed, c->ema,
+                 c->eval_every, c->stop_exact);
+        bf_optim_config_words(&opt->cfg, config, sizeof config);
+        data_digest = bf_split_digest(&d->train);
+    }
+    if (c->ckpt && c->ckpt->resume_t) {
+        bf_state *s = bf_state_restoring(c->ckpt, config, data_digest, c->steps, &step);
+        trm_pieces(s, &run);
+        if (bf_state_end(s)) rc = -1;
+        else res->steps_done = res->resumed_at = step;
+    }
+    while (step < c->steps && !rc) {
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
         double loss = bf_trm_step(&r, bx, by, Bmax, 1);
@@ -278,6 +352,15 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
         if (do_eval && c->stop_exact > 0 && res->val.exact >= c->stop_exact) {
             res->stopped_early = !last;
             break;
+        }
+        if (c->ckpt && !last) {
+            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
+            if (stop || (c->ckpt->every > 0 && step % c->ckpt->every == 0)) {
+                bf_state *s = bf_state_saving(c->ckpt, config, data_digest, step, c->steps);
+                trm_pieces(s, &run);
+                if (bf_state_end(s)) { rc = -1; break; }
+                if (stop) { res->interrupted = 1; rc = bf_err("interrupted after step %d; its state is saved", step); break; }
+            }
         }
     }
     free(age);

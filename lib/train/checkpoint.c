@@ -163,6 +163,19 @@ void bf_state_perm(bf_state *s, const char *name, uint32_t *p, size_t n)
     free(seen);
 }
 
+void bf_state_ints(bf_state *s, const char *name, int32_t *p, size_t n, int32_t lo, int32_t hi)
+{
+    if (s->failed) return;
+    if (s->saving) { put(s, name, BF_I32, p, n, sizeof *p); return; }
+    if (take(s, name, BF_I32, p, n, sizeof *p)) return;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < lo || p[i] > hi) {
+            s->failed = 1;
+            bf_err("the state's '%s' holds %d, outside [%d, %d]", name, (int)p[i], (int)lo, (int)hi);
+            return;
+        }
+}
+
 void bf_state_int(bf_state *s, const char *name, int64_t *v, int64_t lo, int64_t hi)
 {
     if (s->failed) return;

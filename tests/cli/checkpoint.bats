@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Checkpoints and resume (--state, --state-every, --resume) for the trainers
-# that share the training loop, bf-ste-train and bf-muon, and for bf-svf's
-# train and mix: a run stopped by
+# that share the training loop, bf-ste-train and bf-muon (recursive models'
+# deep supervision too), and for bf-svf's train and mix: a run stopped by
 # SIGTERM or SIGINT (its state saved) or killed by SIGKILL (the last
 # checkpoint kept), then resumed, writes the same tensors, byte for byte, as
 # a run that was never stopped; a state that does not belong to the run is
@@ -99,6 +99,22 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
     [[ $(bf-eval --json s.st | jget '$j->{meta}{step}') == 39 ]]   # none after the last step
     "${run[@]}" --resume s.st -o again.bf "$(F i.bf)"
     same_tensors full.bf again.bf
+}
+
+@test "ckpt-14 a recursive model (deep supervision, the rolling batch and its states carried): SIGTERM, then SIGKILL, resumed: the same tensors" {
+    bf-data sudoku --size 4 --holes 6 --n-train 300 --n-val 30 -o su.bf
+    bf-init --like su.bf --d 32 --heads 2 --layers 1 --attn full --recursion 2,2,4 -o tr.bf
+    local run=(bf-ste-train -q --data su.bf --steps 400 --batch 32 --threads 1 --eval-every 100)
+    "${run[@]}" -o full.bf tr.bf
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 50 -o out.bf tr.bf
+    [[ $status -eq 1 && $stderr == *"interrupted after step"* ]] || fail "status $status: $stderr"
+    "${run[@]}" --resume s.st -o out.bf tr.bf
+    same_tensors full.bf out.bf
+    rm -f out.bf
+    stop_run KILL s.st "${run[@]}" --state s.st --state-every 30 -o out.bf tr.bf
+    [[ $status -eq 137 ]] || fail "status $status"
+    "${run[@]}" --resume s.st -o out.bf tr.bf
+    same_tensors full.bf out.bf
 }
 
 @test "ckpt-20 a state for another model, data, program or settings, or not a state: exit 1, one line, no output" {
