@@ -1,5 +1,6 @@
 /* bf-bake — prompt baking into a LoRA adapter (bf-bake(1)). */
 #include "bakeopt.h"
+#include "ckptopt.h"
 #include "cli.h"
 #include "bf/bake.h"
 #include "bf/lora.h"
@@ -38,6 +39,7 @@ static const char usage[] =
     "  --adapter-out      write the adapter (kind adapter) instead of the model\n"
     "  --checkpoint PFX   with --every N: the adapter every N steps, as PFX-STEP.bf\n"
     "  --every N          (the half-baking curve)\n"
+    BF_USAGE_CKPT
     "  --eval-every N     KL and exact match on DATA's val split (and the keep\n"
     "                     sets') every N steps (default: at the end)\n"
     "  --eval-batch N     rows per evaluation forward (default 256)\n"
@@ -59,6 +61,7 @@ struct cmdline {
     const char *input, *data, *prompt, *log_path, *checkpoint;
     int pursuit, adapter_out, every;
     bf_bakeopt bo;
+    bf_ckptopt ckpt;
 };
 
 static void parse_command_line(int argc, char **argv, struct cmdline *cl)
@@ -71,13 +74,15 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"questions", required_argument, 0, O_QUESTIONS}, {"pursuit", required_argument, 0, O_PURSUIT},
         {"adapter-out", no_argument, 0, O_ADAPTER_OUT}, {"checkpoint", required_argument, 0, O_CHECKPOINT},
         {"every", required_argument, 0, O_EVERY}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
-        {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"log", required_argument, 0, O_LOG}, {0, 0, 0, 0}};
+        {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"log", required_argument, 0, O_LOG}, BF_OPTS_CKPT,
+        {0, 0, 0, 0}};
     memset(cl, 0, sizeof *cl);
     bf_bakeopt_default(&cl->bo);
     bf_cli_begin(argc, argv, "bf-bake", usage);
     int c;
     while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
-        if (bf_cli_common(c, optarg) || bf_bakeopt_handle(&cl->bo, c, optarg)) continue;
+        if (bf_cli_common(c, optarg) || bf_bakeopt_handle(&cl->bo, c, optarg) || bf_ckptopt_handle(&cl->ckpt, c, optarg))
+            continue;
         bf_bake_cfg *b = &cl->bo.bake;
         switch (c) {
         case O_PROMPT: cl->prompt = optarg; break;
@@ -102,6 +107,9 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     if (strlen(cl->prompt) > 4096) bf_usage_die("--prompt longer than 4096 bytes");
     if (!!cl->checkpoint != !!cl->every) bf_usage_die("--checkpoint PFX and --every N go together");
     if (cl->adapter_out && cl->pursuit) bf_usage_die("--adapter-out writes one adapter; --pursuit bakes several");
+    if (cl->pursuit && (cl->ckpt.state_path || cl->ckpt.resume_path))
+        bf_usage_die("--state and --resume checkpoint one bake; --pursuit bakes several");
+    bf_ckptopt_finish(&cl->ckpt);
     bf_bakeopt_finish(&cl->bo, cl->adapter_out || cl->checkpoint);
     cl->bo.bake.seed = bf_cli_state.seed;
     cl->input = bf_cli_input(argc, argv, optind);
@@ -243,8 +251,10 @@ int main(int argc, char **argv)
         }
         if (!full) bf_bakeopt_adapter(&cl.bo, &student, bake->seed + (uint64_t)round, digest, 1.0, &a);
         r.a = full ? NULL : &a;
+        bake->ckpt = bf_ckptopt_begin(&cl.ckpt, digest);
         int rc = bf_bake(&student, r.a, &teacher, &d, bake, on_step, &r);
         if (r.line_open) fputc('\n', stderr);
+        bf_ckptopt_end(&cl.ckpt, rc);
         if (rc) bf_die_lib();
         if (full) continue;
         if (cl.adapter_out) break;

@@ -55,6 +55,7 @@ typedef struct {
     bf_schedule schedule;      /* then constant or cosine (to a tenth) */
     unsigned full;             /* no adapter: the matrices trained (bf/lora.h's mask) */
     bf_bake_keep keep;
+    const bf_checkpoint *ckpt; /* states to save and one to resume from (bf/train.h), or NULL */
 } bf_bake_cfg;
 
 typedef struct {

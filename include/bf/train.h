@@ -82,6 +82,10 @@ void bf_state_rng(bf_state *s, const char *name, bf_rng *r);
 int bf_state_end(bf_state *s);
 /* XXH3-64 of a split's shape and rows: what a state records of the data. */
 uint64_t bf_split_digest(const bf_split *sp);
+/* XXH3-64 of a parameter set's layout (names, lengths, offsets): two runs
+ * whose sets differ (other targets, another kind of expert) do not share a
+ * state. */
+uint64_t bf_pset_digest(const bf_pset *ps);
 
 typedef struct {
     int steps, batch, warmup, eval_every, eval_batch;

@@ -4,9 +4,11 @@
 #include "bf/train.h"
 #include "bf/util.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 void bf_bake_default(bf_bake_cfg *c)
 {
@@ -233,6 +235,38 @@ static void stack_rows(const int32_t *xa, const int32_t *ya, int Ba, int Ta, con
     }
 }
 
+/* The settings that shape a bake, as "key value" words: a state resumes
+ * only under the same ones (the prompt, the keep sets and the trained
+ * tensors' layout by their digests). */
+static void bake_config(const bf_bake_cfg *c, const bf_adapter *a, const bf_pset *ps, char *out, size_t cap)
+{
+    uint64_t keep = XXH3_64bits(NULL, 0);
+    for (int j = 0; j < c->keep.n; j++) keep ^= bf_split_digest(&c->keep.sets[j]->train) + (uint64_t)j;
+    snprintf(out, cap,
+             "prompt %016" PRIx64 " steps %d batch %d lr %.17g clip %.17g samples %d max_new %d questions %d"
+             " temperature %.17g seed %" PRIu64 " warmup %d schedule %s full %u keep %d keep_sets %016" PRIx64
+             " keep_weight %.17g keep_ref %d params %016" PRIx64 " rank %d alpha %.17g through_quant %d strength %.17g",
+             XXH3_64bits(c->prompt, (size_t)c->P * sizeof *c->prompt), c->steps, c->batch, c->lr, c->clip, c->samples,
+             c->max_new, c->questions, c->temperature, c->seed, c->warmup, bf_schedule_names[c->schedule], c->full,
+             c->keep.n, keep, c->keep.weight, c->keep.ref != NULL, bf_pset_digest(ps), a ? a->rank : 0,
+             a ? a->alpha : 0, a ? a->through_quant : 0, a ? a->strength : 0);
+}
+
+/* Every piece of a bake's state (bf_state: saved or restored alike). */
+static void bake_pieces(bf_state *s, bf_pset *ps, bf_optim *opt, bf_batcher *data_b, bf_batcher *pool_b,
+                        bf_batcher *keep_b, int nkeep)
+{
+    char name[32];
+    bf_state_floats(s, "params", ps->params, ps->n);
+    bf_state_optim(s, "optim", opt);
+    bf_state_batcher(s, "batches", data_b);
+    if (pool_b) bf_state_batcher(s, "pool", pool_b);
+    for (int j = 0; j < nkeep; j++) {
+        snprintf(name, sizeof name, "keep%d", j + 1);
+        bf_state_batcher(s, name, &keep_b[j]);
+    }
+}
+
 int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_dataset *d, const bf_bake_cfg *c,
             bf_bake_hook hook, void *hook_ctx)
 {
@@ -272,8 +306,19 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
     int32_t *sx = kp->n ? bf_xmalloc(2 * bmax * W * sizeof *sx) : NULL, *sy = kp->n ? bf_xmalloc(2 * bmax * W * sizeof *sy) : NULL;
     float *ref = bf_xmalloc(bmax * (T + Tk) * V * sizeof *ref);
     double t0 = bf_now();
-    int rc = 0;
-    for (int step = 0; step < c->steps; step++) {
+    int rc = 0, step0 = 0;
+    char config[1024];
+    uint64_t data_digest = 0;
+    if (c->ckpt) {
+        bake_config(c, a, &bp.ps, config, sizeof config);
+        data_digest = bf_split_digest(tr);
+    }
+    if (c->ckpt && c->ckpt->resume_t) {
+        bf_state *s = bf_state_restoring(c->ckpt, config, data_digest, c->steps, &step0);
+        bake_pieces(s, &bp.ps, &opt, &data_b, pool.rows ? &pool_b : NULL, keep_b, kp->n);
+        if (bf_state_end(s)) rc = -1;
+    }
+    for (int step = step0; step < c->steps && !rc; step++) {
         const int32_t *x, *y;
         int use_pool = pool.rows && (step & 1);
         bf_batcher *bt = use_pool ? &pool_b : &data_b;
@@ -325,6 +370,15 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         }
         s.seconds = bf_now() - t0;
         if (hook) hook(hook_ctx, &s);
+        if (c->ckpt && !last) {
+            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
+            if (stop || (c->ckpt->every > 0 && (step + 1) % c->ckpt->every == 0)) {
+                bf_state *st = bf_state_saving(c->ckpt, config, data_digest, step + 1, c->steps);
+                bake_pieces(st, &bp.ps, &opt, &data_b, pool.rows ? &pool_b : NULL, keep_b, kp->n);
+                if (bf_state_end(st)) { rc = -1; break; }
+                if (stop) { rc = bf_err("interrupted after step %d; its state is saved", step + 1); break; }
+            }
+        }
     }
     if (!rc && params_refresh(&bp, student)) rc = -1;
     free(bx);

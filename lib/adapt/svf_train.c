@@ -69,23 +69,6 @@ static int sample_rows(bf_model *m, const int32_t *x, const int32_t *y, int B, s
     return 0;
 }
 
-/* The layout of a parameter set (names and lengths), hashed: two runs whose
- * sets differ (other targets, another form) do not share a state. */
-static uint64_t pset_digest(const bf_pset *ps)
-{
-    XXH3_state_t *st = XXH3_createState();
-    if (!st) bf_out_of_memory();
-    XXH3_64bits_reset(st);
-    for (size_t k = 0; k < ps->np; k++) {
-        uint64_t n[2] = {ps->p[k].numel, ps->p[k].offset};
-        XXH3_64bits_update(st, ps->p[k].name, strlen(ps->p[k].name) + 1);
-        XXH3_64bits_update(st, n, sizeof n);
-    }
-    uint64_t h = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return h;
-}
-
 /* Every piece of a training run's state (bf_state: saved or restored alike). */
 static void train_pieces(bf_state *s, bf_pset *ps, bf_optim *opt, bf_batcher *bt, bf_rng *rng)
 {
@@ -130,7 +113,7 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
         snprintf(config, sizeof config,
                  "method %s steps %d batch %d lr %.17g clip %.17g kl %.17g max_new %d seed %" PRIu64 " eval_every %d params %016" PRIx64,
                  c->method == BF_SVF_REINFORCE ? "reinforce" : "grad", c->steps, c->batch, c->lr, c->clip, c->kl, c->max_new,
-                 c->seed, c->eval_every, pset_digest(ps));
+                 c->seed, c->eval_every, bf_pset_digest(ps));
         data_digest = bf_split_digest(tr);
     }
     if (c->ckpt && c->ckpt->resume_t) {
@@ -279,7 +262,7 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
                  "population %d elite %d iterations %d per_layer %d std %.17g seed %" PRIu64 " experts %016" PRIx64
                  " params %016" PRIx64,
                  P, E, c->iterations, c->per_layer, c->std0, c->seed,
-                 XXH3_64bits(e->z, e->nexp * e->n * sizeof *e->z), pset_digest(&s->ps));
+                 XXH3_64bits(e->z, e->nexp * e->n * sizeof *e->z), bf_pset_digest(&s->ps));
         data_digest = bf_split_digest(fs);
     }
     if (c->ckpt && c->ckpt->resume_t) {

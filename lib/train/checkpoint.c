@@ -36,6 +36,21 @@ uint64_t bf_split_digest(const bf_split *sp)
     return h;
 }
 
+uint64_t bf_pset_digest(const bf_pset *ps)
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) bf_out_of_memory();
+    XXH3_64bits_reset(st);
+    for (size_t k = 0; k < ps->np; k++) {
+        uint64_t n[2] = {ps->p[k].numel, ps->p[k].offset};
+        XXH3_64bits_update(st, ps->p[k].name, strlen(ps->p[k].name) + 1);
+        XXH3_64bits_update(st, n, sizeof n);
+    }
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
 static void hex64(char out[17], uint64_t v) { snprintf(out, 17, "%016" PRIx64, v); }
 
 /* The first setting in which two config strings differ, as an error. */

@@ -1,13 +1,15 @@
 #!/usr/bin/env bats
 # Checkpoints and resume (--state, --state-every, --resume) for the trainers
 # that share the training loop, bf-ste-train and bf-muon (recursive models'
-# deep supervision too), and for bf-svf's train and mix: a run stopped by
+# deep supervision too), for bf-bake, and for bf-svf's train and mix: a run
+# stopped by
 # SIGTERM or SIGINT (its state saved) or killed by SIGKILL (the last
 # checkpoint kept), then resumed, writes the same tensors, byte for byte, as
 # a run that was never stopped; a state that does not belong to the run is
 # one clear line.
 #
-# Families: 0x usage, 1x stop and resume, 2x states that do not fit, 3x bf-svf.
+# Families: 0x usage, 1x stop and resume, 2x states that do not fit, 3x bf-svf,
+# 4x bf-bake.
 
 load helpers
 
@@ -22,6 +24,7 @@ setup_file() {
     bf-data seq --task copy --prompt "Copy: " --min-len 2 --max-len 4 --n-train 200 --n-val 30 --seed 4 -o copy.bf
     bf-svf train -q --kind scales --targets all --data rev.bf --steps 5 --name a --threads 1 -o ea.bf m.bf
     bf-svf train -q --kind scales --targets all --data copy.bf --steps 5 --name b --threads 1 -o eb.bf m.bf
+    bf-data seq --task reverse --min-len 2 --max-len 4 --n-train 200 --n-val 30 --seed 5 -o bare.bf
 }
 
 F() { echo "$BATS_FILE_TMPDIR/$1"; }
@@ -37,7 +40,7 @@ stop_run() {
     for ((i = 0; i < 400; i++)); do [[ -s $state ]] && break; sleep 0.05; done
     [[ -s $state ]] || { kill -KILL $p; fail "no checkpoint within 20 s"; }
     sleep 0.2
-    kill "-$sig" $p
+    kill "-$sig" $p || fail "the run ended before the signal: make it longer"
     status=0
     wait $p || status=$?
     stderr=$(<"$T/err")
@@ -186,4 +189,26 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
     cmp <(bf-tstat full.bf) <(bf-tstat out.bf)
     run3 bf-svf apply --expert "$(F ea.bf)" --state s.st "$(F m.bf)"
     assert_usage_error bf-svf
+}
+
+@test "ckpt-40 bf-bake --lora with sampled trajectories and a keep set: SIGTERM, resumed: the same model; --full: SIGKILL, the same" {
+    local run=(bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --keep "$(F d.bf)" --lora --samples 1 --questions 16
+               --max-new 5 --steps 300 --batch 8 --threads 1)
+    "${run[@]}" -o full.bf "$(F m.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 30 -o out.bf "$(F m.bf)"
+    [[ $status -eq 1 && $stderr == *"interrupted after step"* && ! -e out.bf ]] || fail "status $status: $stderr"
+    "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
+    same_tensors full.bf out.bf
+    run=(bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --full --steps 1500 --batch 8 --threads 1)
+    "${run[@]}" -o full.bf "$(F m.bf)"
+    stop_run KILL s.st "${run[@]}" --state s.st --state-every 40 -o out.bf "$(F m.bf)"
+    [[ $status -eq 137 ]] || fail "status $status"
+    "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
+    same_tensors full.bf out.bf
+    # a --full state is not a --lora run's
+    run3 bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --lora --steps 1500 --batch 8 --threads 1 --resume s.st "$(F m.bf)"
+    assert_data_error bf-bake
+    [[ $stderr == *"s.st: the state was made with"* ]] || fail "$stderr"
+    run3 bf-bake --prompt "Reverse: " --data "$(F bare.bf)" --pursuit 1 --state s.st "$(F m.bf)"
+    assert_usage_error bf-bake
 }
