@@ -49,6 +49,11 @@ int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg)
     }
     case BF_TO_FALLBACK_LR: o->fallback_lr = bf_parse_double("fallback-lr", arg, 0, 1e6); break;
     case BF_TO_EMA: tr->ema = bf_parse_double("ema", arg, 0, 0.999999); break;
+    case BF_TO_ON_NAN: {
+        static const char *const on_nan[] = {"stop", "skip", NULL};
+        tr->skip_nonfinite = bf_parse_choice("on-nan", arg, on_nan);
+        break;
+    }
     default: return bf_ckptopt_handle(&t->ckpt, c, arg);
     }
     t->given |= 1u << (c - BF_TO_DATA);
@@ -150,11 +155,15 @@ void bf_trainopt_run(bf_trainopt *t, bf_model *m, bf_model *ref, const char *ref
     t->train.hook_ctx = t;
     if (m->cfg.rec_n && (t->train.kl > 0 || t->train.qk_clip > 0))
         bf_die("a recursive model trains without --kl and --qk-clip");
+    if (m->cfg.rec_n && t->train.skip_nonfinite) bf_die("a recursive model's training stops on a loss that is not finite (no --on-nan skip)");
     t->train.ckpt = bf_ckptopt_begin(&t->ckpt, t->model_digest);
     int rc = m->cfg.rec_n ? bf_trm_train(m, &d, &opt, &t->train, &res, NULL) : bf_train(m, &d, &opt, &t->train, &res);
     if (t->line_open) fputc('\n', stderr);   /* stopped early, or failed, mid-line */
     bf_ckptopt_end(&t->ckpt, rc);
     if (rc) bf_die_lib();
+    if (res.skipped)
+        fprintf(stderr, "%s: passed by %ld of %d steps whose loss or gradient was not finite\n", bf_cli_state.prog, res.skipped,
+                res.steps_done);
     if (t->log) fclose(t->log);
 
     bf_tset out;

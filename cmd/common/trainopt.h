@@ -20,7 +20,7 @@ enum {
     BF_TO_DATA = 1200, BF_TO_STEPS, BF_TO_BATCH, BF_TO_LR, BF_TO_WD, BF_TO_WARMUP, BF_TO_SCHEDULE, BF_TO_CLIP,
     BF_TO_BETA1, BF_TO_BETA2, BF_TO_EPS, BF_TO_OPT, BF_TO_EVAL_EVERY, BF_TO_EVAL_BATCH, BF_TO_STOP_EXACT, BF_TO_LOG,
     BF_TO_GROKFAST, BF_TO_GF_ALPHA, BF_TO_GF_LAMBDA, BF_TO_GF_WINDOW, BF_TO_MOMENTUM, BF_TO_NS_STEPS, BF_TO_FALLBACK,
-    BF_TO_FALLBACK_LR, BF_TO_EMA
+    BF_TO_FALLBACK_LR, BF_TO_EMA, BF_TO_ON_NAN
 };
 
 #define BF_OPTS_TRAIN                                                                                        \
@@ -37,7 +37,7 @@ enum {
     {"grokfast-window", required_argument, 0, BF_TO_GF_WINDOW}, {"momentum", required_argument, 0, BF_TO_MOMENTUM}, \
     {"ns-steps", required_argument, 0, BF_TO_NS_STEPS}, {"fallback", required_argument, 0, BF_TO_FALLBACK},     \
     {"fallback-lr", required_argument, 0, BF_TO_FALLBACK_LR}, {"ema", required_argument, 0, BF_TO_EMA},       \
-    BF_OPTS_CKPT
+    {"on-nan", required_argument, 0, BF_TO_ON_NAN}, BF_OPTS_CKPT
 
 /* The shared flags' help; each program documents --lr (its default differs)
  * and puts BF_USAGE_MUON where Muon applies. */
@@ -60,6 +60,8 @@ enum {
     "  --grokfast-alpha X EMA: h = a·h + (1-a)·g (default 0.98)\n"                                             \
     "  --grokfast-lambda X  g += lambda·h (default 2 for ema, 5 for ma)\n"                                     \
     "  --grokfast-window N  MA: the last N gradients (default 100)\n"                                         \
+    "  --on-nan stop|skip a step whose loss or gradient is not finite: stop the run\n"                          \
+    "                     (exit 1, the step named; default) or pass it by\n"                                  \
     BF_USAGE_CKPT
 
 #define BF_USAGE_MUON                                                                                         \

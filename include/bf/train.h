@@ -101,6 +101,8 @@ typedef struct {
     double ema;                /* > 0: keep an exponential average of the parameters with this
                                 * decay; evaluations and the trained model are the average */
     const bf_checkpoint *ckpt; /* states to save and one to resume from, or NULL */
+    int skip_nonfinite;        /* a step whose loss or gradient is not finite: 0 stops the run with an
+                                * error naming it; 1 passes it by (no update; res->skipped counts them) */
 } bf_train_cfg;
 
 struct bf_train_result {
@@ -113,6 +115,7 @@ struct bf_train_result {
     double last_kl;
     long qk_clipped;          /* head clips over the run */
     int resumed_at;           /* the steps a resumed state had done (0: a fresh run) */
+    long skipped;             /* steps passed by for a loss or gradient that was not finite */
     int interrupted;          /* stopped by *ckpt->interrupt, its state saved */
 };
 

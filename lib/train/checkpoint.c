@@ -149,7 +149,12 @@ static int take(bf_state *s, const char *name, bf_dtype dt, void *p, size_t n, s
 void bf_state_floats(bf_state *s, const char *name, float *p, size_t n)
 {
     if (s->failed) return;
-    if (s->saving) { put(s, name, BF_F32, p, n, sizeof *p); return; }
+    if (s->saving) {   /* a state that could not resume is not written: the last good one stays */
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(p[i])) { s->failed = 1; bf_err("'%s' holds a value that is not finite: no state is saved", name); return; }
+        put(s, name, BF_F32, p, n, sizeof *p);
+        return;
+    }
     if (take(s, name, BF_F32, p, n, sizeof *p)) return;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(p[i])) { s->failed = 1; bf_err("the state's '%s' holds a value that is not finite", name); return; }

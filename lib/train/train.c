@@ -120,24 +120,26 @@ static void train_config(const bf_train_cfg *c, const bf_optim *opt, char *out, 
 {
     snprintf(out, cap,
              "steps %d batch %d warmup %d lr %.17g clip %.17g schedule %s seed %" PRIu64
-             " kl %.17g qk_clip %.17g ema %.17g eval_every %d stop_exact %.17g",
+             " kl %.17g qk_clip %.17g ema %.17g eval_every %d stop_exact %.17g on_nan %s",
              c->steps, c->batch, c->warmup, c->lr, c->clip, bf_schedule_names[c->schedule], c->seed, c->kl, c->qk_clip,
-             c->ema, c->eval_every, c->stop_exact);
+             c->ema, c->eval_every, c->stop_exact, c->skip_nonfinite ? "skip" : "stop");
     bf_optim_config_words(&opt->cfg, out, cap);
 }
 
 /* Every piece of a bf_train run's state (bf_state: saved or restored alike). */
 static void train_pieces(bf_state *s, bf_model *m, bf_optim *opt, bf_batcher *b, bf_ema *ema, bf_train_result *res)
 {
-    int64_t qk = res->qk_clipped, ev = res->evaluated;
+    int64_t qk = res->qk_clipped, ev = res->evaluated, sk = res->skipped;
     bf_state_floats(s, "params", m->params, m->n_params);
     bf_state_optim(s, "optim", opt);
     if (ema->avg) bf_state_floats(s, "ema", ema->avg, ema->n);
     bf_state_batcher(s, "batches", b);
     bf_state_int(s, "qk_clipped", &qk, 0, INT64_MAX);
     bf_state_int(s, "evaluated", &ev, 0, 1);
+    bf_state_int(s, "skipped", &sk, 0, INT64_MAX);
     res->qk_clipped = (long)qk;
     res->evaluated = (int)ev;
+    res->skipped = (long)sk;
 }
 
 int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg *c, bf_train_result *res)
@@ -189,20 +191,29 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
             bf_model_target_index(c->kl_ref, &M);
             memcpy(ref_logp, bf_model_target_logprobs(c->kl_ref, 0), M * V * sizeof(float));
         }
-        double loss = bf_model_forward(m, x, y, (int)b.batch, (int)d->train.T);
-        if (!isfinite(loss)) { rc = m->last_targets ? bf_err("loss is not finite at step %d", step + 1) : -1; break; }
-        float *dlogits = bf_model_dlogits(m);
-        if (ref_logp) {
-            res->last_kl = bf_kl_anchor(m, ref_logp);
-            if (dlogits) bf_kl_anchor_grad(m, ref_logp, c->kl, dlogits);
+        double loss = bf_model_forward(m, x, y, (int)b.batch, (int)d->train.T), gnorm = NAN;
+        if (isnan(loss) && !m->last_targets) { rc = -1; break; }   /* the forward could not run; it said why */
+        int skip = !isfinite(loss);   /* a step that cannot be taken: stop, or with skip_nonfinite pass it by */
+        if (skip && !c->skip_nonfinite) { rc = bf_err("loss is not finite at step %d", step + 1); break; }
+        if (!skip) {
+            float *dlogits = bf_model_dlogits(m);
+            if (ref_logp) {
+                res->last_kl = bf_kl_anchor(m, ref_logp);
+                if (dlogits) bf_kl_anchor_grad(m, ref_logp, c->kl, dlogits);
+            }
+            if (bf_model_backward(m)) { rc = -1; break; }
+            gnorm = bf_grad_clip(&ps, c->clip);
+            skip = !isfinite(gnorm);
+            if (skip && !c->skip_nonfinite) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
         }
-        if (bf_model_backward(m)) { rc = -1; break; }
-        double gnorm = bf_grad_clip(&ps, c->clip);
-        if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
         double lr = bf_train_lr(c, step);
-        bf_optim_step(opt, &ps, lr);
-        if (c->qk_clip > 0) res->qk_clipped += bf_qk_clip(m, c->qk_clip);
-        if (ema.avg) bf_ema_update(&ema, &ps);
+        if (skip) {
+            res->skipped++;
+        } else {
+            bf_optim_step(opt, &ps, lr);
+            if (c->qk_clip > 0) res->qk_clipped += bf_qk_clip(m, c->qk_clip);
+            if (ema.avg) bf_ema_update(&ema, &ps);
+        }
         res->steps_done = step + 1;
         res->last_loss = loss;
         int last = step + 1 == c->steps;

@@ -8,8 +8,8 @@
 # a run that was never stopped; a state that does not belong to the run is
 # one clear line.
 #
-# Families: 0x usage, 1x stop and resume, 2x states that do not fit, 3x bf-svf,
-# 4x bf-bake.
+# Families: 0x usage, 1x stop and resume (15-16: runs that diverge,
+# --on-nan), 2x states that do not fit, 3x bf-svf, 4x bf-bake.
 
 load helpers
 
@@ -118,6 +118,33 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
     [[ $status -eq 137 ]] || fail "status $status"
     "${run[@]}" --resume s.st -o out.bf tr.bf
     same_tensors full.bf out.bf
+}
+
+@test "ckpt-15 a diverging run stops at the step that is not finite, naming it; the last good state stays and resumes to the same stop" {
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 50 --threads 1 --opt sgd --lr 1e3 --clip 0 --state s.st --state-every 1 \
+        -o out.bf "$(F i.bf)"
+    assert_data_error bf-ste-train
+    [[ $stderr =~ (loss|gradient)\ is\ not\ finite\ at\ step\ ([0-9]+) ]] || fail "$stderr"
+    local bad=${BASH_REMATCH[2]} first=$stderr
+    [[ ! -e out.bf ]]
+    step=$(bf-eval --json s.st | jget '$j->{meta}{step}')
+    (( step < bad )) || fail "the state is at step $step, the run failed at $bad"
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 50 --threads 1 --opt sgd --lr 1e3 --clip 0 --resume s.st "$(F i.bf)"
+    [[ $status -eq 1 && $stderr == "$first" ]] || fail "resumed: $stderr"
+}
+
+@test "ckpt-16 --on-nan: stop (the default) names the step; skip passes such steps by, logs them, and says how many" {
+    bf-poke blk.0.attn_norm.w 0 1e38 "$(F i.bf)" >huge.bf
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 5 --threads 1 huge.bf
+    assert_data_error bf-ste-train
+    [[ $stderr == *"loss is not finite at step 1"* ]]
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 5 --threads 1 --on-nan skip --log sk.log -o out.bf huge.bf
+    [[ $status -eq 0 && $stderr == "bf-ste-train: passed by 5 of 5 steps whose loss or gradient was not finite" ]] ||
+        fail "status $status: $stderr"
+    [[ $(head -1 sk.log | jget 'defined $j->{loss} ? "a number" : "null"') == null ]]
+    same_tensors huge.bf out.bf
+    run3 bf-ste-train -q --data "$(F d.bf)" --steps 5 --on-nan maybe huge.bf
+    assert_usage_error bf-ste-train
 }
 
 @test "ckpt-20 a state for another model, data, program or settings, or not a state: exit 1, one line, no output" {
