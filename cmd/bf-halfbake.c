@@ -1,9 +1,11 @@
 /* bf-halfbake — partial-strength merges, iterated half-bakes and A/B cycles (bf-halfbake(1)). */
 #include "bakeopt.h"
+#include "ckptopt.h"
 #include "cli.h"
 #include "bf/bake.h"
 #include "bf/lora.h"
 #include "bf/tgroup.h"
+#include "bf/train.h"
 #include "bf/util.h"
 
 #include <errno.h>
@@ -50,6 +52,8 @@ static const char usage[] =
     "each half-bake, as bf-bake:\n"
     BF_USAGE_BAKE
     "  --log FILE         append one JSON object per iteration to FILE\n"
+    "checkpoints, between iterations (a signal waits for the one in progress):\n"
+    BF_USAGE_CKPT
     "  --seed N           each bake's seed is N + iteration (default 1)\n"
     "  --threads N        threads (default: all cores)\n"
     "  -q, --quiet        no table on stderr\n"
@@ -63,6 +67,7 @@ enum {
 
 struct cmdline {
     const char *input, *adapter, *prompt, *data, *prompt_b, *data_b, *log_path;
+    bf_ckptopt ckpt;
     double strength;
     int have_strength, iterations, plateau, bake_flags;
     bf_bakeopt bo;
@@ -76,7 +81,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"prompt", required_argument, 0, O_PROMPT}, {"data", required_argument, 0, O_DATA},
         {"prompt-b", required_argument, 0, O_PROMPT_B}, {"data-b", required_argument, 0, O_DATA_B},
         {"iterations", required_argument, 0, O_ITER}, {"plateau", required_argument, 0, O_PLATEAU},
-        {"log", required_argument, 0, O_LOG}, {0, 0, 0, 0}};
+        {"log", required_argument, 0, O_LOG}, BF_OPTS_CKPT, {0, 0, 0, 0}};
     memset(cl, 0, sizeof *cl);
     cl->iterations = 5;
     cl->plateau = 2;
@@ -84,7 +89,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     bf_cli_begin(argc, argv, "bf-halfbake", usage);
     int c, have_iter = 0;
     while ((c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
-        if (bf_cli_common(c, optarg)) continue;
+        if (bf_cli_common(c, optarg) || bf_ckptopt_handle(&cl->ckpt, c, optarg)) continue;
         if (bf_bakeopt_handle(&cl->bo, c, optarg)) { cl->bake_flags = 1; continue; }
         switch (c) {
         case O_ADAPTER: cl->adapter = optarg; break;
@@ -102,6 +107,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     if (cl->adapter) {
         if (cl->prompt || cl->data || cl->prompt_b || cl->data_b || have_iter || cl->bake_flags)
             bf_usage_die("--adapter merges one adapter; the prompts, data, --iterations and baking flags are for half-baking");
+        if (cl->ckpt.state_path || cl->ckpt.resume_path) bf_usage_die("--state and --resume are for half-baking, not --adapter");
         if (!cl->have_strength) cl->strength = 1;
     } else {
         if (!cl->prompt || !*cl->prompt || !cl->data) bf_usage_die("needs --adapter A, or --prompt TEXT and --data DATA");
@@ -111,6 +117,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         if (!cl->have_strength) cl->strength = 0.5;
     }
     bf_bakeopt_finish(&cl->bo, 0);
+    bf_ckptopt_finish(&cl->ckpt);
     cl->bo.bake.seed = bf_cli_state.seed;
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(1);
@@ -186,6 +193,41 @@ static void measure(bf_model *m, bake_set *s, bf_metrics *bare)
     if (bf_eval_split(m, &s->d.val, 256, bare)) bf_die_lib();
 }
 
+/* The run's settings for a state: its arguments but those that do not shape
+ * the result (where the state, the log and the output go, and how much is
+ * shown), as words. */
+static void run_config(int argc, char **argv, char *out, size_t cap)
+{
+    static const char *const drop_with_value[] = {"--state", "--state-every", "--resume", "-o", "--output", "--log", NULL};
+    static const char *const drop[] = {"-q", "--quiet", "--progress", NULL};
+    size_t len = 0;
+    out[0] = 0;
+    for (int k = 1; k < argc; k++) {
+        int skip = 0;
+        for (int j = 0; drop_with_value[j]; j++)
+            if (!strcmp(argv[k], drop_with_value[j])) { skip = 2; break; }
+        for (int j = 0; drop[j] && !skip; j++)
+            if (!strcmp(argv[k], drop[j])) skip = 1;
+        if (skip) { k += skip - 1; continue; }
+        int n = snprintf(out + len, cap > len ? cap - len : 0, "%s%s", len ? " " : "", argv[k]);
+        if (n > 0) len += (size_t)n;
+    }
+}
+
+/* Every piece of a half-baking run's state between iterations (bf_state:
+ * saved or restored alike): the model kept so far, its score, the set
+ * baking and the iterations in a row not kept. */
+static void halfbake_pieces(bf_state *s, bf_model *m, const bf_header *h, double *score, int *cur, int *misses)
+{
+    int64_t c = *cur, mi = *misses;
+    bf_state_model(s, "model", m, h);
+    bf_state_doubles(s, "score", score, 1);
+    bf_state_int(s, "set", &c, 0, 1);
+    bf_state_int(s, "misses", &mi, 0, INT32_MAX);
+    *cur = (int)c;
+    *misses = (int)mi;
+}
+
 int main(int argc, char **argv)
 {
     struct cmdline cl;
@@ -237,8 +279,18 @@ int main(int argc, char **argv)
             if (nkeep) fprintf(stderr, " %11.4f", kmet.exact);
             fputc('\n', stderr);
         }
-        int cur = 0, misses = 0;
-        for (int it = 1; it <= cl.iterations; it++) {
+        int cur = 0, misses = 0, it0 = 0;
+        char config[4096];
+        uint64_t data_digest = bf_split_digest(&sets[0].d.train) ^ (nsets == 2 ? 3 * bf_split_digest(&sets[1].d.train) : 0);
+        run_config(argc, argv, config, sizeof config);
+        const bf_checkpoint *ck = bf_ckptopt_begin(&cl.ckpt, digest);
+        if (ck && ck->resume_t) {
+            bf_state *st = bf_state_restoring(ck, config, data_digest, cl.iterations, &it0);
+            halfbake_pieces(st, &m, &h, &score, &cur, &misses);
+            if (bf_state_end(st)) bf_die_lib();
+            if (!quiet) fprintf(stderr, "(resumed after iteration %d)\n", it0);
+        }
+        for (int it = it0 + 1; it <= cl.iterations; it++) {
             bf_model cand;
             bf_cli_clone_model(&m, &h, &cand);
             half_bake(&cand, &h, &sets[cur], &cl, full, it);
@@ -287,7 +339,22 @@ int main(int argc, char **argv)
                 cur = 1 - cur;
                 misses = 0;
             }
+            /* a checkpoint between iterations: a signal waits for the one in progress */
+            if (ck && ck->every && it < cl.iterations) {
+                int stop = ck->interrupt && *ck->interrupt;
+                if (stop || it % ck->every == 0) {
+                    bf_state *st = bf_state_saving(ck, config, data_digest, it, cl.iterations);
+                    halfbake_pieces(st, &m, &h, &score, &cur, &misses);
+                    int rc = bf_state_end(st);
+                    if (rc) bf_die_lib();
+                    if (stop) {
+                        bf_err("interrupted after iteration %d; its state is saved", it);
+                        bf_ckptopt_end(&cl.ckpt, -1);
+                    }
+                }
+            }
         }
+        bf_ckptopt_end(&cl.ckpt, 0);
         if (log) fclose(log);
         for (int k = 0; k < nsets; k++) {
             bf_data_free(&sets[k].d);

@@ -77,6 +77,10 @@ void bf_state_perm(bf_state *s, const char *name, uint32_t *p, size_t n);  /* re
 void bf_state_ints(bf_state *s, const char *name, int32_t *p, size_t n, int32_t lo, int32_t hi);   /* restored: in [lo, hi] */
 void bf_state_int(bf_state *s, const char *name, int64_t *v, int64_t lo, int64_t hi);
 void bf_state_rng(bf_state *s, const char *name, bf_rng *r);
+/* A whole model as bf_model_to_tset writes it (latents kept), each tensor
+ * under "NAME/"; restored: *m freed and made anew from those tensors with
+ * h's configuration, as a clone through tensors is made. */
+void bf_state_model(bf_state *s, const char *name, bf_model *m, const bf_header *h);
 /* saving: the stream handed to k->save; restoring: every tensor of the
  * stream was a piece.  Frees s; 0, or -1 and bf_err. */
 int bf_state_end(bf_state *s);

@@ -236,6 +236,38 @@ void bf_state_rng(bf_state *s, const char *name, bf_rng *r)
     memcpy(&r->spare, &spare, sizeof spare);
 }
 
+void bf_state_model(bf_state *s, const char *name, bf_model *m, const bf_header *h)
+{
+    if (s->failed) return;
+    size_t L = strlen(name);
+    bf_tset t = {0};
+    if (s->saving) {
+        if (bf_model_to_tset(m, 1, &t)) { s->failed = 1; return; }
+        for (size_t k = 0; k < t.n && !s->failed; k++) {
+            bf_tensor *x = bf_tset_add(&s->t);
+            *x = t.t[k];   /* the tensor moves, renamed */
+            if (L + 1 + strlen(t.t[k].name) > BF_MAX_NAME) { s->failed = 1; bf_err("'%s/%s' is too long a name", name, t.t[k].name); }
+            else snprintf(x->name, sizeof x->name, "%s/%s", name, t.t[k].name);
+        }
+        free(t.t);
+        return;
+    }
+    /* restoring: the tensors under NAME/, renamed, sharing the state's payloads */
+    for (size_t k = 0; k < s->in->n; k++) {
+        const bf_tensor *x = &s->in->t[k];
+        if (strncmp(x->name, name, L) != 0 || x->name[L] != '/') continue;
+        bf_tensor *y = bf_tset_add(&t);
+        *y = *x;
+        snprintf(y->name, sizeof y->name, "%s", x->name + L + 1);
+        s->taken++;
+    }
+    bf_model fresh;
+    if (!t.n) { s->failed = 1; bf_err("the state has no model '%s'", name); }
+    else if (bf_model_from_tset(&fresh, h, &t)) { s->failed = 1; }
+    else { bf_model_free(m); *m = fresh; }
+    free(t.t);   /* the payloads are the state's */
+}
+
 void bf_state_batcher(bf_state *s, const char *name, bf_batcher *b)
 {
     char key[96];

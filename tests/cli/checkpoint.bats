@@ -1,15 +1,15 @@
 #!/usr/bin/env bats
 # Checkpoints and resume (--state, --state-every, --resume) for the trainers
 # that share the training loop, bf-ste-train and bf-muon (recursive models'
-# deep supervision too), for bf-bake, and for bf-svf's train and mix: a run
-# stopped by
+# deep supervision too), for bf-bake, bf-halfbake (between iterations), and
+# for bf-svf's train and mix: a run stopped by
 # SIGTERM or SIGINT (its state saved) or killed by SIGKILL (the last
 # checkpoint kept), then resumed, writes the same tensors, byte for byte, as
 # a run that was never stopped; a state that does not belong to the run is
 # one clear line.
 #
 # Families: 0x usage, 1x stop and resume (15-16: runs that diverge,
-# --on-nan), 2x states that do not fit, 3x bf-svf, 4x bf-bake.
+# --on-nan), 2x states that do not fit, 3x bf-svf, 4x bf-bake and bf-halfbake.
 
 load helpers
 
@@ -25,6 +25,7 @@ setup_file() {
     bf-svf train -q --kind scales --targets all --data rev.bf --steps 5 --name a --threads 1 -o ea.bf m.bf
     bf-svf train -q --kind scales --targets all --data copy.bf --steps 5 --name b --threads 1 -o eb.bf m.bf
     bf-data seq --task reverse --min-len 2 --max-len 4 --n-train 200 --n-val 30 --seed 5 -o bare.bf
+    bf-data seq --task sort --min-len 2 --max-len 4 --n-train 200 --n-val 30 --seed 6 -o bsort.bf
 }
 
 F() { echo "$BATS_FILE_TMPDIR/$1"; }
@@ -238,4 +239,21 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
     [[ $stderr == *"s.st: the state was made with"* ]] || fail "$stderr"
     run3 bf-bake --prompt "Reverse: " --data "$(F bare.bf)" --pursuit 1 --state s.st "$(F m.bf)"
     assert_usage_error bf-bake
+}
+
+@test "ckpt-41 bf-halfbake, an A/B cycle with a keep set: SIGTERM waits for the iteration, SIGKILL keeps the last; resumed: the same model" {
+    local run=(bf-halfbake -q --prompt "Reverse: " --data "$(F bare.bf)" --prompt-b "Sort: " --data-b "$(F bsort.bf)"
+               --keep "$(F d.bf)" --iterations 12 --plateau 1 --steps 60 --batch 8 --threads 1)
+    "${run[@]}" --log full.log -o full.bf "$(F m.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 1 --log out.log -o out.bf "$(F m.bf)"
+    [[ $status -eq 1 && $stderr == *"interrupted after iteration"* && ! -e out.bf ]] || fail "status $status: $stderr"
+    "${run[@]}" --resume s.st --log out.log -o out.bf "$(F m.bf)"
+    same_tensors full.bf out.bf
+    cmp full.log out.log   # the log goes on where it stopped: the same lines
+    rm -f out.bf
+    stop_run KILL s.st "${run[@]}" --state s.st --state-every 2 -o out.bf "$(F m.bf)"
+    "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
+    same_tensors full.bf out.bf
+    run3 bf-halfbake --adapter x.bf --state s.st "$(F m.bf)"
+    assert_usage_error bf-halfbake
 }
