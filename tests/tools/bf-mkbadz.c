@@ -148,6 +148,9 @@ static buf c_not_archive(void)
 static buf c_empty(void) { buf b = {0}; put(&b, "", 0); return b; }
 static buf c_truncated_half(void) { buf b = c_valid(); b.n /= 2; return b; }
 static buf c_truncated_end(void) { buf b = c_valid(); b.n -= 12; return b; }
+/* an unfiltered tar that ends inside the manifest: its header declares
+ * bytes that never come */
+static buf c_truncated_raw(void) { base(); buf b = finish(1); b.n = 600; return b; }
 static buf c_corrupt_middle(void)
 {
     buf b = c_valid();
@@ -328,6 +331,7 @@ static const kase cases[] = {
     {"empty", "not a readable bf-compress archive", c_empty},
     {"truncated-half", "truncat|not a readable|ends before", c_truncated_half},
     {"truncated-end", "truncat|not a readable|ends before|after the last", c_truncated_end},
+    {"truncated-raw", "manifest\\.json.*[Tt]runcated", c_truncated_raw},
     {"corrupt-middle", "corrupt|damaged|not a readable|truncat|error|manifest|member", c_corrupt_middle},
     {"dotdot", "member '\\.\\./t/000000\\.bin' where 't/000000\\.bin'", c_dotdot},
     {"absolute", "member '/tmp/t/000000\\.bin' where", c_absolute},
