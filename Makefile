@@ -3,7 +3,7 @@
 #   make test       C unit tests and bats files, through prove
 #   make check-asan the same suite built with ASan/UBSan in build-asan/
 #   make check-layers  the library's parts keep to their arrows (lib/layers)
-#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each
+#   make fuzz       libFuzzer harnesses (tests/fuzz), FUZZ_SECONDS each
 #   make bench      benchmarks (never part of test)
 #   make pipeline   the main job: examples/pipeline
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -141,10 +141,20 @@ check-layers: $(LIBA)
 check-asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
 
+# libFuzzer harnesses (tests/fuzz/README): the library is built once with
+# coverage and the sanitizers (undefined behaviour stops the run, as a crash
+# does), and every tests/fuzz/fuzz_*.c links against it.
 FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(HEADERS)
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_OBJ := $(patsubst lib/%.c,build-fuzz/obj/%.o,$(LIB_SRC))
+build-fuzz/obj/%.o: lib/%.c $(HEADERS)
 	@mkdir -p $(@D)
-	clang $(BF_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(BF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+build-fuzz/libbf.a: $(FUZZ_LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+$(FUZZERS): build-fuzz/%: tests/fuzz/%.c build-fuzz/libbf.a $(HEADERS) $(wildcard tests/fuzz/*.h)
+	clang $(BF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libbf.a $(LDLIBS)
 
 fuzz: $(FUZZERS)
 	@for f in $(FUZZERS); do \
@@ -152,7 +162,7 @@ fuzz: $(FUZZERS)
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
 	      build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; exit 1; }; \
-	  grep -E 'stat::number_of_executed_units|stat::peak_rss' build-fuzz/$$n.log; \
+	  grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss' build-fuzz/$$n.log; \
 	done
 
 bench: all

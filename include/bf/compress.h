@@ -151,9 +151,12 @@ bf_val *bf_cz_report_json(const bf_cz_report *r);
 typedef struct bf_cz_reader bf_cz_reader;
 /* path NULL or "-": stdin.  Reads and checks the manifest; NULL and bf_err. */
 bf_cz_reader *bf_cz_open(const char *path);
+/* An archive held in memory: len bytes at buf, which must stay as they are
+ * until bf_cz_close.  The same checks as bf_cz_open. */
+bf_cz_reader *bf_cz_memopen(const void *buf, size_t len, const char *label);
 const bf_header *bf_cz_header(const bf_cz_reader *r);   /* kind, meta, lineage */
 /* 1: *t holds the next tensor (bf_tensor_release it); 0: all read, and the
- * archive ends there; -1: bf_err. */
+ * archive ends there (and 0 again on every later call); -1: bf_err. */
 int bf_cz_next(bf_cz_reader *r, bf_tensor *t);
 void bf_cz_close(bf_cz_reader *r);
 

@@ -31,6 +31,10 @@ typedef struct {
 } bf_dataset;
 
 int bf_data_load(const char *path, bf_dataset *d);    /* reads, verifies, checks tokens */
+/* The same checks on a stream already read (bf_read_all, bf_read_all_mem):
+ * takes h and s over into d, which keeps them (on failure too: they are
+ * released and left empty).  label names the input in messages. */
+int bf_data_from_tset(const char *label, bf_header *h, bf_tset *s, bf_dataset *d);
 void bf_data_free(bf_dataset *d);
 const bf_split *bf_data_split(const bf_dataset *d, const char *name);   /* "train" / "val" */
 

@@ -39,6 +39,11 @@ typedef struct bf_reader bf_reader;
  * and bf_err on failure.  Messages name the input ("model.bf: …"). */
 bf_reader *bf_reader_open(const char *path);
 bf_reader *bf_reader_fdopen(int fd, const char *label);
+/* A stream held in memory: len bytes at buf, which must stay as they are
+ * until bf_reader_close (tensors handed out own their payloads).  The same
+ * parser and limits as a regular file's, whose size is known: a declared
+ * payload larger than the bytes left is refused before any allocation. */
+bf_reader *bf_reader_memopen(const void *buf, size_t len, const char *label);
 const bf_header *bf_reader_header(const bf_reader *r);
 /* 1: *t holds the next tensor (release it with bf_tensor_release);
  * 0: the trailer was read and verified, and nothing follows it;
@@ -51,8 +56,11 @@ uint64_t bf_reader_offset(const bf_reader *r);   /* bytes consumed so far */
 void bf_reader_recycle(bf_reader *r, bf_tensor *t);
 void bf_reader_close(bf_reader *r);
 
-/* The whole stream into memory: header and every tensor. */
+/* The whole stream into memory: header and every tensor.  On failure s is
+ * empty and h untouched. */
 int bf_read_all(const char *path, bf_header *h, bf_tset *s);
+/* The same from a stream held in memory (bf_reader_memopen). */
+int bf_read_all_mem(const void *buf, size_t len, const char *label, bf_header *h, bf_tset *s);
 
 typedef struct bf_writer bf_writer;
 

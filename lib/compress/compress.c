@@ -490,6 +490,7 @@ struct bf_cz_reader {
     bf_val *man;
     const bf_val *tens;
     size_t n, next;
+    int done;                /* the end was read: libarchive may not be asked again */
     uint64_t tar_budget, restored;
 };
 
@@ -508,8 +509,14 @@ static int rfail(bf_cz_reader *r, const char *what)
     return bf_err("%s: %s%s%s", r->label, what, *e ? ": " : "", e);
 }
 
+/* A member's memory comes in steps of this much, doubling as its bytes
+ * arrive: the size its tar header declares is checked against the
+ * manifest, but the bytes behind it are known only once decompressed, and
+ * a header that lies must not cost an allocation the size of its lie. */
+#define MEMBER_STEP ((uint64_t)1 << 16)
+
 /* The next member must be regular and called `want`, of exactly `size` bytes;
- * its bytes into a new buffer. */
+ * its bytes into a new buffer (free it). */
 static int read_member(bf_cz_reader *r, const char *want, uint64_t size, int size_known, uint8_t **out, uint64_t *outlen)
 {
     struct archive_entry *e;
@@ -528,12 +535,20 @@ static int read_member(bf_cz_reader *r, const char *want, uint64_t size, int siz
         return bf_err("%s: member '%s' holds %llu bytes, not %llu", r->label, name, (unsigned long long)got, (unsigned long long)size);
     if ((uint64_t)archive_filter_bytes(r->a, 0) > r->tar_budget)
         return bf_err("%s: more tar data than the manifest accounts for", r->label);
-    uint8_t *p = bf_aligned_alloc(got ? got + 1 : 1);
-    if (!p) return -1;
+    if (got >= SIZE_MAX / 2) return bf_err("%s: member '%s' is too large for this machine", r->label, name);
+    uint64_t cap = got < MEMBER_STEP ? got : MEMBER_STEP;
+    uint8_t *p = malloc((size_t)cap + 1);
+    if (!p) return bf_err("%s: member '%s': out of memory", r->label, name);
     for (uint64_t at = 0; at < got;) {
-        la_ssize_t n = archive_read_data(r->a, p + at, got - at);
-        if (n < 0) { bf_aligned_free(p); return rfail(r, name); }
-        if (n == 0) { bf_aligned_free(p); return bf_err("%s: member '%s' is truncated", r->label, name); }
+        if (at == cap) {
+            cap = cap > got / 2 ? got : 2 * cap;
+            uint8_t *q = realloc(p, (size_t)cap + 1);
+            if (!q) { free(p); return bf_err("%s: member '%s': out of memory", r->label, name); }
+            p = q;
+        }
+        la_ssize_t n = archive_read_data(r->a, p + at, (size_t)(cap - at));
+        if (n < 0) { free(p); return rfail(r, name); }
+        if (n == 0) { free(p); return bf_err("%s: member '%s' is truncated", r->label, name); }
         at += (uint64_t)n;
     }
     *out = p;
@@ -603,23 +618,27 @@ static int names_unique(bf_cz_reader *r)
     return rc;
 }
 
-bf_cz_reader *bf_cz_open(const char *path)
+static bf_cz_reader *cz_new(const char *label)
 {
     bf_cz_reader *r = bf_xcalloc(1, sizeof *r);
-    int stdin_ = !path || strcmp(path, "-") == 0;
-    clean(r->label, sizeof r->label, stdin_ ? "stdin" : path);
+    clean(r->label, sizeof r->label, label);
     r->a = archive_read_new();
     archive_read_support_filter_xz(r->a);
     archive_read_support_filter_zstd(r->a);
     archive_read_support_format_tar(r->a);
-    int rc = stdin_ ? archive_read_open_fd(r->a, 0, 65536) : archive_read_open_filename(r->a, path, 65536);
+    return r;
+}
+
+/* After libarchive's open (rc): the manifest read and checked. */
+static bf_cz_reader *cz_start(bf_cz_reader *r, int rc)
+{
     uint8_t *mp = NULL;
     if (rc != ARCHIVE_OK) { rfail(r, "not a readable bf-compress archive"); goto fail; }
     r->tar_budget = (uint64_t)BF_CZ_MAX_MANIFEST + 65536;
     uint64_t mlen;
     if (read_member(r, "manifest.json", BF_CZ_MAX_MANIFEST, 0, &mp, &mlen)) goto fail;
     r->man = bf_json_parse((const char *)mp, (size_t)mlen, "manifest.json");
-    bf_aligned_free(mp);
+    free(mp);
     if (!r->man) { bf_err_context("%s: ", r->label); goto fail; }
     int64_t ver;
     const char *fmt = bf_val_get_str(r->man, "format"), *kind = bf_val_get_str(r->man, "kind");
@@ -655,15 +674,29 @@ fail:
     return NULL;
 }
 
+bf_cz_reader *bf_cz_open(const char *path)
+{
+    int stdin_ = !path || strcmp(path, "-") == 0;
+    bf_cz_reader *r = cz_new(stdin_ ? "stdin" : path);
+    return cz_start(r, stdin_ ? archive_read_open_fd(r->a, 0, 65536) : archive_read_open_filename(r->a, path, 65536));
+}
+
+bf_cz_reader *bf_cz_memopen(const void *buf, size_t len, const char *label)
+{
+    bf_cz_reader *r = cz_new(label);
+    return cz_start(r, archive_read_open_memory(r->a, buf, len));
+}
+
 const bf_header *bf_cz_header(const bf_cz_reader *r) { return &r->h; }
 
 int bf_cz_next(bf_cz_reader *r, bf_tensor *t)
 {
     memset(t, 0, sizeof *t);
+    if (r->done) return 0;
     if (r->next == r->n) {
         struct archive_entry *e;
         int rc = archive_read_next_header(r->a, &e);
-        if (rc == ARCHIVE_EOF) return 0;
+        if (rc == ARCHIVE_EOF) { r->done = 1; return 0; }
         if (rc != ARCHIVE_OK) return rfail(r, "after the last member");
         char name[128];
         clean(name, sizeof name, archive_entry_pathname(e));
@@ -683,9 +716,9 @@ int bf_cz_next(bf_cz_reader *r, bf_tensor *t)
     uint8_t *p;
     uint64_t got;
     if (read_member(r, want, bytes, 1, &p, &got)) return -1;
-    if (bf_tensor_init(t, h.name, h.dtype, h.ndim, h.shape)) { bf_aligned_free(p); return -1; }
+    if (bf_tensor_init(t, h.name, h.dtype, h.ndim, h.shape)) { free(p); return -1; }
     int rc = bf_cz_decode(m, p, (size_t)bytes, t);
-    bf_aligned_free(p);
+    free(p);
     if (rc) {
         bf_tensor_release(t);
         return bf_err_context("%s: '%.64s': ", r->label, h.name);

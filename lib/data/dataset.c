@@ -36,8 +36,19 @@ static int get_split(bf_dataset *d, const char *name, bf_split *sp)
 int bf_data_load(const char *path, bf_dataset *d)
 {
     memset(d, 0, sizeof *d);
-    const char *label = path && strcmp(path, "-") ? path : "stdin";
-    if (bf_read_all(path, &d->h, &d->s) < 0) return -1;
+    bf_header h;
+    bf_tset s;
+    if (bf_read_all(path, &h, &s) < 0) return -1;
+    return bf_data_from_tset(path && strcmp(path, "-") ? path : "stdin", &h, &s, d);
+}
+
+int bf_data_from_tset(const char *label, bf_header *h, bf_tset *s, bf_dataset *d)
+{
+    memset(d, 0, sizeof *d);
+    d->h = *h;
+    d->s = *s;
+    memset(h, 0, sizeof *h);
+    memset(s, 0, sizeof *s);
     int64_t v, c;
     int rc = -1;
     if (strcmp(d->h.kind, "data") != 0) { bf_err("%s: a '%s' stream, not 'data'", label, d->h.kind); goto fail; }

@@ -6,6 +6,10 @@
  * msgpack-c 4.0's unpacker has no size limits and loops on 0xc1.  Payloads
  * bypass it: they are read with read() straight into aligned memory, which
  * grows as bytes arrive, so a lying size cannot cause a giant allocation.
+ * The decoder takes its bytes from a window (buf, pos, len) that fill()
+ * refills from the file descriptor; a stream in memory (bf_reader_memopen)
+ * is one window over all of its bytes that is never refilled, so both go
+ * through the same parser and the same limits.
  *
  * Writing: headers are packed with msgpack-c's packer into our buffer;
  * payloads are written from the tensor's memory in bin32 chunks. */
@@ -61,13 +65,14 @@ typedef struct {           /* names seen, for duplicate detection */
 } nameset;
 
 struct bf_reader {
-    int fd, own_fd;
+    int fd, own_fd;        /* fd -1: the stream is in memory */
     char label[256];
-    unsigned char *buf;
+    const unsigned char *buf;   /* the window: rbuf, or all of a stream in memory */
+    unsigned char *rbuf;   /* what fill() reads into (NULL in memory) */
     size_t pos, len;
-    int eof;
+    int eof;               /* nothing more to fill the window from */
     uint64_t offset;       /* stream offset of buf[pos] */
-    uint64_t file_size;    /* regular files: total size, else 0 */
+    uint64_t file_size;    /* regular files and memory: total size, else 0 */
     size_t obj_bytes;      /* bytes of the header object being decoded */
     XXH3_state_t *xxh;
     uint64_t count;
@@ -97,8 +102,9 @@ static int fill(bf_reader *r)
     if (r->pos < r->len) return 0;
     if (r->eof) return -1;
     r->pos = r->len = 0;
+    r->buf = r->rbuf;
     for (;;) {
-        ssize_t n = read(r->fd, r->buf, RBUF);
+        ssize_t n = read(r->fd, r->rbuf, RBUF);
         if (n > 0) { r->len = (size_t)n; return 0; }
         if (n == 0) { r->eof = 1; return -1; }
         if (errno == EINTR) continue;
@@ -121,6 +127,15 @@ static int get(bf_reader *r, void *dst, size_t n)
         n -= k;
     }
     return 0;
+}
+
+/* The bytes a stream of known size (a regular file, memory) has left after
+ * the offset; as many as may be for a pipe.  Declared sizes are checked
+ * against it before anything is allocated for them. */
+static uint64_t bytes_left(const bf_reader *r)
+{
+    if (!r->file_size) return UINT64_MAX;
+    return r->offset < r->file_size ? r->file_size - r->offset : 0;
 }
 
 /* Bytes of a header object: counted against BF_MAX_HEADER_BYTES before read. */
@@ -173,6 +188,7 @@ static int decode_str(bf_reader *r, bf_val *out, size_t len, bf_vtype type, cons
     if (len > BF_MAX_HEADER_BYTES - r->obj_bytes)
         return rerr(r, "%s object larger than 1 MiB (declares a %zu-byte %s)", what, len,
                     type == BF_STR ? "string" : "binary");
+    if (len > bytes_left(r)) return rerr(r, "truncated stream: ends inside a %s", what);
     char *p = bf_xmalloc(len + 1);
     if (hget(r, p, len, what)) { free(p); return -1; }
     p[len] = 0;
@@ -191,11 +207,21 @@ static int decode_container(bf_reader *r, bf_val *out, uint64_t n, int is_map, i
     if (n * (is_map ? 2 : 1) > BF_MAX_HEADER_BYTES - r->obj_bytes)
         return rerr(r, "%s object larger than 1 MiB", what);
     out->type = is_map ? BF_MAP : BF_ARR;
-    out->v.a.n = 0;
-    out->v.a.cap = (size_t)n;
-    out->v.a.items = n ? bf_xcalloc((size_t)n, sizeof(bf_val)) : NULL;
-    out->v.a.keys = is_map && n ? bf_xcalloc((size_t)n, sizeof(char *)) : NULL;
+    out->v.a.n = out->v.a.cap = 0;
+    out->v.a.items = NULL;
+    out->v.a.keys = NULL;
     for (uint64_t k = 0; k < n; k++) {
+        /* room as entries arrive: the count is only a claim, and nested
+         * containers that each claim the most entries would otherwise cost
+         * far more memory than the bytes that carry them */
+        if (k == out->v.a.cap) {
+            size_t cap = k ? 2 * (size_t)k : 8;
+            if (cap > n) cap = (size_t)n;
+            out->v.a.items = bf_xrealloc(out->v.a.items, cap * sizeof(bf_val));
+            memset(out->v.a.items + k, 0, (cap - (size_t)k) * sizeof(bf_val));
+            if (is_map) out->v.a.keys = bf_xrealloc(out->v.a.keys, cap * sizeof(char *));
+            out->v.a.cap = cap;
+        }
         if (is_map) {
             bf_val key = {0};
             if (decode(r, &key, depth + 1, what)) { bf_val_clear(&key); return -1; }   /* a key that is a container */
@@ -334,22 +360,49 @@ out:
     return rc;
 }
 
-bf_reader *bf_reader_fdopen(int fd, const char *label)
+static bf_reader *reader_new(const char *label)
 {
     bf_reader *r = bf_xcalloc(1, sizeof *r);
-    r->fd = fd;
+    r->fd = -1;
     snprintf(r->label, sizeof r->label, "%s", label);
-    r->buf = bf_xmalloc(RBUF);
     r->xxh = XXH3_createState();
-    if (!r->xxh) { free(r->buf); free(r); bf_err("out of memory"); return NULL; }
+    if (!r->xxh) { free(r); bf_err("out of memory"); return NULL; }
     XXH3_64bits_reset(r->xxh);
+    return r;
+}
+
+static bf_reader *reader_start(bf_reader *r)
+{
+    if (read_stream_header(r)) { bf_reader_close(r); return NULL; }
+    return r;
+}
+
+bf_reader *bf_reader_fdopen(int fd, const char *label)
+{
+    bf_reader *r = reader_new(label);
+    if (!r) return NULL;
+    r->fd = fd;
+    r->rbuf = bf_xmalloc(RBUF);
+    r->buf = r->rbuf;
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         off_t pos = lseek(fd, 0, SEEK_CUR);
         r->file_size = (uint64_t)st.st_size - (pos > 0 ? (uint64_t)pos : 0);
     }
-    if (read_stream_header(r)) { bf_reader_close(r); return NULL; }
-    return r;
+    return reader_start(r);
+}
+
+bf_reader *bf_reader_memopen(const void *buf, size_t len, const char *label)
+{
+    bf_reader *r = reader_new(label);
+    if (!r) return NULL;
+    /* the whole stream is the window, and its size is known as a regular
+     * file's is: declared payloads are checked against the bytes left */
+    r->buf = buf;
+    r->len = len;
+    r->eof = 1;
+    r->file_size = len;
+    return reader_start(r);
 }
 
 bf_reader *bf_reader_open(const char *path)
@@ -391,7 +444,7 @@ void bf_reader_close(bf_reader *r)
     XXH3_freeState(r->xxh);
     bf_header_release(&r->hdr);
     if (r->spare.data) bf_payload_free(&r->spare);
-    free(r->buf);
+    free(r->rbuf);
     free(r);
 }
 
@@ -495,14 +548,14 @@ static int parse_tensor_header(bf_reader *r, const bf_val *m, bf_tensor *t)
 static int read_payload(bf_reader *r, bf_tensor *t)
 {
     if (t->nbytes > SIZE_MAX / 4) return rerr(r, "tensor '%s' is too large for this machine", t->name);
-    if (r->file_size && t->nbytes > r->file_size - r->offset)
-        return rerr(r, "truncated stream: payload of '%s' declares %llu bytes, the file holds %llu more",
-                    t->name, (unsigned long long)t->nbytes, (unsigned long long)(r->file_size - r->offset));
+    if (t->nbytes > bytes_left(r))
+        return rerr(r, "truncated stream: payload of '%s' declares %llu bytes, the input holds %llu more",
+                    t->name, (unsigned long long)t->nbytes, (unsigned long long)bytes_left(r));
     size_t total = (size_t)t->nbytes;
-    /* A regular file was checked to hold the payload: its memory comes at
-     * once.  From a pipe, payloads above 1 MiB grow (doubling) as bytes
-     * arrive, so a stream that lies about its size ends in an error, not in
-     * an allocation the size of its lie. */
+    /* An input of known size (a regular file, memory) was checked to hold
+     * the payload: its memory comes at once.  From a pipe, payloads above
+     * 1 MiB grow (doubling) as bytes arrive, so a stream that lies about its
+     * size ends in an error, not in an allocation the size of its lie. */
     size_t first = r->file_size || total < GROW_STEP ? total : GROW_STEP;
     if (r->spare.data && first >= GROW_STEP && r->spare.mapped >= first) {
         t->data = r->spare.data;   /* recycled: already mapped, already faulted in */
@@ -542,6 +595,8 @@ static int read_payload(bf_reader *r, bf_tensor *t)
                 memcpy(dst, r->buf + r->pos, k);
                 r->pos += k;
                 r->offset += k;
+            } else if (r->eof) {                    /* nothing left to read (a stream in memory ends here) */
+                goto truncated;
             } else if (want >= RBUF) {              /* large: straight into place */
                 ssize_t m = read(r->fd, dst, want);
                 if (m < 0 && errno == EINTR) continue;
@@ -589,11 +644,11 @@ out:
     return rc;
 }
 
-int bf_read_all(const char *path, bf_header *h, bf_tset *s)
+/* Every tensor of r into s, then the header into h once the trailer checked out; closes r. */
+static int read_all(bf_reader *r, bf_header *h, bf_tset *s)
 {
-    bf_reader *r = bf_reader_open(path);
-    if (!r) return -1;
     memset(s, 0, sizeof *s);
+    if (!r) return -1;
     int rc;
     bf_tensor t;
     while ((rc = bf_reader_next(r, &t)) == 1) *bf_tset_add(s) = t;
@@ -601,6 +656,13 @@ int bf_read_all(const char *path, bf_header *h, bf_tset *s)
     else bf_tset_release(s);
     bf_reader_close(r);
     return rc;
+}
+
+int bf_read_all(const char *path, bf_header *h, bf_tset *s) { return read_all(bf_reader_open(path), h, s); }
+
+int bf_read_all_mem(const void *buf, size_t len, const char *label, bf_header *h, bf_tset *s)
+{
+    return read_all(bf_reader_memopen(buf, len, label), h, s);
 }
 
 /* ---------------------------------------------------------------- writer */

@@ -6,6 +6,10 @@
  *                           that bf-compress -d's message must match, tab-separated
  *   bf-mkbadz valid         a small well-formed archive (three tensors: F32
  *                           "a" [2,3], TQ2 "w" [2,5] as tq1 with "w.scale")
+ *   bf-mkbadz raw CASE      that case (or valid) as a plain tar, unfiltered,
+ *                           without its two end-of-archive blocks (the
+ *                           fuzzer's seeds: changes to a plain tar reach the
+ *                           manifest and the members)
  *
  * Archives are built from scratch with libarchive's write API: a manifest
  * text and members, each case changing one thing of the valid archive.
@@ -52,13 +56,15 @@ typedef struct {
     size_t len;
 } member;
 
+static int all_raw;   /* bf-mkbadz raw CASE */
+
 /* the archive of these members, xz-filtered (raw: no filter) */
 static buf build(const member *m, int n, int raw)
 {
     buf b = {0};
     struct archive *a = archive_write_new();
     archive_write_set_format_pax_restricted(a);
-    if (!raw) archive_write_add_filter_xz(a);
+    if (!raw && !all_raw) archive_write_add_filter_xz(a);
     archive_write_set_bytes_in_last_block(a, 1);
     if (archive_write_open(a, &b, NULL, to_buf, NULL) != ARCHIVE_OK) goto fail;
     for (int k = 0; k < n; k++) {
@@ -148,6 +154,9 @@ static buf c_not_archive(void)
 static buf c_empty(void) { buf b = {0}; put(&b, "", 0); return b; }
 static buf c_truncated_half(void) { buf b = c_valid(); b.n /= 2; return b; }
 static buf c_truncated_end(void) { buf b = c_valid(); b.n -= 12; return b; }
+/* an unfiltered tar that ends inside the manifest: its header declares
+ * bytes that never come */
+static buf c_truncated_raw(void) { base(); buf b = finish(1); b.n = 600; return b; }
 static buf c_corrupt_middle(void)
 {
     buf b = c_valid();
@@ -328,6 +337,7 @@ static const kase cases[] = {
     {"empty", "not a readable bf-compress archive", c_empty},
     {"truncated-half", "truncat|not a readable|ends before", c_truncated_half},
     {"truncated-end", "truncat|not a readable|ends before|after the last", c_truncated_end},
+    {"truncated-raw", "manifest\\.json.*[Tt]runcated", c_truncated_raw},
     {"corrupt-middle", "corrupt|damaged|not a readable|truncat|error|manifest|member", c_corrupt_middle},
     {"dotdot", "member '\\.\\./t/000000\\.bin' where 't/000000\\.bin'", c_dotdot},
     {"absolute", "member '/tmp/t/000000\\.bin' where", c_absolute},
@@ -376,12 +386,17 @@ static const kase cases[] = {
 
 static void usage(void)
 {
-    fputs("usage: bf-mkbadz list | why | valid | CASE\n", stderr);
+    fputs("usage: bf-mkbadz list | why | valid | CASE | raw valid | raw CASE\n", stderr);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "raw") == 0) {
+        all_raw = 1;
+        argv++;
+        argc--;
+    }
     if (argc != 2) usage();
     if (strcmp(argv[1], "list") == 0) {
         for (const kase *k = cases; k->name; k++) puts(k->name);
@@ -406,6 +421,9 @@ int main(int argc, char **argv)
         fputs("bf-mkbadz: refusing to write an archive to a terminal\n", stderr);
         return 2;
     }
+    /* the two zero blocks that end a tar, where the archive has them */
+    static const char zeros[1024];
+    if (all_raw && b.n >= 1024 && memcmp(b.p + b.n - 1024, zeros, 1024) == 0) b.n -= 1024;
     for (size_t at = 0; at < b.n;) {
         ssize_t w = write(1, b.p + at, b.n - at);
         if (w < 0 && errno == EINTR) continue;

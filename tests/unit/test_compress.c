@@ -1,11 +1,12 @@
 /* test_compress.c — the archive methods of bf/compress.h: the rANS coder's
  * round trips and its refusals of corrupt members, SeedLM's error on
  * N(0,1) weights and its independence of the thread count, vq and int8,
- * and the manifest's JSON. */
+ * the manifest's JSON, and an archive read in memory to its end. */
 #include "tap.h"
 #include "bf/compress.h"
 #include "bf/rng.h"
 #include "bf/tensor.h"
+#include "bf/ternary.h"
 #include "bf/thread.h"
 #include "bf/util.h"
 #include "bf/bytes.h"
@@ -311,8 +312,66 @@ static void test_json(void)
     bf_val_free(f);
 }
 
+/* ------------------------------------------------------------- archives */
+
+/* An archive in memory reads back as it was written, and stays at its end
+ * once read there (libarchive must not be asked for a header after its end);
+ * a cut one never reads as complete. */
+static void test_archive_memory(void)
+{
+    bf_header h;
+    bf_header_init(&h, "model");
+    bf_val_set(h.meta, "note", bf_val_str("kept"));
+    bf_tset s = {0};
+    uint64_t sa[2] = {2, 3}, sw[2] = {2, 5}, ss[1] = {1};
+    bf_tensor *a = bf_tset_add(&s), *w = bf_tset_add(&s), *sc = bf_tset_add(&s);
+    bf_tensor_init(a, "a", BF_F32, 2, sa);
+    bf_tensor_init(w, "w", BF_TQ2, 2, sw);
+    bf_tensor_init(sc, "w.scale", BF_F32, 1, ss);
+    for (int k = 0; k < 6; k++) ((float *)a->data)[k] = 0.25f * (float)k - 0.5f;
+    static const int8_t codes[2][5] = {{1, -1, 0, 0, 1}, {0, 0, -1, 1, -1}};
+    for (int k = 0; k < 2; k++) bf_ternary_pack_row(BF_TQ2, codes[k], 5, (uint8_t *)w->data + 2 * k);
+    ((float *)sc->data)[0] = 0.125f;
+    bf_cz_opts o = {.ternary = BF_CZ_ENTROPY, .flt = BF_CZ_F32, .codec = BF_CZ_ZSTD, .seed = 1};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    bf_cz_report rep;
+    int rc = bf_compress(&h, &s, &o, &buf, &len, &rep);
+    ok(rc == 0, "archive: compresses%s%s", rc ? ": " : "", rc ? bf_errmsg() : "");
+    if (rc == 0) bf_cz_report_release(&rep);
+    bf_cz_reader *r = rc == 0 ? bf_cz_memopen(buf, len, "mem") : NULL;
+    ok(r && !strcmp(bf_cz_header(r)->kind, "model") && bf_val_get_str(bf_cz_header(r)->meta, "note"),
+       "archive in memory: opens, with its kind and meta");
+    int same = 1, got = 0;
+    bf_tensor t;
+    while (r && (rc = bf_cz_next(r, &t)) == 1) {
+        const bf_tensor *want = got < (int)s.n ? &s.t[got] : NULL;
+        if (!want || strcmp(t.name, want->name) || t.dtype != want->dtype || t.nbytes != want->nbytes ||
+            memcmp(t.data, want->data, (size_t)t.nbytes))
+            same = 0;
+        got++;
+        bf_tensor_release(&t);
+    }
+    ok(r && rc == 0 && got == 3 && same, "archive in memory: the three tensors back, bit for bit");
+    ok(r && bf_cz_next(r, &t) == 0 && bf_cz_next(r, &t) == 0, "archive in memory: stays at its end");
+    bf_cz_close(r);
+    int complete = 0;
+    for (size_t cut = 0; rc == 0 && cut < len; cut += 7) {
+        bf_cz_reader *c = bf_cz_memopen(buf, cut, "cut");
+        int crc = -1;
+        while (c && (crc = bf_cz_next(c, &t)) == 1) bf_tensor_release(&t);
+        if (c && crc == 0) complete++;
+        bf_cz_close(c);
+    }
+    is_int(complete, 0, "archive in memory: no cut of it reads as complete");
+    free(buf);
+    bf_tset_release(&s);
+    bf_header_release(&h);
+}
+
 int main(void)
 {
+    test_archive_memory();
     test_rans();
     test_seedlm();
     test_vq_int8();

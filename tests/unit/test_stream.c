@@ -133,8 +133,9 @@ static void *feeder(void *arg)
     return NULL;
 }
 
-/* A source of stream bytes for the reader: a regular file, or a pipe fed by
- * a thread (whole, or dribbled in small pieces). */
+/* A source of stream bytes for the reader: a regular file, a pipe fed by
+ * a thread (whole, or dribbled in small pieces), or the bytes in memory
+ * (bf_reader_memopen; no file descriptor). */
 typedef struct {
     int fd;
     int is_pipe;
@@ -142,12 +143,14 @@ typedef struct {
     feed_t feed;
 } src_t;
 
-enum { SRC_FILE, SRC_PIPE, SRC_DRIBBLE, SRC_NMODES };
-static const char *src_name[] = {"file", "pipe", "dribbled pipe"};
+enum { SRC_FILE, SRC_PIPE, SRC_DRIBBLE, SRC_MEM, SRC_NMODES };
+static const char *src_name[] = {"file", "pipe", "dribbled pipe", "memory"};
 
 static void src_open(src_t *s, const buf_t *b, int mode)
 {
     memset(s, 0, sizeof *s);
+    s->fd = -1;
+    if (mode == SRC_MEM) return;
     if (mode == SRC_FILE) {
         s->fd = tmpfd();
         size_t at = 0;
@@ -172,7 +175,7 @@ static void src_open(src_t *s, const buf_t *b, int mode)
 
 static void src_close(src_t *s)
 {
-    close(s->fd);
+    if (s->fd >= 0) close(s->fd);
     if (s->is_pipe) pthread_join(s->th, NULL);
 }
 
@@ -183,7 +186,7 @@ static int read_bytes(const buf_t *b, int mode, bf_header *hdr, bf_tset *set)
     src_t s;
     src_open(&s, b, mode);
     memset(set, 0, sizeof *set);
-    bf_reader *r = bf_reader_fdopen(s.fd, "mem");
+    bf_reader *r = mode == SRC_MEM ? bf_reader_memopen(b->p, b->n, "mem") : bf_reader_fdopen(s.fd, "mem");
     int rc = -2;
     if (r) {
         bf_tensor t;
@@ -897,12 +900,14 @@ static void test_trailer_and_truncation(void)
 
     /* every cut: never a 0 from bf_reader_next, and a truncation message */
     int zero = 0, msg = 0, cuts = 0;
-    for (int mode = 0; mode < 2; mode++) {
+    static const int cut_modes[] = {SRC_FILE, SRC_PIPE, SRC_MEM};
+    for (int m = 0; m < 3; m++) {
+        int mode = cut_modes[m];
         for (size_t cut = 0; cut < b.n; cut++) {
             buf_t c = {b.p, cut, cut};
             src_t cs;
             src_open(&cs, &c, mode);
-            bf_reader *cr = bf_reader_fdopen(cs.fd, "cut");
+            bf_reader *cr = mode == SRC_MEM ? bf_reader_memopen(c.p, c.n, "cut") : bf_reader_fdopen(cs.fd, "cut");
             int rc = -2;
             if (cr) {
                 while ((rc = bf_reader_next(cr, &t)) == 1) bf_tensor_release(&t);
@@ -918,7 +923,7 @@ static void test_trailer_and_truncation(void)
             if (cut == 0 && !strstr(bf_errmsg(), "empty")) msg++;
         }
     }
-    is_int(zero, 0, "no cut of the stream (%d cuts, file and pipe) reads as complete", cuts);
+    is_int(zero, 0, "no cut of the stream (%d cuts, file, pipe and memory) reads as complete", cuts);
     is_int(msg, 0, "every cut is reported as a truncated (or empty) stream");
 
     /* a byte after the trailer */
@@ -1224,6 +1229,15 @@ static void test_handmade(void)
        bf_errmsg());
     ok(bf_now() - t0 < 2.0, "and fails quickly");
     bf_tset_release(&s);
+    /* a file or memory knows its size: the claim is refused before any allocation */
+    static const int sized[] = {SRC_FILE, SRC_MEM};
+    for (int m = 0; m < 2; m++) {
+        int mode = sized[m];
+        rc = read_bytes(&b, mode, NULL, &s);
+        ok(rc == -1 && strstr(bf_errmsg(), "declares 1073741824 bytes") && strstr(bf_errmsg(), "holds"),
+           "via %s: a payload claiming more than the bytes left is refused up front ('%s')", src_name[mode], bf_errmsg());
+        bf_tset_release(&s);
+    }
     buf_free(&b);
 }
 
@@ -1478,6 +1492,48 @@ static void test_big_pipe(void)
     bf_tensor_release(&t);
 }
 
+/* A stream in memory reads as the same stream from a file does, payloads
+ * larger than the file reader's buffer too, and what it hands out outlives
+ * the bytes it was read from. */
+static void test_memory(void)
+{
+    uint64_t big = (3ull << 20) + 13, small = 77;
+    bf_tensor ts[2];
+    bf_tensor_init(&ts[0], "big", BF_U8, 1, &big);
+    bf_tensor_init(&ts[1], "small", BF_I8, 1, &small);
+    for (int k = 0; k < 2; k++) fill_random(&ts[k]);
+    bf_header h;
+    bf_header_init(&h, "data");
+    int wrc;
+    buf_t b = write_stream(&h, ts, 2, (1u << 20) + 1, &wrc);
+    is_int(wrc, 0, "memory: writer closes cleanly");
+    buf_t copy = {0};
+    buf_put(&copy, b.p, b.n);
+    bf_reader *r = bf_reader_memopen(copy.p, copy.n, "mem");
+    bf_tensor got[2];
+    int r1 = r ? bf_reader_next(r, &got[0]) : -1, r2 = r1 == 1 ? bf_reader_next(r, &got[1]) : -1;
+    int r3 = r2 == 1 ? bf_reader_next(r, &(bf_tensor){0}) : -1;
+    ok(r1 == 1 && r2 == 1 && r3 == 0, "memory: two tensors then a verified trailer%s%s", r3 ? ": " : "", r3 ? bf_errmsg() : "");
+    ok(r && bf_reader_offset(r) == b.n, "memory: the offset is the stream's length at the end");
+    bf_reader_close(r);
+    ok(!memcmp(copy.p, b.p, b.n), "memory: the bytes read are left as they were");
+    buf_free(&copy);
+    ok(r2 == 1 && same_tensor(&got[0], &ts[0]) && same_tensor(&got[1], &ts[1]),
+       "memory: a 3 MiB payload in 1 MiB chunks and a small one read back identical, after the bytes are gone");
+    for (int k = 0; k < 2 && r2 == 1; k++) bf_tensor_release(&got[k]);
+    bf_header rh;
+    bf_tset s;
+    ok(bf_read_all_mem(b.p, b.n, "mem", &rh, &s) == 0 && s.n == 2 && !strcmp(rh.kind, "data"), "bf_read_all_mem reads it whole");
+    bf_tset_release(&s);
+    bf_header_release(&rh);
+    ok(bf_read_all_mem(b.p, b.n - 1, "cut", &rh, &s) == -1 && s.n == 0 && strstr(bf_errmsg(), "cut: "),
+       "bf_read_all_mem of a cut stream fails, names its label and hands out nothing ('%s')", bf_errmsg());
+    ok(bf_reader_memopen(NULL, 0, "none") == NULL && strstr(bf_errmsg(), "empty"), "no bytes: an empty input");
+    buf_free(&b);
+    bf_header_release(&h);
+    for (int k = 0; k < 2; k++) bf_tensor_release(&ts[k]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1493,5 +1549,6 @@ int main(void)
     test_handmade();
     test_f16();
     test_big_pipe();
+    test_memory();
     return tap_done();
 }
