@@ -40,7 +40,7 @@ stop_run() {
     p=$!
     for ((i = 0; i < 400; i++)); do [[ -s $state ]] && break; sleep 0.05; done
     [[ -s $state ]] || { kill -KILL $p; fail "no checkpoint within 20 s"; }
-    sleep 0.2
+    sleep 0.05
     kill "-$sig" $p || fail "the run ended before the signal: make it longer"
     status=0
     wait $p || status=$?
@@ -61,7 +61,7 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
 }
 
 @test "ckpt-10 bf-ste-train, ternary, adamw: SIGTERM saves the state and exits 1 without output; --resume gives the same tensors" {
-    local run=(bf-ste-train -q --data "$(F d.bf)" --steps 1500 --batch 16 --threads 1)
+    local run=(bf-ste-train -q --data "$(F d.bf)" --steps 4000 --batch 16 --threads 1)
     "${run[@]}" -o full.bf "$(F q.bf)"
     stop_run TERM s.st "${run[@]}" --state s.st --state-every 200 -o out.bf "$(F q.bf)"
     [[ $status -eq 1 ]] || fail "status $status: $stderr"
@@ -75,19 +75,19 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
 }
 
 @test "ckpt-11 bf-ste-train, Muon after a Grokfast MA filter, EMA, evaluations: SIGKILL between checkpoints, resumed from the last" {
-    local run=(bf-ste-train -q --data "$(F d.bf)" --steps 1200 --batch 16 --threads 1 --opt muongrokfast --grokfast ma
+    local run=(bf-ste-train -q --data "$(F d.bf)" --steps 4000 --batch 16 --threads 1 --opt muongrokfast --grokfast ma
                --grokfast-window 7 --ema 0.9 --eval-every 150 --warmup 30)
     "${run[@]}" -o full.bf "$(F q.bf)"
     stop_run KILL s.st "${run[@]}" --state s.st --state-every 250 -o out.bf "$(F q.bf)"
     [[ $status -eq 137 && ! -e out.bf ]] || fail "status $status"
     step=$(bf-eval --json s.st | jget '$j->{meta}{step}')
-    (( step % 250 == 0 && step < 1200 )) || fail "the state is at step $step"
+    (( step % 250 == 0 && step < 4000 )) || fail "the state is at step $step"
     "${run[@]}" --resume s.st -o out.bf "$(F q.bf)"
     same_tensors full.bf out.bf
 }
 
 @test "ckpt-12 bf-muon --preset phase5 (Grokfast EMA, KL to the input): SIGINT, resumed: the same tensors" {
-    local run=(bf-muon -q --preset phase5 --data "$(F d.bf)" --steps 1200 --batch 16 --threads 1)
+    local run=(bf-muon -q --preset phase5 --data "$(F d.bf)" --steps 2400 --batch 16 --threads 1)
     "${run[@]}" -o full.bf "$(F q.bf)"
     stop_run INT s.st "${run[@]}" --state s.st --state-every 200 -o out.bf "$(F q.bf)"
     [[ $status -eq 1 && $stderr == *"interrupted after step"* && ! -e out.bf ]] || fail "status $status: $stderr"
@@ -108,7 +108,7 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
 @test "ckpt-14 a recursive model (deep supervision, the rolling batch and its states carried): SIGTERM, then SIGKILL, resumed: the same tensors" {
     bf-data sudoku --size 4 --holes 6 --n-train 300 --n-val 30 -o su.bf
     bf-init --like su.bf --d 32 --heads 2 --layers 1 --attn full --recursion 2,2,4 -o tr.bf
-    local run=(bf-ste-train -q --data su.bf --steps 400 --batch 32 --threads 1 --eval-every 100)
+    local run=(bf-ste-train -q --data su.bf --steps 600 --batch 32 --threads 1 --eval-every 100)
     "${run[@]}" -o full.bf tr.bf
     stop_run TERM s.st "${run[@]}" --state s.st --state-every 50 -o out.bf tr.bf
     [[ $status -eq 1 && $stderr == *"interrupted after step"* ]] || fail "status $status: $stderr"
@@ -185,33 +185,33 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
 }
 
 @test "ckpt-30 bf-svf train (row scales on a ternary model): SIGTERM, resumed: the same expert, byte for byte" {
-    local run=(bf-svf train -q --kind scales --targets all --data "$(F rev.bf)" --steps 1200 --batch 8 --threads 1)
+    local run=(bf-svf train -q --kind scales --targets all --data "$(F rev.bf)" --steps 8000 --batch 8 --threads 1)
     "${run[@]}" -o full.bf "$(F m.bf)"
-    stop_run TERM s.st "${run[@]}" --state s.st --state-every 100 -o out.bf "$(F m.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 400 -o out.bf "$(F m.bf)"
     [[ $status -eq 1 && $stderr == *"interrupted after step"* && ! -e out.bf ]] || fail "status $status: $stderr"
     "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
     cmp <(bf-tstat full.bf) <(bf-tstat out.bf)
     # an svf expert's state is not a row-scales expert's
-    run3 bf-svf train -q --targets all --data "$(F rev.bf)" --steps 1200 --batch 8 --threads 1 --resume s.st "$(F m.bf)"
+    run3 bf-svf train -q --targets all --data "$(F rev.bf)" --steps 8000 --batch 8 --threads 1 --resume s.st "$(F m.bf)"
     assert_data_error bf-svf
     [[ $stderr == *"s.st: the state was made with"*"params"* ]] || fail "$stderr"
 }
 
 @test "ckpt-31 bf-svf train --method reinforce with --kl: SIGKILL, resumed from the last checkpoint: the same expert" {
-    local run=(bf-svf train -q --method reinforce --kl 0.1 --max-new 6 --targets mlp --data "$(F rev.bf)" --steps 400
+    local run=(bf-svf train -q --method reinforce --kl 0.1 --max-new 6 --targets mlp --data "$(F rev.bf)" --steps 4000
                --batch 4 --threads 1)
     "${run[@]}" -o full.bf "$(F m.bf)"
-    stop_run KILL s.st "${run[@]}" --state s.st --state-every 50 -o out.bf "$(F m.bf)"
+    stop_run KILL s.st "${run[@]}" --state s.st --state-every 200 -o out.bf "$(F m.bf)"
     [[ $status -eq 137 ]] || fail "status $status"
     "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
     cmp <(bf-tstat full.bf) <(bf-tstat out.bf)
 }
 
 @test "ckpt-32 bf-svf mix: SIGTERM between iterations, resumed: the same mixture; --state with apply is a usage error" {
-    local run=(bf-svf mix -q --experts "$(F ea.bf),$(F eb.bf)" --data "$(F rev.bf)" --iterations 40 --population 8 --elite 2
+    local run=(bf-svf mix -q --experts "$(F ea.bf),$(F eb.bf)" --data "$(F rev.bf)" --iterations 80 --population 8 --elite 2
                --threads 1)
     "${run[@]}" -o full.bf "$(F m.bf)"
-    stop_run TERM s.st "${run[@]}" --state s.st --state-every 2 -o out.bf "$(F m.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 4 -o out.bf "$(F m.bf)"
     [[ $status -eq 1 && $stderr == *"interrupted after iteration"* ]] || fail "status $status: $stderr"
     "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
     cmp <(bf-tstat full.bf) <(bf-tstat out.bf)
@@ -221,20 +221,20 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
 
 @test "ckpt-40 bf-bake --lora with sampled trajectories and a keep set: SIGTERM, resumed: the same model; --full: SIGKILL, the same" {
     local run=(bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --keep "$(F d.bf)" --lora --samples 1 --questions 16
-               --max-new 5 --steps 300 --batch 8 --threads 1)
+               --max-new 5 --steps 2000 --batch 8 --threads 1)
     "${run[@]}" -o full.bf "$(F m.bf)"
-    stop_run TERM s.st "${run[@]}" --state s.st --state-every 30 -o out.bf "$(F m.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 100 -o out.bf "$(F m.bf)"
     [[ $status -eq 1 && $stderr == *"interrupted after step"* && ! -e out.bf ]] || fail "status $status: $stderr"
     "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
     same_tensors full.bf out.bf
-    run=(bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --full --steps 1500 --batch 8 --threads 1)
+    run=(bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --full --steps 5000 --batch 8 --threads 1)
     "${run[@]}" -o full.bf "$(F m.bf)"
-    stop_run KILL s.st "${run[@]}" --state s.st --state-every 40 -o out.bf "$(F m.bf)"
+    stop_run KILL s.st "${run[@]}" --state s.st --state-every 200 -o out.bf "$(F m.bf)"
     [[ $status -eq 137 ]] || fail "status $status"
     "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
     same_tensors full.bf out.bf
     # a --full state is not a --lora run's
-    run3 bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --lora --steps 1500 --batch 8 --threads 1 --resume s.st "$(F m.bf)"
+    run3 bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --lora --steps 5000 --batch 8 --threads 1 --resume s.st "$(F m.bf)"
     assert_data_error bf-bake
     [[ $stderr == *"s.st: the state was made with"* ]] || fail "$stderr"
     run3 bf-bake --prompt "Reverse: " --data "$(F bare.bf)" --pursuit 1 --state s.st "$(F m.bf)"
@@ -243,7 +243,7 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
 
 @test "ckpt-41 bf-halfbake, an A/B cycle with a keep set: SIGTERM waits for the iteration, SIGKILL keeps the last; resumed: the same model" {
     local run=(bf-halfbake -q --prompt "Reverse: " --data "$(F bare.bf)" --prompt-b "Sort: " --data-b "$(F bsort.bf)"
-               --keep "$(F d.bf)" --iterations 12 --plateau 1 --steps 60 --batch 8 --threads 1)
+               --keep "$(F d.bf)" --iterations 36 --plateau 1 --steps 60 --batch 8 --threads 1)
     "${run[@]}" --log full.log -o full.bf "$(F m.bf)"
     stop_run TERM s.st "${run[@]}" --state s.st --state-every 1 --log out.log -o out.bf "$(F m.bf)"
     [[ $status -eq 1 && $stderr == *"interrupted after iteration"* && ! -e out.bf ]] || fail "status $status: $stderr"
