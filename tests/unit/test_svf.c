@@ -266,6 +266,7 @@ int main(void)
             }
         }
         bf_tset_release(&out);
+        bf_header_release(&h);   /* the model's header; the experts' comes next */
         /* the stream: form, bounds, no mixing with svf experts */
         const char *names[1] = {"rows"};
         const float *zs[1] = {v};
