@@ -217,15 +217,23 @@ static void run_config(int argc, char **argv, char *out, size_t cap)
 /* Every piece of a half-baking run's state between iterations (bf_state:
  * saved or restored alike): the model kept so far, its score, the set
  * baking and the iterations in a row not kept. */
-static void halfbake_pieces(bf_state *s, bf_model *m, const bf_header *h, double *score, int *cur, int *misses)
+typedef struct {
+    bf_model *m;
+    const bf_header *h;
+    double *score;
+    int *cur, *misses;
+} halfbake_run;
+
+static void halfbake_pieces(bf_state *s, void *run)
 {
-    int64_t c = *cur, mi = *misses;
-    bf_state_model(s, "model", m, h);
-    bf_state_doubles(s, "score", score, 1);
+    halfbake_run *u = run;
+    int64_t c = *u->cur, mi = *u->misses;
+    bf_state_model(s, "model", u->m, u->h);
+    bf_state_doubles(s, "score", u->score, 1);
     bf_state_int(s, "set", &c, 0, 1);
     bf_state_int(s, "misses", &mi, 0, INT32_MAX);
-    *cur = (int)c;
-    *misses = (int)mi;
+    *u->cur = (int)c;
+    *u->misses = (int)mi;
 }
 
 int main(int argc, char **argv)
@@ -284,12 +292,9 @@ int main(int argc, char **argv)
         uint64_t data_digest = bf_split_digest(&sets[0].d.train) ^ (nsets == 2 ? 3 * bf_split_digest(&sets[1].d.train) : 0);
         run_config(argc, argv, config, sizeof config);
         const bf_checkpoint *ck = bf_ckptopt_begin(&cl.ckpt, digest);
-        if (ck && ck->resume_t) {
-            bf_state *st = bf_state_restoring(ck, config, data_digest, cl.iterations, &it0);
-            halfbake_pieces(st, &m, &h, &score, &cur, &misses);
-            if (bf_state_end(st)) bf_die_lib();
-            if (!quiet) fprintf(stderr, "(resumed after iteration %d)\n", it0);
-        }
+        halfbake_run run = {&m, &h, &score, &cur, &misses};
+        if (bf_checkpoint_resume(ck, config, data_digest, cl.iterations, halfbake_pieces, &run, &it0)) bf_die_lib();
+        if (it0 && !quiet) fprintf(stderr, "(resumed after iteration %d)\n", it0);
         for (int it = it0 + 1; it <= cl.iterations; it++) {
             bf_model cand;
             bf_cli_clone_model(&m, &h, &cand);
@@ -340,18 +345,9 @@ int main(int argc, char **argv)
                 misses = 0;
             }
             /* a checkpoint between iterations: a signal waits for the one in progress */
-            if (ck && ck->every && it < cl.iterations) {
-                int stop = ck->interrupt && *ck->interrupt;
-                if (stop || it % ck->every == 0) {
-                    bf_state *st = bf_state_saving(ck, config, data_digest, it, cl.iterations);
-                    halfbake_pieces(st, &m, &h, &score, &cur, &misses);
-                    int rc = bf_state_end(st);
-                    if (rc) bf_die_lib();
-                    if (stop) {
-                        bf_err("interrupted after iteration %d; its state is saved", it);
-                        bf_ckptopt_end(&cl.ckpt, -1);
-                    }
-                }
+            if (bf_checkpoint_after(ck, config, data_digest, it, cl.iterations, "iteration", halfbake_pieces, &run)) {
+                bf_ckptopt_end(&cl.ckpt, -1);   /* interrupted: dies saying where the state is */
+                bf_die_lib();
             }
         }
         bf_ckptopt_end(&cl.ckpt, 0);

@@ -81,11 +81,11 @@ for h in clone mirror sorted increment; do
     echo "- $(label_of "$h"): a CEM mixture beats both the base and the uniform mixture on held-out rows, averaged over"
     echo "  $n seeds: **$v**; seeds on which one does: $wins of $n; the base's range on these rows: $(cell "held.base.$h")."
 done
-gs=$(awk -v a="$(mean S.copy)" -v b="$(mean S.reverse)" -v c="$(mean S.sort)" -v x="$(mean B.copy)" -v y="$(mean B.reverse)" \
-    -v z="$(mean B.sort)" 'BEGIN { printf "%+.1f", 100 * ((a - x) + (b - y) + (c - z)) / 3 }')
-gf=$(awk -v a="$(mean F.copy)" -v b="$(mean F.reverse)" -v c="$(mean F.sort)" -v x="$(mean B.copy)" -v y="$(mean B.reverse)" \
-    -v z="$(mean B.sort)" 'BEGIN { printf "%+.1f", 100 * ((a - x) + (b - y) + (c - z)) / 3 }')
-gq=$(awk -v a="$(mean Q.copy)" -v b="$(mean Q.reverse)" -v c="$(mean Q.sort)" -v x="$(mean B.copy)" -v y="$(mean B.reverse)" \
-    -v z="$(mean B.sort)" 'BEGIN { printf "%+.1f", 100 * ((a - x) + (b - y) + (c - z)) / 3 }')
+# gain ROUTE: the route's mean gain over the base, in points, over the three tasks
+gain() {
+    awk -v a="$(mean "$1.copy")" -v b="$(mean "$1.reverse")" -v c="$(mean "$1.sort")" -v x="$(mean B.copy)" \
+        -v y="$(mean B.reverse)" -v z="$(mean B.sort)" 'BEGIN { printf "%+.1f", 100 * ((a - x) + (b - y) + (c - z)) / 3 }'
+}
+gs=$(gain S) gf=$(gain F) gq=$(gain Q)
 echo "- \"SVF needs float32\": over the three tasks and $n seeds, SVF experts gain $gf points with W' in F32 and $gq"
 echo "  re-quantized; ternary experts gain $gs points with the model still ternary, on the integer kernels."

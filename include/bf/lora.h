@@ -54,6 +54,9 @@ extern const char *const bf_lora_target_names[];   /* "wq" … "w2", NULL-ended 
 size_t bf_lora_target_list(const bf_model *m, unsigned targets, char (*names)[64]);
 /* "wq,wk,wv,wo", "attn", "mlp", "all" or any comma list of those: 0 or -1. */
 int bf_lora_targets_parse(const char *list, unsigned *mask);
+/* The mask of the block matrices a stream's meta "targets" names (an
+ * adapter's, an experts stream's); errors say `what` the stream is. */
+int bf_lora_targets_from_meta(const bf_val *meta, const char *what, unsigned *mask);
 
 typedef struct bf_lora_src bf_lora_src;
 

@@ -84,6 +84,21 @@ void bf_state_model(bf_state *s, const char *name, bf_model *m, const bf_header 
 /* saving: the stream handed to k->save; restoring: every tensor of the
  * stream was a piece.  Frees s; 0, or -1 and bf_err. */
 int bf_state_end(bf_state *s);
+/* What every loop does with its states: one function names the run's
+ * pieces (it is handed the bf_state, saving or restoring, and the run). */
+typedef void (*bf_state_pieces)(bf_state *s, void *run);
+/* A run's start: with k's resume state (k may be NULL), the pieces restored
+ * and checked and *step the steps it had done; without one, *step is 0.
+ * 0, or -1 and bf_err. */
+int bf_checkpoint_resume(const bf_checkpoint *k, const char *config, uint64_t data_digest, int steps, bf_state_pieces pieces,
+                         void *run, int *step);
+/* After `done` of `steps` steps (a UNIT each: "step", "iteration"): saves a
+ * state when one is due, every k->every steps or once *k->interrupt is set,
+ * never after the last.  0 to go on; -1 and bf_err when saving failed, or
+ * when an interrupt stops the run ("interrupted after UNIT N; its state is
+ * saved"). */
+int bf_checkpoint_after(const bf_checkpoint *k, const char *config, uint64_t data_digest, int done, int steps, const char *unit,
+                        bf_state_pieces pieces, void *run);
 /* XXH3-64 of a split's shape and rows: what a state records of the data. */
 uint64_t bf_split_digest(const bf_split *sp);
 /* XXH3-64 of a parameter set's layout (names, lengths, offsets): two runs
@@ -118,9 +133,7 @@ struct bf_train_result {
     int stopped_early;
     double last_kl;
     long qk_clipped;          /* head clips over the run */
-    int resumed_at;           /* the steps a resumed state had done (0: a fresh run) */
     long skipped;             /* steps passed by for a loss or gradient that was not finite */
-    int interrupted;          /* stopped by *ckpt->interrupt, its state saved */
 };
 
 /* Batches of a split: when the batch is at least the split, every batch is
@@ -157,6 +170,10 @@ void bf_ema_free(bf_ema *e);
 /* The pieces of a batcher and of an optimizer, under a name prefix. */
 void bf_state_batcher(bf_state *s, const char *name, bf_batcher *b);
 void bf_state_optim(bf_state *s, const char *name, bf_optim *o);
+/* The settings that shape a bf_train run (or a recursive model's), its
+ * optimizer's included, as "key value" words (%.17g: every double exactly):
+ * a state resumes only under the same ones. */
+void bf_train_config_words(const bf_train_cfg *c, const bf_optim *opt, char *out, size_t cap);
 /* The optimizer's settings as "key value" words, appended to out (cap bytes
  * in all), for a loop's config. */
 void bf_optim_config_words(const bf_optim_cfg *o, char *out, size_t cap);

@@ -252,18 +252,25 @@ static void bake_config(const bf_bake_cfg *c, const bf_adapter *a, const bf_pset
              a ? a->alpha : 0, a ? a->through_quant : 0, a ? a->strength : 0);
 }
 
+typedef struct {
+    bf_pset *ps;
+    bf_optim *opt;
+    bf_batcher *data_b, *pool_b, *keep_b;   /* pool_b NULL without trajectories; keep_b [nkeep] */
+    int nkeep;
+} bake_run;
+
 /* Every piece of a bake's state (bf_state: saved or restored alike). */
-static void bake_pieces(bf_state *s, bf_pset *ps, bf_optim *opt, bf_batcher *data_b, bf_batcher *pool_b,
-                        bf_batcher *keep_b, int nkeep)
+static void bake_pieces(bf_state *s, void *run)
 {
+    bake_run *u = run;
     char name[32];
-    bf_state_floats(s, "params", ps->params, ps->n);
-    bf_state_optim(s, "optim", opt);
-    bf_state_batcher(s, "batches", data_b);
-    if (pool_b) bf_state_batcher(s, "pool", pool_b);
-    for (int j = 0; j < nkeep; j++) {
+    bf_state_floats(s, "params", u->ps->params, u->ps->n);
+    bf_state_optim(s, "optim", u->opt);
+    bf_state_batcher(s, "batches", u->data_b);
+    if (u->pool_b) bf_state_batcher(s, "pool", u->pool_b);
+    for (int j = 0; j < u->nkeep; j++) {
         snprintf(name, sizeof name, "keep%d", j + 1);
-        bf_state_batcher(s, name, &keep_b[j]);
+        bf_state_batcher(s, name, &u->keep_b[j]);
     }
 }
 
@@ -313,11 +320,8 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         bake_config(c, a, &bp.ps, config, sizeof config);
         data_digest = bf_split_digest(tr);
     }
-    if (c->ckpt && c->ckpt->resume_t) {
-        bf_state *s = bf_state_restoring(c->ckpt, config, data_digest, c->steps, &step0);
-        bake_pieces(s, &bp.ps, &opt, &data_b, pool.rows ? &pool_b : NULL, keep_b, kp->n);
-        if (bf_state_end(s)) rc = -1;
-    }
+    bake_run run = {&bp.ps, &opt, &data_b, pool.rows ? &pool_b : NULL, keep_b, kp->n};
+    if (bf_checkpoint_resume(c->ckpt, config, data_digest, c->steps, bake_pieces, &run, &step0)) rc = -1;
     for (int step = step0; step < c->steps && !rc; step++) {
         const int32_t *x, *y;
         int use_pool = pool.rows && (step & 1);
@@ -370,15 +374,7 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         }
         s.seconds = bf_now() - t0;
         if (hook) hook(hook_ctx, &s);
-        if (c->ckpt && !last) {
-            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
-            if (stop || (c->ckpt->every > 0 && (step + 1) % c->ckpt->every == 0)) {
-                bf_state *st = bf_state_saving(c->ckpt, config, data_digest, step + 1, c->steps);
-                bake_pieces(st, &bp.ps, &opt, &data_b, pool.rows ? &pool_b : NULL, keep_b, kp->n);
-                if (bf_state_end(st)) { rc = -1; break; }
-                if (stop) { rc = bf_err("interrupted after step %d; its state is saved", step + 1); break; }
-            }
-        }
+        if (bf_checkpoint_after(c->ckpt, config, data_digest, step + 1, c->steps, "step", bake_pieces, &run)) { rc = -1; break; }
     }
     if (!rc && params_refresh(&bp, student)) rc = -1;
     free(bx);

@@ -107,6 +107,27 @@ static const bf_wsource_ops lora_ops = {"lora", lora_refresh, lora_backward, lor
 
 /* ------------------------------------------------------------ the adapter */
 
+int bf_lora_targets_from_meta(const bf_val *meta, const char *what, unsigned *mask)
+{
+    const bf_val *t = bf_val_get(meta, "targets");
+    if (!t || t->type != BF_ARR || !t->v.a.n) return bf_err("%s meta has no 'targets'", what);
+    unsigned targets = 0;
+    for (size_t k = 0; k < t->v.a.n; k++) {
+        const bf_val *e = &t->v.a.items[k];
+        int l;
+        char kind[8];
+        if (e->type != BF_STR || sscanf(e->v.s.p, "blk.%d.%7s", &l, kind) != 2)
+            return bf_err("%s target %zu is not a block matrix name", what, k);
+        unsigned bit = 0;
+        for (int j = 0; j < 7; j++)
+            if (!strcmp(kind, bf_lora_target_names[j])) bit = 1u << j;
+        if (!bit) return bf_err("%s target '%.64s' is not a block matrix", what, e->v.s.p);
+        targets |= bit;
+    }
+    *mask = targets;
+    return 0;
+}
+
 size_t bf_lora_target_list(const bf_model *m, unsigned targets, char (*names)[64])
 {
     size_t n = 0;
@@ -328,20 +349,9 @@ int bf_adapter_from_tset(bf_adapter *a, const bf_header *h, const bf_tset *s, co
     if (!base || strcmp(base, hex) != 0)
         return bf_err("the adapter was made for another base model (its digest %.16s, this model's %s)", base ? base : "none",
                       hex);
-    const bf_val *t = bf_val_get(h->meta, "targets");
-    if (!t || t->type != BF_ARR || !t->v.a.n) return bf_err("adapter meta has no 'targets'");
-    unsigned targets = 0;
-    for (size_t k = 0; k < t->v.a.n; k++) {
-        const bf_val *e = &t->v.a.items[k];
-        int l;
-        char what[8];
-        if (e->type != BF_STR || sscanf(e->v.s.p, "blk.%d.%7s", &l, what) != 2) return bf_err("adapter target %zu is not a block matrix name", k);
-        unsigned bit = 0;
-        for (int j = 0; j < 7; j++)
-            if (!strcmp(what, bf_lora_target_names[j])) bit = 1u << j;
-        if (!bit) return bf_err("adapter target '%.64s' is not a block matrix", e->v.s.p);
-        targets |= bit;
-    }
+    unsigned targets;
+    if (bf_lora_targets_from_meta(h->meta, "adapter", &targets)) return -1;
+    const bf_val *t = bf_val_get(h->meta, "targets");   /* checked above: an array of names */
     if (check_shape(m, (int)rank, targets, alpha)) return -1;
     a->rank = (int)rank;
     a->alpha = alpha;

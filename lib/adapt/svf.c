@@ -492,26 +492,9 @@ static int form_of(const bf_header *h, bf_svf_form *f)
 
 int bf_experts_layout(const bf_header *h, bf_svf_form *form, unsigned *targets)
 {
-    static const char *const names[] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
     if (strcmp(h->kind, "experts") != 0) return bf_err("a '%s' stream, not experts", h->kind);
     if (form_of(h, form)) return -1;
-    const bf_val *t = bf_val_get(h->meta, "targets");
-    if (!t || t->type != BF_ARR || !t->v.a.n) return bf_err("experts meta has no 'targets'");
-    unsigned mask = 0;
-    for (size_t k = 0; k < t->v.a.n; k++) {
-        const bf_val *e = &t->v.a.items[k];
-        int l, n = 0;
-        char what[8];
-        if (e->type != BF_STR || sscanf(e->v.s.p, "blk.%d.%2s%n", &l, what, &n) != 2 || e->v.s.p[n])
-            return bf_err("experts target %zu is not a block matrix name", k);
-        unsigned bit = 0;
-        for (int j = 0; j < 7; j++)
-            if (!strcmp(what, names[j])) bit = 1u << j;
-        if (!bit) return bf_err("experts target '%.64s' is not a block matrix", e->v.s.p);
-        mask |= bit;
-    }
-    *targets = mask;
-    return 0;
+    return bf_lora_targets_from_meta(h->meta, "experts", targets);
 }
 
 int bf_experts_from_tset(bf_experts *e, const bf_header *h, const bf_tset *t, const bf_svf *s)

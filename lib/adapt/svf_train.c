@@ -3,7 +3,6 @@
 #include "bf/svf.h"
 #include "bf/optim.h"
 #include "bf/train.h"
-#include "bf/log.h"
 #include "bf/util.h"
 
 #include <inttypes.h>
@@ -69,13 +68,21 @@ static int sample_rows(bf_model *m, const int32_t *x, const int32_t *y, int B, s
     return 0;
 }
 
+typedef struct {
+    bf_pset *ps;
+    bf_optim *opt;
+    bf_batcher *bt;
+    bf_rng *rng;
+} train_run;
+
 /* Every piece of a training run's state (bf_state: saved or restored alike). */
-static void train_pieces(bf_state *s, bf_pset *ps, bf_optim *opt, bf_batcher *bt, bf_rng *rng)
+static void train_pieces(bf_state *s, void *run)
 {
-    bf_state_floats(s, "params", ps->params, ps->n);
-    bf_state_optim(s, "optim", opt);
-    bf_state_batcher(s, "batches", bt);
-    bf_state_rng(s, "reinforce", rng);
+    train_run *u = run;
+    bf_state_floats(s, "params", u->ps->params, u->ps->n);
+    bf_state_optim(s, "optim", u->opt);
+    bf_state_batcher(s, "batches", u->bt);
+    bf_state_rng(s, "reinforce", u->rng);
 }
 
 int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), void *refresh_ctx, bf_model *base,
@@ -116,11 +123,8 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
                  c->seed, c->eval_every, bf_pset_digest(ps));
         data_digest = bf_split_digest(tr);
     }
-    if (c->ckpt && c->ckpt->resume_t) {
-        bf_state *s = bf_state_restoring(c->ckpt, config, data_digest, c->steps, &step0);
-        train_pieces(s, ps, &opt, &bt, &rng);
-        if (bf_state_end(s)) rc = -1;
-    }
+    train_run run = {ps, &opt, &bt, &rng};
+    if (bf_checkpoint_resume(c->ckpt, config, data_digest, c->steps, train_pieces, &run, &step0)) rc = -1;
     for (int step = step0; step < c->steps && !rc; step++) {
         const int32_t *x, *y;
         bf_batcher_next(&bt, &x, &y);
@@ -179,15 +183,7 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
         }
         st.seconds = bf_now() - t0;
         if (hook) hook(hook_ctx, &st);
-        if (c->ckpt && !last) {
-            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
-            if (stop || (c->ckpt->every > 0 && (step + 1) % c->ckpt->every == 0)) {
-                bf_state *s = bf_state_saving(c->ckpt, config, data_digest, step + 1, c->steps);
-                train_pieces(s, ps, &opt, &bt, &rng);
-                if (bf_state_end(s)) { rc = -1; break; }
-                if (stop) { rc = bf_err("interrupted after step %d; its state is saved", step + 1); break; }
-            }
-        }
+        if (bf_checkpoint_after(c->ckpt, config, data_digest, step + 1, c->steps, "step", train_pieces, &run)) { rc = -1; break; }
     }
     if (!rc && refresh(refresh_ctx, m)) rc = -1;
     free(bx);
@@ -226,18 +222,25 @@ static int cand_cmp(const void *a, const void *b)
     return x->i - y->i;
 }
 
+typedef struct {
+    double *mean, *sd, *best;  /* [D] each */
+    size_t D;
+    double *best_exact, *best_loss;
+    bf_rng *rng;
+} cem_run;
+
 /* Every piece of a search's state: the distribution, the best so far, the generator. */
-static void cem_pieces(bf_state *s, double *mean, double *sd, double *best, size_t D, double *best_exact, double *best_loss,
-                       bf_rng *rng)
+static void cem_pieces(bf_state *s, void *run)
 {
-    double b[2] = {*best_exact, *best_loss};
-    bf_state_doubles(s, "mean", mean, D);
-    bf_state_doubles(s, "sd", sd, D);
-    bf_state_doubles(s, "best", best, D);
+    cem_run *u = run;
+    double b[2] = {*u->best_exact, *u->best_loss};
+    bf_state_doubles(s, "mean", u->mean, u->D);
+    bf_state_doubles(s, "sd", u->sd, u->D);
+    bf_state_doubles(s, "best", u->best, u->D);
     bf_state_doubles(s, "best_fitness", b, 2);
-    bf_state_rng(s, "cem", rng);
-    *best_exact = b[0];
-    *best_loss = b[1];
+    bf_state_rng(s, "cem", u->rng);
+    *u->best_exact = b[0];
+    *u->best_loss = b[1];
 }
 
 int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, const bf_svf_cem_cfg *c,
@@ -265,11 +268,8 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
                  XXH3_64bits(e->z, e->nexp * e->n * sizeof *e->z), bf_pset_digest(&s->ps));
         data_digest = bf_split_digest(fs);
     }
-    if (c->ckpt && c->ckpt->resume_t) {
-        bf_state *st = bf_state_restoring(c->ckpt, config, data_digest, c->iterations, &it0);
-        cem_pieces(st, mean, sd, best, D, &best_exact, &best_loss, &rng);
-        if (bf_state_end(st)) rc = -1;
-    }
+    cem_run run = {mean, sd, best, D, &best_exact, &best_loss, &rng};
+    if (bf_checkpoint_resume(c->ckpt, config, data_digest, c->iterations, cem_pieces, &run, &it0)) rc = -1;
     for (int it = it0; it < c->iterations && !rc; it++) {
         double fsum = 0;
         for (int p = 0; p < P; p++) {
@@ -309,14 +309,9 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
         }
         bf_svf_cem_step st = {it + 1, c->iterations, best_exact, best_loss, fsum / P, bf_now() - t0, best, groups, K};
         if (hook) hook(hook_ctx, &st);
-        if (c->ckpt && it + 1 < c->iterations) {
-            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
-            if (stop || (c->ckpt->every > 0 && (it + 1) % c->ckpt->every == 0)) {
-                bf_state *ss = bf_state_saving(c->ckpt, config, data_digest, it + 1, c->iterations);
-                cem_pieces(ss, mean, sd, best, D, &best_exact, &best_loss, &rng);
-                if (bf_state_end(ss)) { rc = -1; break; }
-                if (stop) { rc = bf_err("interrupted after iteration %d; its state is saved", it + 1); break; }
-            }
+        if (bf_checkpoint_after(c->ckpt, config, data_digest, it + 1, c->iterations, "iteration", cem_pieces, &run)) {
+            rc = -1;
+            break;
         }
     }
     if (!rc) {

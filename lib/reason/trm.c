@@ -4,9 +4,7 @@
 #include "bf/trm.h"
 #include "bf/util.h"
 
-#include <inttypes.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,8 +227,9 @@ typedef struct {
     size_t T;
 } trm_run;
 
-static void trm_pieces(bf_state *s, const trm_run *u)
+static void trm_pieces(bf_state *s, void *run)
 {
+    const trm_run *u = run;
     bf_model *m = u->m;
     int32_t V = m->cfg.vocab, B = u->Bmax;
     size_t T = u->T, D = (size_t)m->cfg.d_model;
@@ -296,20 +295,11 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     char config[1024];
     uint64_t data_digest = 0;
     if (c->ckpt) {
-        snprintf(config, sizeof config,
-                 "steps %d batch %d warmup %d lr %.17g clip %.17g schedule %s seed %" PRIu64 " ema %.17g eval_every %d"
-                 " stop_exact %.17g",
-                 c->steps, c->batch, c->warmup, c->lr, c->clip, bf_schedule_names[c->schedule], c->seed, c->ema,
-                 c->eval_every, c->stop_exact);
-        bf_optim_config_words(&opt->cfg, config, sizeof config);
+        bf_train_config_words(c, opt, config, sizeof config);
         data_digest = bf_split_digest(&d->train);
     }
-    if (c->ckpt && c->ckpt->resume_t) {
-        bf_state *s = bf_state_restoring(c->ckpt, config, data_digest, c->steps, &step);
-        trm_pieces(s, &run);
-        if (bf_state_end(s)) rc = -1;
-        else res->steps_done = res->resumed_at = step;
-    }
+    if (bf_checkpoint_resume(c->ckpt, config, data_digest, c->steps, trm_pieces, &run, &step)) rc = -1;
+    res->steps_done = step;
     while (step < c->steps && !rc) {
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
@@ -353,15 +343,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
             res->stopped_early = !last;
             break;
         }
-        if (c->ckpt && !last) {
-            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
-            if (stop || (c->ckpt->every > 0 && step % c->ckpt->every == 0)) {
-                bf_state *s = bf_state_saving(c->ckpt, config, data_digest, step, c->steps);
-                trm_pieces(s, &run);
-                if (bf_state_end(s)) { rc = -1; break; }
-                if (stop) { res->interrupted = 1; rc = bf_err("interrupted after step %d; its state is saved", step); break; }
-            }
-        }
+        if (bf_checkpoint_after(c->ckpt, config, data_digest, step, c->steps, "step", trm_pieces, &run)) { rc = -1; break; }
     }
     free(age);
     if (mean_steps && finished) *mean_steps = (double)finished_steps / (double)finished;

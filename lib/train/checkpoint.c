@@ -328,6 +328,28 @@ int bf_state_end(bf_state *s)
     return rc;
 }
 
+int bf_checkpoint_resume(const bf_checkpoint *k, const char *config, uint64_t data_digest, int steps, bf_state_pieces pieces,
+                         void *run, int *step)
+{
+    *step = 0;
+    if (!k || !k->resume_t) return 0;
+    bf_state *s = bf_state_restoring(k, config, data_digest, steps, step);
+    pieces(s, run);
+    return bf_state_end(s);
+}
+
+int bf_checkpoint_after(const bf_checkpoint *k, const char *config, uint64_t data_digest, int done, int steps, const char *unit,
+                        bf_state_pieces pieces, void *run)
+{
+    if (!k || done >= steps) return 0;
+    int stop = k->interrupt && *k->interrupt;
+    if (!stop && !(k->every > 0 && done % k->every == 0)) return 0;
+    bf_state *s = bf_state_saving(k, config, data_digest, done, steps);
+    pieces(s, run);
+    if (bf_state_end(s)) return -1;
+    return stop ? bf_err("interrupted after %s %d; its state is saved", unit, done) : 0;
+}
+
 void bf_optim_config_words(const bf_optim_cfg *o, char *out, size_t cap)
 {
     size_t len = strlen(out);

@@ -114,9 +114,7 @@ void bf_batcher_free(bf_batcher *b)
     free(b->y);
 }
 
-/* The settings that shape a bf_train run, as "key value" words: a state
- * resumes only under the same ones.  %.17g keeps every double exactly. */
-static void train_config(const bf_train_cfg *c, const bf_optim *opt, char *out, size_t cap)
+void bf_train_config_words(const bf_train_cfg *c, const bf_optim *opt, char *out, size_t cap)
 {
     snprintf(out, cap,
              "steps %d batch %d warmup %d lr %.17g clip %.17g schedule %s seed %" PRIu64
@@ -126,14 +124,24 @@ static void train_config(const bf_train_cfg *c, const bf_optim *opt, char *out, 
     bf_optim_config_words(&opt->cfg, out, cap);
 }
 
+typedef struct {
+    bf_model *m;
+    bf_optim *opt;
+    bf_batcher *b;
+    bf_ema *ema;
+    bf_train_result *res;
+} train_run;
+
 /* Every piece of a bf_train run's state (bf_state: saved or restored alike). */
-static void train_pieces(bf_state *s, bf_model *m, bf_optim *opt, bf_batcher *b, bf_ema *ema, bf_train_result *res)
+static void train_pieces(bf_state *s, void *run)
 {
+    train_run *u = run;
+    bf_train_result *res = u->res;
     int64_t qk = res->qk_clipped, ev = res->evaluated, sk = res->skipped;
-    bf_state_floats(s, "params", m->params, m->n_params);
-    bf_state_optim(s, "optim", opt);
-    if (ema->avg) bf_state_floats(s, "ema", ema->avg, ema->n);
-    bf_state_batcher(s, "batches", b);
+    bf_state_floats(s, "params", u->m->params, u->m->n_params);
+    bf_state_optim(s, "optim", u->opt);
+    if (u->ema->avg) bf_state_floats(s, "ema", u->ema->avg, u->ema->n);
+    bf_state_batcher(s, "batches", u->b);
     bf_state_int(s, "qk_clipped", &qk, 0, INT64_MAX);
     bf_state_int(s, "evaluated", &ev, 0, 1);
     bf_state_int(s, "skipped", &sk, 0, INT64_MAX);
@@ -167,15 +175,12 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
     uint64_t data_digest = 0;
     int step0 = 0;
     if (c->ckpt) {
-        train_config(c, opt, config, sizeof config);
+        bf_train_config_words(c, opt, config, sizeof config);
         data_digest = bf_split_digest(&d->train);
     }
-    if (c->ckpt && c->ckpt->resume_t) {
-        bf_state *s = bf_state_restoring(c->ckpt, config, data_digest, c->steps, &step0);
-        train_pieces(s, m, opt, &b, &ema, res);
-        if (bf_state_end(s)) rc = -1;
-        else res->steps_done = res->resumed_at = step0;
-    }
+    train_run run = {m, opt, &b, &ema, res};
+    if (bf_checkpoint_resume(c->ckpt, config, data_digest, c->steps, train_pieces, &run, &step0)) rc = -1;
+    res->steps_done = step0;
     for (int step = step0; step < c->steps && !rc; step++) {
         const int32_t *x, *y;
         bf_batcher_next(&b, &x, &y);
@@ -235,15 +240,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
             res->stopped_early = !last;
             break;
         }
-        if (c->ckpt && !last) {
-            int stop = c->ckpt->interrupt && *c->ckpt->interrupt;
-            if (stop || (c->ckpt->every > 0 && (step + 1) % c->ckpt->every == 0)) {
-                bf_state *s = bf_state_saving(c->ckpt, config, data_digest, step + 1, c->steps);
-                train_pieces(s, m, opt, &b, &ema, res);
-                if (bf_state_end(s)) { rc = -1; break; }
-                if (stop) { res->interrupted = 1; rc = bf_err("interrupted after step %d; its state is saved", step + 1); break; }
-            }
-        }
+        if (bf_checkpoint_after(c->ckpt, config, data_digest, step + 1, c->steps, "step", train_pieces, &run)) { rc = -1; break; }
     }
     if (ema.avg) {   /* the trained model is the average */
         if (res->steps_done) bf_ema_swap(&ema, &ps);
