@@ -64,6 +64,10 @@ void bf_cli_begin(int argc, char **argv, const char *prog, const char *usage)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     bf_cli_state.threads = n > 0 ? (int)n : 1;
     signal(SIGPIPE, SIG_IGN);
+    /* A write past the file-size limit (ulimit -f) then fails with EFBIG,
+     * which the writers report in one line and clean up after, instead of
+     * the default action of SIGXFSZ killing the program mid-file. */
+    signal(SIGXFSZ, SIG_IGN);
     opterr = 0;
 }
 

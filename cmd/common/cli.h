@@ -42,8 +42,8 @@ typedef struct {
 
 extern bf_cli bf_cli_state;
 
-/* Records the program's name, arguments and usage text; ignores SIGPIPE so
- * writes report EPIPE instead of killing the program. */
+/* Records the program's name, arguments and usage text; ignores SIGPIPE and
+ * SIGXFSZ so writes report EPIPE and EFBIG instead of killing the program. */
 void bf_cli_begin(int argc, char **argv, const char *prog, const char *usage);
 /* Handles a shared option; returns 1 if c was one of them.  Prints help or
  * the version and exits for --help / --version; exits 2 for '?' and ':'. */
