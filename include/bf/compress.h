@@ -36,6 +36,9 @@ int bf_cz_method_lossless(bf_cz_method m);                 /* raw, ternary, f32 
 
 typedef enum { BF_CZ_XZ, BF_CZ_ZSTD } bf_cz_codec;
 const char *bf_cz_codec_name(bf_cz_codec c);
+/* in[0..n) as one xz stream or zstd frame whose window the data need: a new
+ * buffer in *out (free it), its length in *len (compress_codec.c). */
+int bf_cz_pack(bf_cz_codec c, const uint8_t *in, size_t n, uint8_t **out, size_t *len);
 
 /* ------------------------------------------------------------ the methods
  * Each takes a tensor's values and writes its member bytes; each decoder

@@ -245,46 +245,15 @@ static int la_fail(struct archive *a, const char *what)
     return bf_err("%s: %s", what, e ? e : "libarchive failed");
 }
 
-/* xz presets 6..9 differ only in dictionary size (8..64 MiB): the smallest
- * that holds the input; zstd 19, the highest level without long windows */
-static const char *codec_level(bf_cz_codec c, uint64_t raw)
-{
-    if (c == BF_CZ_ZSTD) return "19";
-    return raw <= (8u << 20) ? "6" : raw <= (16u << 20) ? "7" : raw <= (32u << 20) ? "8" : "9";
-}
-
-static int set_filter(struct archive *a, bf_cz_codec c, uint64_t raw)
-{
-    int rc = c == BF_CZ_ZSTD ? archive_write_add_filter_zstd(a) : archive_write_add_filter_xz(a);
-    if (rc != ARCHIVE_OK) return la_fail(a, "codec");
-    if (archive_write_set_filter_option(a, NULL, "compression-level", codec_level(c, raw)) != ARCHIVE_OK) return la_fail(a, "codec level");
-    return 0;
-}
-
 /* the bytes p[0..n) take compressed alone by the codec */
-static int alone_size(bf_cz_codec c, const uint8_t *p, size_t n, uint64_t raw, uint64_t *out)
+static int alone_size(bf_cz_codec c, const uint8_t *p, size_t n, uint64_t *out)
 {
-    bf_buf b = {0};
-    struct archive *a = archive_write_new();
-    struct archive_entry *e = archive_entry_new();
-    int rc = -1;
-    if (archive_write_set_format_raw(a) != ARCHIVE_OK) { la_fail(a, "raw format"); goto done; }
-    if (set_filter(a, c, raw)) goto done;
-    archive_write_set_bytes_in_last_block(a, 1);
-    if (archive_write_open(a, &b, NULL, to_buf, NULL) != ARCHIVE_OK) { la_fail(a, "open"); goto done; }
-    archive_entry_set_pathname(e, "x");
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_size(e, (la_int64_t)n);
-    if (archive_write_header(a, e) != ARCHIVE_OK) { la_fail(a, "member"); goto done; }
-    if (n && archive_write_data(a, p, n) != (la_ssize_t)n) { la_fail(a, "member"); goto done; }
-    if (archive_write_close(a) != ARCHIVE_OK) { la_fail(a, "close"); goto done; }
-    *out = b.n;
-    rc = 0;
-done:
-    archive_entry_free(e);
-    archive_write_free(a);
-    free(b.p);
-    return rc;
+    uint8_t *z;
+    size_t len;
+    if (bf_cz_pack(c, p, n, &z, &len)) return -1;
+    free(z);
+    *out = len;
+    return 0;
 }
 
 static int add_member(struct archive *a, const char *name, const uint8_t *p, size_t n)
@@ -361,10 +330,9 @@ int bf_compress(const bf_header *h, const bf_tset *s, const bf_cz_opts *o, uint8
     uint8_t **mem = bf_xcalloc(s->n ? s->n : 1, sizeof *mem);
     int *matched = bf_xcalloc(o->nrules ? o->nrules : 1, sizeof *matched);
     bf_val *man = bf_val_map(), *tens = bf_val_arr();
-    bf_buf mbuf = {0}, abuf = {0};
+    bf_buf mbuf = {0}, tbuf = {0};
     struct archive *a = NULL;
     int rc = -1;
-    uint64_t raw = 0;
     for (size_t k = 0; k < s->n; k++) {
         const bf_tensor *t = &s->t[k];
         bf_cz_item *it = &rep->items[k];
@@ -374,7 +342,6 @@ int bf_compress(const bf_header *h, const bf_tset *s, const bf_cz_opts *o, uint8
         if (bf_cz_encode(it->method, t, o->seed, &mem[k], &n, &it->entropy)) goto done;
         it->payload = n;
         it->numel = bf_tensor_numel(t);
-        raw += n;
         if (counts_as_param(s, t)) rep->f32_bytes += 4 * it->numel;
     }
     for (size_t k = 0; k < o->nrules; k++)
@@ -383,10 +350,10 @@ int bf_compress(const bf_header *h, const bf_tset *s, const bf_cz_opts *o, uint8
      * costs around one byte (headers, index, check), less that byte */
     uint64_t frame;
     static const uint8_t one = 0;
-    if (alone_size(o->codec, &one, 1, raw, &frame)) goto done;
+    if (alone_size(o->codec, &one, 1, &frame)) goto done;
     frame = frame > 1 ? frame - 1 : 0;
     for (size_t k = 0; k < s->n; k++) {
-        if (alone_size(o->codec, mem[k], rep->items[k].payload, raw, &rep->items[k].bytes)) goto done;
+        if (alone_size(o->codec, mem[k], rep->items[k].payload, &rep->items[k].bytes)) goto done;
         rep->items[k].bytes = rep->items[k].bytes > frame ? rep->items[k].bytes - frame : 0;
     }
 
@@ -423,22 +390,23 @@ int bf_compress(const bf_header *h, const bf_tset *s, const bf_cz_opts *o, uint8
     bf_buf_put(&mbuf, "\n", 1);
     if (mbuf.n > BF_CZ_MAX_MANIFEST) { bf_err("the manifest would take %zu bytes (at most %u)", mbuf.n, BF_CZ_MAX_MANIFEST); goto done; }
 
+    /* the tar in memory (each member's buffer released once it is in),
+     * then the codec over all of it (compress_codec.c says why) */
     a = archive_write_new();
     if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK) { la_fail(a, "tar"); goto done; }
-    if (set_filter(a, o->codec, raw)) goto done;
     archive_write_set_bytes_in_last_block(a, 1);
-    if (archive_write_open(a, &abuf, NULL, to_buf, NULL) != ARCHIVE_OK) { la_fail(a, "open"); goto done; }
+    if (archive_write_open(a, &tbuf, NULL, to_buf, NULL) != ARCHIVE_OK) { la_fail(a, "open"); goto done; }
     if (add_member(a, "manifest.json", mbuf.p, mbuf.n)) goto done;
     for (size_t k = 0; k < s->n; k++) {
         char member[32];
         snprintf(member, sizeof member, "t/%06zu.bin", k);
         if (add_member(a, member, mem[k], rep->items[k].payload)) goto done;
+        bf_aligned_free(mem[k]);
+        mem[k] = NULL;
     }
     if (archive_write_close(a) != ARCHIVE_OK) { la_fail(a, "close"); goto done; }
-    rep->total_bytes = abuf.n;
-    *out = abuf.p;
-    *len = abuf.n;
-    abuf.p = NULL;
+    if (bf_cz_pack(o->codec, tbuf.p, tbuf.n, out, len)) goto done;
+    rep->total_bytes = *len;
     rc = 0;
 done:
     if (a) archive_write_free(a);
@@ -448,7 +416,7 @@ done:
     bf_val_free(man);
     bf_val_free(tens);
     free(mbuf.p);
-    free(abuf.p);
+    free(tbuf.p);
     return rc;
 }
 

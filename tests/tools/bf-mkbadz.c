@@ -14,6 +14,9 @@
  * Archives are built from scratch with libarchive's write API: a manifest
  * text and members, each case changing one thing of the valid archive.
  * Exit status: 0, 2 for a bad command line, 3 when building fails. */
+#include "bf/compress.h"
+#include "bf/error.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -58,13 +61,13 @@ typedef struct {
 
 static int all_raw;   /* bf-mkbadz raw CASE */
 
-/* the archive of these members, xz-filtered (raw: no filter) */
+/* the archive of these members, through xz as bf-compress writes it (raw:
+ * the plain tar) */
 static buf build(const member *m, int n, int raw)
 {
     buf b = {0};
     struct archive *a = archive_write_new();
     archive_write_set_format_pax_restricted(a);
-    if (!raw && !all_raw) archive_write_add_filter_xz(a);
     archive_write_set_bytes_in_last_block(a, 1);
     if (archive_write_open(a, &b, NULL, to_buf, NULL) != ARCHIVE_OK) goto fail;
     for (int k = 0; k < n; k++) {
@@ -83,6 +86,16 @@ static buf build(const member *m, int n, int raw)
     }
     if (archive_write_close(a) != ARCHIVE_OK) goto fail;
     archive_write_free(a);
+    if (!raw && !all_raw) {
+        uint8_t *z;
+        size_t zn;
+        if (bf_cz_pack(BF_CZ_XZ, (const uint8_t *)b.p, b.n, &z, &zn)) {
+            fprintf(stderr, "bf-mkbadz: %s\n", bf_errmsg());
+            exit(3);
+        }
+        free(b.p);
+        b = (buf){(char *)z, zn, zn};
+    }
     return b;
 fail:
     fprintf(stderr, "bf-mkbadz: %s\n", archive_error_string(a));
