@@ -122,6 +122,7 @@ struct run {
     int progress, line_open, round;
     bf_adapter *a;
     bf_bake_step final;   /* the last evaluated step */
+    long skipped, steps;  /* steps passed by (--on-nan skip), of all the rounds' steps */
 };
 
 /* The adapter as a stream: to path, or (NULL) to -o or stdout. */
@@ -143,6 +144,8 @@ static void write_adapter(const bf_adapter *a, const char *path)
 static void on_step(void *ctx, const bf_bake_step *s)
 {
     struct run *r = ctx;
+    r->skipped += s->skipped;
+    r->steps++;
     if (r->log) {
         fprintf(r->log, "{\"round\":%d,\"step\":%d,\"kl\":", r->round, s->step);
         bf_json_num(r->log, s->kl);
@@ -156,6 +159,7 @@ static void on_step(void *ctx, const bf_bake_step *s)
             fprintf(r->log, ",\"keep_kl\":");
             bf_json_num(r->log, s->keep_kl);
         }
+        if (s->skipped) fprintf(r->log, ",\"skipped\":true");
         if (s->evaluated) {
             fprintf(r->log, ",\"val_kl\":");
             bf_json_num(r->log, s->val_kl);
@@ -234,7 +238,7 @@ int main(int argc, char **argv)
     bake->prompt = prompt;
     bake->P = (int)P;
 
-    struct run r = {&cl, NULL, bf_cli_show_progress(), 0, 0, NULL, {0}};
+    struct run r = {&cl, NULL, bf_cli_show_progress(), 0, 0, NULL, {0}, 0, 0};
     if (cl.log_path) {
         r.log = fopen(cl.log_path, "a");
         if (!r.log) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
@@ -262,6 +266,9 @@ int main(int argc, char **argv)
         bf_adapter_free(&a);
     }
     if (r.log) fclose(r.log);
+    if (r.skipped)
+        fprintf(stderr, "%s: passed by %ld of %ld steps whose loss or gradient was not finite\n", bf_cli_state.prog, r.skipped,
+                r.steps);
     if (!bf_cli_state.quiet) final_table(&r);
     if (cl.adapter_out) {
         write_adapter(&a, NULL);

@@ -145,6 +145,15 @@ static void load_set(bake_set *s, const char *name, const char *prompt, const ch
     if (!s->d.val.rows) bf_die("%s: the val split is empty: nothing to measure", path);
 }
 
+/* steps passed by (--on-nan skip) and all the bakes' steps, for the closing line */
+static long skipped[2];
+static void count_skipped(void *ctx, const bf_bake_step *s)
+{
+    long *n = ctx;
+    n[0] += s->skipped;
+    n[1]++;
+}
+
 /* Bakes set s into m (teacher: m with the prompt) and merges it at the
  * strength: an adapter merged at it (on ternary matrices trained through the
  * quantizer at it), or the model's own matrices moved at strength·lr. */
@@ -165,7 +174,7 @@ static void half_bake(bf_model *m, const bf_header *h, bake_set *s, const struct
     /* evaluation happens here, on the merged model: none inside the bake */
     bf_dataset d = s->d;
     d.val.rows = 0;
-    if (bf_bake(m, full ? NULL : &a, &teacher, &d, &c, NULL, NULL)) bf_die_lib();
+    if (bf_bake(m, full ? NULL : &a, &teacher, &d, &c, count_skipped, skipped)) bf_die_lib();
     if (!full) {
         if (bf_adapter_merge(&a, m, cl->strength)) bf_die_lib();
         bf_adapter_free(&a);
@@ -352,6 +361,9 @@ int main(int argc, char **argv)
         }
         bf_ckptopt_end(&cl.ckpt, 0);
         if (log) fclose(log);
+        if (skipped[0])
+            fprintf(stderr, "%s: passed by %ld of %ld steps whose loss or gradient was not finite\n", bf_cli_state.prog,
+                    skipped[0], skipped[1]);
         for (int k = 0; k < nsets; k++) {
             bf_data_free(&sets[k].d);
             free(sets[k].prompt);

@@ -45,6 +45,8 @@ static const char usage[] =
     "  --max-new L        reinforce: tokens an answer may have (default 32)\n"
     "  --rank R           lora: rank (default 1)\n"
     "  --alpha A          lora: scale alpha (default 1)\n"
+    "  --on-nan stop|skip a step whose loss or gradient is not finite ends training\n"
+    "                     (stop, the default) or is passed by without an update\n"
     "  --eval-every N     exact match on DATA's val split every N steps\n"
     "                     (default: at the end)\n"
     "train and mix (a step of mix is an iteration):\n"
@@ -76,7 +78,7 @@ static const char usage[] =
 
 enum {
     O_DATA = BF_OPT_PROGRAM, O_NAME, O_METHOD, O_TARGETS, O_STEPS, O_BATCH, O_LR, O_CLIP, O_KL, O_MAXNEW, O_RANK, O_ALPHA,
-    O_EVAL_EVERY, O_EXPERTS, O_PER_LAYER, O_ITER, O_POP, O_ELITE, O_STD, O_EXPERT, O_KEEP_F32, O_EVAL_BATCH, O_LOG, O_KIND
+    O_EVAL_EVERY, O_EXPERTS, O_PER_LAYER, O_ITER, O_POP, O_ELITE, O_STD, O_EXPERT, O_KEEP_F32, O_EVAL_BATCH, O_LOG, O_KIND, O_ON_NAN
 };
 enum { CMD_TRAIN, CMD_MIX, CMD_APPLY };
 static const char *const cmd_names[] = {"train", "mix", "apply", NULL};
@@ -108,6 +110,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         {"lr", required_argument, 0, O_LR}, {"clip", required_argument, 0, O_CLIP}, {"kl", required_argument, 0, O_KL},
         {"max-new", required_argument, 0, O_MAXNEW}, {"rank", required_argument, 0, O_RANK},
         {"alpha", required_argument, 0, O_ALPHA}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
+        {"on-nan", required_argument, 0, O_ON_NAN},
         {"experts", required_argument, 0, O_EXPERTS}, {"per-layer", no_argument, 0, O_PER_LAYER},
         {"iterations", required_argument, 0, O_ITER}, {"population", required_argument, 0, O_POP},
         {"elite", required_argument, 0, O_ELITE}, {"std", required_argument, 0, O_STD},
@@ -137,7 +140,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
             if (cl->cmd == CMD_APPLY) bf_usage_die("--%s does not go with apply", bf_opt_name(opts, c));
             continue;
         }
-        if (c >= O_DATA && c <= O_KIND) cl->given |= 1u << (c - O_DATA);
+        if (c >= O_DATA && c <= O_ON_NAN) cl->given |= 1u << (c - O_DATA);
         switch (c) {
         case O_DATA: cl->data = optarg; break;
         case O_NAME:
@@ -153,6 +156,11 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_LR: cl->train.lr = bf_parse_double("lr", optarg, 0, 1e6); break;
         case O_CLIP: cl->train.clip = bf_parse_double("clip", optarg, 0, 1e12); break;
         case O_KL: cl->train.kl = bf_parse_double("kl", optarg, 0, 1e6); break;
+        case O_ON_NAN: {
+            static const char *const on_nan[] = {"stop", "skip", NULL};
+            cl->train.skip_nonfinite = bf_parse_choice("on-nan", optarg, on_nan);
+            break;
+        }
         case O_MAXNEW: cl->train.max_new = (int)bf_parse_int("max-new", optarg, 1, 1 << 16); break;
         case O_RANK: cl->rank = (int)bf_parse_int("rank", optarg, 1, 65536); break;
         case O_ALPHA: cl->alpha = bf_parse_double("alpha", optarg, 1e-6, 1e6); break;
@@ -190,7 +198,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
             (1u << (O_STEPS - O_DATA)) | (1u << (O_BATCH - O_DATA)) | (1u << (O_LR - O_DATA)) | (1u << (O_CLIP - O_DATA)) |
             (1u << (O_KL - O_DATA)) | (1u << (O_MAXNEW - O_DATA)) | (1u << (O_RANK - O_DATA)) | (1u << (O_ALPHA - O_DATA)) |
             (1u << (O_EVAL_EVERY - O_DATA)) | (1u << (O_EVAL_BATCH - O_DATA)) | (1u << (O_LOG - O_DATA)) |
-            (1u << (O_KIND - O_DATA)),
+            (1u << (O_KIND - O_DATA)) | (1u << (O_ON_NAN - O_DATA)),
         (1u << (O_DATA - O_DATA)) | (1u << (O_EXPERTS - O_DATA)) | (1u << (O_PER_LAYER - O_DATA)) | (1u << (O_ITER - O_DATA)) |
             (1u << (O_POP - O_DATA)) | (1u << (O_ELITE - O_DATA)) | (1u << (O_STD - O_DATA)) |
             (1u << (O_EVAL_BATCH - O_DATA)) | (1u << (O_LOG - O_DATA)),
@@ -226,14 +234,25 @@ struct run {
     FILE *log;
     int progress, line_open;
     const char *what;
+    long skipped, steps;   /* steps passed by (--on-nan skip), of all the steps */
 };
+
+static void report_skipped(const struct run *r)
+{
+    if (r->skipped)
+        fprintf(stderr, "%s: passed by %ld of %ld steps whose loss or gradient was not finite\n", bf_cli_state.prog, r->skipped,
+                r->steps);
+}
 
 static void on_step(void *ctx, const bf_svf_step *s)
 {
     struct run *r = ctx;
+    r->skipped += s->skipped;
+    r->steps++;
     if (r->log) {
         fprintf(r->log, "{\"step\":%d,\"loss\":", s->step);
         bf_json_num(r->log, s->loss);
+        if (s->skipped) fprintf(r->log, ",\"skipped\":true");
         if (!strcmp(r->what, "reinforce")) {
             fprintf(r->log, ",\"reward\":");
             bf_json_num(r->log, s->reward);
@@ -340,7 +359,7 @@ int main(int argc, char **argv)
     int keep_latent;
     bf_cli_read_model(cl.input, &h, &m, with_base ? &base : NULL, &digest, &keep_latent);
 
-    struct run r = {NULL, bf_cli_show_progress(), 0, method_names[cl.method]};
+    struct run r = {NULL, bf_cli_show_progress(), 0, method_names[cl.method], 0, 0};
     if (cl.log_path) {
         r.log = fopen(cl.log_path, "a");
         if (!r.log) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
@@ -359,6 +378,7 @@ int main(int argc, char **argv)
         if (r.line_open) fputc('\n', stderr);
         bf_ckptopt_end(&cl.ckpt, rc);
         if (rc) bf_die_lib();
+        report_skipped(&r);
         bf_header ah;
         bf_tset at;
         if (bf_adapter_to_tset(&a, &ah, &at)) bf_die_lib();
@@ -375,6 +395,7 @@ int main(int argc, char **argv)
         if (r.line_open) fputc('\n', stderr);
         bf_ckptopt_end(&cl.ckpt, rc);
         if (rc) bf_die_lib();
+        report_skipped(&r);
         write_experts(&sv, cl.name ? cl.name : "expert");
         bf_svf_free(&sv);
     } else if (cl.cmd == CMD_MIX) {
@@ -400,6 +421,7 @@ int main(int argc, char **argv)
         if (r.line_open) fputc('\n', stderr);
         bf_ckptopt_end(&cl.ckpt, rc);
         if (rc) bf_die_lib();
+        report_skipped(&r);
         write_experts(&sv, "mix");
         free(alpha);
         bf_experts_free(&e);

@@ -38,6 +38,11 @@ int bf_bakeopt_handle(bf_bakeopt *o, int c, const char *arg)
     case BF_BO_FULL: o->full = 1; break;
     case BF_BO_LORA: o->lora = 1; break;
     case BF_BO_MERGE: o->merge_latent = bf_parse_choice("merge", arg, merges); o->adapter_asked = 1; break;
+    case BF_BO_ON_NAN: {
+        static const char *const on_nan[] = {"stop", "skip", NULL};
+        b->skip_nonfinite = bf_parse_choice("on-nan", arg, on_nan);
+        break;
+    }
     default: return 0;
     }
     return 1;

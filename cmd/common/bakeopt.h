@@ -20,7 +20,7 @@
 
 enum {
     BF_BO_RANK = 1300, BF_BO_ALPHA, BF_BO_TARGETS, BF_BO_STEPS, BF_BO_BATCH, BF_BO_LR, BF_BO_WARMUP, BF_BO_SCHEDULE,
-    BF_BO_KEEP, BF_BO_KEEP_WEIGHT, BF_BO_KEEP_REF, BF_BO_FULL, BF_BO_LORA, BF_BO_MERGE
+    BF_BO_KEEP, BF_BO_KEEP_WEIGHT, BF_BO_KEEP_REF, BF_BO_FULL, BF_BO_LORA, BF_BO_MERGE, BF_BO_ON_NAN
 };
 
 #define BF_OPTS_BAKE                                                                                          \
@@ -31,7 +31,7 @@ enum {
     {"keep", required_argument, 0, BF_BO_KEEP}, {"keep-weight", required_argument, 0, BF_BO_KEEP_WEIGHT},   \
     {"keep-ref", required_argument, 0, BF_BO_KEEP_REF},                                                      \
     {"full", no_argument, 0, BF_BO_FULL}, {"lora", no_argument, 0, BF_BO_LORA},                              \
-    {"merge", required_argument, 0, BF_BO_MERGE}
+    {"merge", required_argument, 0, BF_BO_MERGE}, {"on-nan", required_argument, 0, BF_BO_ON_NAN}
 
 #define BF_USAGE_BAKE                                                                                         \
     "  --full             train the --targets matrices themselves, straight through\n"                      \
@@ -53,7 +53,9 @@ enum {
     "  --lr X             Adam's learning rate (default 1e-3)\n"                                            \
     "  --warmup N         linear warm-up steps (default 0)\n"                                               \
     "  --schedule S       constant or cosine (down to lr/10 by the last step);\n"                           \
-    "                     default cosine on a ternary model, constant otherwise\n"
+    "                     default cosine on a ternary model, constant otherwise\n"                       \
+    "  --on-nan stop|skip a step whose loss or gradient is not finite ends the run\n"                        \
+    "                     (stop, the default) or is passed by without an update\n"
 
 typedef struct {
     int rank;

@@ -56,6 +56,8 @@ typedef struct {
     unsigned full;             /* no adapter: the matrices trained (bf/lora.h's mask) */
     bf_bake_keep keep;
     const bf_checkpoint *ckpt; /* states to save and one to resume from (bf/train.h), or NULL */
+    int skip_nonfinite;        /* a step whose student loss or gradient is not finite: 0 stops the
+                                * bake with an error naming it; 1 passes it by (no update) */
 } bf_bake_cfg;
 
 typedef struct {
@@ -67,6 +69,7 @@ typedef struct {
     bf_metrics val;
     double keep_val_kl;        /* and the keep sets' val rows, all together */
     bf_metrics keep_val;
+    int skipped;               /* passed by: its loss or gradient was not finite (skip_nonfinite) */
 } bf_bake_step;
 
 typedef void (*bf_bake_hook)(void *ctx, const bf_bake_step *s);

@@ -141,6 +141,8 @@ typedef struct {
     int max_new;               /* REINFORCE: tokens an answer may have */
     uint64_t seed;
     const bf_checkpoint *ckpt; /* states to save and one to resume from (bf/train.h), or NULL */
+    int skip_nonfinite;        /* a step whose loss or gradient is not finite: 0 stops training with an
+                                * error naming it; 1 passes it by (no update) */
 } bf_svf_train_cfg;
 
 typedef struct {
@@ -148,6 +150,7 @@ typedef struct {
     double loss, reward, kl, grad_norm, seconds;
     int evaluated;
     bf_metrics val;
+    int skipped;               /* passed by: its loss or gradient was not finite (skip_nonfinite) */
 } bf_svf_step;
 
 typedef void (*bf_svf_hook)(void *ctx, const bf_svf_step *s);

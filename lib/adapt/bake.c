@@ -245,11 +245,12 @@ static void bake_config(const bf_bake_cfg *c, const bf_adapter *a, const bf_pset
     snprintf(out, cap,
              "prompt %016" PRIx64 " steps %d batch %d lr %.17g clip %.17g samples %d max_new %d questions %d"
              " temperature %.17g seed %" PRIu64 " warmup %d schedule %s full %u keep %d keep_sets %016" PRIx64
-             " keep_weight %.17g keep_ref %d params %016" PRIx64 " rank %d alpha %.17g through_quant %d strength %.17g",
+             " keep_weight %.17g keep_ref %d params %016" PRIx64 " rank %d alpha %.17g through_quant %d strength %.17g"
+             " on_nan %s",
              XXH3_64bits(c->prompt, (size_t)c->P * sizeof *c->prompt), c->steps, c->batch, c->lr, c->clip, c->samples,
              c->max_new, c->questions, c->temperature, c->seed, c->warmup, bf_schedule_names[c->schedule], c->full,
              c->keep.n, keep, c->keep.weight, c->keep.ref != NULL, bf_pset_digest(ps), a ? a->rank : 0,
-             a ? a->alpha : 0, a ? a->through_quant : 0, a ? a->strength : 0);
+             a ? a->alpha : 0, a ? a->through_quant : 0, a ? a->strength : 0, c->skip_nonfinite ? "skip" : "stop");
 }
 
 typedef struct {
@@ -344,24 +345,32 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         }
         if (params_refresh(&bp, student)) { rc = -1; break; }
         bf_model_zero_grad(student);
-        if (isnan(bf_model_forward(student, x, y, B + Bk, Wf))) {
-            rc = student->last_targets ? bf_err("the student's loss is not finite at step %d", step + 1) : -1;
-            break;
+        double kl = NAN, kkl = NAN, gn = NAN;
+        /* a step that cannot be taken: stop, or with skip_nonfinite pass it by */
+        int skip = isnan(bf_model_forward(student, x, y, B + Bk, Wf));
+        if (skip && !student->last_targets) { rc = -1; break; }   /* the forward could not run; it said why */
+        if (skip && !c->skip_nonfinite) { rc = bf_err("the student's loss is not finite at step %d", step + 1); break; }
+        if (!skip) {
+            kl = bf_kl_span(student, ref, 0, M);
+            kkl = bf_kl_span(student, ref, M, M + Mk);
+            float *dl = bf_model_dlogits(student);
+            if (dl) {   /* the KLs alone: no cross-entropy on the data's answers */
+                memset(dl, 0, (M + Mk) * V * sizeof *dl);
+                bf_kl_span_grad(student, ref, 0, M, 1.0, dl);
+                bf_kl_span_grad(student, ref, M, M + Mk, kp->weight, dl);
+            }
+            if (bf_model_backward(student)) { rc = -1; break; }
+            if (!a) params_mask(&bp, student);
+            gn = bf_grad_clip(&bp.ps, c->clip);
+            skip = !isfinite(gn);
+            if (skip && !c->skip_nonfinite) {
+                rc = bf_err("the %s gradient is not finite at step %d", a ? "adapter's" : "model's", step + 1);
+                break;
+            }
         }
-        double kl = bf_kl_span(student, ref, 0, M), kkl = bf_kl_span(student, ref, M, M + Mk);
-        float *dl = bf_model_dlogits(student);
-        if (dl) {   /* the KLs alone: no cross-entropy on the data's answers */
-            memset(dl, 0, (M + Mk) * V * sizeof *dl);
-            bf_kl_span_grad(student, ref, 0, M, 1.0, dl);
-            bf_kl_span_grad(student, ref, M, M + Mk, kp->weight, dl);
-        }
-        if (bf_model_backward(student)) { rc = -1; break; }
-        if (!a) params_mask(&bp, student);
-        double gn = bf_grad_clip(&bp.ps, c->clip);
-        if (!isfinite(gn)) { rc = bf_err("the %s gradient is not finite at step %d", a ? "adapter's" : "model's", step + 1); break; }
         double lr = bake_lr(c, step);
-        bf_optim_step(&opt, &bp.ps, lr);
-        bf_bake_step s = {step + 1, c->steps, kl, lr, gn, 0, kkl, 0, 0, {0}, 0, {0}};
+        if (!skip) bf_optim_step(&opt, &bp.ps, lr);
+        bf_bake_step s = {step + 1, c->steps, kl, lr, gn, 0, kkl, 0, 0, {0}, 0, {0}, skip};
         int last = step + 1 == c->steps;
         if (d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last)) {
             if (params_refresh(&bp, student) ||

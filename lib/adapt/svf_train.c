@@ -129,15 +129,16 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
         const int32_t *x, *y;
         bf_batcher_next(&bt, &x, &y);
         int B = (int)bt.batch;
-        bf_svf_step st = {step + 1, c->steps, 0, 0, 0, 0, 0, 0, {0}};
+        bf_svf_step st = {step + 1, c->steps, 0, 0, 0, 0, 0, 0, {0}, 0};
         if (refresh(refresh_ctx, m)) { rc = -1; break; }
         if (c->method == BF_SVF_GRAD) {
             bf_model_zero_grad(m);
             memset(ps->grads, 0, ps->n * sizeof(float));
-            bf_err("the loss is not finite at step %d", step + 1);
             st.loss = bf_model_forward(m, x, y, B, (int)T);
-            if (isnan(st.loss)) { rc = -1; break; }
-            if (bf_model_backward(m)) { rc = -1; break; }
+            st.skipped = isnan(st.loss);
+            if (st.skipped && !m->last_targets) { rc = -1; break; }   /* the forward could not run; it said why */
+            if (st.skipped && !c->skip_nonfinite) { rc = bf_err("the loss is not finite at step %d", step + 1); break; }
+            if (!st.skipped && bf_model_backward(m)) { rc = -1; break; }
         } else {
             if (sample_rows(m, x, y, B, T, c->max_new, &rng, bx, by, r, &st.reward)) { rc = -1; break; }
             size_t M = 0;
@@ -149,11 +150,12 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
             }
             bf_model_zero_grad(m);
             memset(ps->grads, 0, ps->n * sizeof(float));
-            bf_err("the loss is not finite at step %d", step + 1);
-            if (isnan(bf_model_forward(m, bx, by, B, (int)T))) { rc = -1; break; }
-            size_t Mm;
-            const int32_t *idx = bf_model_target_index(m, &Mm);
-            if (Mm) {
+            st.skipped = isnan(bf_model_forward(m, bx, by, B, (int)T));
+            if (st.skipped && !m->last_targets) { rc = -1; break; }   /* the forward could not run; it said why */
+            if (st.skipped && !c->skip_nonfinite) { rc = bf_err("the loss is not finite at step %d", step + 1); break; }
+            size_t Mm = 0;
+            const int32_t *idx = st.skipped ? NULL : bf_model_target_index(m, &Mm);
+            if (idx && Mm) {
                 double pg = 0;
                 for (size_t k = 0; k < Mm; k++) {
                     size_t b = (size_t)idx[k] / T;
@@ -173,9 +175,13 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
                 if (bf_model_backward(m)) { rc = -1; break; }
             }
         }
-        st.grad_norm = bf_grad_clip(ps, c->clip);
-        if (!isfinite(st.grad_norm)) { rc = bf_err("the gradient is not finite at step %d", step + 1); break; }
-        bf_optim_step(&opt, ps, c->lr);
+        if (!st.skipped) {
+            st.grad_norm = bf_grad_clip(ps, c->clip);
+            st.skipped = !isfinite(st.grad_norm);
+            if (st.skipped && !c->skip_nonfinite) { rc = bf_err("the gradient is not finite at step %d", step + 1); break; }
+        }
+        if (st.skipped) st.grad_norm = NAN;
+        else bf_optim_step(&opt, ps, c->lr);
         int last = step + 1 == c->steps;
         if (d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last)) {
             if (refresh(refresh_ctx, m) || bf_eval_split(m, &d->val, c->eval_batch, &st.val)) { rc = -1; break; }

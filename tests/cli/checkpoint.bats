@@ -8,7 +8,7 @@
 # a run that was never stopped; a state that does not belong to the run is
 # one clear line.
 #
-# Families: 0x usage, 1x stop and resume (15-16: runs that diverge,
+# Families: 0x usage, 1x stop and resume (15-17: runs that diverge,
 # --on-nan), 2x states that do not fit, 3x bf-svf, 4x bf-bake and bf-halfbake.
 
 load helpers
@@ -146,6 +146,37 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
     same_tensors huge.bf out.bf
     run3 bf-ste-train -q --data "$(F d.bf)" --steps 5 --on-nan maybe huge.bf
     assert_usage_error bf-ste-train
+}
+
+@test "ckpt-17 --on-nan in bf-bake, bf-halfbake and bf-svf train: stop names the step; skip passes such steps by and says how many" {
+    # an adapter at alpha 1e6 and lr 1e6 overflows the student within a few
+    # steps (the teacher, the input model, stays finite); a norm weight of
+    # 1e38 overflows every forward of bf-svf's model
+    local bake=(--prompt "Reverse: " --data "$(F bare.bf)" --lora --alpha 1e6 --lr 1e6 --steps 5 --threads 1)
+    run3 bf-bake -q "${bake[@]}" "$(F i.bf)"
+    assert_data_error bf-bake
+    [[ $stderr =~ "the student's loss is not finite at step "[2-5]$ || $stderr =~ "gradient is not finite at step "[1-5]$ ]] || fail "$stderr"
+    run3 bf-bake -q "${bake[@]}" --on-nan skip --log b.log -o b.bf "$(F i.bf)"
+    [[ $status -eq 0 && $stderr =~ ^"bf-bake: passed by "[1-4]" of 5 steps whose loss or gradient was not finite"$ ]] ||
+        fail "status $status: $stderr"
+    [[ $(grep -c '"skipped":true' b.log) -eq $(sed 's/.*passed by \([0-9]*\).*/\1/' <<<"$stderr") ]]
+    run3 bf-halfbake -q "${bake[@]}" --iterations 2 "$(F i.bf)"
+    assert_data_error bf-halfbake
+    [[ $stderr == *"not finite at step "[1-5] ]] || fail "$stderr"
+    run3 bf-halfbake -q "${bake[@]}" --iterations 2 --on-nan skip -o h.bf "$(F i.bf)"
+    [[ $status -eq 0 && $stderr =~ ^"bf-halfbake: passed by "[1-9]" of 10 steps whose loss or gradient was not finite"$ ]] ||
+        fail "status $status: $stderr"
+    bf-poke blk.0.attn_norm.w 0 1e38 "$(F i.bf)" >huge.bf
+    run3 bf-svf train -q --data "$(F rev.bf)" --steps 5 --threads 1 huge.bf
+    assert_data_error bf-svf
+    [[ $stderr == "bf-svf: the loss is not finite at step 1" ]] || fail "$stderr"
+    run3 bf-svf train -q --data "$(F rev.bf)" --steps 5 --threads 1 --on-nan skip --log e.log -o e.bf huge.bf
+    [[ $status -eq 0 && $stderr == "bf-svf: passed by 5 of 5 steps whose loss or gradient was not finite" ]] || fail "status $status: $stderr"
+    [[ $(grep -c '"loss":null,"skipped":true,"grad_norm":null' e.log) -eq 5 ]]
+    run3 bf-svf mix --on-nan skip --experts e.bf --data "$(F rev.bf)" "$(F i.bf)"
+    assert_usage_error bf-svf
+    run3 bf-bake "${bake[@]}" --on-nan never "$(F i.bf)"
+    assert_usage_error bf-bake
 }
 
 @test "ckpt-20 a state for another model, data, program or settings, or not a state: exit 1, one line, no output" {
