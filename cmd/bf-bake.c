@@ -107,8 +107,6 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     if (strlen(cl->prompt) > 4096) bf_usage_die("--prompt longer than 4096 bytes");
     if (!!cl->checkpoint != !!cl->every) bf_usage_die("--checkpoint PFX and --every N go together");
     if (cl->adapter_out && cl->pursuit) bf_usage_die("--adapter-out writes one adapter; --pursuit bakes several");
-    if (cl->pursuit && (cl->ckpt.state_path || cl->ckpt.resume_path))
-        bf_usage_die("--state and --resume checkpoint one bake; --pursuit bakes several");
     bf_ckptopt_finish(&cl->ckpt);
     bf_bakeopt_finish(&cl->bo, cl->adapter_out || cl->checkpoint);
     cl->bo.bake.seed = bf_cli_state.seed;
@@ -200,6 +198,33 @@ static void on_step(void *ctx, const bf_bake_step *s)
     if (s->evaluated) r->final = *s;
 }
 
+/* Prompt pursuit's part of every state: the round in progress of how many,
+ * and from the second round on the round's teacher (bf/train.h, outer). */
+typedef struct {
+    int64_t round, rounds;
+    bf_model *teacher;
+    const bf_header *h;
+} pursuit_run;
+
+static void pursuit_pieces(bf_state *s, void *run)
+{
+    pursuit_run *p = run;
+    int64_t rounds = p->rounds;
+    bf_state_int(s, "pursuit.rounds", &rounds, p->rounds, p->rounds);
+    bf_state_int(s, "pursuit.round", &p->round, 0, p->rounds);
+    if (p->round) bf_state_model(s, "pursuit.teacher", p->teacher, p->h);
+}
+
+/* A model's tensors' digest: what an adapter records of its base. */
+static uint64_t model_digest(const bf_model *m)
+{
+    bf_tset t;
+    if (bf_model_to_tset(m, 1, &t)) bf_die_lib();
+    uint64_t d = bf_tset_digest(&t);
+    bf_tset_release(&t);
+    return d;
+}
+
 /* The last evaluation: the baked prompt's rows beside the kept ones. */
 static void final_table(const struct run *r)
 {
@@ -243,23 +268,41 @@ int main(int argc, char **argv)
         r.log = fopen(cl.log_path, "a");
         if (!r.log) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
     }
+    /* checkpoints: the input model's; with --pursuit every state also
+     * holds the round and (after the first) the round's teacher, so that a
+     * resumed run starts at the round it stopped in */
+    const uint64_t input_digest = digest;
+    const bf_checkpoint *ck = bf_ckptopt_begin(&cl.ckpt, input_digest);
+    pursuit_run pr = {0, cl.pursuit, &teacher, &h};
+    int start = 0;
+    if (ck && cl.pursuit) {
+        cl.ckpt.ck.outer = pursuit_pieces;
+        cl.ckpt.ck.outer_run = &pr;
+        if (bf_checkpoint_resume_outer(&cl.ckpt.ck)) bf_die_lib();
+        start = (int)pr.round;
+        if (start) {   /* the round's student starts as its teacher: the last round's baked model */
+            bf_model_free(&student);
+            bf_cli_clone_model(&teacher, &h, &student);
+            digest = model_digest(&teacher);
+        }
+    }
     bf_adapter a;
-    for (int round = 0; round <= cl.pursuit; round++) {
+    for (int round = start; round <= cl.pursuit; round++) {
         r.round = round;
-        if (round) {   /* prompt pursuit: the last baked model teaches the next bake */
-            bf_tset baked;
+        pr.round = round;
+        if (round > start) {   /* prompt pursuit: the last baked model teaches the next bake */
             bf_model_free(&teacher);
-            if (bf_model_to_tset(&student, 1, &baked) || bf_model_from_tset(&teacher, &h, &baked)) bf_die_lib();
-            digest = bf_tset_digest(&baked);
-            bf_tset_release(&baked);
+            bf_cli_clone_model(&student, &h, &teacher);
+            digest = model_digest(&teacher);
         }
         if (!full) bf_bakeopt_adapter(&cl.bo, &student, bake->seed + (uint64_t)round, digest, 1.0, &a);
         r.a = full ? NULL : &a;
-        bake->ckpt = bf_ckptopt_begin(&cl.ckpt, digest);
+        bake->ckpt = ck;
         int rc = bf_bake(&student, r.a, &teacher, &d, bake, on_step, &r);
         if (r.line_open) fputc('\n', stderr);
-        bf_ckptopt_end(&cl.ckpt, rc);
+        bf_ckptopt_end(&cl.ckpt, rc);   /* interrupted: dies; otherwise the resume state, if any, is spent */
         if (rc) bf_die_lib();
+        cl.ckpt.ck.outer_taken = 0;
         if (full) continue;
         if (cl.adapter_out) break;
         if (bf_adapter_merge(&a, &student, 1.0)) bf_die_lib();

@@ -44,6 +44,7 @@ typedef void (*bf_train_hook)(void *ctx, const bf_train_step *s);
  * program for the same model, data and settings, restores it and continues
  * after its step: the run then ends with the same parameters, bit for bit,
  * as one that was never stopped. */
+struct bf_state;
 typedef struct {
     int every;                            /* > 0: a state every this many steps */
     const volatile sig_atomic_t *interrupt;   /* non-zero: save after the step in progress and stop */
@@ -54,6 +55,13 @@ typedef struct {
     const char *resume_label;             /* names the resume state in its errors ("FILE: …"), or NULL */
     const char *program;                  /* recorded, checked on resume */
     uint64_t model_digest;                /* the input model's (bf_tset_digest), recorded, checked */
+    /* An enclosing loop around the runs (bf-bake's prompt pursuit, a bake a
+     * round): its pieces go into every state a run saves, before the run's
+     * own; the program restores them itself (bf_checkpoint_resume_outer)
+     * before it starts the run they belong to, which then takes only its own. */
+    void (*outer)(struct bf_state *s, void *run);
+    void *outer_run;
+    size_t outer_taken;                   /* tensors of the resume state the outer pieces took */
 } bf_checkpoint;
 
 /* A state stream (bf-stream(5), kind "state"), made and read by one
@@ -99,6 +107,11 @@ int bf_checkpoint_resume(const bf_checkpoint *k, const char *config, uint64_t da
  * saved"). */
 int bf_checkpoint_after(const bf_checkpoint *k, const char *config, uint64_t data_digest, int done, int steps, const char *unit,
                         bf_state_pieces pieces, void *run);
+/* The outer pieces (k->outer) of k's resume state, restored before the run
+ * they belong to starts: the state's kind, program and model checked (its
+ * settings, data and step are the run's to check when it resumes); nothing
+ * without a resume state.  0, or -1 and bf_err. */
+int bf_checkpoint_resume_outer(bf_checkpoint *k);
 /* XXH3-64 of a split's shape and rows: what a state records of the data. */
 uint64_t bf_split_digest(const bf_split *sp);
 /* XXH3-64 of a parameter set's layout (names, lengths, offsets): two runs

@@ -14,6 +14,7 @@
 
 struct bf_state {
     int saving, failed;
+    int outer_only;            /* restoring an enclosing loop's pieces alone: the rest is not theirs */
     const bf_checkpoint *k;
     bf_header h;               /* saving: the header made; restoring: unused */
     bf_tset t;                 /* saving: the tensors made */
@@ -87,6 +88,20 @@ bf_state *bf_state_saving(const bf_checkpoint *k, const char *config, uint64_t d
     return s;
 }
 
+/* restoring: the state's kind, program and model are this run's */
+static int check_owner(const bf_checkpoint *k)
+{
+    const bf_header *h = k->resume_h;
+    char hx[17];
+    const char *v;
+    if (strcmp(h->kind, "state") != 0) return bf_err("a '%s' stream, not a training state", h->kind);
+    if (!(v = bf_val_get_str(h->meta, "program")) || strcmp(v, k->program ? k->program : "") != 0)
+        return bf_err("the state was made by %s, not %s", v ? v : "an unknown program", k->program ? k->program : "this one");
+    if (hex64(hx, k->model_digest), !(v = bf_val_get_str(h->meta, "model")) || strcmp(v, hx) != 0)
+        return bf_err("the state was made for another model (its digest %.16s, this one's %s)", v ? v : "none", hx);
+    return 0;
+}
+
 bf_state *bf_state_restoring(const bf_checkpoint *k, const char *config, uint64_t data_digest, int steps, int *step)
 {
     const bf_header *h = k->resume_h;
@@ -96,12 +111,8 @@ bf_state *bf_state_restoring(const bf_checkpoint *k, const char *config, uint64_
     char hx[17];
     const char *v;
     int64_t st, sts;
-    if (strcmp(h->kind, "state") != 0) {
-        bf_err("a '%s' stream, not a training state", h->kind);
-    } else if (!(v = bf_val_get_str(h->meta, "program")) || strcmp(v, k->program ? k->program : "") != 0) {
-        bf_err("the state was made by %s, not %s", v ? v : "an unknown program", k->program ? k->program : "this one");
-    } else if (hex64(hx, k->model_digest), !(v = bf_val_get_str(h->meta, "model")) || strcmp(v, hx) != 0) {
-        bf_err("the state was made for another model (its digest %.16s, this one's %s)", v ? v : "none", hx);
+    if (check_owner(k)) {
+        /* said why */
     } else if (hex64(hx, data_digest), !(v = bf_val_get_str(h->meta, "data")) || strcmp(v, hx) != 0) {
         bf_err("the state was made on other data (its digest %.16s, this one's %s)", v ? v : "none", hx);
     } else if (!(v = bf_val_get_str(h->meta, "config"))) {
@@ -313,8 +324,9 @@ int bf_state_end(bf_state *s)
 {
     int rc = s->failed ? -1 : 0;
     if (!rc && s->saving) rc = s->k->save(s->k->ctx, &s->h, &s->t);
-    if (!rc && !s->saving && s->taken != s->in->n)
-        rc = bf_err("the state holds %zu tensors; this run's has %zu", s->in->n, s->taken);
+    size_t taken = s->taken + (s->outer_only ? 0 : s->k->outer_taken);
+    if (!rc && !s->saving && !s->outer_only && taken != s->in->n)
+        rc = bf_err("the state holds %zu tensors; this run's has %zu", s->in->n, taken);
     if (rc && !s->saving && s->k->resume_label) {   /* name the state the message is about */
         char msg[512];
         snprintf(msg, sizeof msg, "%s", bf_errmsg());
@@ -338,6 +350,30 @@ int bf_checkpoint_resume(const bf_checkpoint *k, const char *config, uint64_t da
     return bf_state_end(s);
 }
 
+int bf_checkpoint_resume_outer(bf_checkpoint *k)
+{
+    k->outer_taken = 0;
+    if (!k->resume_t || !k->outer) return 0;
+    bf_state *s = bf_xcalloc(1, sizeof *s);
+    s->k = k;
+    s->in = k->resume_t;
+    s->outer_only = 1;
+    const bf_val *meta = k->resume_h->meta;
+    if (check_owner(k)) {
+        s->failed = 1;
+    } else if (!(s->vars = bf_val_get(meta, "vars")) || s->vars->type != BF_MAP || !(s->rngs = bf_val_get(meta, "rngs")) ||
+               s->rngs->type != BF_MAP) {
+        s->failed = 1;
+        bf_err("the state's meta has no 'vars' or 'rngs' map");
+    } else {
+        k->outer(s, k->outer_run);
+    }
+    size_t taken = s->taken;
+    if (bf_state_end(s)) return -1;
+    k->outer_taken = taken;
+    return 0;
+}
+
 int bf_checkpoint_after(const bf_checkpoint *k, const char *config, uint64_t data_digest, int done, int steps, const char *unit,
                         bf_state_pieces pieces, void *run)
 {
@@ -345,6 +381,7 @@ int bf_checkpoint_after(const bf_checkpoint *k, const char *config, uint64_t dat
     int stop = k->interrupt && *k->interrupt;
     if (!stop && !(k->every > 0 && done % k->every == 0)) return 0;
     bf_state *s = bf_state_saving(k, config, data_digest, done, steps);
+    if (k->outer) k->outer(s, k->outer_run);
     pieces(s, run);
     if (bf_state_end(s)) return -1;
     return stop ? bf_err("interrupted after %s %d; its state is saved", unit, done) : 0;

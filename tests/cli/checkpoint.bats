@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Checkpoints and resume (--state, --state-every, --resume) for the trainers
 # that share the training loop, bf-ste-train and bf-muon (recursive models'
-# deep supervision too), for bf-bake, bf-halfbake (between iterations), and
+# deep supervision too), for bf-bake (--pursuit too), bf-halfbake (between iterations), and
 # for bf-svf's train and mix: a run stopped by
 # SIGTERM or SIGINT (its state saved) or killed by SIGKILL (the last
 # checkpoint kept), then resumed, writes the same tensors, byte for byte, as
@@ -268,8 +268,30 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
     run3 bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --lora --steps 5000 --batch 8 --threads 1 --resume s.st "$(F m.bf)"
     assert_data_error bf-bake
     [[ $stderr == *"s.st: the state was made with"* ]] || fail "$stderr"
-    run3 bf-bake --prompt "Reverse: " --data "$(F bare.bf)" --pursuit 1 --state s.st "$(F m.bf)"
-    assert_usage_error bf-bake
+}
+
+@test "ckpt-42 bf-bake --pursuit: a state holds the round and its teacher; resumed in a later round, --lora and --full: the same model" {
+    # the last state a whole run leaves is from its last round: resuming from
+    # it is what a run killed after that checkpoint does
+    local run=(bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --lora --pursuit 2 --steps 40 --batch 8 --threads 1)
+    "${run[@]}" -o full.bf "$(F m.bf)"
+    "${run[@]}" --state s.st --state-every 15 -o out.bf "$(F m.bf)"
+    same_tensors full.bf out.bf
+    [[ $(bf-eval --json s.st | jget '$j->{meta}{vars}{"pursuit.round"}') == 2 ]]
+    "${run[@]}" --resume s.st -o res.bf "$(F m.bf)"
+    same_tensors full.bf res.bf
+    # SIGTERM in the first round, resumed there
+    rm -f out.bf
+    run=(bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --full --pursuit 1 --steps 3000 --batch 8 --threads 1)
+    "${run[@]}" -o full.bf "$(F m.bf)"
+    stop_run TERM s.st "${run[@]}" --state s.st --state-every 100 -o out.bf "$(F m.bf)"
+    [[ $status -eq 1 && $stderr == *"interrupted after step"* && ! -e out.bf ]] || fail "status $status: $stderr"
+    "${run[@]}" --resume s.st -o out.bf "$(F m.bf)"
+    same_tensors full.bf out.bf
+    # another number of rounds, or no pursuit: one line
+    run3 bf-bake -q --prompt "Reverse: " --data "$(F bare.bf)" --full --pursuit 2 --steps 3000 --batch 8 --threads 1 --resume s.st "$(F m.bf)"
+    assert_data_error bf-bake
+    [[ $stderr == *"s.st: the state's 'pursuit.rounds' is 1, outside [2, 2]" ]] || fail "$stderr"
 }
 
 @test "ckpt-41 bf-halfbake, an A/B cycle with a keep set: SIGTERM waits for the iteration, SIGKILL keeps the last; resumed: the same model" {
