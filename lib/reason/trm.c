@@ -304,7 +304,12 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
         double loss = bf_trm_step(&r, bx, by, Bmax, 1);
-        if (!isfinite(loss)) { rc = -1; break; }   /* bf_trm_step said why */
+        if (!isfinite(loss)) {   /* bf_trm_step said why; the step joins it */
+            char why[256];
+            snprintf(why, sizeof why, "%s", bf_errmsg());
+            rc = bf_err("%s at step %d", why, step + 1);
+            break;
+        }
         double gnorm = bf_grad_clip(&ps, c->clip);
         if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
         double lr = bf_train_lr(c, step);
