@@ -54,10 +54,24 @@ void bf_usage_die(const char *fmt, ...)
 
 void bf_die_lib(void) { bf_die("%s", bf_errmsg()); }
 
+static char *bytes_tmp_path;   /* bf_cli_write_bytes's temporary file while it exists */
+
+/* Out of memory in a small allocation ends the program at once: first the
+ * temporary files of -o go (no partial file is left beside it), then the
+ * library's default hook writes the one line and exits 1. */
+static void on_out_of_memory(void)
+{
+    bf_writer_remove_temporaries();
+    if (bytes_tmp_path) unlink(bytes_tmp_path);
+    bf_log_set_oom_hook(NULL);
+    bf_out_of_memory();
+}
+
 void bf_cli_begin(int argc, char **argv, const char *prog, const char *usage)
 {
     bf_cli_state.prog = prog;
     bf_log_set_name(prog);
+    bf_log_set_oom_hook(on_out_of_memory);
     bf_cli_state.usage = usage;
     bf_cli_state.argc = argc;
     bf_cli_state.argv = argv;
@@ -228,8 +242,6 @@ const char *bf_opt_name(const struct option *opts, int c)
     return "?";
 }
 
-
-static char *bytes_tmp_path;   /* bf_cli_write_bytes's temporary file while it exists */
 
 static void bytes_on_signal(int sig)
 {

@@ -75,6 +75,10 @@ int bf_writer_tensor(bf_writer *w, const bf_tensor *t);
  * trailer, removes the temporary file, and returns -1. */
 int bf_writer_close(bf_writer *w);
 void bf_writer_abort(bf_writer *w);   /* no trailer; temporary file removed */
+/* Removes the temporary file of every writer still open, and nothing else
+ * (async-signal-safe): for a program about to end without closing them, as
+ * its out-of-memory hook (bf/log.h) does. */
+void bf_writer_remove_temporaries(void);
 /* Writes a whole stream: header and every tensor of s. */
 int bf_write_all(const char *path, const bf_header *h, const bf_tset *s);
 

@@ -682,17 +682,23 @@ struct bf_writer {
     msgpack_packer pk;
 };
 
-/* Temporary files to remove if a signal ends the program mid-write.  Only
+/* Temporary files to remove if a signal ends the program mid-write, or the
+ * program's out-of-memory hook does (bf_writer_remove_temporaries).  Only
  * for signals whose action is still the default: a signal the program
  * ignores stays ignored, and one it handles itself (a trainer that saves its
  * state on SIGTERM) stays its own, the writers finishing as usual. */
 #define MAX_TMP 8
 static char *volatile live_tmp[MAX_TMP];
 
-static void on_signal(int sig)
+void bf_writer_remove_temporaries(void)
 {
     for (int k = 0; k < MAX_TMP; k++)
         if (live_tmp[k]) unlink(live_tmp[k]);
+}
+
+static void on_signal(int sig)
+{
+    bf_writer_remove_temporaries();
     signal(sig, SIG_DFL);
     raise(sig);
 }

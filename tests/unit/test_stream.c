@@ -1107,6 +1107,18 @@ static void test_atomic_open(void)
     buf_free(&b);
     is_int(dir_entries(dir, names, 8), 1, "and leaves no temporary file");
 
+    /* a program ending at once (out of memory) removes open writers' temporary files, nothing else */
+    w = bf_writer_open(out);
+    bf_writer_header(w, &h);
+    bf_writer_tensor(w, &t);
+    is_int(dir_entries(dir, names, 8), 2, "an open writer's temporary file beside the existing file");
+    bf_writer_remove_temporaries();
+    is_int(dir_entries(dir, names, 8), 1, "bf_writer_remove_temporaries removes it");
+    b = file_slurp(keep);
+    ok(b.n == 9 && !memcmp(b.p, "precious\n", 9), "and leaves the existing file as it was");
+    buf_free(&b);
+    bf_writer_abort(w);
+
     /* open + close renames into place, over the existing file */
     mode_t mask = umask(022);
     w = bf_writer_open(keep);
