@@ -247,4 +247,34 @@ double bf_model_halt(bf_model *m, const float *y, int B, const float *target, fl
 int bf_model_generate(bf_model *m, const int32_t *prefix, int P, int B, int max_new, double temperature, bf_rng *rng,
                       int32_t stop, int32_t *out, int *len);
 
+/* How a token is drawn from log-probabilities: temperature 0 takes the
+ * argmax (first maximum on ties); otherwise p ∝ exp(lp/temperature) over
+ * the top_k most likely tokens (0: all), then over the smallest set of the
+ * most likely whose probability reaches top_p (nucleus sampling; 1: all),
+ * ties in probability broken by the lower token. */
+typedef struct {
+    double temperature;
+    int top_k;
+    double top_p;
+} bf_sampler;
+
+/* A token from lp[V] by s, one uniform draw of rng (none at temperature 0);
+ * scratch: 3·V doubles. */
+int32_t bf_sample(const float *lp, size_t V, const bf_sampler *s, bf_rng *rng, double *scratch);
+
+/* One row decoded a token at a time through the key/value cache: begin
+ * runs the prompt; each next draws a token from the logits at the end
+ * (after feeding the token drawn before it); at most ctx − P + 1 tokens
+ * fit.  -1 and bf_err on failure. */
+typedef struct {
+    bf_model *m;
+    int pos;                   /* tokens fed so far */
+    int32_t pending;           /* the last token drawn, fed by the next call (−1: none) */
+    double *scratch;
+} bf_decoder;
+
+int bf_decoder_begin(bf_decoder *d, bf_model *m, const int32_t *prompt, int P);
+int bf_decoder_next(bf_decoder *d, const bf_sampler *s, bf_rng *rng, int32_t *tok);
+void bf_decoder_end(bf_decoder *d);
+
 #endif

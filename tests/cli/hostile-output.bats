@@ -39,9 +39,10 @@ OUTPUT_PROGS=(
     'bf-import --format safetensors @m.st'
     'bf-eval @m.bf'
     'bf-eval --data @d.bf --threads 2 @m.bf'
+    'bf-generate -q --max-new 8 --stop zz @m.bf x'
 )
 # Programs (by name) without -o: they write standard output only.
-STDOUT_ONLY='bf-eval'
+STDOUT_ONLY='bf-eval bf-generate'
 
 IN=$BATS_FILE_TMPDIR/in     # the inputs
 REF=$BATS_FILE_TMPDIR/ref   # REF/N: line N run plainly with -o o: o, err, status
