@@ -1,6 +1,7 @@
 /* bf-init — a randomly initialized model (bitforge(7)) from flags. */
 #include "cli.h"
 #include "bf/config.h"
+#include "bf/dataset.h"
 #include "bf/rng.h"
 
 #include <stdio.h>
@@ -14,7 +15,9 @@ static const char usage[] =
     "\n"
     "  --vocab N          vocabulary size\n"
     "  --ctx N            context length (tokens)\n"
-    "  --like DATA        take vocab and ctx from a data stream\n"
+    "  --like DATA        take vocab and ctx from a data stream; a puzzle's data\n"
+    "                     (targets not the next token, as sudoku's) also sets\n"
+    "                     --attn full --pos learned --std 0.125 unless given\n"
     "  --d N              model width d_model (default 128)\n"
     "  --layers N         transformer blocks (default 2)\n"
     "  --heads N          attention heads; must divide d (default 4)\n"
@@ -52,7 +55,7 @@ enum { O_VOCAB = BF_OPT_PROGRAM, O_CTX, O_LIKE, O_D, O_LAYERS, O_HEADS, O_FF, O_
 struct cmdline {
     bf_config cfg;
     const char *like;
-    int have_vocab, have_ctx, have_ff;
+    int have_vocab, have_ctx, have_ff, have_attn, have_pos, have_std;
     double std, emb_std;       /* emb_std < 0: the same as std */
 };
 
@@ -87,8 +90,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_FF: cl->cfg.d_ff = (int)bf_parse_int("ff", optarg, 1, BF_MAX_DFF); cl->have_ff = 1; break;
         case O_NORM: cl->cfg.norm = (bf_norm_kind)bf_parse_choice("norm", optarg, bf_norm_names); break;
         case O_ACT: cl->cfg.act = (bf_act_kind)bf_parse_choice("act", optarg, bf_act_names); break;
-        case O_POS: cl->cfg.pos = (bf_pos_kind)bf_parse_choice("pos", optarg, bf_pos_names); break;
-        case O_ATTN: cl->cfg.attn = (bf_attn_kind)bf_parse_choice("attn", optarg, bf_attn_names); break;
+        case O_POS: cl->cfg.pos = (bf_pos_kind)bf_parse_choice("pos", optarg, bf_pos_names); cl->have_pos = 1; break;
+        case O_ATTN: cl->cfg.attn = (bf_attn_kind)bf_parse_choice("attn", optarg, bf_attn_names); cl->have_attn = 1; break;
         case O_REC: {
             char tail;
             int n, T, sup;
@@ -107,44 +110,60 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
             cl->cfg.act_bits = bf_parse_choice("act-bits", optarg, bits) ? 8 : 0;
             break;
         }
-        case O_STD: cl->std = bf_parse_double("std", optarg, 0, 100); break;
+        case O_STD: cl->std = bf_parse_double("std", optarg, 0, 100); cl->have_std = 1; break;
         case O_EMBSTD: cl->emb_std = bf_parse_double("emb-std", optarg, 0, 100); break;
         default: bf_usage_die("unexpected option");
         }
     }
     if (optind < argc) bf_usage_die("unexpected argument '%s'", argv[optind]);
-    if (cl->emb_std < 0) cl->emb_std = cl->cfg.rec_n ? 1.0 : cl->std;   /* x + y + z: the input as loud as the states */
     if (cl->like && (cl->have_vocab || cl->have_ctx)) bf_usage_die("--like takes vocab and ctx; do not give them too");
     if (!cl->like && (!cl->have_vocab || !cl->have_ctx)) bf_usage_die("needs --vocab and --ctx, or --like DATA");
     if (!cl->have_ff) cl->cfg.d_ff = cl->cfg.d_model * 4 > BF_MAX_DFF ? BF_MAX_DFF : cl->cfg.d_model * 4;
     bf_cli_end(1);
 }
 
-/* vocab and ctx of a data stream, read and verified whole */
-static void take_like(const char *path, bf_config *cfg)
+/* Counts a split's targets (before the last position) and those that are
+ * the token that follows them in the row.  A language model's rows have
+ * nearly all so (all but a row's last, which ends it); a puzzle's answers
+ * stand at their own position (sudoku's blanks), and few are. */
+static void count_next_token(const bf_split *sp, size_t *targets, size_t *next)
 {
-    bf_reader *r = bf_cli_open_input(path);
-    const bf_header *h = bf_reader_header(r);
-    if (strcmp(h->kind, "data") != 0) bf_die("%s: a '%s' stream, not 'data'", path, h->kind);
-    int64_t vocab, ctx;
-    if (bf_val_get_int(h->meta, "vocab", 0, &vocab) || vocab < 1 || vocab > BF_MAX_VOCAB)
-        bf_die("%s: data meta has no valid 'vocab'", path);
-    if (bf_val_get_int(h->meta, "ctx", 0, &ctx) || ctx < 1 || ctx > BF_MAX_CTX)
-        bf_die("%s: data meta has no valid 'ctx'", path);
-    bf_tensor t;
-    int rc;
-    while ((rc = bf_reader_next(r, &t)) == 1) bf_reader_recycle(r, &t);
-    if (rc < 0) bf_die_lib();
-    bf_reader_close(r);
-    cfg->vocab = (int)vocab;
-    cfg->ctx = (int)ctx;
+    for (size_t r = 0; r < sp->rows; r++) {
+        const int32_t *x = sp->x + r * sp->T, *y = sp->y + r * sp->T;
+        for (size_t t = 0; t + 1 < sp->T; t++) {
+            *targets += y[t] >= 0;
+            *next += y[t] >= 0 && y[t] == x[t + 1];
+        }
+    }
+}
+
+/* vocab and ctx of a data stream, read and verified whole; a puzzle's data
+ * (not next-token rows) also gives the defaults a puzzle needs: every cell
+ * sees every cell (full attention), positions learned (a grid is not a
+ * sequence), and a wider initialization */
+static void take_like(struct cmdline *cl)
+{
+    bf_dataset d;
+    if (bf_data_load(cl->like, &d)) bf_die_lib();
+    cl->cfg.vocab = d.vocab;
+    cl->cfg.ctx = d.ctx;
+    size_t targets = 0, next = 0;
+    count_next_token(&d.train, &targets, &next);
+    count_next_token(&d.val, &targets, &next);
+    if (targets && 2 * next < targets) {   /* not next-token rows: a puzzle */
+        if (!cl->have_attn) cl->cfg.attn = BF_ATTN_FULL;
+        if (!cl->have_pos) cl->cfg.pos = BF_POS_LEARNED;
+        if (!cl->have_std) cl->std = 0.125;
+    }
+    bf_data_free(&d);
 }
 
 int main(int argc, char **argv)
 {
     struct cmdline cl;
     parse_command_line(argc, argv, &cl);
-    if (cl.like) take_like(cl.like, &cl.cfg);
+    if (cl.like) take_like(&cl);
+    if (cl.emb_std < 0) cl.emb_std = cl.cfg.rec_n ? 1.0 : cl.std;   /* x + y + z: the input as loud as the states */
     if (bf_config_validate(&cl.cfg)) bf_usage_die("%s", bf_errmsg());
 
     bf_header h;

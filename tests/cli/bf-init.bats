@@ -416,6 +416,26 @@ EOF
     [[ $(jmeta vocab k.json) == 20 && $(jmeta ctx k.json) == 8 ]]
 }
 
+@test "init-65 --like a puzzle's data (targets at their own position, not the next token) sets full attention, learned positions and std 0.125 unless given" {
+    bf-data sudoku --size 4 --n-train 30 --n-val 5 -o s.bf
+    bf-init --like s.bf --d 32 --heads 2 -o p.bf
+    bf-eval --json p.bf >p.json
+    [[ $(jmeta attn p.json) == full && $(jmeta pos p.json) == learned ]]
+    has_tensor_in() { jget 'map { $_->{name} } @{$j->{tensors}}' "$1" | grep -qx "$2"; }
+    has_tensor_in p.json pos_emb
+    rel_close "$(awk '$1 == "blk.0.wq" { print $5 }' <(bf-tstat p.bf))" 0.125 0.1
+    # what is given stays
+    bf-init --like s.bf --d 32 --heads 2 --attn causal --pos rope --std 0.02 | bf-eval --json >g.json
+    [[ $(jmeta attn g.json) != full && $(jmeta pos g.json) == rope ]]
+    # next-token rows (seq, modarith) keep the language model's defaults
+    bf-data seq --task reverse --min-len 2 --max-len 4 --n-train 30 --n-val 5 -o q.bf
+    bf-data modarith --p 11 -o a.bf
+    for d in q.bf a.bf; do
+        bf-init --like $d --d 32 --heads 2 | bf-eval --json >l.json
+        [[ $(jmeta attn l.json) != full && $(jmeta pos l.json) == rope ]] || fail "$d: $(jmeta attn l.json) $(jmeta pos l.json)"
+    done
+}
+
 @test "init-63 --like refuses a model stream and a missing file with one line, exit 1" {
     run3 bf-init --like "$VECTORS/ternary.bf"
     assert_data_error bf-init
