@@ -232,6 +232,9 @@ void bf_model_embed_backward(bf_model *m, const int32_t *x, int B, const float *
  * out_norm and head added. */
 double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, int *row_targets, int *row_correct,
                         double *row_loss, float *dy);
+/* The last readout's log-probabilities [M, V]: a row for each targeted
+ * position, in the order of the positions. */
+const float *bf_model_readout_logprobs(const bf_model *m);
 /* The halting head: logit[b] = halt.w · mean_t y[b,t,:] + halt.b.  With
  * target [B] (0 or 1, may be NULL): returns the mean binary cross-entropy
  * of sigmoid(logit) over the rows, and with dy adds its gradient to dy and

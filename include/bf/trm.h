@@ -75,6 +75,12 @@ typedef struct {
 int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int max_steps, int table,
                 bf_trm_metrics *out);
 
+/* Solves B puzzles x [B·T] (token 0 a blank): supervision steps until each
+ * row's halting probability passes halt_p (1: never) or max_steps; out
+ * [B·T] is the puzzle with each blank filled by the most likely token (the
+ * first on ties, as evaluation scores it: 0 leaves the blank) at the row's
+ * last step, steps [B] the steps it used.  -1 (bf_err) on failure. */
+int bf_trm_solve(bf_model *m, const int32_t *x, int B, double halt_p, int max_steps, int32_t *out, int *steps);
 /* bf_train for a recursive model: deep supervision as above, c->steps
  * optimizer steps (supervision steps), evaluation with halting at 0.5 and
  * up to the model's sup steps (res->val), c->ema, the step hook.  mean_steps

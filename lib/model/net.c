@@ -336,6 +336,8 @@ void bf_model_embed_backward(bf_model *m, const int32_t *x, int B, const float *
     }
 }
 
+const float *bf_model_readout_logprobs(const bf_model *m) { return m->net->logp; }
+
 double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, int *row_targets, int *row_correct,
                         double *row_loss, float *dy)
 {

@@ -187,6 +187,45 @@ int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int ma
     return 0;
 }
 
+int bf_trm_solve(bf_model *m, const int32_t *x, int B, double halt_p, int max_steps, int32_t *out, int *steps)
+{
+    if (max_steps < 1) return bf_err("max_steps %d: at least one supervision step", max_steps);
+    int T = m->cfg.ctx;
+    size_t N = (size_t)B * (size_t)T, V = (size_t)m->cfg.vocab;
+    bf_trm r;
+    if (bf_trm_init(&r, m, B, T, 0)) return -1;
+    /* every blank a target, so that the readout makes its log-probabilities
+     * (the token named is a placeholder: the loss is not used) */
+    int32_t *tgt = bf_xmalloc(N * sizeof *tgt);
+    for (size_t i = 0; i < N; i++) tgt[i] = x[i] == 0 ? 1 : -1;
+    memcpy(out, x, N * sizeof *out);
+    double thr = halt_p >= 1 ? INFINITY : halt_p <= 0 ? -INFINITY : log(halt_p / (1 - halt_p));
+    memset(steps, 0, (size_t)B * sizeof *steps);
+    bf_trm_reset(&r, B);
+    int left = B, rc = 0;
+    for (int k = 1; k <= max_steps && left; k++) {
+        if (isnan(bf_trm_step(&r, x, tgt, B, 0))) { rc = -1; break; }
+        const float *lp = bf_model_readout_logprobs(m);
+        for (size_t i = 0; i < N; i++) {   /* the blanks, in order: those of rows still running take this step's answer */
+            if (tgt[i] < 0) continue;
+            const float *row = lp;
+            lp += V;
+            if (steps[i / (size_t)T]) continue;
+            size_t best = 0;
+            for (size_t c = 1; c < V; c++) if (row[c] > row[best]) best = c;
+            out[i] = (int32_t)best;
+        }
+        for (int b = 0; b < B; b++)
+            if (!steps[b] && (r.logit[b] > thr || k == max_steps)) {
+                steps[b] = k;
+                left--;
+            }
+    }
+    free(tgt);
+    bf_trm_free(&r);
+    return rc;
+}
+
 /* The training rows, one at a time, from the batcher's shuffled batches. */
 typedef struct {
     bf_batcher *b;

@@ -6,7 +6,7 @@
 # --escape and --json, and hostile inputs and outputs.
 #
 # Families: 0x help and usage, 1x greedy continuations, 2x sampling, 3x stop
-# texts and output forms, 9x hostile.
+# texts and output forms, 4x --sudoku, 9x hostile.
 
 load helpers
 
@@ -116,6 +116,56 @@ F() { echo "$BATS_FILE_TMPDIR/$1"; }
     [[ $(sed -n 2p j.txt | jget '$j->{prompt}') == 'Copy: 5"\=' ]]
     [[ $(bf-generate -q --json --max-new 2 "$(F f.bf)" "Reverse: 1234=" | jget '$j->{stopped}') == length ]]
     [[ $(bf-generate -q --escape --stop zz --max-new 3 "$(F f.bf)" "Reverse: 12=") == '21\x0a' ]]
+}
+
+# puzzles_of DATA: DATA's val puzzles as text, one a line ('.' a blank)
+puzzles_of() { bf-dump val.x "$1" | awk '{ s = ""; for (i = 1; i <= NF; i++) s = s ($i == 0 ? "." : $i); print s }'; }
+
+@test "gen-40 --sudoku: the val puzzles as text, solved: the right blanks and grids are bf-eval's token accuracy and exact match" {
+    bf-data sudoku --size 4 --holes 8-10 --n-train 600 --n-val 100 -o s.bf
+    bf-init --like s.bf --d 32 --layers 1 --heads 4 --ff 64 --recursion 2,2,6 -o r0.bf
+    bf-ste-train -q --data s.bf --steps 150 --lr 3e-3 --batch 32 --threads 1 -o r.bf r0.bf
+    puzzles_of s.bf >p.txt
+    bf-generate -q --sudoku r.bf <p.txt >out.txt
+    [[ $(wc -l <out.txt) -eq 100 ]]
+    bf-eval --json --data s.bf r.bf >e.json
+    # blanks right, and grids whose every blank is right, against val.y
+    read -r right grids < <(paste <(cut -f1 out.txt) <(bf-dump val.y s.bf) | awk -F'\t' '{
+        n = split($2, y, " "); ok = 1
+        for (i = 1; i <= n; i++) if (y[i] >= 0) { if (substr($1, i, 1) == y[i]) r++; else ok = 0 }
+        g += ok } END { print r + 0, g + 0 }')
+    [[ $right -gt 0 ]] || fail "no blank right: train the model longer"
+    [[ $right -eq $(jget 'sprintf "%.0f", $j->{token_acc} * $j->{targets}' e.json) ]] || fail "right blanks $right; bf-eval: $(<e.json)"
+    [[ $grids -eq $(jget 'sprintf "%.0f", $j->{exact} * $j->{rows}' e.json) ]] || fail "grids $grids; bf-eval: $(<e.json)"
+    # the steps column: at most the model's 6; 'valid' exactly where the grid breaks no rule
+    awk -F'\t' '$2 < 1 || $2 > 6 || ($3 != "valid" && $3 != "invalid") { exit 1 }' out.txt
+    # --halt 1 runs every puzzle to --max-steps
+    bf-generate -q --sudoku --halt 1 --max-steps 3 r.bf <p.txt | awk -F'\t' '$2 != 3 { exit 1 }'
+    # --json, and a puzzle as the argument: the same solution
+    [[ $(bf-generate -q --sudoku --json r.bf "$(head -1 p.txt)" | jget '$j->{solution}') == $(head -1 out.txt | cut -f1) ]]
+}
+
+@test "gen-41 --sudoku: a solved grid is 'valid'; a puzzle that is not one, and a model that is not a sudoku model: exit 1, one line" {
+    bf-data sudoku --size 4 --n-train 20 --n-val 5 -o s.bf
+    bf-init --like s.bf --d 16 --layers 1 --heads 2 --ff 32 --recursion 1,1,2 -o r.bf
+    # a grid with no blank is its own solution; one cell changed, it breaks the rules
+    [[ $(bf-generate -q --sudoku r.bf "1234 3412 2143 4321") == $'1234341221434321\t2\tvalid' ]]
+    [[ $(bf-generate -q --sudoku --max-steps 1 r.bf "1234341221434331" | cut -f2,3) == $'1\tinvalid' ]]
+    run3 bf-generate --sudoku r.bf "12.4"
+    assert_data_error bf-generate
+    [[ $stderr == "bf-generate: puzzle 1: 4 cells, not the 16 of a 4x4 grid" ]] || fail "$stderr"
+    run3 bf-generate --sudoku r.bf "1234341221434321x"
+    assert_data_error bf-generate
+    run3 bf-generate --sudoku r.bf "5234341221434321"
+    assert_data_error bf-generate
+    [[ $stderr == *"'5' is neither a digit 1 to 4"* ]] || fail "$stderr"
+    run3 bf-generate --sudoku "$(F f.bf)" "1234341221434321"
+    assert_data_error bf-generate
+    [[ $stderr == *"not a recursive model"* ]] || fail "$stderr"
+    run3 bf-generate --sudoku --temperature 1 r.bf x
+    assert_usage_error bf-generate
+    run3 bf-generate --halt 0.3 "$(F f.bf)" x
+    assert_usage_error bf-generate
 }
 
 @test "gen-90 hostile: not a model, a recursive model, bytes outside the vocab, no room, another model's adapter: exit 1, one line, nothing on stdout" {
