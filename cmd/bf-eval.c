@@ -48,6 +48,10 @@ static const char usage[] =
     "                     0.5; 1: never)\n"
     "  --max-steps K      recursive models: at most K supervision steps (default\n"
     "                     the model's sup)\n"
+    "  --logprobs FILE    also write the model's log-probabilities at every\n"
+    "                     position of the split's rows to FILE (a stream of kind\n"
+    "                     \"logprobs\": F32 [rows, T, vocab]), for comparing with\n"
+    "                     another implementation\n"
     "  --lineage          instead of the table: the programs that made the\n"
     "                     stream, oldest first, one a line with its arguments\n"
     "  --threads N        threads (default: all cores)\n"
@@ -55,10 +59,10 @@ static const char usage[] =
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER, O_REF_PROMPT, O_HALT, O_MAXSTEPS, O_LINEAGE };
+enum { O_JSON = BF_OPT_PROGRAM, O_DATA, O_SPLIT, O_BATCH, O_FAKE, O_INCR, O_COMPARE, O_ADAPTER, O_REF_PROMPT, O_HALT, O_MAXSTEPS, O_LINEAGE, O_LOGPROBS };
 
 struct cmdline {
-    const char *input, *data, *compare, *adapter, *ref_prompt;
+    const char *input, *data, *compare, *adapter, *ref_prompt, *logprobs;
     int json, split_train, batch, fake_quant, incremental, lineage;
     double halt;               /* recursive models: halting probability threshold */
     int max_steps, have_halt;  /* 0: the model's sup */
@@ -84,7 +88,8 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
                                          {"ref-prompt", required_argument, 0, O_REF_PROMPT},
                                          {"halt", required_argument, 0, O_HALT},
                                          {"max-steps", required_argument, 0, O_MAXSTEPS},
-                                         {"lineage", no_argument, 0, O_LINEAGE}, {0, 0, 0, 0}};
+                                         {"lineage", no_argument, 0, O_LINEAGE},
+                                         {"logprobs", required_argument, 0, O_LOGPROBS}, {0, 0, 0, 0}};
     static const char *const splits[] = {"val", "train", NULL};
     memset(cl, 0, sizeof *cl);
     cl->batch = 64;
@@ -106,12 +111,14 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         case O_ADAPTER: cl->adapter = optarg; needs_data = 1; break;
         case O_REF_PROMPT: cl->ref_prompt = optarg; needs_data = 1; break;
         case O_HALT: cl->halt = bf_parse_double("halt", optarg, 0, 1); cl->have_halt = 1; needs_data = 1; break;
+        case O_LOGPROBS: cl->logprobs = optarg; needs_data = 1; break;
         case O_MAXSTEPS: cl->max_steps = (int)bf_parse_int("max-steps", optarg, 1, BF_MAX_SUP); cl->have_halt = 1; needs_data = 1; break;
         default: bf_usage_die("unexpected option");
         }
     }
     if (!cl->data && needs_data)
-        bf_usage_die("--split, --batch, --fake-quant, --incremental, --compare, --adapter, --halt and --max-steps need --data");
+        bf_usage_die("--split, --batch, --fake-quant, --incremental, --compare, --adapter, --logprobs, --halt and --max-steps need --data");
+    if (cl->logprobs && cl->incremental) bf_usage_die("--logprobs comes from whole rows: not with --incremental");
     if (cl->lineage && cl->data) bf_usage_die("--lineage prints a stream's history: not with --data");
     if (cl->adapter) cl->fake_quant = 1;   /* a LoRA adapter computes with the float weights */
     if (cl->ref_prompt && !cl->compare) bf_usage_die("--ref-prompt is REF's prompt: it needs --compare REF");
@@ -316,8 +323,8 @@ static void json_metrics(const char *split, size_t rows, size_t targets, size_t 
  * match against supervision steps. */
 static void evaluate_recursive(const struct cmdline *cl, bf_model *m, const bf_split *sp, const char *split)
 {
-    if (cl->compare || cl->adapter || cl->incremental)
-        bf_die("a recursive model is evaluated alone: no --compare, --adapter or --incremental");
+    if (cl->compare || cl->adapter || cl->incremental || cl->logprobs)
+        bf_die("a recursive model is evaluated alone: no --compare, --adapter, --incremental or --logprobs");
     int K = cl->max_steps ? cl->max_steps : m->cfg.rec_sup;
     bf_trm_metrics r;
     double t0 = bf_now();
@@ -345,6 +352,41 @@ static void evaluate_recursive(const struct cmdline *cl, bf_model *m, const bf_s
             if (r.exact_at[j] >= 0) printf("  %d step%s %.4f", bf_trm_table_steps[j], j ? "s" : "", r.exact_at[j]);
         putchar('\n');
     }
+}
+
+/* The largest --logprobs array: rows·T·vocab F32 values of at most 1 GiB. */
+#define MAX_LOGPROBS_BYTES (1ull << 30)
+
+/* --logprobs: log-softmax of the logits at every position of sp's rows, a
+ * batch of rows a forward (every position a target), as a stream to path. */
+static void write_logprobs(const struct cmdline *cl, bf_model *m, const bf_split *sp, const char *split)
+{
+    size_t V = (size_t)m->cfg.vocab, T = sp->T, N = sp->rows * T;
+    if ((unsigned long long)N * V * sizeof(float) > MAX_LOGPROBS_BYTES)
+        bf_die("--logprobs: %zu rows of %zu positions and a vocab of %zu would take more than 1 GiB", sp->rows, T, V);
+    bf_header h;
+    bf_header_init(&h, "logprobs");
+    bf_val_set(h.meta, "split", bf_val_str(split));
+    bf_val_set(h.meta, "rows", bf_val_int((int64_t)sp->rows));
+    bf_val_set(h.meta, "T", bf_val_int((int64_t)T));
+    bf_val_set(h.meta, "vocab", bf_val_int((int64_t)V));
+    bf_tset s = {0};
+    bf_tensor *t = bf_tset_add(&s);
+    uint64_t shape[3] = {sp->rows, T, V};
+    if (bf_tensor_init(t, "logprobs", BF_F32, 3, shape)) bf_die_lib();
+    float *out = t->data;
+    size_t B = (size_t)cl->batch;
+    int32_t *y = bf_xcalloc(B * T, sizeof *y);   /* every position a target (token 0: the loss is not used) */
+    for (size_t r0 = 0; r0 < sp->rows; r0 += B) {
+        size_t nb = sp->rows - r0 < B ? sp->rows - r0 : B;
+        if (isnan(bf_model_forward(m, sp->x + r0 * T, y, (int)nb, (int)T)) && m->last_targets == 0) bf_die_lib();
+        for (size_t k = 0; k < nb * T; k++) memcpy(out + (r0 * T + k) * V, bf_model_target_logprobs(m, k), V * sizeof *out);
+    }
+    free(y);
+    bf_cli_lineage(&h);
+    if (bf_write_all(cl->logprobs, &h, &s)) bf_die("%s: %s", cl->logprobs, bf_errmsg());
+    bf_tset_release(&s);
+    bf_header_release(&h);
 }
 
 static void evaluate(const struct cmdline *cl)
@@ -436,6 +478,7 @@ static void evaluate(const struct cmdline *cl)
             printf("compare  kl %.6f  ref_loss %.6f  ref_token_acc %.4f  ref_exact %.4f  exact %+.4f\n", kl, rr.loss,
                    rr.token_acc, rr.exact, r.exact - rr.exact);
     }
+    if (cl->logprobs) write_logprobs(cl, &m, sp, split);
     bf_data_free(&d);
     if (cl->adapter) bf_adapter_free(&a);   /* the model frees the attached sources */
     bf_model_free(&m);

@@ -23,6 +23,8 @@ static const char usage[] =
     "safetensors:\n"
     "  --names bitforge|hf  tensor names: the stream's (default), or Hugging Face\n"
     "                     llama's (model.layers.N.self_attn.q_proj.weight, ...)\n"
+    "  --config FILE      with --names hf: also the config.json that\n"
+    "                     transformers' LlamaForCausalLM loads beside it\n"
     "  --dtype f32|f16|bf16  float tensors (default f32)\n"
     "  --ternary dequant|packed  ternary weights as scale*codes in --dtype\n"
     "                     (default), or as their packed bytes (U8) with an F32\n"
@@ -39,7 +41,7 @@ static const char usage[] =
     "  -h, --help         this text\n"
     "      --version      the version\n";
 
-enum { O_FORMAT = BF_OPT_PROGRAM, O_NAMES, O_DTYPE, O_TERNARY, O_TYPE, O_FLOAT, O_FALLBACK };
+enum { O_FORMAT = BF_OPT_PROGRAM, O_NAMES, O_DTYPE, O_TERNARY, O_TYPE, O_FLOAT, O_FALLBACK, O_CONFIG };
 
 struct cmdline {
     const char *input;
@@ -47,6 +49,7 @@ struct cmdline {
     bf_st_opts st;
     bf_gg_opts gg;
     int type_given;
+    const char *config;   /* --config FILE: the Hugging Face configuration */
 };
 
 static void parse_command_line(int argc, char **argv, struct cmdline *cl)
@@ -54,6 +57,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     static const struct option opts[] = {
         BF_OPTS_BASE, BF_OPTS_OUTPUT,
         {"format", required_argument, 0, O_FORMAT}, {"names", required_argument, 0, O_NAMES},
+        {"config", required_argument, 0, O_CONFIG},
         {"dtype", required_argument, 0, O_DTYPE}, {"ternary", required_argument, 0, O_TERNARY},
         {"type", required_argument, 0, O_TYPE}, {"float", required_argument, 0, O_FLOAT},
         {"fallback", no_argument, 0, O_FALLBACK}, {0, 0, 0, 0}};
@@ -74,6 +78,7 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
         if (bf_cli_common(c, optarg)) continue;
         switch (c) {
         case O_FORMAT: format = bf_parse_choice("format", optarg, formats); break;
+        case O_CONFIG: cl->config = optarg; st_only = 1; break;
         case O_NAMES: cl->st.names = bf_parse_choice("names", optarg, namess) ? BF_NAMES_HF : BF_NAMES_BITFORGE; st_only = 1; break;
         case O_DTYPE: cl->st.float_dtype = dtype_of[bf_parse_choice("dtype", optarg, dtypes)]; st_only = 1; break;
         case O_TERNARY: cl->st.packed = bf_parse_choice("ternary", optarg, ternaries); st_only = 1; break;
@@ -85,7 +90,9 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
     }
     if (format < 0) bf_usage_die("--format gguf|safetensors is required");
     cl->gguf = format == 0;
-    if (cl->gguf && st_only) bf_usage_die("--names, --dtype and --ternary are for --format safetensors");
+    if (cl->gguf && st_only) bf_usage_die("--names, --dtype, --ternary and --config are for --format safetensors");
+    if (cl->config && cl->st.names != BF_NAMES_HF) bf_usage_die("--config writes a Hugging Face configuration: it goes with --names hf");
+    if (cl->config && cl->st.packed) bf_usage_die("--config: transformers reads float weights, not --ternary packed");
     if (!cl->gguf && gg_only) bf_usage_die("--type, --float and --fallback are for --format gguf");
     cl->input = bf_cli_input(argc, argv, optind);
     bf_cli_end(1);
@@ -107,14 +114,22 @@ int main(int argc, char **argv)
     bf_header h;
     bf_tset s = {0};
     if (bf_read_all(cl.input, &h, &s)) bf_die_lib();
-    uint8_t *buf;
-    size_t len;
+    uint8_t *buf, *cbuf = NULL;
+    size_t len, clen = 0;
     int rc;
     if (cl.gguf) {
         if (!cl.type_given && !has_ternary(&s)) cl.gg.matrix = BF_GG_F32;
         rc = bf_gguf_write(&h, &s, &cl.gg, &buf, &len);
-    } else rc = bf_st_write(&h, &s, &cl.st, &buf, &len);
+    } else {
+        /* the configuration first: what Llama cannot express is the error */
+        if (cl.config && bf_st_hf_config(&h, &cl.st, &cbuf, &clen)) bf_die_lib();
+        rc = bf_st_write(&h, &s, &cl.st, &buf, &len);
+    }
     if (rc) bf_die_lib();
+    if (cbuf) {   /* both made before either is written */
+        bf_cli_write_bytes_to(cl.config, cbuf, clen);
+        free(cbuf);
+    }
     bf_tset_release(&s);
     bf_header_release(&h);
     bf_cli_write_bytes(buf, len);

@@ -262,9 +262,10 @@ static int write_fd(int fd, const uint8_t *buf, size_t len)
     return 0;
 }
 
-void bf_cli_write_bytes(const uint8_t *buf, size_t len)
+void bf_cli_write_bytes(const uint8_t *buf, size_t len) { bf_cli_write_bytes_to(bf_cli_state.output, buf, len); }
+
+void bf_cli_write_bytes_to(const char *path, const uint8_t *buf, size_t len)
 {
-    const char *path = bf_cli_state.output;
     /* Not a regular file (a device such as /dev/null, a FIFO): written in
      * place, as the stream writer does; renaming a temporary file over it
      * would replace it. */

@@ -84,6 +84,8 @@ void bf_cli_clone_model(const bf_model *src, const bf_header *h, bf_model *dst);
  * — a temporary file beside it, renamed at the end, removed on failure or
  * a signal — or to stdout (EPIPE ends quietly).  Dies on failure. */
 void bf_cli_write_bytes(const uint8_t *buf, size_t len);
+/* The same to path (NULL or "-": stdout): a second file beside -o. */
+void bf_cli_write_bytes_to(const char *path, const uint8_t *buf, size_t len);
 
 /* Appends {tool, version, args} to h->lineage. */
 void bf_cli_lineage(bf_header *h);

@@ -44,6 +44,15 @@ typedef struct {
  * stream exactly. */
 int bf_st_write(const bf_header *h, const bf_tset *s, const bf_st_opts *o, uint8_t **buf, size_t *len);
 
+/* The Hugging Face configuration (config.json, a LlamaConfig) that goes
+ * beside what bf_st_write writes with o, so that transformers'
+ * LlamaForCausalLM loads the pair: sizes, RoPE's theta, RMSNorm's epsilon,
+ * tied embeddings, the float dtype.  Needs hf names and float (not packed)
+ * ternary weights; a model Llama cannot express (LayerNorm, an activation
+ * other than SwiGLU, learned positions, sub-norms, full attention,
+ * recursion) is an error naming what.  *buf malloc'd, *len bytes. */
+int bf_st_hf_config(const bf_header *h, const bf_st_opts *o, uint8_t **buf, size_t *len);
+
 /* What a file without bitforge metadata leaves open, for bf_st_parse. */
 typedef struct {
     bf_names names;       /* AUTO, BITFORGE or HF */

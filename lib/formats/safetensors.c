@@ -741,3 +741,57 @@ out:
     }
     return rc;
 }
+
+int bf_st_hf_config(const bf_header *h, const bf_st_opts *o, uint8_t **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    if (strcmp(h->kind, "model") != 0) return bf_err("a stream of kind '%s', not a model", h->kind);
+    if (o->names != BF_NAMES_HF) return bf_err("a Hugging Face configuration goes with hf names");
+    if (o->packed) return bf_err("a Hugging Face configuration goes with float weights, not packed ternary ones");
+    bf_config c;
+    if (bf_config_from_meta(h->meta, &c)) return -1;
+    const char *attn = bf_val_get_str(h->meta, "attn");
+    const char *why = c.norm != BF_NORM_RMS     ? "LayerNorm (norm 'layer')"
+                      : c.act != BF_ACT_SWIGLU  ? "an MLP other than SwiGLU"
+                      : c.pos != BF_POS_ROPE    ? "learned positions"
+                      : c.subln                 ? "BitNet's sub-norms"
+                      : c.rec_n                 ? "recursion"
+                      : attn && strcmp(attn, "causal") != 0 ? "full attention"
+                                                : NULL;
+    if (why) return bf_err("Hugging Face's LlamaConfig cannot express %s", why);
+    bf_val *v = bf_val_map(), *arch = bf_val_arr();
+    bf_val_push(arch, bf_val_str("LlamaForCausalLM"));
+    bf_val_set(v, "architectures", arch);
+    bf_val_set(v, "model_type", bf_val_str("llama"));
+    bf_val_set(v, "vocab_size", bf_val_int(c.vocab));
+    bf_val_set(v, "hidden_size", bf_val_int(c.d_model));
+    bf_val_set(v, "intermediate_size", bf_val_int(c.d_ff));
+    bf_val_set(v, "num_hidden_layers", bf_val_int(c.n_layer));
+    bf_val_set(v, "num_attention_heads", bf_val_int(c.n_head));
+    bf_val_set(v, "num_key_value_heads", bf_val_int(c.n_head));
+    bf_val_set(v, "head_dim", bf_val_int(c.d_model / c.n_head));
+    bf_val_set(v, "max_position_embeddings", bf_val_int(c.ctx));
+    /* the model's own constants: RMSNorm's ε (lib/model/ops.c) and RoPE's
+     * base, whose rotate-half pairing is transformers' too */
+    bf_val_set(v, "rms_norm_eps", bf_val_float(1e-5));
+    bf_val_set(v, "rope_theta", bf_val_float(10000.0));
+    bf_val_set(v, "hidden_act", bf_val_str("silu"));
+    bf_val_set(v, "attention_bias", bf_val_bool(0));
+    bf_val_set(v, "mlp_bias", bf_val_bool(0));
+    bf_val_set(v, "attention_dropout", bf_val_float(0.0));
+    bf_val_set(v, "tie_word_embeddings", bf_val_bool(c.tie_embed));
+    bf_val_set(v, "torch_dtype",
+               bf_val_str(o->float_dtype == BF_F16 ? "float16" : o->float_dtype == BF_BF16 ? "bfloat16" : "float32"));
+    bf_buf b = {0};
+    int rc = bf_json_write(&b, v);
+    bf_val_free(v);
+    if (rc) {
+        free(b.p);
+        return -1;
+    }
+    bf_buf_put(&b, "\n", 1);
+    *buf = b.p;
+    *len = b.n;
+    return 0;
+}

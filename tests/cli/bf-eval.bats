@@ -332,6 +332,29 @@ same_metrics() {
     [[ $a == "$b" ]] || fail "2 threads: $a; 1 thread: $b"
 }
 
+@test "eval-45 --logprobs FILE: every position's log-probabilities; they sum to 1 a position and give bf-eval's loss; refusals" {
+    bf-data seq --task sort --min-len 2 --max-len 4 --n-train 40 --n-val 16 -o d.bf
+    bf-init --like d.bf --d 16 --heads 2 --layers 1 -o a.bf
+    bf-quantize a.bf -o q.bf
+    local m
+    for m in a.bf q.bf; do
+        bf-eval --json --data d.bf --batch 5 --logprobs lp.bf $m >e.json
+        [[ $(bf-eval --json lp.bf | jget '$j->{kind}') == logprobs ]]
+        [[ $(bf-eval --json lp.bf | jshape logprobs) == 16,$(jget '$j->{tokens} / 16' e.json),256 ]]
+        # each position's probabilities sum to 1; the targets' give the loss bf-eval printed
+        paste <(bf-dump logprobs lp.bf) <(bf-dump val.y d.bf | tr ' ' '\n') | awk -F'\t' -v want="$(jget '$j->{loss}' e.json)" '
+            { n = split($1, lp, " "); s = 0; for (i = 1; i <= n; i++) s += exp(lp[i])
+              if (s < 0.999 || s > 1.001) { print "a position sums to " s; exit 1 }
+              if ($2 >= 0) { tot -= lp[$2 + 1]; k++ } }
+            END { d = tot / k - want; if (d < 0) d = -d; if (d > 1e-5 * want) { print tot / k " against " want; exit 1 } }' ||
+            fail "$m"
+    done
+    run3 bf-eval --logprobs lp.bf a.bf
+    assert_usage_error bf-eval
+    run3 bf-eval --data d.bf --incremental --logprobs lp.bf a.bf
+    assert_usage_error bf-eval
+}
+
 @test "eval-50 --compare REF: a model against itself has KL 0 and no delta; against another, KL > 0 and REF's own metrics" {
     bf-data seq --task sort --min-len 2 --max-len 4 --n-train 40 --n-val 16 -o d.bf
     bf-init --like d.bf --d 16 --heads 2 --layers 1 -o a.bf

@@ -27,7 +27,7 @@ model() {   # a float model and its ternary version, rows of 256
     [[ $status -eq 0 && ! -s $T/err ]]
     grep -q '^usage: bf-export' "$T/out"
     local f
-    for f in --format --names --dtype --ternary --type --float --fallback --output gguf safetensors tq2_0 tq1_0 bf16 packed; do
+    for f in --format --names --dtype --ternary --type --float --fallback --config --output gguf safetensors tq2_0 tq1_0 bf16 packed; do
         grep -q -- "$f" "$T/out" || fail "--help does not mention $f"
     done
     prints_version bf-export
@@ -130,6 +130,45 @@ model() {   # a float model and its ternary version, rows of 256
 }
 
 # ----------------------------------------------------------------- 2x gguf
+
+@test "export-16 --config: the Hugging Face LlamaConfig beside the hf-named file; what Llama cannot express is one line, no file" {
+    model
+    bf-export --format safetensors --names hf --config c.json -o m.safetensors f32.bf
+    [[ -s m.safetensors ]]
+    [[ $(jget '$j->{model_type}' c.json) == llama && $(jget '$j->{architectures}[0]' c.json) == LlamaForCausalLM ]]
+    [[ $(jget 'join ",", map { $j->{$_} } qw(vocab_size hidden_size intermediate_size num_hidden_layers num_attention_heads num_key_value_heads head_dim max_position_embeddings)' c.json) == 9,256,512,1,4,4,64,4 ]] ||
+        fail "$(<c.json)"
+    [[ $(jget '$j->{rms_norm_eps} == 1e-5 && $j->{rope_theta} == 10000 ? "ok" : "no"' c.json) == ok ]]
+    [[ $(jget '$j->{tie_word_embeddings} ? "tied" : "untied"' c.json) == untied && $(jget '$j->{torch_dtype}' c.json) == float32 ]]
+    bf-export --format safetensors --names hf --dtype bf16 --config c16.json -o /dev/null tq2.bf
+    [[ $(jget '$j->{torch_dtype}' c16.json) == bfloat16 ]]
+    bf-init --vocab 9 --ctx 4 --d 16 --heads 2 --layers 1 --tie -o tied.bf
+    bf-export --format safetensors --names hf --config t.json -o /dev/null tied.bf
+    [[ $(jget '$j->{tie_word_embeddings} ? "tied" : "untied"' t.json) == tied ]]
+    local flags why
+    while IFS='|' read -r flags why; do
+        # shellcheck disable=SC2086
+        bf-init --vocab 9 --ctx 4 --d 16 --heads 2 --layers 1 $flags -o odd.bf
+        run3 bf-export --format safetensors --names hf --config odd.json -o odd.safetensors odd.bf
+        assert_data_error bf-export
+        [[ $stderr == "bf-export: Hugging Face's LlamaConfig cannot express $why" ]] || fail "$flags: $stderr"
+        [[ ! -e odd.json && ! -e odd.safetensors ]] || fail "$flags: a file was written"
+    done <<'EOF2'
+--norm layer|LayerNorm (norm 'layer')
+--act gelu|an MLP other than SwiGLU
+--pos learned|learned positions
+--subln|BitNet's sub-norms
+--attn full|full attention
+--recursion 1,1,2 --attn full|recursion
+EOF2
+    for flags in "--config x.json" "--names bitforge --config x.json" "--names hf --ternary packed --config x.json"; do
+        # shellcheck disable=SC2086
+        run3 bf-export --format safetensors $flags f32.bf
+        assert_usage_error bf-export
+    done
+    run3 bf-export --format gguf --config x.json f32.bf
+    assert_usage_error bf-export
+}
 
 @test "export-20 gguf: magic, version 3, llama, names, aligned data" {
     model

@@ -35,7 +35,18 @@ export BF_BIN BF_INTEROP_WORK
 trap 'rm -rf "$BF_INTEROP_WORK"' EXIT INT TERM
 status=0
 for c in tests/interop/check_*.py; do
+    [ "$c" = tests/interop/check_transformers.py ] && continue
     echo "# $c"
     "$PY" "$c" || status=1
 done
+# Hugging Face transformers lives in its own environment (Debian's torch;
+# scripts/deps-interop): $BF_HF_PY, else that environment's python
+HF_PY=${BF_HF_PY:-${BF_HF_VENV:-${HOME:-/tmp}/.cache/bitforge/hf-venv}/bin/python}
+echo "# tests/interop/check_transformers.py"
+if "$HF_PY" -c 'import torch, transformers, numpy, msgpack' 2>/dev/null; then
+    # (transformers' warnings about torch go to a file; the checks' lines are on stdout)
+    "$HF_PY" tests/interop/check_transformers.py 2>"$BF_INTEROP_WORK/hf.err" || { status=1; cat "$BF_INTEROP_WORK/hf.err"; }
+else
+    echo "check-interop: SKIPPED check_transformers.py: no torch and transformers in $HF_PY (scripts/deps-interop makes them)"
+fi
 exit $status
