@@ -137,16 +137,31 @@ static void count_next_token(const bf_split *sp, size_t *targets, size_t *next)
     }
 }
 
-/* vocab and ctx of a data stream, read and verified whole; a puzzle's data
- * (not next-token rows) also gives the defaults a puzzle needs: every cell
- * sees every cell (full attention), positions learned (a grid is not a
+/* vocab and ctx of a data stream (its header meta), read and verified
+ * whole; when it holds rows (a data set of bf-data), a puzzle's rows (not
+ * next-token rows) also give the defaults a puzzle needs: every cell sees
+ * every cell (full attention), positions learned (a grid is not a
  * sequence), and a wider initialization */
 static void take_like(struct cmdline *cl)
 {
+    const char *path = cl->like, *label = path && strcmp(path, "-") ? path : "stdin";
+    bf_header h;
+    bf_tset s;
+    if (bf_read_all(path, &h, &s)) bf_die_lib();
+    if (strcmp(h.kind, "data") != 0) bf_die("%s: a '%s' stream, not 'data'", label, h.kind);
+    int64_t vocab, ctx;
+    if (bf_val_get_int(h.meta, "vocab", 0, &vocab) || vocab < 1 || vocab > BF_MAX_VOCAB)
+        bf_die("%s: data meta has no valid 'vocab'", label);
+    if (bf_val_get_int(h.meta, "ctx", 0, &ctx) || ctx < 1 || ctx > BF_MAX_CTX) bf_die("%s: data meta has no valid 'ctx'", label);
+    cl->cfg.vocab = (int)vocab;
+    cl->cfg.ctx = (int)ctx;
+    if (!bf_tset_find(&s, "train.y")) {   /* no rows to read the kind from */
+        bf_tset_release(&s);
+        bf_header_release(&h);
+        return;
+    }
     bf_dataset d;
-    if (bf_data_load(cl->like, &d)) bf_die_lib();
-    cl->cfg.vocab = d.vocab;
-    cl->cfg.ctx = d.ctx;
+    if (bf_data_from_tset(label, &h, &s, &d)) bf_die_lib();
     size_t targets = 0, next = 0;
     count_next_token(&d.train, &targets, &next);
     count_next_token(&d.val, &targets, &next);
