@@ -21,7 +21,7 @@ BF_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter
 # Programs (and the test tools, which are programs too) also see cmd/common:
 # option tables, usage text and messages belong to programs, not the library.
 CMD_CFLAGS := -Icmd/common
-LDLIBS := -Wl,--as-needed -lopenblas -llapacke -lmsgpackc -larchive -llzma -lzstd -lxxhash -lm -pthread
+LDLIBS := -Wl,--as-needed -lopenblas -llapacke -lmsgpackc -larchive -llzma -lzstd -lxxhash -ljansson -lm -pthread
 
 # The library, one folder per part (docs/ARCHITECTURE.md; lib/layers says
 # which part may include which).

@@ -420,6 +420,52 @@ static int tensor_entry(const char *label, const char *name, const bf_val *e, ui
     return 0;
 }
 
+/* The header's walk: each entry checked as it comes, in the header's order,
+ * its offsets against the data before the next entry is looked at.  The
+ * whole header is parsed first (bf_json_each: jansson parses all of it,
+ * then hands out one entry at a time as a bf_val, released once checked; a
+ * tensor keeps only its in_tensor), rather than walked by hand a key at a
+ * time with jansson for each value: that would keep JSON syntax (keys,
+ * ':' and ',') in this file, for a saving only on headers of very many
+ * entries, which already cost less than the worst header of one entry
+ * (lib/support/json.c has the figures).  So a syntax error anywhere now
+ * comes before a bad entry earlier in the header.  A name cannot repeat:
+ * the parse refuses a repeated key. */
+typedef struct {
+    const char *label;
+    uint64_t data_len;
+    in_tensor *t;
+    size_t cnt, cap;
+    bf_val *meta;
+} header_walk;
+
+static int header_entry(void *ctx, const char *key, bf_val *v)
+{
+    header_walk *w = ctx;
+    if (strcmp(key, "__metadata__") == 0) {
+        int bad = v->type != BF_MAP;
+        for (size_t k = 0; !bad && k < v->v.a.n; k++)
+            if (v->v.a.items[k].type != BF_STR) bad = 1;
+        if (bad) {
+            bf_val_free(v);
+            return bf_err("%s: __metadata__ is not an object of strings", w->label);
+        }
+        w->meta = v;
+        return 0;
+    }
+    if (w->cnt == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 64;
+        w->t = bf_xrealloc(w->t, w->cap * sizeof *w->t);
+    }
+    in_tensor *t = &w->t[w->cnt];
+    memset(t, 0, sizeof *t);
+    t->name = bf_xstrdup(key);
+    t->order = w->cnt++;
+    int e = tensor_entry(w->label, key, v, w->data_len, t);
+    bf_val_free(v);
+    return e;
+}
+
 /* Parses the header: tensors into *out (sorted by name), metadata into *meta. */
 /* data_len UINT64_MAX: not known yet; *covered (may be NULL) is then the
  * size of the data section the offsets describe. */
@@ -428,85 +474,35 @@ static int parse_header(const char *label, const char *js, size_t n, uint64_t da
 {
     char pl[BF_MAX_NAME + 64];
     snprintf(pl, sizeof pl, "%s: JSON header", label);
-    bf_json_parser p = {js, n, 0, pl};
-    bf_buf tmp = {0};
-    in_tensor *t = NULL;
-    size_t cnt = 0, cap = 0;
-    *meta = NULL;
+    header_walk w = {.label = label, .data_len = data_len};
     int rc = -1;
     if (n == 0 || js[0] != '{') { bf_err("%s: the JSON header does not start with '{'", label); goto out; }
-    p.i = 1;
-    bf_json_ws(&p);
-    if (p.i < p.n && js[p.i] == '}') p.i++;
-    else
-        for (;;) {
-            bf_json_ws(&p);
-            if (bf_json_string(&p, &tmp)) goto out;
-            char *key = bf_xstrdup((const char *)tmp.p);
-            bf_json_ws(&p);
-            if (p.i >= p.n || js[p.i] != ':') { free(key); bf_err("%s: JSON header: expected ':' at byte %zu", label, p.i); goto out; }
-            p.i++;
-            bf_val *v = bf_json_value(&p, 1, &tmp);
-            if (!v) { free(key); goto out; }
-            if (strcmp(key, "__metadata__") == 0) {
-                int bad = *meta != NULL ? 1 : v->type != BF_MAP ? 2 : 0;
-                for (size_t k = 0; !bad && k < v->v.a.n; k++)
-                    if (v->v.a.items[k].type != BF_STR) bad = 3;
-                free(key);
-                if (bad) {
-                    bf_val_free(v);
-                    bf_err("%s: %s", label, bad == 1 ? "__metadata__ appears twice" : "__metadata__ is not an object of strings");
-                    goto out;
-                }
-                *meta = v;
-            } else {
-                if (cnt == cap) {
-                    cap = cap ? 2 * cap : 64;
-                    t = bf_xrealloc(t, cap * sizeof *t);
-                }
-                memset(&t[cnt], 0, sizeof *t);
-                t[cnt].name = key;
-                t[cnt].order = cnt;
-                cnt++;
-                int e = tensor_entry(label, key, v, data_len, &t[cnt - 1]);
-                bf_val_free(v);
-                if (e) goto out;
-            }
-            bf_json_ws(&p);
-            if (p.i < p.n && js[p.i] == ',') { p.i++; continue; }
-            if (p.i < p.n && js[p.i] == '}') { p.i++; break; }
-            bf_err("%s: JSON header: expected ',' or '}' at byte %zu", label, p.i);
-            goto out;
-        }
-    bf_json_ws(&p);
-    if (p.i != p.n) { bf_err("%s: JSON header: trailing bytes at byte %zu", label, p.i); goto out; }
+    if (bf_json_each(js, n, pl, header_entry, &w)) goto out;
     /* contiguous: sorted by offset, each begins where the one before ends */
-    if (cnt) qsort(t, cnt, sizeof *t, cmp_begin);
+    if (w.cnt) qsort(w.t, w.cnt, sizeof *w.t, cmp_begin);
     uint64_t at = 0;
-    for (size_t k = 0; k < cnt; k++) {
-        if (t[k].begin != at)
-            { bf_err("%s: '%s' begins at data offset %llu, not %llu: %s", label, t[k].name, (unsigned long long)t[k].begin,
-                     (unsigned long long)at, t[k].begin > at ? "a hole before it" : "it overlaps another"); goto out; }
-        at = t[k].end;
+    for (size_t k = 0; k < w.cnt; k++) {
+        if (w.t[k].begin != at)
+            { bf_err("%s: '%s' begins at data offset %llu, not %llu: %s", label, w.t[k].name, (unsigned long long)w.t[k].begin,
+                     (unsigned long long)at, w.t[k].begin > at ? "a hole before it" : "it overlaps another"); goto out; }
+        at = w.t[k].end;
     }
     if (covered) *covered = at;
     if (data_len != UINT64_MAX && at != data_len)
         { bf_err("%s: the tensors cover %llu of the %llu bytes of data", label, (unsigned long long)at, (unsigned long long)data_len); goto out; }
-    if (cnt) qsort(t, cnt, sizeof *t, cmp_name);
-    for (size_t k = 1; k < cnt; k++)
-        if (strcmp(t[k - 1].name, t[k].name) == 0) { bf_err("%s: tensor '%s' appears twice", label, t[k].name); goto out; }
+    if (w.cnt) qsort(w.t, w.cnt, sizeof *w.t, cmp_name);
     rc = 0;
 out:
-    free(tmp.p);
     if (rc) {
-        free_entries(t, cnt);
-        bf_val_free(*meta);
-        *meta = NULL;
-        t = NULL;
-        cnt = 0;
+        free_entries(w.t, w.cnt);
+        bf_val_free(w.meta);
+        w.meta = NULL;
+        w.t = NULL;
+        w.cnt = 0;
     }
-    *out = t;
-    *nt = cnt;
+    *meta = w.meta;
+    *out = w.t;
+    *nt = w.cnt;
     return rc;
 }
 
@@ -544,10 +540,7 @@ static int make_config(const char *label, const bf_val *meta, const bf_st_import
     if (js) {
         char pl[BF_MAX_NAME + 64];
         snprintf(pl, sizeof pl, "%s: bitforge.config", label);
-        bf_json_parser p = {js, strlen(js), 0, pl};
-        bf_buf tmp = {0};
-        bf_val *v = bf_json_value(&p, 0, &tmp);
-        free(tmp.p);
+        bf_val *v = bf_json_parse(js, strlen(js), pl);
         if (!v) return -1;
         int e = v->type != BF_MAP ? 1 : bf_config_from_meta(v, c) ? 2 : 0;
         bf_val_free(v);
@@ -631,10 +624,7 @@ int bf_st_parse(const uint8_t *buf, size_t len, const char *label, const bf_st_i
     if (tj) {
         char pl[BF_MAX_NAME + 64];
         snprintf(pl, sizeof pl, "%s: bitforge.ternary", label);
-        bf_json_parser p = {tj, strlen(tj), 0, pl};
-        bf_buf tmp = {0};
-        tern = bf_json_value(&p, 0, &tmp);
-        free(tmp.p);
+        tern = bf_json_parse(tj, strlen(tj), pl);
         if (!tern) goto out;
         if (tern->type != BF_MAP) { bf_err("%s: bitforge.ternary is not an object", label); goto out; }
         for (size_t k = 0; k < tern->v.a.n; k++)

@@ -283,11 +283,14 @@ static void test_vq_int8(void)
 
 static void test_json(void)
 {
-    const char *doc = "{\"a\":1,\"b\":-2.5,\"c\":[true,false,null,\"x\\u00e9\\n\"],\"d\":{},\"e\":2.0,\"f\":18446744073709551615}";
+    const char *doc = "{\"a\":1,\"b\":-2.5,\"c\":[true,false,null,\"x\\u00e9\\n\"],\"d\":{},\"e\":2.0,\"f\":9223372036854775807,"
+                      "\"g\":-9223372036854775808,\"h\":1e-999}";
     bf_val *v = bf_json_parse(doc, strlen(doc), "manifest.json");
     ok(v && v->type == BF_MAP, "json: parses");
-    ok(v && bf_val_get(v, "a")->type == BF_INT && bf_val_get(v, "e")->type == BF_FLOAT && bf_val_get(v, "f")->type == BF_UINT,
-       "json: integers, floats and large integers keep their types");
+    ok(v && bf_val_get(v, "a")->type == BF_INT && bf_val_get(v, "e")->type == BF_FLOAT && bf_val_get(v, "f")->type == BF_INT &&
+       bf_val_get(v, "f")->v.i == INT64_MAX && bf_val_get(v, "g")->v.i == INT64_MIN && bf_val_get(v, "h")->type == BF_FLOAT,
+       "json: integers (all of int64) and floats keep their types");
+    ok(v && v->v.a.n == 8 && strcmp(v->v.a.keys[0], "a") == 0 && strcmp(v->v.a.keys[7], "h") == 0, "json: keys keep their order");
     bf_buf b = {0};
     ok(v && bf_json_write(&b, v) == 0, "json: writes");
     bf_val *w = b.p ? bf_json_parse((const char *)b.p, b.n, "manifest.json") : NULL;
@@ -297,17 +300,64 @@ static void test_json(void)
     free(b2.p);
     bf_val_free(v);
     bf_val_free(w);
-    static const char *const bad[] = {"", "{", "[1,]", "{\"a\"}", "{\"a\":1,\"a\":2}", "\"\\u0000\"", "\"\\ud800\"", "01", "1.",
-                                      "[1] x", "\"a\nb\"", "nul", "1e999", "{\"a\":1}}", "-", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"};
+    /* each bad document and a word its message must hold */
+    static const char *const bad[][2] = {
+        {"", "unexpected end"}, {"{", "unexpected end"}, {"[1,]", "bad value"}, {"{\"a\"}", "expected ':'"},
+        {"{\"a\":1,\"a\":2}", "duplicate key"}, {"\"\\u0000\"", "NUL"}, {"{\"a\\u0000\":1}", "NUL"},
+        {"\"\\ud800\"", "surrogate"}, {"01", "at byte"}, {"1.", "at byte"}, {"[1] x", "trailing bytes"},
+        {"\"a\nb\"", "control character"}, {"\"a\xff\"", "invalid UTF-8"}, {"\"\xc0\xaf\"", "invalid UTF-8"},
+        {"\"\xed\xa0\x80\"", "invalid UTF-8"}, {"nul", "at byte"}, {"1e999", "number out of range"},
+        {"9223372036854775808", "integer out of range"}, {"-9223372036854775809", "integer out of range"},
+        {"18446744073709551615", "integer out of range"}, {"{\"a\":1}}", "trailing bytes"}, {"-", "at byte"},
+        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "nesting too deep"}};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        bf_val *x = bf_json_parse(bad[k], strlen(bad[k]), "manifest.json");
-        ok(!x, "json: refuses bad document %zu (%s)", k, bf_errmsg());
+        bf_val *x = bf_json_parse(bad[k][0], strlen(bad[k][0]), "manifest.json");
+        ok(!x && strncmp(bf_errmsg(), "manifest.json: ", 15) == 0 && strstr(bf_errmsg(), bad[k][1]),
+           "json: refuses bad document %zu (%s)", k, bf_errmsg());
         bf_val_free(x);
+    }
+    /* the limits: 32 levels below the top and 65,536 entries a container */
+    char deep[80];
+    for (int d = 0; d < 2; d++) {
+        int n = 33 + d;
+        for (int k = 0; k < n; k++) deep[k] = '[';
+        for (int k = 0; k < n; k++) deep[n + k] = ']';
+        bf_val *x = bf_json_parse(deep, (size_t)(2 * n), "manifest.json");
+        ok(d ? !x && strstr(bf_errmsg(), "nesting too deep") : x != NULL, "json: %d nested arrays %s", n, d ? "refused" : "read");
+        bf_val_free(x);
+    }
+    for (int d = 0; d < 2; d++) {
+        bf_buf t = {0};
+        size_t n = 65536 + (size_t)d;
+        bf_buf_str(&t, "{");
+        for (size_t k = 0; k < n; k++) {
+            char e[32];
+            snprintf(e, sizeof e, "%s\"k%zu\":%zu", k ? "," : "", k, k);
+            bf_buf_str(&t, e);
+        }
+        bf_buf_str(&t, "}");
+        double t0 = bf_now();
+        bf_val *x = bf_json_parse((const char *)t.p, t.n, "manifest.json");
+        double dt = bf_now() - t0;
+        if (d) ok(!x && strstr(bf_errmsg(), "too many entries"), "json: %zu keys refused (%s)", n, bf_errmsg());
+        else
+            ok(x && x->v.a.n == n && strcmp(x->v.a.keys[n - 1], "k65535") == 0 && x->v.a.items[n - 1].v.i == 65535 && dt < 5,
+               "json: %zu keys read, in order, in %.3f s", n, dt);
+        bf_val_free(x);
+        free(t.p);
     }
     bf_val *f = bf_val_map();
     bf_val_set(f, "x", bf_val_float(NAN));
     b = (bf_buf){0};
     ok(bf_json_write(&b, f) != 0, "json: a NaN is refused");
+    free(b.p);
+    bf_val_free(f);
+    f = bf_val_arr();
+    bf_val *u = bf_val_new(BF_UINT);
+    u->v.u = UINT64_MAX;
+    bf_val_push(f, u);
+    b = (bf_buf){0};
+    ok(bf_json_write(&b, f) != 0 && strstr(bf_errmsg(), "integer"), "json: an integer above int64 is refused (%s)", bf_errmsg());
     free(b.p);
     bf_val_free(f);
 }
