@@ -2,6 +2,7 @@
 #   make            lib/libbf.a and bin/bf-*
 #   make test       C unit tests and bats files, through prove
 #   make check-asan the same suite built with ASan/UBSan in build-asan/
+#   make check-valgrind  every program under valgrind on the FAST pipeline's streams
 #   make check-layers  the library's parts keep to their arrows (lib/layers)
 #   make fuzz       libFuzzer harnesses (tests/fuzz), FUZZ_SECONDS each
 #   make bench      benchmarks (never part of test)
@@ -141,6 +142,13 @@ check-layers: $(LIBA)
 check-asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
 
+# Every program under valgrind's memcheck, on the FAST pipeline's streams
+# (made first when they are not there; FRESH=1 makes them again): errors and
+# leaks, a row per command in tests/valgrind-results.md.  Not part of test:
+# about 15 minutes on one core (scripts/check-valgrind).
+check-valgrind: all $(BUILD)/obj/tools/bf-tstat
+	BIN=$(abspath $(BUILD)/bin) TOOLS=$(abspath $(BUILD)/obj/tools) scripts/check-valgrind
+
 # libFuzzer harnesses (tests/fuzz/README): the library is built once with
 # coverage and the sanitizers (undefined behaviour stops the run, as a crash
 # does), and every tests/fuzz/fuzz_*.c links against it.
@@ -193,7 +201,7 @@ clean:
 	rm -rf bin lib/libbf.a obj build-asan build-fuzz
 	@$(MAKE) --no-print-directory -C bench clean 2>/dev/null || true
 
-.PHONY: all test check-ref check-asan fuzz bench pipeline deps install clean emu-image
+.PHONY: all test check-ref check-asan check-valgrind fuzz bench pipeline deps install clean emu-image
 .SECONDARY:
 
 # bf-export's and bf-import's files checked by the real clients: gguf's
