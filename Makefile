@@ -146,7 +146,7 @@ check-asan:
 # (made first when they are not there; FRESH=1 makes them again): errors and
 # leaks, a row per command in tests/valgrind-results.md.  Not part of test:
 # about 15 minutes on one core (scripts/check-valgrind).
-check-valgrind: all $(BUILD)/obj/tools/bf-tstat
+check-valgrind: all $(BUILD)/obj/tools/bf-tstat $(BUILD)/obj/tools/bf-dump
 	BIN=$(abspath $(BUILD)/bin) TOOLS=$(abspath $(BUILD)/obj/tools) scripts/check-valgrind
 
 # libFuzzer harnesses (tests/fuzz/README): the library is built once with

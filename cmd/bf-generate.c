@@ -219,7 +219,14 @@ static size_t stopped_by(const struct cmdline *cl, const unsigned char *text, si
 
 static void generate(const struct cmdline *cl, bf_model *m, const char *prompt, size_t P, bf_rng *rng, totals *tot)
 {
-    if (!P) bf_die("an empty prompt: a continuation needs at least one token to follow");
+    if (!P && cl->prompt) bf_die("an empty prompt: a continuation needs at least one token to follow");
+    if (!P) {   /* an empty line of stdin: nothing to continue, and its line out keeps the lines in step */
+        static const char empty[] = "{\"prompt\":\"\",\"text\":\"\",\"tokens\":0,\"prompt_tokens\":0,\"seconds\":0,\"stopped\":\"empty\"}\n";
+        if (cl->json) out_bytes(empty, sizeof empty - 1);
+        else out_bytes("\n", 1);
+        out_flush();
+        return;
+    }
     int32_t *x = bf_xmalloc(P * sizeof *x);
     for (size_t k = 0; k < P; k++) {
         x[k] = (unsigned char)prompt[k];

@@ -69,6 +69,9 @@ F() { echo "$BATS_FILE_TMPDIR/$1"; }
     bf-generate -q "$(F f.bf)" - <p.txt | cmp - a.txt
     # the last line without its newline is a prompt too
     printf 'Reverse: 12=' | bf-generate -q "$(F f.bf)" | cmp - <(printf '21\n')
+    # an empty line has nothing to continue: an empty line out keeps the lines in step
+    printf 'Reverse: 12=\n\nCopy: 56=\n' | bf-generate -q "$(F f.bf)" | cmp - <(printf '21\n\n56\n')
+    [[ $(printf '\n' | bf-generate -q --json "$(F f.bf)" | jget '$j->{stopped}') == empty ]]
 }
 
 @test "gen-12 a ternary model on the integer kernels: the answer, the same bytes on 1 and 2 threads" {
