@@ -227,12 +227,12 @@ static void generate(const struct cmdline *cl, bf_model *m, const char *prompt, 
         out_flush();
         return;
     }
-    int32_t *x = bf_xmalloc(P * sizeof *x);
-    for (size_t k = 0; k < P; k++) {
-        x[k] = (unsigned char)prompt[k];
-        if (x[k] >= m->cfg.vocab) bf_die("the prompt's byte %d is outside the model's vocab of %d", x[k], m->cfg.vocab);
-    }
+    for (size_t k = 0; k < P; k++)   /* checked before anything is allocated */
+        if ((unsigned char)prompt[k] >= m->cfg.vocab)
+            bf_die("the prompt's byte %d is outside the model's vocab of %d", (unsigned char)prompt[k], m->cfg.vocab);
     if (P >= (size_t)m->cfg.ctx) bf_die("a prompt of %zu bytes leaves no room in the context of %d", P, m->cfg.ctx);
+    int32_t *x = bf_xmalloc(P * sizeof *x);
+    for (size_t k = 0; k < P; k++) x[k] = (unsigned char)prompt[k];
     int room = m->cfg.ctx - (int)P, max_new = cl->max_new && cl->max_new < room ? cl->max_new : room;
     unsigned char *text = bf_xmalloc((size_t)max_new + 1);
     size_t n = 0, shown = 0, steps = 0;
