@@ -194,8 +194,9 @@ int bf_trm_solve(bf_model *m, const int32_t *x, int B, double halt_p, int max_st
     size_t N = (size_t)B * (size_t)T, V = (size_t)m->cfg.vocab;
     bf_trm r;
     if (bf_trm_init(&r, m, B, T, 0)) return -1;
-    /* every blank a target, so that the readout makes its log-probabilities
-     * (the token named is a placeholder: the loss is not used) */
+    /* every blank a target, so that the readout makes its log-probabilities;
+     * any token in the vocab serves as the target, since only the
+     * log-probabilities are read, never the loss */
     int32_t *tgt = bf_xmalloc(N * sizeof *tgt);
     for (size_t i = 0; i < N; i++) tgt[i] = x[i] == 0 ? 1 : -1;
     memcpy(out, x, N * sizeof *out);
