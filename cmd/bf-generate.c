@@ -121,18 +121,12 @@ static void parse_command_line(int argc, char **argv, struct cmdline *cl)
 
 static void out_bytes(const void *p, size_t n)
 {
-    if (n && fwrite(p, 1, n, stdout) != n) {
-        if (errno == EPIPE) exit(1);
-        bf_die("write error on standard output: %s", bf_strerror(errno));
-    }
+    if (n && fwrite(p, 1, n, stdout) != n) bf_cli_stdout_failed();
 }
 
 static void out_flush(void)
 {
-    if (fflush(stdout)) {
-        if (errno == EPIPE) exit(1);
-        bf_die("write error on standard output: %s", bf_strerror(errno));
-    }
+    if (fflush(stdout)) bf_cli_stdout_failed();
 }
 
 /* text bytes as they are, or escaped for a terminal */

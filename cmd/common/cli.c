@@ -190,11 +190,16 @@ void bf_cli_lineage(bf_header *h)
     bf_val_push(h->lineage, e);
 }
 
+void bf_cli_stdout_failed(void)
+{
+    if (errno == EPIPE) exit(1);
+    bf_die("write error on standard output: %s", bf_strerror(errno));
+}
+
 void bf_cli_close_stdout(void)
 {
     if (fflush(stdout) == 0 && !ferror(stdout)) return;
-    if (errno == EPIPE) exit(1);
-    bf_die("write error on standard output: %s", bf_strerror(errno));
+    bf_cli_stdout_failed();
 }
 
 bf_writer *bf_cli_open_output(bf_header *h)
@@ -283,10 +288,7 @@ void bf_cli_write_bytes_to(const char *path, const uint8_t *buf, size_t len)
     if (!path || strcmp(path, "-") == 0) {
         for (size_t at = 0; at < len;) {
             size_t w = fwrite(buf + at, 1, len - at, stdout);
-            if (w == 0) {
-                if (errno == EPIPE) exit(1);
-                bf_die("write error on standard output: %s", bf_strerror(errno));
-            }
+            if (w == 0) bf_cli_stdout_failed();
             at += w;
         }
         bf_cli_close_stdout();

@@ -84,6 +84,9 @@ void bf_cli_clone_model(const bf_model *src, const bf_header *h, bf_model *dst);
  * — a temporary file beside it, renamed at the end, removed on failure or
  * a signal — or to stdout (EPIPE ends quietly).  Dies on failure. */
 void bf_cli_write_bytes(const uint8_t *buf, size_t len);
+/* A write to stdout failed (errno set): quietly exit 1 on EPIPE, else die
+ * with one line. */
+_Noreturn void bf_cli_stdout_failed(void);
 /* The same to path (NULL or "-": stdout): a second file beside -o. */
 void bf_cli_write_bytes_to(const char *path, const uint8_t *buf, size_t len);
 
