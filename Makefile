@@ -24,6 +24,14 @@ BF_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter
 CMD_CFLAGS := -Icmd/common
 LDLIBS := -Wl,--as-needed -lopenblas -llapacke -lmsgpackc -larchive -llzma -lzstd -lxxhash -ljansson -lm -pthread
 
+# MPI (OpenMPI's mpicc, installed by `make deps`): when it is there, the
+# programs can run as ranks of one job under mpirun (cmd/common/job.c; the
+# library itself never links MPI).  NO_MPI=1 builds without it.
+MPICC := $(if $(NO_MPI),,$(shell command -v mpicc 2>/dev/null))
+MPI_CFLAGS := $(if $(MPICC),-DBF_HAVE_MPI $(shell $(MPICC) --showme:compile 2>/dev/null))
+MPI_LIBS := $(if $(MPICC),$(shell $(MPICC) --showme:link 2>/dev/null))
+LDLIBS += $(MPI_LIBS)
+
 # The library, one folder per part (docs/ARCHITECTURE.md; lib/layers says
 # which part may include which).
 LIB_SRC := $(wildcard lib/*/*.c)
@@ -50,6 +58,15 @@ $(BUILD)/obj/lib/%.o: lib/%.c $(HEADERS)
 $(BUILD)/obj/common/%.o: cmd/common/%.c $(HEADERS) $(COMMON_HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(BF_CFLAGS) $(CMD_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+# the one file that speaks MPI (rebuilt when MPI comes or goes)
+$(BUILD)/obj/common/job.o: cmd/common/job.c $(HEADERS) $(COMMON_HEADERS) $(BUILD)/obj/mpi-flags
+	@mkdir -p $(@D)
+	$(CC) $(BF_CFLAGS) $(CMD_CFLAGS) $(MPI_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/mpi-flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(MPI_CFLAGS) $(MPI_LIBS)' | cmp -s - $@ || echo '$(MPI_CFLAGS) $(MPI_LIBS)' >$@
 
 $(COMMONA): $(COMMON_OBJ)
 	@mkdir -p $(@D)
@@ -201,7 +218,7 @@ clean:
 	rm -rf bin lib/libbf.a obj build-asan build-fuzz
 	@$(MAKE) --no-print-directory -C bench clean 2>/dev/null || true
 
-.PHONY: all test check-ref check-asan check-valgrind fuzz bench pipeline deps install clean emu-image
+.PHONY: FORCE all test check-ref check-asan check-valgrind fuzz bench pipeline deps install clean emu-image
 .SECONDARY:
 
 # bf-export's and bf-import's files checked by the real clients: gguf's

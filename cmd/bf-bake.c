@@ -131,7 +131,7 @@ static void write_adapter(const bf_adapter *a, const char *path)
     if (bf_adapter_to_tset(a, &h, &s)) bf_die_lib();
     if (path) {
         bf_cli_lineage(&h);
-        if (bf_write_all(path, &h, &s)) bf_die("%s: %s", path, bf_errmsg());
+        if (bf_write_all(bf_cli_out_path(path), &h, &s)) bf_die("%s: %s", path, bf_errmsg());
     } else {
         bf_cli_write_all(&h, &s);
     }
@@ -265,7 +265,7 @@ int main(int argc, char **argv)
 
     struct run r = {&cl, NULL, bf_cli_show_progress(), 0, 0, NULL, {0}, 0, 0};
     if (cl.log_path) {
-        r.log = fopen(cl.log_path, "a");
+        r.log = fopen(bf_cli_out_path(cl.log_path), "a");
         if (!r.log) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
     }
     /* checkpoints: the input model's; with --pursuit every state also

@@ -384,7 +384,7 @@ static void write_logprobs(const struct cmdline *cl, bf_model *m, const bf_split
     }
     free(y);
     bf_cli_lineage(&h);
-    if (bf_write_all(cl->logprobs, &h, &s)) bf_die("%s: %s", cl->logprobs, bf_errmsg());
+    if (bf_write_all(bf_cli_out_path(cl->logprobs), &h, &s)) bf_die("%s: %s", cl->logprobs, bf_errmsg());
     bf_tset_release(&s);
     bf_header_release(&h);
 }

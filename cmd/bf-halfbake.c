@@ -267,7 +267,7 @@ int main(int argc, char **argv)
         bf_header_release(&ah);
     } else {
         FILE *log = NULL;
-        if (cl.log_path && !(log = fopen(cl.log_path, "a"))) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
+        if (cl.log_path && !(log = fopen(bf_cli_out_path(cl.log_path), "a"))) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
         bake_set sets[2];
         int nsets = cl.prompt_b ? 2 : 1, quiet = bf_cli_state.quiet;
         load_set(&sets[0], "A", cl.prompt, cl.data, &m);

@@ -361,7 +361,7 @@ int main(int argc, char **argv)
 
     struct run r = {NULL, bf_cli_show_progress(), 0, method_names[cl.method], 0, 0};
     if (cl.log_path) {
-        r.log = fopen(cl.log_path, "a");
+        r.log = fopen(bf_cli_out_path(cl.log_path), "a");
         if (!r.log) bf_die("%s: %s", cl.log_path, bf_strerror(errno));
     }
     bf_dataset d;

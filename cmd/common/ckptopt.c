@@ -11,7 +11,7 @@ static void on_signal(int sig) { interrupted = 1; }
 static int save_state(void *ctx, const bf_header *h, const bf_tset *s)
 {
     const bf_ckptopt *o = ctx;
-    return bf_write_all(o->state_path, h, s);
+    return bf_write_all(bf_cli_out_path(o->state_path), h, s);
 }
 
 int bf_ckptopt_handle(bf_ckptopt *o, int c, const char *arg)

@@ -1,5 +1,6 @@
 /* cli.c — options, messages and exit status shared by every program. */
 #include "cli.h"
+#include "bf/dist.h"
 #include "bf/log.h"
 #include "bf/thread.h"
 
@@ -23,8 +24,18 @@ extern void openblas_set_num_threads(int) __attribute__((weak));
 
 bf_cli bf_cli_state = {.prog = "bitforge", .seed = 1, .progress = -1};
 
+/* In a job every rank meets the same errors at the same point, and rank 0
+ * says so: another rank waits a second before its own line, and mpirun,
+ * which ends the job when rank 0 exits, has ended it by then.  A rank that
+ * fails alone still says why. */
+static void job_hold_back(void)
+{
+    if (bf_dist_rank() != 0) sleep(1);
+}
+
 static void vmsg(const char *fmt, va_list ap)
 {
+    job_hold_back();
     fflush(stdout);
     fprintf(stderr, "%s: ", bf_cli_state.prog);
     vfprintf(stderr, fmt, ap);
@@ -48,6 +59,7 @@ void bf_usage_die(const char *fmt, ...)
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    job_hold_back();
     fprintf(stderr, "%s: %s (see '%s --help')\n", bf_cli_state.prog, msg, bf_cli_state.prog);
     exit(2);
 }
@@ -83,7 +95,21 @@ void bf_cli_begin(int argc, char **argv, const char *prog, const char *usage)
      * the default action of SIGXFSZ killing the program mid-file. */
     signal(SIGXFSZ, SIG_IGN);
     opterr = 0;
+    if (bf_cli_job_begin() > 1) {
+        /* the threads default to this machine's cores shared by its ranks */
+        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        int per = local && atoi(local) > 0 ? atoi(local) : 1;
+        bf_cli_state.threads = bf_cli_state.threads / per > 0 ? bf_cli_state.threads / per : 1;
+        if (bf_dist_rank() != 0) {   /* rank 0 alone writes, logs and shows progress */
+            bf_cli_state.quiet = 1;
+            int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || dup2(fd, 1) < 0) bf_die("/dev/null: %s", bf_strerror(errno));
+            close(fd);
+        }
+    }
 }
+
+const char *bf_cli_out_path(const char *path) { return bf_dist_rank() == 0 ? path : "/dev/null"; }
 
 long long bf_parse_int(const char *opt, const char *arg, long long min, long long max)
 {
@@ -130,7 +156,7 @@ int bf_cli_common(int c, const char *arg)
     case BF_OPT_THREADS: bf_cli_state.threads = (int)bf_parse_int("threads", arg, 1, 1024); return 1;
     case BF_OPT_SEED: bf_cli_state.seed = (uint64_t)bf_parse_int("seed", arg, 0, INT64_MAX); return 1;
     case BF_OPT_QUIET: bf_cli_state.quiet = 1; return 1;
-    case BF_OPT_PROGRESS: bf_cli_state.progress = 1; return 1;
+    case BF_OPT_PROGRESS: bf_cli_state.progress = bf_dist_rank() == 0; return 1;
     case ':': bf_usage_die("option '%s' needs a value", bf_cli_state.argv[optind - 1]);
     case '?':
         if (optopt) bf_usage_die("unknown option '-%c'", optopt);
@@ -141,7 +167,9 @@ int bf_cli_common(int c, const char *arg)
 
 void bf_cli_end(int writes_stream)
 {
-    if (writes_stream && !bf_cli_state.output && isatty(1))
+    /* (under mpirun stdout is a terminal of mpirun's, which passes the
+     * bytes on unchanged to wherever its own stdout goes) */
+    if (writes_stream && !bf_cli_state.output && isatty(1) && bf_dist_size() == 1)
         bf_usage_die("refusing to write a binary stream to a terminal (use -o FILE or a pipe)");
     /* OpenBLAS single-threaded; bf_sgemm splits products over our pool */
     if (openblas_set_num_threads) {
@@ -204,7 +232,7 @@ void bf_cli_close_stdout(void)
 
 bf_writer *bf_cli_open_output(bf_header *h)
 {
-    bf_writer *w = bf_writer_open(bf_cli_state.output);
+    bf_writer *w = bf_writer_open(bf_cli_out_path(bf_cli_state.output));
     if (!w) {
         /* a terminal on stdout is a usage matter, not a data one */
         if (!bf_cli_state.output && isatty(1)) bf_usage_die("%s", bf_errmsg());
@@ -271,6 +299,7 @@ void bf_cli_write_bytes(const uint8_t *buf, size_t len) { bf_cli_write_bytes_to(
 
 void bf_cli_write_bytes_to(const char *path, const uint8_t *buf, size_t len)
 {
+    if (bf_dist_rank() != 0) return;   /* rank 0 alone writes */
     /* Not a regular file (a device such as /dev/null, a FIFO): written in
      * place, as the stream writer does; renaming a temporary file over it
      * would replace it. */

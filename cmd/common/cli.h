@@ -56,6 +56,15 @@ void bf_cli_end(int writes_stream);
 const char *bf_cli_input(int argc, char **argv, int optind_);
 /* Opens the input stream; dies (exit 1) with the reader's message. */
 bf_reader *bf_cli_open_input(const char *path);
+/* Under an MPI launcher (mpirun): joins the job and hands the library its
+ * operations (bf/dist.h); returns the job's size, 0 when not launched as
+ * one.  A build without MPI refuses to run under a launcher.  Called by
+ * bf_cli_begin, which then gives every rank but 0 a silent stdout and
+ * --quiet, and shares the machine's cores among its ranks' threads. */
+int bf_cli_job_begin(void);
+/* Where this rank writes a file the program names: path on rank 0,
+ * /dev/null on the others (every rank computes; rank 0 alone writes). */
+const char *bf_cli_out_path(const char *path);
 /* Whether a progress bar should be drawn on stderr. */
 int bf_cli_show_progress(void);
 

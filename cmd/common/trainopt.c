@@ -81,7 +81,7 @@ void bf_trainopt_finish(bf_trainopt *t)
     t->train.seed = bf_cli_state.seed;
     t->progress = bf_cli_show_progress();
     if (t->log_path) {
-        t->log = fopen(t->log_path, "a");
+        t->log = fopen(bf_cli_out_path(t->log_path), "a");
         if (!t->log) bf_die("%s: %s", t->log_path, bf_strerror(errno));
     }
 }

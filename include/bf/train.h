@@ -191,6 +191,23 @@ void bf_train_config_words(const bf_train_cfg *c, const bf_optim *opt, char *out
  * in all), for a loop's config. */
 void bf_optim_config_words(const bf_optim_cfg *o, char *out, size_t cap);
 
+/* Data parallelism (bf/dist.h): a training loop's rank takes its share of
+ * each batch's rows (bf_train_share_rows: an error when the batch has fewer
+ * rows than the job has ranks), runs the forward and backward on them, and
+ * then, before anything looks at the loss or the gradients:
+ *   bf_train_share_mean  turns its share's mean loss over `targets` targeted
+ *                        positions into the batch's mean (a loss, a KL) and
+ *                        gives the share's weight targets/Σtargets;
+ *   bf_train_share_grads scales its gradients by that weight and sums them
+ *                        over the ranks, in rank order,
+ * so every rank holds the gradient of the batch's mean loss, as one process
+ * computes it up to the order of the float additions, and takes the same
+ * step.  With one process they change nothing (weight 1).  0, or -1 and
+ * bf_err. */
+int bf_train_share_rows(int batch, size_t *lo, size_t *hi);
+int bf_train_share_mean(double *mean, size_t targets, double *weight);
+int bf_train_share_grads(bf_pset *ps, double weight);
+
 void bf_train_default(bf_train_cfg *c);
 double bf_train_lr(const bf_train_cfg *c, int step);
 /* Clips the gradients of ps to a global L2 norm; returns the norm before. */

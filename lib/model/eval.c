@@ -1,6 +1,7 @@
 /* eval.c — a model on a data set: whether they agree, its metrics on a
  * split (bf/data.h). */
 #include "bf/data.h"
+#include "bf/dist.h"
 #include "bf/util.h"
 
 #include <math.h>
@@ -50,16 +51,62 @@ void bf_tally_batch(bf_tally *t, const bf_model *m, double mean_loss, int B)
     }
 }
 
+/* A batch's tally as five doubles (counts below 2^53 are exact), for a
+ * job's ranks to exchange. */
+enum { TALLY_WORDS = 5 };
+static void tally_pack(const bf_tally *t, double *w)
+{
+    w[0] = t->loss;
+    w[1] = (double)t->targets;
+    w[2] = (double)t->correct;
+    w[3] = (double)t->exact;
+    w[4] = (double)t->scored;
+}
+
+static void tally_add_packed(bf_tally *t, const double *w)
+{
+    t->loss += w[0];
+    t->targets += (size_t)w[1];
+    t->correct += (size_t)w[2];
+    t->exact += (size_t)w[3];
+    t->scored += (size_t)w[4];
+}
+
+/* In a job (bf/dist.h) each rank evaluates a contiguous share of the
+ * batches; the batches' tallies are then gathered and added in batch order,
+ * as one process adds them, so the metrics are the same bits as one
+ * process's for any number of ranks. */
 int bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
 {
-    bf_tally t = {0};
-    size_t T = s->T;
-    for (size_t r0 = 0; r0 < s->rows; r0 += (size_t)batch) {
+    size_t T = s->T, nb = (s->rows + (size_t)batch - 1) / (size_t)batch, lo, hi;
+    bf_dist_share(nb, &lo, &hi);
+    size_t most = (nb + (size_t)bf_dist_size() - 1) / (size_t)bf_dist_size();   /* the largest share */
+    double *mine = bf_xcalloc((most ? most : 1) * TALLY_WORDS, sizeof *mine);
+    int rc = 0;
+    for (size_t k = lo; k < hi && !rc; k++) {
+        size_t r0 = k * (size_t)batch;
         int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
         double loss = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
-        if (isnan(loss) && m->last_targets == 0) return -1;   /* the forward could not run */
-        bf_tally_batch(&t, m, loss, B);
+        if (isnan(loss) && m->last_targets == 0) { rc = -1; break; }   /* the forward could not run */
+        bf_tally one = {0};
+        bf_tally_batch(&one, m, loss, B);
+        tally_pack(&one, mine + (k - lo) * TALLY_WORDS);
     }
+    if (bf_dist_agree(rc)) { free(mine); return -1; }
+    bf_tally t = {0};
+    if (bf_dist_size() == 1) {
+        for (size_t k = 0; k < nb; k++) tally_add_packed(&t, mine + k * TALLY_WORDS);
+    } else {
+        size_t P = (size_t)bf_dist_size(), row = (most ? most : 1) * TALLY_WORDS;
+        double *all = bf_xmalloc(P * row * sizeof *all);
+        if (bf_dist_gather(mine, row * sizeof *mine, all)) { free(all); free(mine); return -1; }
+        for (size_t p = 0, k = 0; p < P; p++) {   /* rank p's share, as bf_dist_share gives it */
+            size_t n = nb / P + (p < nb % P);
+            for (size_t j = 0; j < n; j++, k++) tally_add_packed(&t, all + p * row + j * TALLY_WORDS);
+        }
+        free(all);
+    }
+    free(mine);
     bf_tally_done(&t, s->rows, out);
     return 0;
 }

@@ -15,6 +15,7 @@
  * payloads are written from the tensor's memory in bin32 chunks. */
 
 #include "bf/stream.h"
+#include "bf/dist.h"
 #include "bf/ternary.h"
 #include "bf/util.h"
 
@@ -80,6 +81,7 @@ struct bf_reader {
     nameset names;
     bf_header hdr;
     bf_tensor spare;       /* a mapped payload given back by bf_reader_recycle */
+    unsigned char *owned;  /* a stream in memory that the reader frees (a job's shared input) */
 };
 
 static int rerr(bf_reader *r, const char *fmt, ...) BF_PRINTF(2, 3);
@@ -324,19 +326,24 @@ static void take_val(bf_val **dst, bf_val *src)
     memset(src, 0, sizeof *src);
 }
 
+/* Whether the first `have` bytes (up to 6) can begin a stream: the magic is
+ * a map whose first key is "bf" (a2 62 66). */
+static int magic_ok(const unsigned char *p, size_t have)
+{
+    unsigned char peek[6] = {0};
+    memcpy(peek, p, have < 6 ? have : 6);
+    size_t at = (peek[0] & 0xf0) == 0x80 ? 1 : peek[0] == 0xde ? 3 : peek[0] == 0xdf ? 5 : 0;
+    return at && !(have >= at + 1 && peek[at] != 0xa2) && !(have >= at + 2 && peek[at + 1] != 0x62) &&
+           !(have >= at + 3 && peek[at + 2] != 0x66);
+}
+
 static int read_stream_header(bf_reader *r)
 {
     int rc = fill(r);
     if (rc == -1) return rerr(r, "empty input (not a bitforge stream)");
     if (rc) return -1;
-    /* the magic: a map whose first key is "bf" (a2 62 66) */
-    unsigned char peek[6] = {0};
     size_t have = r->len - r->pos < 6 ? r->len - r->pos : 6;
-    memcpy(peek, r->buf + r->pos, have);
-    size_t at = (peek[0] & 0xf0) == 0x80 ? 1 : peek[0] == 0xde ? 3 : peek[0] == 0xdf ? 5 : 0;
-    if (!at || (have >= at + 1 && peek[at] != 0xa2) || (have >= at + 2 && peek[at + 1] != 0x62) ||
-        (have >= at + 3 && peek[at + 2] != 0x66))
-        return rerr(r, "not a bitforge stream (bad magic)");
+    if (!magic_ok(r->buf + r->pos, have)) return rerr(r, "not a bitforge stream (bad magic)");
     bf_val h;
     if (read_object(r, &h, "stream header")) return -1;
     rc = -1;
@@ -405,8 +412,70 @@ bf_reader *bf_reader_memopen(const void *buf, size_t len, const char *label)
     return reader_start(r);
 }
 
+/* All of fd's bytes into *buf (malloc'd), *len: a regular file in one
+ * allocation of its size, a pipe in doubling steps.  The first bytes must
+ * be a stream's magic, so that an endless input of something else (a
+ * device, another file kind) is refused before it is held. */
+static int read_whole(int fd, const char *label, unsigned char **buf, size_t *len)
+{
+    struct stat st;
+    size_t cap = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1u << 16;
+    unsigned char *b = bf_xmalloc(cap);
+    size_t n = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap > SIZE_MAX / 2) { free(b); return bf_err("%s: too large", label); }
+            b = bf_xrealloc(b, cap *= 2);
+        }
+        ssize_t k = read(fd, b + n, cap - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) { free(b); return bf_err("%s: %s", label, bf_strerror(errno)); }
+        if (k == 0) break;
+        size_t before = n;
+        n += (size_t)k;
+        if (before < 6 && !magic_ok(b, n < 6 ? n : 6)) { free(b); return bf_err("%s: not a bitforge stream (bad magic)", label); }
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* A job's input (bf/dist.h): rank 0 reads the bytes, every rank gets them
+ * and reads its own copy, so a stream on rank 0's stdin (a pipe into
+ * mpirun) or in a file only rank 0's machine has serves every rank. */
+static bf_reader *open_shared(const char *path)
+{
+    int in = !path || strcmp(path, "-") == 0;
+    const char *label = in ? "stdin" : path;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (bf_dist_rank() == 0) {
+        int fd = in ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0) rc = bf_err("%s: %s", path, bf_strerror(errno));
+        else if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) rc = bf_err("%s: is a directory", path);
+        else rc = read_whole(fd, label, &buf, &len);
+        if (fd > 0) close(fd);
+    }
+    if (bf_dist_agree(rc)) return NULL;
+    uint64_t n = len;
+    if (bf_dist_bcast(&n, sizeof n, 0)) { free(buf); return NULL; }
+    if (!buf) buf = bf_xmalloc(n ? (size_t)n : 1);
+    if (bf_dist_bcast(buf, (size_t)n, 0)) { free(buf); return NULL; }
+    bf_reader *r = reader_new(label);
+    if (!r) { free(buf); return NULL; }
+    r->owned = buf;   /* freed by bf_reader_close, whatever happens next */
+    r->buf = buf;
+    r->len = (size_t)n;
+    r->eof = 1;
+    r->file_size = n;
+    return reader_start(r);
+}
+
 bf_reader *bf_reader_open(const char *path)
 {
+    if (bf_dist_size() > 1) return open_shared(path);
     if (!path || strcmp(path, "-") == 0) return bf_reader_fdopen(0, "stdin");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) { bf_err("%s: %s", path, bf_strerror(errno)); return NULL; }
@@ -445,6 +514,7 @@ void bf_reader_close(bf_reader *r)
     bf_header_release(&r->hdr);
     if (r->spare.data) bf_payload_free(&r->spare);
     free(r->rbuf);
+    free(r->owned);
     free(r);
 }
 
@@ -779,7 +849,9 @@ bf_writer *bf_writer_fdopen(int fd)
 bf_writer *bf_writer_open(const char *path)
 {
     if (!path || strcmp(path, "-") == 0) {
-        if (isatty(1)) {
+        /* (in a job, stdout is the launcher's terminal: it passes bytes on
+         * unchanged to its own stdout) */
+        if (isatty(1) && bf_dist_size() == 1) {
             bf_err("refusing to write a binary stream to a terminal (use -o FILE or a pipe)");
             return NULL;
         }

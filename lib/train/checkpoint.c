@@ -1,6 +1,7 @@
 /* checkpoint.c — a training run's state as a stream, saved and restored
  * through one list of its pieces (bf/train.h). */
 #include "bf/train.h"
+#include "bf/dist.h"
 #include "bf/log.h"
 #include "bf/util.h"
 #include "bf/val.h"
@@ -379,11 +380,20 @@ int bf_checkpoint_after(const bf_checkpoint *k, const char *config, uint64_t dat
 {
     if (!k || done >= steps) return 0;
     int stop = k->interrupt && *k->interrupt;
+    if (k->interrupt && bf_dist_size() > 1) {   /* a job stops after the same step on every rank */
+        float any = (float)stop;
+        if (bf_dist_max_floats(&any, 1)) return -1;
+        stop = any > 0;
+    }
     if (!stop && !(k->every > 0 && done % k->every == 0)) return 0;
-    bf_state *s = bf_state_saving(k, config, data_digest, done, steps);
-    if (k->outer) k->outer(s, k->outer_run);
-    pieces(s, run);
-    if (bf_state_end(s)) return -1;
+    int rc = 0;
+    if (bf_dist_rank() == 0) {   /* every rank holds the same state: rank 0 writes it */
+        bf_state *s = bf_state_saving(k, config, data_digest, done, steps);
+        if (k->outer) k->outer(s, k->outer_run);
+        pieces(s, run);
+        rc = bf_state_end(s);
+    }
+    if (bf_dist_agree(rc)) return -1;
     return stop ? bf_err("interrupted after %s %d; its state is saved", unit, done) : 0;
 }
 

@@ -1,5 +1,6 @@
 /* train.c — the shared training loop (see bf/train.h). */
 #include "bf/train.h"
+#include "bf/dist.h"
 #include "bf/rng.h"
 #include "bf/util.h"
 #include "bf/val.h"
@@ -124,6 +125,32 @@ void bf_train_config_words(const bf_train_cfg *c, const bf_optim *opt, char *out
     bf_optim_config_words(&opt->cfg, out, cap);
 }
 
+int bf_train_share_mean(double *mean, size_t targets, double *weight)
+{
+    *weight = 1;
+    if (bf_dist_size() == 1) return 0;
+    double v[2] = {targets ? *mean * (double)targets : 0, (double)targets};
+    if (bf_dist_sum_doubles(v, 2)) return -1;
+    *mean = v[1] > 0 ? v[0] / v[1] : 0;
+    *weight = v[1] > 0 ? (double)targets / v[1] : 0;
+    return 0;
+}
+
+int bf_train_share_grads(bf_pset *ps, double weight)
+{
+    if (bf_dist_size() == 1) return 0;
+    float w = (float)weight;
+    for (size_t k = 0; k < ps->n; k++) ps->grads[k] *= w;
+    return bf_dist_sum_floats(ps->grads, ps->n);
+}
+
+int bf_train_share_rows(int batch, size_t *lo, size_t *hi)
+{
+    if (batch < bf_dist_size()) return bf_err("a batch of %d rows cannot be shared by %d ranks", batch, bf_dist_size());
+    bf_dist_share((size_t)batch, lo, hi);
+    return 0;
+}
+
 typedef struct {
     bf_model *m;
     bf_optim *opt;
@@ -165,7 +192,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
     float *ref_logp = NULL;
     size_t V = (size_t)m->cfg.vocab;
     if (c->kl > 0) {
-        ref_logp = bf_xmalloc(b.batch * d->train.T * V * sizeof(float));
+        ref_logp = bf_xmalloc(b.batch * d->train.T * V * sizeof(float));   /* (a rank's share needs less) */
         /* the reference as loaded: a ternary one keeps its stream's codes */
     }
     m->track_qk = c->qk_clip > 0;
@@ -181,32 +208,42 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
     train_run run = {m, opt, &b, &ema, res};
     if (bf_checkpoint_resume(c->ckpt, config, data_digest, c->steps, train_pieces, &run, &step0)) rc = -1;
     res->steps_done = step0;
+    /* in a job (bf/dist.h), this rank's rows [lo, hi) of every batch */
+    size_t lo = 0, hi = b.batch, T = d->train.T;
+    if (bf_train_share_rows((int)b.batch, &lo, &hi)) rc = -1;
+    int Bs = (int)(hi - lo);
     for (int step = step0; step < c->steps && !rc; step++) {
         const int32_t *x, *y;
         bf_batcher_next(&b, &x, &y);
+        x += lo * T;
+        y += lo * T;
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
+        int frc = 0;
         if (ref_logp) {   /* the frozen reference's log-probabilities at the same targets */
-            if (isnan(bf_model_forward(c->kl_ref, x, y, (int)b.batch, (int)d->train.T))) {
+            if (isnan(bf_model_forward(c->kl_ref, x, y, Bs, (int)T))) {
                 /* a forward that could not run has said why (and ran on no target) */
-                rc = c->kl_ref->last_targets ? bf_err("the reference's loss is not finite at step %d", step + 1) : -1;
-                break;
+                frc = c->kl_ref->last_targets ? bf_err("the reference's loss is not finite at step %d", step + 1) : -1;
+            } else {
+                size_t M;
+                bf_model_target_index(c->kl_ref, &M);
+                memcpy(ref_logp, bf_model_target_logprobs(c->kl_ref, 0), M * V * sizeof(float));
             }
-            size_t M;
-            bf_model_target_index(c->kl_ref, &M);
-            memcpy(ref_logp, bf_model_target_logprobs(c->kl_ref, 0), M * V * sizeof(float));
         }
-        double loss = bf_model_forward(m, x, y, (int)b.batch, (int)d->train.T), gnorm = NAN;
-        if (isnan(loss) && !m->last_targets) { rc = -1; break; }   /* the forward could not run; it said why */
+        double loss = frc ? NAN : bf_model_forward(m, x, y, Bs, (int)T), gnorm = NAN, weight;
+        if (!frc && isnan(loss) && !m->last_targets) frc = -1;   /* the forward could not run; it said why */
+        if (bf_dist_agree(frc) || bf_train_share_mean(&loss, m->last_targets, &weight)) { rc = -1; break; }
         int skip = !isfinite(loss);   /* a step that cannot be taken: stop, or with skip_nonfinite pass it by */
         if (skip && !c->skip_nonfinite) { rc = bf_err("loss is not finite at step %d", step + 1); break; }
         if (!skip) {
             float *dlogits = bf_model_dlogits(m);
             if (ref_logp) {
-                res->last_kl = bf_kl_anchor(m, ref_logp);
+                double kl = bf_kl_anchor(m, ref_logp), w;
+                if (bf_train_share_mean(&kl, m->last_targets, &w)) { rc = -1; break; }
+                res->last_kl = kl;
                 if (dlogits) bf_kl_anchor_grad(m, ref_logp, c->kl, dlogits);
             }
-            if (bf_model_backward(m)) { rc = -1; break; }
+            if (bf_dist_agree(bf_model_backward(m)) || bf_train_share_grads(&ps, weight)) { rc = -1; break; }
             gnorm = bf_grad_clip(&ps, c->clip);
             skip = !isfinite(gnorm);
             if (skip && !c->skip_nonfinite) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
@@ -216,7 +253,10 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
             res->skipped++;
         } else {
             bf_optim_step(opt, &ps, lr);
-            if (c->qk_clip > 0) res->qk_clipped += bf_qk_clip(m, c->qk_clip);
+            if (c->qk_clip > 0) {   /* every rank clips by the largest logit of the whole batch */
+                if (m->qk_max && bf_dist_max_floats(m->qk_max, (size_t)m->cfg.n_layer * m->cfg.n_head)) { rc = -1; break; }
+                res->qk_clipped += bf_qk_clip(m, c->qk_clip);
+            }
             if (ema.avg) bf_ema_update(&ema, &ps);
         }
         res->steps_done = step + 1;
