@@ -1,5 +1,6 @@
 /* trainopt.c — parsing the shared training flags. */
 #include "trainopt.h"
+#include "bf/dist.h"
 #include "bf/data.h"
 #include "bf/trm.h"
 
@@ -104,6 +105,14 @@ static void log_line(FILE *f, const bf_train_step *s, const bf_train_cfg *c)
     bf_json_num(f, s->grad_norm);
     fprintf(f, ",\"seconds\":");
     bf_json_num(f, round(s->seconds * 1000) / 1000);
+    if (bf_dist_size() > 1) {   /* in a job: of seconds, those spent summing over the ranks, and the bytes */
+        double rs;
+        unsigned long long rb;
+        bf_dist_sum_stats(&rs, &rb);
+        fprintf(f, ",\"ranks\":%d,\"reduce_seconds\":", bf_dist_size());
+        bf_json_num(f, round(rs * 1e6) / 1e6);
+        fprintf(f, ",\"reduce_bytes\":%llu", rb);
+    }
     if (res->evaluated) {   /* of seconds, those spent evaluating */
         fprintf(f, ",\"eval_seconds\":");
         bf_json_num(f, round(res->eval_seconds * 1000) / 1000);

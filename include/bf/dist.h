@@ -46,6 +46,9 @@ void bf_dist_share(size_t n, size_t *lo, size_t *hi);
 int bf_dist_sum_floats(float *x, size_t n);
 int bf_dist_sum_doubles(double *x, size_t n);
 int bf_dist_max_floats(float *x, size_t n);
+/* The wall time spent in the two sums so far (waiting for the other ranks
+ * included) and the bytes summed (a rank's own, n·size of element). */
+void bf_dist_sum_stats(double *seconds, unsigned long long *bytes);
 int bf_dist_gather(const void *mine, size_t len, void *all);
 int bf_dist_bcast(void *buf, size_t len, int root);
 

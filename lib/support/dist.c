@@ -2,6 +2,7 @@
  * bf/dist.h). */
 #include "bf/dist.h"
 #include "bf/error.h"
+#include "bf/util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -25,8 +26,34 @@ void bf_dist_share(size_t n, size_t *lo, size_t *hi)
     *hi = *lo + q + (r < e);
 }
 
-int bf_dist_sum_floats(float *x, size_t n) { return job.size > 1 ? job.sum_floats(job.ctx, x, n) : 0; }
-int bf_dist_sum_doubles(double *x, size_t n) { return job.size > 1 ? job.sum_doubles(job.ctx, x, n) : 0; }
+static double sum_seconds;
+static unsigned long long sum_bytes;
+
+void bf_dist_sum_stats(double *seconds, unsigned long long *bytes)
+{
+    *seconds = sum_seconds;
+    *bytes = sum_bytes;
+}
+
+int bf_dist_sum_floats(float *x, size_t n)
+{
+    if (job.size <= 1) return 0;
+    double t0 = bf_now();
+    int rc = job.sum_floats(job.ctx, x, n);
+    sum_seconds += bf_now() - t0;
+    sum_bytes += n * sizeof *x;
+    return rc;
+}
+
+int bf_dist_sum_doubles(double *x, size_t n)
+{
+    if (job.size <= 1) return 0;
+    double t0 = bf_now();
+    int rc = job.sum_doubles(job.ctx, x, n);
+    sum_seconds += bf_now() - t0;
+    sum_bytes += n * sizeof *x;
+    return rc;
+}
 int bf_dist_max_floats(float *x, size_t n) { return job.size > 1 ? job.max_floats(job.ctx, x, n) : 0; }
 
 int bf_dist_gather(const void *mine, size_t len, void *all)
