@@ -229,17 +229,19 @@ void bf_model_embed_backward(bf_model *m, const int32_t *x, int B, const float *
  * row targeted positions, how many the argmax got right (first maximum on
  * ties) and the sum of their cross-entropies.  dy
  * (may be NULL): written with d(mean cross-entropy)/dy, the gradients of
- * out_norm and head added. */
+ * out_norm and head added.  over > 0: the mean (and its gradient) is over
+ * that many targets instead (a job's rank holding part of a batch). */
 double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, int *row_targets, int *row_correct,
-                        double *row_loss, float *dy);
+                        double *row_loss, float *dy, size_t over);
 /* The last readout's log-probabilities [M, V]: a row for each targeted
  * position, in the order of the positions. */
 const float *bf_model_readout_logprobs(const bf_model *m);
 /* The halting head: logit[b] = halt.w · mean_t y[b,t,:] + halt.b.  With
  * target [B] (0 or 1, may be NULL): returns the mean binary cross-entropy
  * of sigmoid(logit) over the rows, and with dy adds its gradient to dy and
- * to halt.w, halt.b (0 without target). */
-double bf_model_halt(bf_model *m, const float *y, int B, const float *target, float *logit, float *dy);
+ * to halt.w, halt.b (0 without target).  over > 0: the mean is over that
+ * many rows instead. */
+double bf_model_halt(bf_model *m, const float *y, int B, const float *target, float *logit, float *dy, size_t over);
 
 /* Generation with the key/value cache: B rows that share one prefix of P
  * tokens each continue for up to max_new tokens, each token drawn from

@@ -42,6 +42,10 @@ typedef struct {
     double *row_loss;          /* [B] Σ cross-entropy of each row's targets, last step */
     unsigned char *start;      /* [B] the row's y, z are rec.y0, rec.z0 (reset, no step since) */
     double last_ce, last_bce;
+    /* > 0: a step's means are over this many targets and rows, not its own
+     * (a job's rank holding part of the batch: the ranks' losses then add
+     * up to the batch's) */
+    size_t over_targets, over_rows;
 } bf_trm;
 
 /* For up to B rows of T positions; grad: supervision steps with a backward

@@ -339,7 +339,7 @@ void bf_model_embed_backward(bf_model *m, const int32_t *x, int B, const float *
 const float *bf_model_readout_logprobs(const bf_model *m) { return m->net->logp; }
 
 double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, int *row_targets, int *row_correct,
-                        double *row_loss, float *dy)
+                        double *row_loss, float *dy, size_t over)
 {
     bf_net *n = m->net;
     const bf_config *g = &m->cfg;
@@ -354,6 +354,7 @@ double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, 
     if (row_loss) memset(row_loss, 0, (size_t)B * sizeof *row_loss);
     if (dy) memset(dy, 0, N * D * sizeof(float));
     if (!M) return 0;
+    float Mo = (float)(over ? over : M);   /* the mean's count */
     for (size_t k = 0; k < M; k++) memcpy(n->fsel + k * D, n->fn + (size_t)n->tidx[k] * D, D * sizeof(float));
     bf_op_matmul(n->logp, n->fsel, m->head, M, D, V, 0);
     double *rl = bf_xmalloc(M * sizeof *rl);
@@ -373,8 +374,8 @@ double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, 
         for (size_t k = 0; k < M; k++) {   /* (softmax − onehot)/M */
             const float *lp = n->logp + k * V;
             float *d = n->dlogits + k * V;
-            for (size_t c = 0; c < V; c++) d[c] = expf(lp[c]) / (float)M;
-            d[tgt[n->tidx[k]]] -= 1.0f / (float)M;
+            for (size_t c = 0; c < V; c++) d[c] = expf(lp[c]) / Mo;
+            d[tgt[n->tidx[k]]] -= 1.0f / Mo;
         }
         bf_op_matmul_bwd(n->dfsel, 0, m->dhead, n->dlogits, n->fsel, m->head, M, D, V);
         float *dfn = n->dr;
@@ -382,11 +383,12 @@ double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, 
         for (size_t k = 0; k < M; k++) memcpy(dfn + (size_t)n->tidx[k] * D, n->dfsel + k * D, D * sizeof(float));
         bf_op_norm_bwd(dy, m->out_norm.dw, m->out_norm.db, dfn, y, m->out_norm.w, n->fn_mean, n->fn_rstd, N, D, ln);
     }
-    return loss / (double)M;
+    return loss / (double)Mo;
 }
 
-double bf_model_halt(bf_model *m, const float *y, int B, const float *target, float *logit, float *dy)
+double bf_model_halt(bf_model *m, const float *y, int B, const float *target, float *logit, float *dy, size_t over)
 {
+    double Bo = (double)(over ? over : (size_t)B);   /* the mean's count */
     bf_net *n = m->net;
     size_t T = (size_t)n->T, D = (size_t)m->cfg.d_model;
     double loss = 0;
@@ -405,11 +407,11 @@ double bf_model_halt(bf_model *m, const float *y, int B, const float *target, fl
         double t = target[b];
         loss += (l > 0 ? l : 0) - l * t + log1p(exp(-fabs(l)));
         if (!dy || m->inference) continue;
-        float dl = (float)((1.0 / (1.0 + exp(-l)) - t) / (double)B);
+        float dl = (float)((1.0 / (1.0 + exp(-l)) - t) / Bo);
         m->dhalt_b[0] += dl;
         for (size_t c = 0; c < D; c++) m->dhalt_w[c] += dl * ym[c];
         for (size_t t2 = 0; t2 < T; t2++)
             for (size_t c = 0; c < D; c++) dy[(b * T + t2) * D + c] += dl * m->halt_w[c] / (float)T;
     }
-    return target ? loss / (double)B : 0;
+    return target ? loss / Bo : 0;
 }

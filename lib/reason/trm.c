@@ -2,6 +2,7 @@
  * on the pieces lib/model gives a recursive model (bf_model_net_*, embed,
  * readout, halt). */
 #include "bf/trm.h"
+#include "bf/dist.h"
 #include "bf/util.h"
 
 #include <math.h>
@@ -100,9 +101,9 @@ double bf_trm_step(bf_trm *r, const int32_t *x, const int32_t *tgt, int B, int g
     for (int t = 0; t < g->rec_T - (grad ? 1 : 0); t++)
         if (recursion(r, B, 0)) return NAN;
     if (grad && recursion(r, B, 1)) return NAN;
-    r->last_ce = bf_model_readout(m, r->y, tgt, B, r->row_targets, r->row_correct, r->row_loss, grad ? r->dy : NULL);
+    r->last_ce = bf_model_readout(m, r->y, tgt, B, r->row_targets, r->row_correct, r->row_loss, grad ? r->dy : NULL, r->over_targets);
     for (int b = 0; b < B; b++) r->target[b] = r->row_targets[b] == r->row_correct[b] ? 1.0f : 0.0f;
-    r->last_bce = bf_model_halt(m, r->y, B, r->target, r->logit, grad ? r->dy : NULL);
+    r->last_bce = bf_model_halt(m, r->y, B, r->target, r->logit, grad ? r->dy : NULL, r->over_rows);
     double loss = r->last_ce + r->last_bce;
     if (!isfinite(loss)) { bf_err("the recursion's loss is not finite"); return NAN; }
     if (grad) {
@@ -234,8 +235,9 @@ typedef struct {
     size_t used;
 } row_feed;
 
-/* Row j of the rolling batch takes the next puzzle, from rec.y0, rec.z0. */
-static void next_puzzle(row_feed *f, bf_trm *r, int32_t *bx, int32_t *by, int *age, int j)
+/* Row j of the rolling batch takes the next puzzle, from rec.y0, rec.z0.
+ * r holds the states of rows [lo, lo + r->B) (a job's rank: its share). */
+static void next_puzzle(row_feed *f, bf_trm *r, size_t lo, int32_t *bx, int32_t *by, int *age, int j)
 {
     size_t T = (size_t)r->T;
     if (f->used == f->b->batch) {
@@ -245,7 +247,7 @@ static void next_puzzle(row_feed *f, bf_trm *r, int32_t *bx, int32_t *by, int *a
     memcpy(bx + (size_t)j * T, f->x + f->used * T, T * sizeof *bx);
     memcpy(by + (size_t)j * T, f->y + f->used * T, T * sizeof *by);
     f->used++;
-    bf_trm_reset_row(r, j);
+    if ((size_t)j >= lo && (size_t)j < lo + (size_t)r->B) bf_trm_reset_row(r, j - (int)lo);
     age[j] = 0;
 }
 
@@ -317,8 +319,20 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     bf_batcher_init(&b, &d->train, (size_t)c->batch, c->seed);
     size_t T = d->train.T;
     int Bmax = (int)b.batch;
+    /* in a job (bf/dist.h) every rank keeps the whole rolling batch's rows
+     * and ages, and the states of its share [lo, hi) only, which it steps */
+    size_t lo, hi;
+    if (bf_train_share_rows(Bmax, &lo, &hi)) { bf_batcher_free(&b); return -1; }
+    if (c->ckpt && bf_dist_size() > 1) {
+        bf_batcher_free(&b);
+        return bf_err("a recursive model's training keeps no states under MPI (its rows' states are spread over the ranks)");
+    }
+    int Bs = (int)(hi - lo), P = bf_dist_size();
+    size_t most = ((size_t)Bmax + (size_t)P - 1) / (size_t)P;
+    float *my_logit = bf_xcalloc(most, sizeof *my_logit), *all_logit = bf_xcalloc(most * (size_t)P, sizeof *all_logit);
+    float *logit = bf_xmalloc((size_t)Bmax * sizeof *logit);
     bf_trm r;
-    if (bf_trm_init(&r, m, Bmax, (int)T, 1)) { bf_batcher_free(&b); return -1; }
+    if (bf_trm_init(&r, m, Bs, (int)T, 1)) { bf_batcher_free(&b); free(my_logit); free(all_logit); free(logit); return -1; }
     int32_t *bx = bf_xmalloc((size_t)Bmax * T * sizeof *bx), *by = bf_xmalloc((size_t)Bmax * T * sizeof *by);
     bf_ema ema = {0};
     if (c->ema > 0) bf_ema_init(&ema, &ps, c->ema);
@@ -330,7 +344,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     int *age = bf_xcalloc((size_t)Bmax, sizeof *age);
     row_feed f = {&b, NULL, NULL, b.batch};
     size_t finished = 0, finished_steps = 0;
-    for (int j = 0; j < Bmax; j++) next_puzzle(&f, &r, bx, by, age, j);
+    for (int j = 0; j < Bmax; j++) next_puzzle(&f, &r, lo, bx, by, age, j);
     trm_run run = {m, opt, &b, &ema, &r, bx, by, age, &f, &finished, &finished_steps, Bmax, T};
     char config[1024];
     uint64_t data_digest = 0;
@@ -343,12 +357,26 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     while (step < c->steps && !rc) {
         if (quantized && bf_model_refresh(m)) { rc = -1; break; }
         bf_model_zero_grad(m);
-        double loss = bf_trm_step(&r, bx, by, Bmax, 1);
-        if (!isfinite(loss)) {   /* bf_trm_step said why; the step joins it */
+        if (P > 1) {   /* the means over the whole batch: each rank's loss is its part of the sum */
+            r.over_rows = (size_t)Bmax;
+            r.over_targets = 0;
+            for (size_t k = 0; k < (size_t)Bmax * T; k++) r.over_targets += by[k] >= 0;
+            if (!r.over_targets) r.over_targets = 1;   /* no target anywhere: every part is 0 */
+        }
+        double loss = bf_trm_step(&r, bx + lo * T, by + lo * T, Bs, 1);
+        if (bf_dist_agree(isfinite(loss) ? 0 : -1) || bf_dist_sum_doubles(&loss, 1)) {   /* bf_trm_step said why; the step joins it */
             char why[256];
             snprintf(why, sizeof why, "%s", bf_errmsg());
             rc = bf_err("%s at step %d", why, step + 1);
             break;
+        }
+        if (P > 1) {   /* the gradients summed; every rank learns every row's halting logit */
+            memcpy(my_logit, r.logit, (size_t)Bs * sizeof *my_logit);
+            if (bf_train_share_grads(&ps, 1.0) || bf_dist_gather(my_logit, most * sizeof *my_logit, all_logit)) { rc = -1; break; }
+            for (int p = 0, j = 0; p < P; p++)
+                for (size_t k = 0; k < (size_t)Bmax / (size_t)P + ((size_t)p < (size_t)Bmax % (size_t)P); k++) logit[j++] = all_logit[(size_t)p * most + k];
+        } else {
+            memcpy(logit, r.logit, (size_t)Bmax * sizeof *logit);
         }
         double gnorm = bf_grad_clip(&ps, c->clip);
         if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
@@ -360,10 +388,10 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
         res->last_loss = loss;
         for (int j = 0; j < Bmax; j++) {
             age[j]++;
-            if (!(r.logit[j] > 0) && age[j] < m->cfg.rec_sup) continue;
+            if (!(logit[j] > 0) && age[j] < m->cfg.rec_sup) continue;
             finished++;
             finished_steps += (size_t)age[j];
-            next_puzzle(&f, &r, bx, by, age, j);
+            next_puzzle(&f, &r, lo, bx, by, age, j);
         }
         int last = step == c->steps;
         int do_eval = d->val.rows && ((c->eval_every > 0 && step % c->eval_every == 0) || last);
@@ -375,7 +403,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
                       bf_trm_eval(m, &d->val, c->eval_batch, 0.5, m->cfg.rec_sup, 0, &tm);
             if (ema.avg) bf_ema_swap(&ema, &ps);
             /* the evaluation sized the net for itself: size it back */
-            if (erc || bf_model_net_begin(m, Bmax, (int)T, m->cfg.rec_n + 1)) { rc = -1; break; }
+            if (erc || bf_model_net_begin(m, Bs, (int)T, m->cfg.rec_n + 1)) { rc = -1; break; }
             res->val = (bf_metrics){tm.rows, tm.targets, tm.loss, tm.token_acc, tm.exact};
             res->evaluated = 1;
             res->eval_seconds += bf_now() - te;
@@ -391,6 +419,9 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
         if (bf_checkpoint_after(c->ckpt, config, data_digest, step, c->steps, "step", trm_pieces, &run)) { rc = -1; break; }
     }
     free(age);
+    free(my_logit);
+    free(all_logit);
+    free(logit);
     if (mean_steps && finished) *mean_steps = (double)finished_steps / (double)finished;
     if (ema.avg) {
         if (res->steps_done) bf_ema_swap(&ema, &ps);
