@@ -1,5 +1,6 @@
 /* bake.c — prompt baking: a LoRA student, or the model itself, learns the prompted teacher (bf/bake.h). */
 #include "bf/bake.h"
+#include "bf/dist.h"
 #include "bf/optim.h"
 #include "bf/train.h"
 #include "bf/util.h"
@@ -328,16 +329,25 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         int use_pool = pool.rows && (step & 1);
         bf_batcher *bt = use_pool ? &pool_b : &data_b;
         bf_batcher_next(bt, &x, &y);
-        int B = (int)bt->batch, Bk = 0, Wf = (int)T;
+        /* in a job (bf/dist.h), this rank's share of the batch's rows and of the keep batch's */
+        size_t lo, hi;
+        if (bf_train_share_rows((int)bt->batch, &lo, &hi)) { rc = -1; break; }
+        x += lo * T;
+        y += lo * T;
+        int B = (int)(hi - lo), Bk = 0, Wf = (int)T;
         size_t M, Mk = 0;
-        if (teacher_logp(teacher, c->prompt, c->P, x, y, B, (int)T, bx, by, ref, &M)) { rc = -1; break; }
+        if (bf_dist_agree(teacher_logp(teacher, c->prompt, c->P, x, y, B, (int)T, bx, by, ref, &M))) { rc = -1; break; }
         if (kp->n) {   /* this step's keep batch, after the bake batch */
             bf_batcher *kb = &keep_b[step % kp->n];
             const bf_split *ks = kb->s;
             const int32_t *kx, *ky;
             bf_batcher_next(kb, &kx, &ky);
-            Bk = (int)kb->batch;
-            if (teacher_logp(kref, NULL, 0, kx, ky, Bk, (int)ks->T, bx, by, ref + M * V, &Mk)) { rc = -1; break; }
+            size_t klo, khi;
+            if (bf_train_share_rows((int)kb->batch, &klo, &khi)) { rc = -1; break; }
+            kx += klo * ks->T;
+            ky += klo * ks->T;
+            Bk = (int)(khi - klo);
+            if (bf_dist_agree(teacher_logp(kref, NULL, 0, kx, ky, Bk, (int)ks->T, bx, by, ref + M * V, &Mk))) { rc = -1; break; }
             Wf = (int)(T > ks->T ? T : ks->T);
             stack_rows(x, y, B, (int)T, kx, ky, Bk, (int)ks->T, Wf, sx, sy);
             x = sx;
@@ -347,20 +357,36 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
         bf_model_zero_grad(student);
         double kl = NAN, kkl = NAN, gn = NAN;
         /* a step that cannot be taken: stop, or with skip_nonfinite pass it by */
-        int skip = isnan(bf_model_forward(student, x, y, B + Bk, Wf));
-        if (skip && !student->last_targets) { rc = -1; break; }   /* the forward could not run; it said why */
+        double fl = bf_model_forward(student, x, y, B + Bk, Wf);
+        /* the forward could not run (it said why), on any rank */
+        if (bf_dist_agree(isnan(fl) && !student->last_targets ? -1 : 0)) { rc = -1; break; }
+        double bad = isnan(fl);   /* on any rank */
+        if (bf_dist_sum_doubles(&bad, 1)) { rc = -1; break; }
+        int skip = bad > 0;
         if (skip && !c->skip_nonfinite) { rc = bf_err("the student's loss is not finite at step %d", step + 1); break; }
         if (!skip) {
+            /* each KL is a mean over the whole batch's targets: a rank's
+             * share of the positions weighs in as its count over the total */
             kl = bf_kl_span(student, ref, 0, M);
             kkl = bf_kl_span(student, ref, M, M + Mk);
+            double wb = 1, wk = 1;
+            if (bf_dist_size() > 1) {
+                double v[4] = {kl * (double)M, (double)M, kkl * (double)Mk, (double)Mk};
+                if (bf_dist_sum_doubles(v, 4)) { rc = -1; break; }
+                kl = v[1] > 0 ? v[0] / v[1] : 0;
+                kkl = v[3] > 0 ? v[2] / v[3] : 0;
+                wb = v[1] > 0 ? (double)M / v[1] : 0;
+                wk = v[3] > 0 ? (double)Mk / v[3] : 0;
+            }
             float *dl = bf_model_dlogits(student);
             if (dl) {   /* the KLs alone: no cross-entropy on the data's answers */
                 memset(dl, 0, (M + Mk) * V * sizeof *dl);
-                bf_kl_span_grad(student, ref, 0, M, 1.0, dl);
-                bf_kl_span_grad(student, ref, M, M + Mk, kp->weight, dl);
+                bf_kl_span_grad(student, ref, 0, M, wb, dl);
+                bf_kl_span_grad(student, ref, M, M + Mk, kp->weight * wk, dl);
             }
-            if (bf_model_backward(student)) { rc = -1; break; }
+            if (bf_dist_agree(bf_model_backward(student))) { rc = -1; break; }
             if (!a) params_mask(&bp, student);
+            if (bf_train_share_grads(&bp.ps, 1.0)) { rc = -1; break; }
             gn = bf_grad_clip(&bp.ps, c->clip);
             skip = !isfinite(gn);
             if (skip && !c->skip_nonfinite) {
