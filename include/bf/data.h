@@ -31,6 +31,11 @@ void bf_tally_done(const bf_tally *t, size_t rows, bf_metrics *out);
  * batches of `batch` rows (the model's forward, no gradient).  -1 (bf_err)
  * when the forward cannot get its memory. */
 int bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
+/* In a job (bf/dist.h) bf_eval_split shares the batches among the ranks
+ * (every rank must call it); this one evaluates every batch in this process
+ * alone (a rank scoring a candidate of its own).  The metrics are the same
+ * bits either way. */
+int bf_eval_split_alone(bf_model *m, const bf_split *s, int batch, bf_metrics *out);
 /* The same, one position at a time with a key/value cache (as generation
  * runs): equal metrics, the cost profile of decoding. */
 int bf_eval_split_incremental(bf_model *m, const bf_split *s, int batch, bf_metrics *out);

@@ -1,5 +1,6 @@
 /* svf_train.c — training SVF experts (or a LoRA adapter) by gradient or
  * REINFORCE, and the cross-entropy-method search over mixtures (bf/svf.h). */
+#include "bf/dist.h"
 #include "bf/svf.h"
 #include "bf/optim.h"
 #include "bf/train.h"
@@ -129,50 +130,76 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
         const int32_t *x, *y;
         bf_batcher_next(&bt, &x, &y);
         int B = (int)bt.batch;
+        /* in a job (bf/dist.h), this rank's rows [lo, hi) of the batch */
+        size_t lo, hi;
+        if (bf_train_share_rows(B, &lo, &hi)) { rc = -1; break; }
+        int Bs = (int)(hi - lo);
         bf_svf_step st = {step + 1, c->steps, 0, 0, 0, 0, 0, 0, {0}, 0};
         if (refresh(refresh_ctx, m)) { rc = -1; break; }
         if (c->method == BF_SVF_GRAD) {
             bf_model_zero_grad(m);
             memset(ps->grads, 0, ps->n * sizeof(float));
-            st.loss = bf_model_forward(m, x, y, B, (int)T);
+            double w;
+            st.loss = bf_model_forward(m, x + lo * T, y + lo * T, Bs, (int)T);
+            /* the forward could not run (it said why), on any rank */
+            if (bf_dist_agree(isnan(st.loss) && !m->last_targets ? -1 : 0)) { rc = -1; break; }
+            if (bf_train_share_mean(&st.loss, m->last_targets, &w)) { rc = -1; break; }
             st.skipped = isnan(st.loss);
-            if (st.skipped && !m->last_targets) { rc = -1; break; }   /* the forward could not run; it said why */
             if (st.skipped && !c->skip_nonfinite) { rc = bf_err("the loss is not finite at step %d", step + 1); break; }
-            if (!st.skipped && bf_model_backward(m)) { rc = -1; break; }
+            if (!st.skipped && (bf_dist_agree(bf_model_backward(m)) || bf_train_share_grads(ps, w))) { rc = -1; break; }
         } else {
+            /* every rank samples every row (the generator's draws stay the
+             * same on all), then takes the loss on its share */
             if (sample_rows(m, x, y, B, T, c->max_new, &rng, bx, by, r, &st.reward)) { rc = -1; break; }
+            const int32_t *sx = bx + lo * T, *sy = by + lo * T;
+            const double *sr = r + lo;
             size_t M = 0;
+            int frc = 0;
             if (c->kl > 0) {
-                bf_err("the base model's loss is not finite at step %d", step + 1);
-                if (isnan(bf_model_forward(base, bx, by, B, (int)T))) { rc = -1; break; }
+                if (isnan(bf_model_forward(base, sx, sy, Bs, (int)T)))
+                    frc = base->last_targets ? bf_err("the base model's loss is not finite at step %d", step + 1) : -1;
                 bf_model_target_index(base, &M);
-                if (M) memcpy(ref, bf_model_target_logprobs(base, 0), M * V * sizeof *ref);
+                if (!frc && M) memcpy(ref, bf_model_target_logprobs(base, 0), M * V * sizeof *ref);
             }
+            if (bf_dist_agree(frc)) { rc = -1; break; }
             bf_model_zero_grad(m);
             memset(ps->grads, 0, ps->n * sizeof(float));
-            st.skipped = isnan(bf_model_forward(m, bx, by, B, (int)T));
-            if (st.skipped && !m->last_targets) { rc = -1; break; }   /* the forward could not run; it said why */
+            double fl = bf_model_forward(m, sx, sy, Bs, (int)T);
+            if (bf_dist_agree(isnan(fl) && !m->last_targets ? -1 : 0)) { rc = -1; break; }   /* it said why */
+            double bad = isnan(fl);   /* on any rank */
+            if (bf_dist_sum_doubles(&bad, 1)) { rc = -1; break; }
+            st.skipped = bad > 0;
             if (st.skipped && !c->skip_nonfinite) { rc = bf_err("the loss is not finite at step %d", step + 1); break; }
             size_t Mm = 0;
             const int32_t *idx = st.skipped ? NULL : bf_model_target_index(m, &Mm);
-            if (idx && Mm) {
-                double pg = 0;
+            if (!st.skipped) {
+                /* the policy term is over the batch's B rows; the KL a mean over its targets */
+                double pg = 0, kl = 0, w = 1;
                 for (size_t k = 0; k < Mm; k++) {
                     size_t b = (size_t)idx[k] / T;
-                    pg -= r[b] * bf_model_target_logprobs(m, k)[by[idx[k]]];
+                    pg -= sr[b] * bf_model_target_logprobs(m, k)[sy[idx[k]]];
                 }
-                st.loss = pg / B;
-                if (c->kl > 0) {
-                    st.kl = bf_kl_anchor(m, ref);
-                    st.loss += c->kl * st.kl;
+                if (c->kl > 0 && Mm) kl = bf_kl_anchor(m, ref);
+                double v[3] = {pg, kl * (double)Mm, (double)Mm};
+                if (bf_dist_size() > 1) {
+                    if (bf_dist_sum_doubles(v, 3)) { rc = -1; break; }
+                    w = v[2] > 0 ? (double)Mm / v[2] : 0;
+                    kl = v[2] > 0 ? v[1] / v[2] : 0;
                 }
-                float *dl = bf_model_dlogits(m);   /* (softmax − onehot)/M at each target */
+                if (v[2] > 0) {
+                    st.loss = v[0] / B;
+                    if (c->kl > 0) {
+                        st.kl = kl;
+                        st.loss += c->kl * st.kl;
+                    }
+                }
+                float *dl = Mm ? bf_model_dlogits(m) : NULL;   /* (softmax − onehot)/M at each target */
                 for (size_t k = 0; k < Mm; k++) {
-                    float f = (float)(r[(size_t)idx[k] / T] * (double)Mm / B);
-                    for (size_t v = 0; v < V; v++) dl[k * V + v] *= f;
+                    float f = (float)(sr[(size_t)idx[k] / T] * (double)Mm / B);
+                    for (size_t v2 = 0; v2 < V; v2++) dl[k * V + v2] *= f;
                 }
-                if (c->kl > 0) bf_kl_anchor_grad(m, ref, c->kl, dl);
-                if (bf_model_backward(m)) { rc = -1; break; }
+                if (c->kl > 0 && Mm) bf_kl_anchor_grad(m, ref, c->kl * w, dl);
+                if (bf_dist_agree(Mm ? bf_model_backward(m) : 0) || bf_train_share_grads(ps, 1.0)) { rc = -1; break; }
             }
         }
         if (!st.skipped) {
@@ -276,6 +303,11 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
     }
     cem_run run = {mean, sd, best, D, &best_exact, &best_loss, &rng};
     if (bf_checkpoint_resume(c->ckpt, config, data_digest, c->iterations, cem_pieces, &run, &it0)) rc = -1;
+    /* in a job (bf/dist.h) every rank draws the whole population (the same
+     * draws) and scores its share of it; the scores are then gathered */
+    size_t plo, phi, R = (size_t)bf_dist_size(), most = ((size_t)P + R - 1) / R;
+    bf_dist_share((size_t)P, &plo, &phi);
+    double *mine = bf_xcalloc(2 * most, sizeof *mine), *all = bf_xcalloc(2 * most * R, sizeof *all);
     for (int it = it0; it < c->iterations && !rc; it++) {
         double fsum = 0;
         for (int p = 0; p < P; p++) {
@@ -289,13 +321,19 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
                     a[i] = v < 0 ? 0 : v > 1 ? 1 : v;
                 }
             }
+            if ((size_t)p < plo || (size_t)p >= phi) continue;
             bf_svf_mix(s, e, a, c->per_layer);
             bf_metrics met;
-            if (bf_svf_refresh(s, m) || bf_eval_split(m, fs, c->eval_batch, &met)) { rc = -1; break; }
-            cs[p] = (cand){met.exact, met.loss, p};
-            fsum += met.exact;
+            if (bf_svf_refresh(s, m) || bf_eval_split_alone(m, fs, c->eval_batch, &met)) { rc = -1; break; }
+            mine[2 * ((size_t)p - plo)] = met.exact;
+            mine[2 * ((size_t)p - plo) + 1] = met.loss;
         }
-        if (rc) break;
+        if (bf_dist_agree(rc) || bf_dist_gather(mine, 2 * most * sizeof *mine, all)) { rc = -1; break; }
+        for (size_t r = 0, p = 0; r < R; r++)   /* rank r's share, as bf_dist_share gives it */
+            for (size_t j = 0; j < (size_t)P / R + (r < (size_t)P % R); j++, p++) {
+                cs[p] = (cand){all[2 * (r * most + j)], all[2 * (r * most + j) + 1], (int)p};
+                fsum += cs[p].exact;
+            }
         qsort(cs, (size_t)P, sizeof *cs, cand_cmp);
         if (cs[0].exact > best_exact || (cs[0].exact == best_exact && cs[0].loss < best_loss)) {
             best_exact = cs[0].exact;
@@ -320,6 +358,8 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
             break;
         }
     }
+    free(mine);
+    free(all);
     if (!rc) {
         bf_svf_mix(s, e, best, c->per_layer);
         if (bf_svf_refresh(s, m)) rc = -1;

@@ -72,40 +72,54 @@ static void tally_add_packed(bf_tally *t, const double *w)
     t->scored += (size_t)w[4];
 }
 
+/* The tallies of batches [lo, hi) of s into w (TALLY_WORDS each). */
+static int eval_batches(bf_model *m, const bf_split *s, int batch, size_t lo, size_t hi, double *w)
+{
+    size_t T = s->T;
+    for (size_t k = lo; k < hi; k++) {
+        size_t r0 = k * (size_t)batch;
+        int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
+        double loss = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
+        if (isnan(loss) && m->last_targets == 0) return -1;   /* the forward could not run */
+        bf_tally one = {0};
+        bf_tally_batch(&one, m, loss, B);
+        tally_pack(&one, w + (k - lo) * TALLY_WORDS);
+    }
+    return 0;
+}
+
+int bf_eval_split_alone(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
+{
+    size_t nb = (s->rows + (size_t)batch - 1) / (size_t)batch;
+    double *w = bf_xcalloc((nb ? nb : 1) * TALLY_WORDS, sizeof *w);
+    if (eval_batches(m, s, batch, 0, nb, w)) { free(w); return -1; }
+    bf_tally t = {0};
+    for (size_t k = 0; k < nb; k++) tally_add_packed(&t, w + k * TALLY_WORDS);
+    free(w);
+    bf_tally_done(&t, s->rows, out);
+    return 0;
+}
+
 /* In a job (bf/dist.h) each rank evaluates a contiguous share of the
  * batches; the batches' tallies are then gathered and added in batch order,
  * as one process adds them, so the metrics are the same bits as one
  * process's for any number of ranks. */
 int bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
 {
-    size_t T = s->T, nb = (s->rows + (size_t)batch - 1) / (size_t)batch, lo, hi;
+    if (bf_dist_size() == 1) return bf_eval_split_alone(m, s, batch, out);
+    size_t nb = (s->rows + (size_t)batch - 1) / (size_t)batch, lo, hi, P = (size_t)bf_dist_size();
     bf_dist_share(nb, &lo, &hi);
-    size_t most = (nb + (size_t)bf_dist_size() - 1) / (size_t)bf_dist_size();   /* the largest share */
-    double *mine = bf_xcalloc((most ? most : 1) * TALLY_WORDS, sizeof *mine);
-    int rc = 0;
-    for (size_t k = lo; k < hi && !rc; k++) {
-        size_t r0 = k * (size_t)batch;
-        int B = (int)(s->rows - r0 < (size_t)batch ? s->rows - r0 : (size_t)batch);
-        double loss = bf_model_forward(m, s->x + r0 * T, s->y + r0 * T, B, (int)T);
-        if (isnan(loss) && m->last_targets == 0) { rc = -1; break; }   /* the forward could not run */
-        bf_tally one = {0};
-        bf_tally_batch(&one, m, loss, B);
-        tally_pack(&one, mine + (k - lo) * TALLY_WORDS);
-    }
-    if (bf_dist_agree(rc)) { free(mine); return -1; }
+    size_t most = (nb + P - 1) / P, row = (most ? most : 1) * TALLY_WORDS;   /* the largest share's words */
+    double *mine = bf_xcalloc(row, sizeof *mine);
+    if (bf_dist_agree(eval_batches(m, s, batch, lo, hi, mine))) { free(mine); return -1; }
+    double *all = bf_xmalloc(P * row * sizeof *all);
+    if (bf_dist_gather(mine, row * sizeof *mine, all)) { free(all); free(mine); return -1; }
     bf_tally t = {0};
-    if (bf_dist_size() == 1) {
-        for (size_t k = 0; k < nb; k++) tally_add_packed(&t, mine + k * TALLY_WORDS);
-    } else {
-        size_t P = (size_t)bf_dist_size(), row = (most ? most : 1) * TALLY_WORDS;
-        double *all = bf_xmalloc(P * row * sizeof *all);
-        if (bf_dist_gather(mine, row * sizeof *mine, all)) { free(all); free(mine); return -1; }
-        for (size_t p = 0, k = 0; p < P; p++) {   /* rank p's share, as bf_dist_share gives it */
-            size_t n = nb / P + (p < nb % P);
-            for (size_t j = 0; j < n; j++, k++) tally_add_packed(&t, all + p * row + j * TALLY_WORDS);
-        }
-        free(all);
+    for (size_t p = 0; p < P; p++) {   /* rank p's share, as bf_dist_share gives it */
+        size_t n = nb / P + (p < nb % P);
+        for (size_t j = 0; j < n; j++) tally_add_packed(&t, all + p * row + j * TALLY_WORDS);
     }
+    free(all);
     free(mine);
     bf_tally_done(&t, s->rows, out);
     return 0;
