@@ -52,6 +52,7 @@ typedef struct {
     int gf_seen;
     float *ns_work;            /* Newton–Schulz scratch */
     size_t ns_work_len;
+    float *ns_shared;          /* in a job: [n] the orthogonalized updates, each matrix's from its rank */
     long t;                    /* steps taken */
     size_t n;                  /* floats in each moment: the pset's n */
 } bf_optim;
@@ -60,7 +61,8 @@ void bf_optim_default(bf_optim_cfg *c);
 /* State for the tensors of ps (a model's: bf_model_pset; or an adapter's). */
 void bf_optim_init(bf_optim *o, const bf_pset *ps, const bf_optim_cfg *c);
 /* One step over ps with the scheduled lr (the fallback's scales alike). */
-void bf_optim_step(bf_optim *o, bf_pset *ps, double lr);
+/* 0, or -1 and bf_err (in a job, when sharing Muon's matrices fails). */
+int bf_optim_step(bf_optim *o, bf_pset *ps, double lr);
 void bf_optim_free(bf_optim *o);
 
 /* Newton–Schulz orthogonalization of G [rows, cols] into O (may alias G). */

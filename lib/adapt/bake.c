@@ -395,7 +395,7 @@ int bf_bake(bf_model *student, bf_adapter *a, bf_model *teacher, const bf_datase
             }
         }
         double lr = bake_lr(c, step);
-        if (!skip) bf_optim_step(&opt, &bp.ps, lr);
+        if (!skip && bf_optim_step(&opt, &bp.ps, lr)) { rc = -1; break; }
         bf_bake_step s = {step + 1, c->steps, kl, lr, gn, 0, kkl, 0, 0, {0}, 0, {0}, skip};
         int last = step + 1 == c->steps;
         if (d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last)) {

@@ -208,7 +208,7 @@ int bf_svf_train(bf_model *m, bf_pset *ps, int (*refresh)(void *, bf_model *), v
             if (st.skipped && !c->skip_nonfinite) { rc = bf_err("the gradient is not finite at step %d", step + 1); break; }
         }
         if (st.skipped) st.grad_norm = NAN;
-        else bf_optim_step(&opt, ps, c->lr);
+        else if (bf_optim_step(&opt, ps, c->lr)) { rc = -1; break; }
         int last = step + 1 == c->steps;
         if (d->val.rows && ((c->eval_every > 0 && (step + 1) % c->eval_every == 0) || last)) {
             if (refresh(refresh_ctx, m) || bf_eval_split(m, &d->val, c->eval_batch, &st.val)) { rc = -1; break; }

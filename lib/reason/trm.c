@@ -381,7 +381,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
         double gnorm = bf_grad_clip(&ps, c->clip);
         if (!isfinite(gnorm)) { rc = bf_err("gradient is not finite at step %d", step + 1); break; }
         double lr = bf_train_lr(c, step);
-        bf_optim_step(opt, &ps, lr);
+        if (bf_optim_step(opt, &ps, lr)) { rc = -1; break; }
         if (ema.avg) bf_ema_update(&ema, &ps);
         step++;
         res->steps_done = step;

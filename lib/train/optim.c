@@ -1,5 +1,6 @@
 /* optim.c — SGD, Adam, AdamW, Muon and the Grokfast filter (bf/optim.h). */
 #include "bf/optim.h"
+#include "bf/dist.h"
 #include "bf/blas.h"
 #include "bf/util.h"
 
@@ -65,6 +66,7 @@ void bf_optim_free(bf_optim *o)
     free(o->m);
     free(o->v);
     free(o->mom);
+    free(o->ns_shared);
     free(o->gf_h);
     free(o->gf_ring);
     free(o->gf_sum);
@@ -175,7 +177,50 @@ static void muon_step(bf_optim *o, const bf_param *p, float *w, const float *g, 
     for (size_t j = 0; j < n; j++) w[j] = w[j] * decay - scale * u[j];
 }
 
-void bf_optim_step(bf_optim *o, bf_pset *m, double lr)
+/* Muon in a job (bf/dist.h): every rank holds the same gradients, so
+ * instead of each orthogonalizing every matrix, each matrix goes to one rank
+ * (the least loaded so far, in parameter order, by its Newton–Schulz cost
+ * rows·cols·min(rows, cols)), which orthogonalizes it; the ranks then sum
+ * the updates, every slot taking one rank's value and zeros (exact), and
+ * all apply them.  Returns -1 (bf_err) when the sum fails. */
+static int muon_shared(bf_optim *o, bf_pset *m, double lr)
+{
+    const bf_optim_cfg *c = &o->cfg;
+    int P = bf_dist_size(), me = bf_dist_rank();
+    double load[64] = {0};
+    if (P > 64) return bf_err("Muon shares its matrices among 64 ranks at most, not %d", P);
+    if (!o->ns_shared) o->ns_shared = bf_xmalloc((m->n ? m->n : 1) * sizeof(float));
+    float *U = o->ns_shared, mu = (float)c->momentum;
+    memset(U, 0, m->n * sizeof(float));
+    for (size_t k = 0; k < m->np; k++) {
+        const bf_param *p = &m->p[k];
+        if (!uses_muon(o, p)) continue;
+        size_t rows = p->shape[0], cols = p->shape[1], n = p->numel;
+        int owner = 0;
+        for (int r = 1; r < P; r++)
+            if (load[r] < load[owner]) owner = r;
+        load[owner] += (double)rows * (double)cols * (double)(rows < cols ? rows : cols);
+        float *buf = o->mom + p->offset, *u = U + p->offset;
+        const float *g = m->grads + p->offset;
+        for (size_t j = 0; j < n; j++) {   /* every rank keeps the momentum */
+            buf[j] = mu * buf[j] + g[j];
+            if (owner == me) u[j] = g[j] + mu * buf[j];   /* Nesterov */
+        }
+        if (owner == me) bf_newton_schulz(u, rows, cols, c->ns_steps, u);
+    }
+    if (bf_dist_sum_floats(U, m->n)) return -1;
+    for (size_t k = 0; k < m->np; k++) {
+        const bf_param *p = &m->p[k];
+        if (!uses_muon(o, p)) continue;
+        size_t rows = p->shape[0], cols = p->shape[1];
+        float scale = (float)(lr * sqrt(fmax(1.0, (double)rows / (double)cols)));
+        float decay = (float)(1.0 - lr * c->wd), *w = m->params + p->offset, *u = U + p->offset;
+        for (size_t j = 0; j < p->numel; j++) w[j] = w[j] * decay - scale * u[j];
+    }
+    return 0;
+}
+
+int bf_optim_step(bf_optim *o, bf_pset *m, double lr)
 {
     const bf_optim_cfg *c = &o->cfg;
     o->t++;
@@ -187,8 +232,12 @@ void bf_optim_step(bf_optim *o, bf_pset *m, double lr)
     for (size_t k = 0; k < m->np; k++) {
         const bf_param *p = &m->p[k];
         float *w = m->params + p->offset, *g = m->grads + p->offset;
-        if (uses_muon(o, p)) muon_step(o, p, w, g, o->mom + p->offset, lr);
-        else adam_like(o, base, p, w, g, o->m ? o->m + p->offset : NULL, o->v ? o->v + p->offset : NULL,
-                       c->kind == BF_OPTIM_MUON ? fb_lr : lr);
+        if (uses_muon(o, p)) {
+            if (bf_dist_size() == 1) muon_step(o, p, w, g, o->mom + p->offset, lr);
+        } else {
+            adam_like(o, base, p, w, g, o->m ? o->m + p->offset : NULL, o->v ? o->v + p->offset : NULL,
+                      c->kind == BF_OPTIM_MUON ? fb_lr : lr);
+        }
     }
+    return c->kind == BF_OPTIM_MUON && bf_dist_size() > 1 ? muon_shared(o, m, lr) : 0;
 }

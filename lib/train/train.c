@@ -252,7 +252,7 @@ int bf_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train_cfg
         if (skip) {
             res->skipped++;
         } else {
-            bf_optim_step(opt, &ps, lr);
+            if (bf_optim_step(opt, &ps, lr)) { rc = -1; break; }
             if (c->qk_clip > 0) {   /* every rank clips by the largest logit of the whole batch */
                 if (m->qk_max && bf_dist_max_floats(m->qk_max, (size_t)m->cfg.n_layer * m->cfg.n_head)) { rc = -1; break; }
                 res->qk_clipped += bf_qk_clip(m, c->qk_clip);
