@@ -25,12 +25,16 @@ extern void openblas_set_num_threads(int) __attribute__((weak));
 bf_cli bf_cli_state = {.prog = "bitforge", .seed = 1, .progress = -1};
 
 /* In a job every rank meets the same errors at the same point, and rank 0
- * says so: another rank waits a second before its own line, and mpirun,
- * which ends the job when rank 0 exits, has ended it by then.  A rank that
- * fails alone still says why. */
+ * says so.  After a failure the ranks agreed on (bf_dist_agree: the same
+ * message everywhere) the others end quietly; after any other, another rank
+ * waits five seconds before its own line, and mpirun, which ends the job a
+ * few seconds after rank 0 exits with an error, has ended it by then.  A
+ * rank that fails alone still says why, late. */
 static void job_hold_back(void)
 {
-    if (bf_dist_rank() != 0) sleep(1);
+    if (bf_dist_rank() == 0) return;
+    if (bf_dist_failed_together()) exit(1);
+    sleep(5);
 }
 
 static void vmsg(const char *fmt, va_list ap)

@@ -58,5 +58,8 @@ int bf_dist_bcast(void *buf, size_t len, int root);
  * rank could fail alone (its share's forward), so that no rank goes on to
  * wait for one that has stopped. */
 int bf_dist_agree(int rc);
+/* Whether a bf_dist_agree has returned -1: every rank then stops with the
+ * same message (a program lets rank 0 alone say it). */
+int bf_dist_failed_together(void);
 
 #endif

@@ -67,6 +67,10 @@ int bf_dist_bcast(void *buf, size_t len, int root) { return job.size > 1 ? job.b
 
 #define MAX_RANKS 4096
 
+static int failed_together;   /* bf_dist_agree has returned -1 */
+
+int bf_dist_failed_together(void) { return failed_together; }
+
 int bf_dist_agree(int rc)
 {
     if (job.size <= 1) return rc ? -1 : 0;
@@ -82,5 +86,6 @@ int bf_dist_agree(int rc)
     if (job.bcast(job.ctx, msg, sizeof msg, first)) return -1;
     msg[sizeof msg - 1] = 0;
     if (job.rank != first) bf_err("%s", msg);
+    failed_together = 1;
     return -1;
 }
