@@ -1,7 +1,7 @@
-"""bench/train_configs.py -- the training configurations of bench/train-step
-and the benchmarks that train like it: for each, the bf-data and bf-init arguments, the
+"""bench/train_configs.py -- the training configurations that bench/train-step
+and bench/mpi-scaling share: for each, the bf-data and bf-init arguments, the
 batch, the timed steps N (before STEPS_SCALE) and train-step's goal against
-PyTorch; and the warm-up steps W and weight decay they train with.
+PyTorch; and the warm-up steps W and weight decay both benchmarks train with.
 """
 
 WARMUP = 3   # steps before the timed ones (allocation, first touches)
