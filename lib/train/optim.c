@@ -187,8 +187,7 @@ static int muon_shared(bf_optim *o, bf_pset *m, double lr)
 {
     const bf_optim_cfg *c = &o->cfg;
     int P = bf_dist_size(), me = bf_dist_rank();
-    double load[64] = {0};
-    if (P > 64) return bf_err("Muon shares its matrices among 64 ranks at most, not %d", P);
+    double *load = bf_xcalloc((size_t)P, sizeof *load);
     if (!o->ns_shared) o->ns_shared = bf_xmalloc((m->n ? m->n : 1) * sizeof(float));
     float *U = o->ns_shared, mu = (float)c->momentum;
     memset(U, 0, m->n * sizeof(float));
@@ -208,6 +207,7 @@ static int muon_shared(bf_optim *o, bf_pset *m, double lr)
         }
         if (owner == me) bf_newton_schulz(u, rows, cols, c->ns_steps, u);
     }
+    free(load);
     if (bf_dist_sum_floats(U, m->n)) return -1;
     for (size_t k = 0; k < m->np; k++) {
         const bf_param *p = &m->p[k];
