@@ -43,6 +43,7 @@ int bf_trainopt_handle(bf_trainopt *t, int c, const char *arg)
     case BF_TO_GF_WINDOW: o->gf_window = (int)bf_parse_int("grokfast-window", arg, 1, 100000); break;
     case BF_TO_MOMENTUM: o->momentum = bf_parse_double("momentum", arg, 0, 0.999999); break;
     case BF_TO_NS_STEPS: o->ns_steps = (int)bf_parse_int("ns-steps", arg, 0, 100); break;
+    case BF_TO_NS_EACH_RANK: o->ns_each_rank = 1; break;
     case BF_TO_FALLBACK: {
         static const char *const fb[] = {"adamw", "sgd", NULL};
         o->fallback = bf_parse_choice("fallback", arg, fb) ? BF_OPTIM_SGD : BF_OPTIM_ADAMW;
@@ -67,7 +68,7 @@ void bf_trainopt_finish(bf_trainopt *t)
     if (!t->data) bf_usage_die("needs --data DATA");
     if (o->kind != BF_OPTIM_MUON)
         for (int code = BF_TO_MOMENTUM; code <= BF_TO_FALLBACK_LR; code++)
-            if (BF_TO_GIVEN(t, code)) bf_usage_die("--momentum, --ns-steps, --fallback and --fallback-lr are Muon's");
+            if (BF_TO_GIVEN(t, code)) bf_usage_die("--momentum, --ns-steps, --ns-each-rank, --fallback and --fallback-lr are Muon's");
     if (o->grokfast == BF_GROKFAST_OFF &&
         (BF_TO_GIVEN(t, BF_TO_GF_ALPHA) || BF_TO_GIVEN(t, BF_TO_GF_LAMBDA) || BF_TO_GIVEN(t, BF_TO_GF_WINDOW)))
         bf_usage_die("the --grokfast-* settings need --grokfast ema|ma");

@@ -19,8 +19,8 @@
 enum {
     BF_TO_DATA = 1200, BF_TO_STEPS, BF_TO_BATCH, BF_TO_LR, BF_TO_WD, BF_TO_WARMUP, BF_TO_SCHEDULE, BF_TO_CLIP,
     BF_TO_BETA1, BF_TO_BETA2, BF_TO_EPS, BF_TO_OPT, BF_TO_EVAL_EVERY, BF_TO_EVAL_BATCH, BF_TO_STOP_EXACT, BF_TO_LOG,
-    BF_TO_GROKFAST, BF_TO_GF_ALPHA, BF_TO_GF_LAMBDA, BF_TO_GF_WINDOW, BF_TO_MOMENTUM, BF_TO_NS_STEPS, BF_TO_FALLBACK,
-    BF_TO_FALLBACK_LR, BF_TO_EMA, BF_TO_ON_NAN
+    BF_TO_GROKFAST, BF_TO_GF_ALPHA, BF_TO_GF_LAMBDA, BF_TO_GF_WINDOW, BF_TO_MOMENTUM, BF_TO_NS_STEPS, BF_TO_NS_EACH_RANK,
+    BF_TO_FALLBACK, BF_TO_FALLBACK_LR, BF_TO_EMA, BF_TO_ON_NAN
 };
 
 #define BF_OPTS_TRAIN                                                                                        \
@@ -36,6 +36,7 @@ enum {
     {"grokfast-lambda", required_argument, 0, BF_TO_GF_LAMBDA},                                              \
     {"grokfast-window", required_argument, 0, BF_TO_GF_WINDOW}, {"momentum", required_argument, 0, BF_TO_MOMENTUM}, \
     {"ns-steps", required_argument, 0, BF_TO_NS_STEPS}, {"fallback", required_argument, 0, BF_TO_FALLBACK},     \
+    {"ns-each-rank", no_argument, 0, BF_TO_NS_EACH_RANK},                                                    \
     {"fallback-lr", required_argument, 0, BF_TO_FALLBACK_LR}, {"ema", required_argument, 0, BF_TO_EMA},       \
     {"on-nan", required_argument, 0, BF_TO_ON_NAN}, BF_OPTS_CKPT
 
@@ -67,6 +68,8 @@ enum {
 #define BF_USAGE_MUON                                                                                         \
     "  --momentum X       Muon's Nesterov momentum (default 0.95)\n"                                           \
     "  --ns-steps N       quintic Newton-Schulz steps (default 5)\n"                                           \
+    "  --ns-each-rank     in an MPI job, every rank orthogonalizes every matrix (the\n"                       \
+    "                     same result; to measure what sharing them saves)\n"                                 \
     "  --fallback adamw|sgd  for embeddings, head and 1-D parameters (default adamw)\n"                        \
     "  --fallback-lr X    the fallback's peak lr (default 1e-3)\n"
 

@@ -34,6 +34,8 @@ typedef struct {
     /* Muon */
     double momentum;
     int ns_steps;
+    int ns_each_rank;          /* in a job (bf/dist.h): every rank orthogonalizes every matrix, instead
+                                * of one rank each (the same result; what sharing saves) */
     bf_optim_kind fallback;    /* adamw or sgd */
     double fallback_lr;        /* < 0: the same as lr */
     /* Grokfast */

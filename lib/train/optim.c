@@ -220,6 +220,8 @@ static int muon_shared(bf_optim *o, bf_pset *m, double lr)
     return 0;
 }
 
+static int muon_shared_on(const bf_optim *o) { return o->cfg.kind == BF_OPTIM_MUON && bf_dist_size() > 1 && !o->cfg.ns_each_rank; }
+
 int bf_optim_step(bf_optim *o, bf_pset *m, double lr)
 {
     const bf_optim_cfg *c = &o->cfg;
@@ -233,11 +235,11 @@ int bf_optim_step(bf_optim *o, bf_pset *m, double lr)
         const bf_param *p = &m->p[k];
         float *w = m->params + p->offset, *g = m->grads + p->offset;
         if (uses_muon(o, p)) {
-            if (bf_dist_size() == 1) muon_step(o, p, w, g, o->mom + p->offset, lr);
+            if (!muon_shared_on(o)) muon_step(o, p, w, g, o->mom + p->offset, lr);
         } else {
             adam_like(o, base, p, w, g, o->m ? o->m + p->offset : NULL, o->v ? o->v + p->offset : NULL,
                       c->kind == BF_OPTIM_MUON ? fb_lr : lr);
         }
     }
-    return c->kind == BF_OPTIM_MUON && bf_dist_size() > 1 ? muon_shared(o, m, lr) : 0;
+    return muon_shared_on(o) ? muon_shared(o, m, lr) : 0;
 }
