@@ -104,11 +104,15 @@ close_to_one() {
     rel_close "$a" "$b" "$LOSS_TOL" || fail "val loss $a (2 ranks) against $b"
 }
 
-@test "mpi-14 bf-bake with a keep set, and bf-svf train: the same adapter and expert" {
+@test "mpi-14 bf-bake with a keep set, bf-halfbake and bf-svf train: the same models and expert" {
     bf-data seq --task copy --prompt "Copy it: " --min-len 3 --max-len 5 --n-train 64 --n-val 16 --seed 5 -o p.bf
     local args="--prompt x --data $(F rev.bf) --keep p.bf --steps 20 --batch 16 -q"
     bf-bake $args --threads 2 -o one.bf "$(F m.bf)"
     job bf-bake $args --threads 1 -o two.bf "$(F m.bf)"
+    close_to_one two.bf one.bf
+    args="--prompt x --data $(F rev.bf) --iterations 2 --steps 10 --batch 16 -q"
+    bf-halfbake $args --threads 2 -o one.bf "$(F m.bf)"
+    job bf-halfbake $args --threads 1 -o two.bf "$(F m.bf)"
     close_to_one two.bf one.bf
     args="--data p.bf --steps 20 --lr 1e-2 --name p -q"
     bf-svf train $args --threads 2 -o e1.bf "$(F m.bf)"
