@@ -48,7 +48,9 @@ struct bf_state;
 typedef struct {
     int every;                            /* > 0: a state every this many steps */
     const volatile sig_atomic_t *interrupt;   /* non-zero: save after the step in progress and stop */
-    int (*save)(void *ctx, const bf_header *h, const bf_tset *t);   /* -1 and bf_err on failure */
+    /* -1 and bf_err on failure; in a job (bf/dist.h) every rank calls it
+     * with the same state, and the program writes rank 0's */
+    int (*save)(void *ctx, const bf_header *h, const bf_tset *t);
     void *ctx;
     const bf_header *resume_h;            /* a state to continue from, or NULL */
     const bf_tset *resume_t;
@@ -76,6 +78,11 @@ typedef struct {
 typedef struct bf_state bf_state;
 /* To save the state after `step` of `steps` steps. */
 bf_state *bf_state_saving(const bf_checkpoint *k, const char *config, uint64_t data_digest, int step, int steps);
+/* Whether s is saving (or restoring). */
+int bf_state_is_saving(const bf_state *s);
+/* A piece could not be made or restored (its bf_err said why): the error
+ * sticks, as the calls' own do. */
+void bf_state_fail(bf_state *s);
 /* To restore k's resume state: program, model, data and config checked now
  * (config: the first setting that differs is named); *step gets its step. */
 bf_state *bf_state_restoring(const bf_checkpoint *k, const char *config, uint64_t data_digest, int steps, int *step);

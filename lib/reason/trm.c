@@ -267,7 +267,59 @@ typedef struct {
     size_t *finished, *finished_steps;
     int Bmax;
     size_t T;
+    size_t lo;                 /* r holds rows [lo, lo + r->B) (a job's rank: its share) */
 } trm_run;
+
+/* The rolling batch's states y, z and start flags, all Bmax rows: in a job
+ * gathered from the ranks' shares (saving), or handed back to them
+ * (restoring) around the state's pieces. */
+static void trm_row_states(bf_state *s, const trm_run *u, size_t D)
+{
+    size_t T = u->T, B = (size_t)u->Bmax, E = T * D, P = (size_t)bf_dist_size();
+    if (P == 1) {
+        int32_t *start = bf_xmalloc(B * sizeof *start);
+        for (size_t j = 0; j < B; j++) start[j] = u->r->start[j];
+        bf_state_ints(s, "rows.start", start, B, 0, 1);
+        for (size_t j = 0; j < B; j++) u->r->start[j] = (unsigned char)start[j];
+        free(start);
+        bf_state_floats(s, "rows.states_y", u->r->y, B * E);
+        bf_state_floats(s, "rows.states_z", u->r->z, B * E);
+        return;
+    }
+    /* a row's record: y, z, then its start flag as a float */
+    size_t rec = 2 * E + 1, most = (B + P - 1) / P, Bs = (size_t)u->r->B;
+    float *mine = bf_xcalloc(most * rec, sizeof *mine), *all = bf_xmalloc(P * most * rec * sizeof *all);
+    float *y = bf_xmalloc(B * E * sizeof *y), *z = bf_xmalloc(B * E * sizeof *z);
+    int32_t *start = bf_xcalloc(B, sizeof *start);
+    if (bf_state_is_saving(s)) {
+        for (size_t j = 0; j < Bs; j++) {
+            memcpy(mine + j * rec, u->r->y + j * E, E * sizeof *mine);
+            memcpy(mine + j * rec + E, u->r->z + j * E, E * sizeof *mine);
+            mine[j * rec + 2 * E] = u->r->start[j];
+        }
+        if (bf_dist_gather(mine, most * rec * sizeof *mine, all)) bf_state_fail(s);
+        for (size_t p = 0, j = 0; p < P; p++)   /* rank p's share, as bf_dist_share gives it */
+            for (size_t k = 0; k < B / P + (p < B % P); k++, j++) {
+                const float *q = all + (p * most + k) * rec;
+                memcpy(y + j * E, q, E * sizeof *y);
+                memcpy(z + j * E, q + E, E * sizeof *z);
+                start[j] = q[2 * E] != 0;
+            }
+    }
+    bf_state_ints(s, "rows.start", start, B, 0, 1);
+    bf_state_floats(s, "rows.states_y", y, B * E);
+    bf_state_floats(s, "rows.states_z", z, B * E);
+    if (!bf_state_is_saving(s)) {   /* this rank's share */
+        memcpy(u->r->y, y + u->lo * E, Bs * E * sizeof *y);
+        memcpy(u->r->z, z + u->lo * E, Bs * E * sizeof *z);
+        for (size_t j = 0; j < Bs; j++) u->r->start[j] = (unsigned char)start[u->lo + j];
+    }
+    free(mine);
+    free(all);
+    free(y);
+    free(z);
+    free(start);
+}
 
 static void trm_pieces(bf_state *s, void *run)
 {
@@ -291,11 +343,7 @@ static void trm_pieces(bf_state *s, void *run)
     for (int j = 0; j < B; j++) small[j] = u->age[j];
     bf_state_ints(s, "rows.age", small, (size_t)B, 0, m->cfg.rec_sup);
     for (int j = 0; j < B; j++) u->age[j] = small[j];
-    for (int j = 0; j < B; j++) small[j] = u->r->start[j];
-    bf_state_ints(s, "rows.start", small, (size_t)B, 0, 1);
-    for (int j = 0; j < B; j++) u->r->start[j] = (unsigned char)small[j];
-    bf_state_floats(s, "rows.states_y", u->r->y, (size_t)B * T * D);
-    bf_state_floats(s, "rows.states_z", u->r->z, (size_t)B * T * D);
+    trm_row_states(s, u, D);
     bf_state_int(s, "finished", &fin, 0, INT64_MAX);
     bf_state_int(s, "finished_steps", &fst, 0, INT64_MAX);
     u->f->used = (size_t)used;
@@ -323,10 +371,6 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
      * and ages, and the states of its share [lo, hi) only, which it steps */
     size_t lo, hi;
     if (bf_train_share_rows(Bmax, &lo, &hi)) { bf_batcher_free(&b); return -1; }
-    if (c->ckpt && bf_dist_size() > 1) {
-        bf_batcher_free(&b);
-        return bf_err("a recursive model's training keeps no states under MPI (its rows' states are spread over the ranks)");
-    }
     int Bs = (int)(hi - lo), P = bf_dist_size();
     size_t most = ((size_t)Bmax + (size_t)P - 1) / (size_t)P;
     float *my_logit = bf_xcalloc(most, sizeof *my_logit), *all_logit = bf_xcalloc(most * (size_t)P, sizeof *all_logit);
@@ -345,7 +389,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     row_feed f = {&b, NULL, NULL, b.batch};
     size_t finished = 0, finished_steps = 0;
     for (int j = 0; j < Bmax; j++) next_puzzle(&f, &r, lo, bx, by, age, j);
-    trm_run run = {m, opt, &b, &ema, &r, bx, by, age, &f, &finished, &finished_steps, Bmax, T};
+    trm_run run = {m, opt, &b, &ema, &r, bx, by, age, &f, &finished, &finished_steps, Bmax, T, lo};
     char config[1024];
     uint64_t data_digest = 0;
     if (c->ckpt) {

@@ -69,6 +69,10 @@ static int config_mismatch(const char *was, const char *now)
     return bf_err("the state was made with other settings");
 }
 
+int bf_state_is_saving(const bf_state *s) { return s->saving; }
+
+void bf_state_fail(bf_state *s) { s->failed = 1; }
+
 bf_state *bf_state_saving(const bf_checkpoint *k, const char *config, uint64_t data_digest, int step, int steps)
 {
     bf_state *s = bf_xcalloc(1, sizeof *s);
@@ -386,14 +390,12 @@ int bf_checkpoint_after(const bf_checkpoint *k, const char *config, uint64_t dat
         stop = any > 0;
     }
     if (!stop && !(k->every > 0 && done % k->every == 0)) return 0;
-    int rc = 0;
-    if (bf_dist_rank() == 0) {   /* every rank holds the same state: rank 0 writes it */
-        bf_state *s = bf_state_saving(k, config, data_digest, done, steps);
-        if (k->outer) k->outer(s, k->outer_run);
-        pieces(s, run);
-        rc = bf_state_end(s);
-    }
-    if (bf_dist_agree(rc)) return -1;
+    /* in a job every rank makes the state (a loop's pieces may gather what
+     * the ranks hold apart) and hands it to save, which writes rank 0's */
+    bf_state *s = bf_state_saving(k, config, data_digest, done, steps);
+    if (k->outer) k->outer(s, k->outer_run);
+    pieces(s, run);
+    if (bf_dist_agree(bf_state_end(s))) return -1;
     return stop ? bf_err("interrupted after %s %d; its state is saved", unit, done) : 0;
 }
 

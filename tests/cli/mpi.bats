@@ -194,3 +194,14 @@ close_to_one() {
     job bf-ste-train $args -o full.bf "$(F m.bf)"
     same_tensors full.bf res.bf
 }
+
+@test "mpi-51 a recursive model's job: its rows' states gathered into the state, resumed the same" {
+    bf-data sudoku --size 4 --holes 6-8 --n-train 128 --n-val 16 --seed 3 -o s.bf
+    bf-init --like s.bf --d 16 --heads 2 --layers 2 --ff 32 --recursion 2,2,3 -o r.bf
+    local args="--data s.bf --steps 12 --batch 16 --threads 1 -q"
+    job bf-ste-train $args -o full.bf r.bf
+    job bf-ste-train --data s.bf --steps 12 --batch 16 --threads 1 -q --state st.bf --state-every 5 -o /dev/null r.bf
+    [[ $(jget '$j->{meta}{step}' < <(bf-eval --json st.bf)) -eq 10 ]]
+    job bf-ste-train $args --resume st.bf -o res.bf r.bf
+    same_tensors full.bf res.bf
+}
