@@ -136,47 +136,92 @@ double bf_trm_step(bf_trm *r, const int32_t *x, const int32_t *tgt, int B, int g
     return loss;
 }
 
+/* What evaluation keeps of a row: the step it stopped at, its loss there,
+ * its targets and right answers; and of a batch its exact_at counts. */
+enum { ROW_WORDS = 4 };
+
+/* Batches [b0, b1) of s, B rows each (the last may be short): rows' records
+ * into rows (ROW_WORDS a row, from the batch b0's first row), the batches'
+ * exact_at counts into at (BF_TRM_TABLE a batch). */
+static int eval_batches(bf_trm *r, const bf_split *s, int B, size_t b0, size_t b1, double thr, int max_steps, int table,
+                        double *rows, double *at)
+{
+    for (size_t bi = b0; bi < b1; bi++) {
+        size_t r0 = bi * (size_t)B;
+        int nb = (int)(s->rows - r0 < (size_t)B ? s->rows - r0 : (size_t)B);
+        const int32_t *x = s->x + r0 * s->T, *y = s->y + r0 * s->T;
+        double *row = rows + (r0 - b0 * (size_t)B) * ROW_WORDS, *a = at + (bi - b0) * BF_TRM_TABLE;
+        bf_trm_reset(r, nb);
+        int left = nb;
+        for (int k = 1; k <= max_steps; k++) {
+            if (isnan(bf_trm_step(r, x, y, nb, 0))) return -1;
+            for (int j = 0; j < BF_TRM_TABLE; j++)
+                if (bf_trm_table_steps[j] == k)
+                    for (int b = 0; b < nb; b++) a[j] += r->row_targets[b] && r->row_targets[b] == r->row_correct[b];
+            for (int b = 0; b < nb; b++) {
+                double *w = row + (size_t)b * ROW_WORDS;
+                if (w[0] || (r->logit[b] <= thr && k < max_steps)) continue;
+                w[0] = k;
+                w[1] = r->row_loss[b];
+                w[2] = r->row_targets[b];
+                w[3] = r->row_correct[b];
+                left--;
+            }
+            if (!left && (!table || k >= bf_trm_table_steps[BF_TRM_TABLE - 1])) break;
+        }
+    }
+    return 0;
+}
+
+/* In a job (bf/dist.h) each rank evaluates a contiguous share of the
+ * batches and the records are gathered; either way the sums are made as one
+ * process makes them, batch after batch and, in a batch, in the order the
+ * rows stopped (step, then row), so the metrics are the same bits. */
 int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int max_steps, int table, bf_trm_metrics *out)
 {
     memset(out, 0, sizeof *out);
     if (max_steps < 1) return bf_err("max_steps %d: at least one supervision step", max_steps);
     int B = (int)(s->rows < (size_t)batch ? s->rows : (size_t)batch);
     if (B < 1) return bf_err("nothing to evaluate");
+    size_t nbat = (s->rows + (size_t)B - 1) / (size_t)B, P = (size_t)bf_dist_size(), lo, hi;
+    bf_dist_share(nbat, &lo, &hi);
+    size_t most = (nbat + P - 1) / P, rec = most * ((size_t)B * ROW_WORDS + BF_TRM_TABLE);   /* a rank's words */
+    double *mine = bf_xcalloc(rec, sizeof *mine);
     bf_trm r;
-    if (bf_trm_init(&r, m, B, (int)s->T, 0)) return -1;
+    int rc = bf_trm_init(&r, m, B, (int)s->T, 0);
     /* halting probability > P  ⇔  logit > log(P/(1 − P)) */
     double thr = halt_p >= 1 ? INFINITY : halt_p <= 0 ? -INFINITY : log(halt_p / (1 - halt_p));
-    int *done = bf_xcalloc((size_t)B, sizeof *done);
+    if (!rc) {
+        rc = eval_batches(&r, s, B, lo, hi, thr, max_steps, table, mine, mine + most * (size_t)B * ROW_WORDS);
+        bf_trm_free(&r);
+    }
+    double *all = mine;
+    if (P > 1) {
+        if (bf_dist_agree(rc)) { free(mine); return -1; }
+        all = bf_xmalloc(P * rec * sizeof *all);
+        if (bf_dist_gather(mine, rec * sizeof *mine, all)) rc = -1;
+    }
     size_t exact_at[BF_TRM_TABLE] = {0}, correct = 0, exact = 0, scored = 0, steps_sum = 0;
     double loss = 0;
-    int rc = 0;
-    for (size_t r0 = 0; r0 < s->rows && !rc; r0 += (size_t)B) {
-        int nb = (int)(s->rows - r0 < (size_t)B ? s->rows - r0 : (size_t)B);
-        const int32_t *x = s->x + r0 * s->T, *y = s->y + r0 * s->T;
-        bf_trm_reset(&r, nb);
-        memset(done, 0, (size_t)nb * sizeof *done);
-        int left = nb;
-        for (int k = 1; k <= max_steps; k++) {
-            if (isnan(bf_trm_step(&r, x, y, nb, 0))) { rc = -1; break; }
-            for (int j = 0; j < BF_TRM_TABLE; j++)
-                if (bf_trm_table_steps[j] == k)
-                    for (int b = 0; b < nb; b++)
-                        exact_at[j] += r.row_targets[b] && r.row_targets[b] == r.row_correct[b];
-            for (int b = 0; b < nb; b++) {
-                if (done[b] || (r.logit[b] <= thr && k < max_steps)) continue;
-                done[b] = k;
-                left--;
-                steps_sum += (size_t)k;
-                out->targets += (size_t)r.row_targets[b];
-                correct += (size_t)r.row_correct[b];
-                loss += r.row_loss[b];
-                if (r.row_targets[b]) { scored++; exact += r.row_targets[b] == r.row_correct[b]; }
-            }
-            if (!left && (!table || k >= bf_trm_table_steps[BF_TRM_TABLE - 1])) break;
+    for (size_t p = 0, bi = 0; p < P && !rc; p++)   /* rank p's share of the batches, as bf_dist_share gives it */
+        for (size_t j = 0; j < nbat / P + (p < nbat % P); j++, bi++) {
+            const double *rows = all + p * rec + j * (size_t)B * ROW_WORDS, *a = all + p * rec + most * (size_t)B * ROW_WORDS;
+            for (int q = 0; q < BF_TRM_TABLE; q++) exact_at[q] += (size_t)a[j * BF_TRM_TABLE + (size_t)q];
+            int nb = (int)(s->rows - bi * (size_t)B < (size_t)B ? s->rows - bi * (size_t)B : (size_t)B);
+            for (int k = 1; k <= max_steps; k++)
+                for (int b = 0; b < nb; b++) {
+                    const double *w = rows + (size_t)b * ROW_WORDS;
+                    if (w[0] != k) continue;
+                    size_t nt = (size_t)w[2], nc = (size_t)w[3];
+                    steps_sum += (size_t)k;
+                    out->targets += nt;
+                    correct += nc;
+                    loss += w[1];
+                    if (nt) { scored++; exact += nt == nc; }
+                }
         }
-    }
-    free(done);
-    bf_trm_free(&r);
+    if (all != mine) free(all);
+    free(mine);
     if (rc) return -1;
     out->rows = s->rows;
     out->loss = out->targets ? loss / (double)out->targets : 0;

@@ -130,6 +130,17 @@ close_to_one() {
     cmp one.json two.json
 }
 
+@test "mpi-22 bf-eval --data on a recursive model: the batches shared, the same metrics" {
+    # (a recursive model's products give other last bits on another thread
+    # count: one thread on both sides)
+    bf-data sudoku --size 4 --holes 6-8 --n-train 8 --n-val 40 --seed 3 -o s.bf
+    bf-init --like s.bf --d 16 --heads 2 --layers 2 --ff 32 --recursion 2,2,3 -o r.bf
+    bf-eval --data s.bf --batch 8 --threads 1 --json r.bf | sed 's/"seconds":[0-9.e-]*,//' >one.json
+    job bf-eval --data s.bf --batch 8 --threads 1 --json r.bf | sed 's/"seconds":[0-9.e-]*,//' >two.json
+    grep -q '"mean_steps":' one.json
+    cmp one.json two.json
+}
+
 @test "mpi-21 bf-svf mix: the candidates scored over the ranks, the same mixture" {
     bf-data seq --task copy --prompt "Copy it: " --min-len 3 --max-len 5 --n-train 64 --n-val 16 --seed 6 -o c.bf
     bf-svf train --data c.bf --steps 10 --lr 1e-2 --name c -q -o c-e.bf "$(F m.bf)"
