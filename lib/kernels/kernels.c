@@ -375,6 +375,111 @@ __attribute__((target("avx2"))) static void dot4x2_u8_avx2(const uint8_t *c, siz
     }
     for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
 }
+
+/* The batch micro-kernels: two weight rows (packed blocks a and b) against
+ * four activation rows (q, stride kpad), out[4·r + n] = Σ code·q.  Each
+ * 32-byte packed vector is decoded once, in registers, and used against the
+ * four activation rows, whose 32-byte chunks the maddubs read from memory
+ * (the four rows, 4·kpad bytes, stay in L1 while the caller runs every
+ * weight row of its tile past them).  Per 32 codes of a row: 8 maddubs into
+ * eight int16 accumulators, which take four blocks (TQ2: 16 maddubs, lanes
+ * ≤ 16·512 = 8192; TQ1: 20, ≤ 10240) before they are widened into int32 —
+ * exact for any input, the extreme case included.  Registers: 8
+ * accumulators, 2 packed and 2 decoded vectors, one activation chunk, the
+ * constants; the int32 totals, touched once every four blocks, live in
+ * memory.  (At -O2, gcc 12 keeps the hot loop of both free of spills: the
+ * activation chunks are loaded once each and feed two maddubs.) */
+/* One step: decoded codes wa, wb (two rows, 32 each) against the four
+ * activation rows' 32 bytes at offset `at`, into p0-p3 (row a) and p4-p7. */
+#define GEMM2X4_STEP(wa, wb, at)                                                        \
+    do {                                                                                \
+        __m256i x_ = _mm256_loadu_si256((const __m256i *)(q + (at)));                   \
+        p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(wa, x_));                        \
+        p4 = _mm256_add_epi16(p4, _mm256_maddubs_epi16(wb, x_));                        \
+        x_ = _mm256_loadu_si256((const __m256i *)(q1 + (at)));                          \
+        p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(wa, x_));                        \
+        p5 = _mm256_add_epi16(p5, _mm256_maddubs_epi16(wb, x_));                        \
+        x_ = _mm256_loadu_si256((const __m256i *)(q2 + (at)));                          \
+        p2 = _mm256_add_epi16(p2, _mm256_maddubs_epi16(wa, x_));                        \
+        p6 = _mm256_add_epi16(p6, _mm256_maddubs_epi16(wb, x_));                        \
+        x_ = _mm256_loadu_si256((const __m256i *)(q3 + (at)));                          \
+        p3 = _mm256_add_epi16(p3, _mm256_maddubs_epi16(wa, x_));                        \
+        p7 = _mm256_add_epi16(p7, _mm256_maddubs_epi16(wb, x_));                        \
+        /* the sums are due here: without this the compiler reassociates the  \
+         * adds across steps, holds every step's products at once and spills */ \
+        __asm__("" : "+x"(p0), "+x"(p1), "+x"(p2), "+x"(p3), "+x"(p4), "+x"(p5), "+x"(p6), "+x"(p7)); \
+    } while (0)
+
+/* The eight int16 sums widened into the int32 totals (in memory). */
+#define GEMM2X4_WIDEN(acc)                                                              \
+    do {                                                                                \
+        acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(p0, ones));                 \
+        acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(p1, ones));                 \
+        acc[2] = _mm256_add_epi32(acc[2], _mm256_madd_epi16(p2, ones));                 \
+        acc[3] = _mm256_add_epi32(acc[3], _mm256_madd_epi16(p3, ones));                 \
+        acc[4] = _mm256_add_epi32(acc[4], _mm256_madd_epi16(p4, ones));                 \
+        acc[5] = _mm256_add_epi32(acc[5], _mm256_madd_epi16(p5, ones));                 \
+        acc[6] = _mm256_add_epi32(acc[6], _mm256_madd_epi16(p6, ones));                 \
+        acc[7] = _mm256_add_epi32(acc[7], _mm256_madd_epi16(p7, ones));                 \
+    } while (0)
+
+#define GEMM_R 2          /* weight rows a micro-kernel */
+#define GEMM_N 4          /* activation rows a micro-kernel */
+#define GEMM_WIDEN 4      /* blocks summed in int16 before widening */
+
+__attribute__((target("avx2"))) static void gemm2x4_tq2_avx2(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
+                                                             int32_t out[8])
+{
+    const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
+    size_t nblk = kpad / TQ2_BLOCK;
+    const int8_t *q1 = q + kpad, *q2 = q + 2 * kpad, *q3 = q + 3 * kpad;
+    for (size_t b0 = 0; b0 < nblk; b0 += GEMM_WIDEN) {
+        __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
+        size_t b1 = b0 + GEMM_WIDEN < nblk ? b0 + GEMM_WIDEN : nblk;
+        for (size_t k = b0; k < b1; k++) {
+            __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
+            size_t at = k * TQ2_BLOCK;
+            GEMM2X4_STEP(_mm256_and_si256(va, mask), _mm256_and_si256(vb, mask), at);
+            GEMM2X4_STEP(_mm256_and_si256(_mm256_srli_epi16(va, 2), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 2), mask), at + 32);
+            GEMM2X4_STEP(_mm256_and_si256(_mm256_srli_epi16(va, 4), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 4), mask), at + 64);
+            GEMM2X4_STEP(_mm256_and_si256(_mm256_srli_epi16(va, 6), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 6), mask), at + 96);
+        }
+        GEMM2X4_WIDEN(acc);
+    }
+    for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
+}
+
+__attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
+                                                             int32_t out[8])
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
+    size_t nblk = kpad / TQ1_BLOCK;
+    const int8_t *q1 = q + kpad, *q2 = q + 2 * kpad, *q3 = q + 3 * kpad;
+    for (size_t b0 = 0; b0 < nblk; b0 += GEMM_WIDEN) {
+        __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
+        size_t b1 = b0 + GEMM_WIDEN < nblk ? b0 + GEMM_WIDEN : nblk;
+        for (size_t k = b0; k < b1; k++) {
+            __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
+            size_t at = k * TQ1_BLOCK;
+            __m256i wa = tq1_digit(&va), wb = tq1_digit(&vb);
+            GEMM2X4_STEP(wa, wb, at);
+            wa = tq1_digit(&va), wb = tq1_digit(&vb);
+            GEMM2X4_STEP(wa, wb, at + 32);
+            wa = tq1_digit(&va), wb = tq1_digit(&vb);
+            GEMM2X4_STEP(wa, wb, at + 64);
+            wa = tq1_digit(&va), wb = tq1_digit(&vb);
+            GEMM2X4_STEP(wa, wb, at + 96);
+            wa = tq1_digit(&va), wb = tq1_digit(&vb);
+            GEMM2X4_STEP(wa, wb, at + 128);
+        }
+        GEMM2X4_WIDEN(acc);
+    }
+    for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
+}
 #endif
 
 static void unpack_row(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, uint8_t *codes)
@@ -446,6 +551,42 @@ static void emit(const fwd_job *j, size_t n, size_t o, int32_t d)
     *out = j->accumulate ? *out + v : v;
 }
 
+#ifdef BF_X86
+/* A batch on AVX2: rows [r0, r1) in tiles of GEMM_TILE (their packed bytes
+ * stay in L2); in a tile, each group of four activation rows meets every
+ * pair of weight rows; an odd row and the last N % 4 activation rows go
+ * through the matrix-vector kernel. */
+#define GEMM_TILE 64
+static void gemm_rows_avx2(const fwd_job *j, size_t r0, size_t r1)
+{
+    const bf_tmat *m = j->m;
+    int tq2 = m->pack == BF_TQ2;
+    for (size_t o0 = r0; o0 < r1; o0 += GEMM_TILE) {
+        size_t o1 = r1 - o0 < GEMM_TILE ? r1 : o0 + GEMM_TILE, n = 0;
+        for (; n + GEMM_N <= j->N; n += GEMM_N) {
+            const int8_t *q = j->q + n * m->kpad;
+            size_t o = o0;
+            for (; o + GEMM_R <= o1; o += GEMM_R) {
+                int32_t d[8];
+                const uint8_t *a = m->blocks + o * m->row_bytes, *b = a + m->row_bytes;
+                if (tq2) gemm2x4_tq2_avx2(a, b, q, m->kpad, d);
+                else gemm2x4_tq1_avx2(a, b, q, m->kpad, d);
+                for (size_t u = 0; u < GEMM_N; u++) {
+                    emit(j, n + u, o, d[u] - j->qsum[n + u]);
+                    emit(j, n + u, o + 1, d[GEMM_N + u] - j->qsum[n + u]);
+                }
+            }
+            for (; o < o1; o++)
+                for (size_t u = 0; u < GEMM_N; u++)
+                    emit(j, n + u, o, row_dot(m, j->lv, m->blocks + o * m->row_bytes, q + u * m->kpad) - j->qsum[n + u]);
+        }
+        for (; n < j->N; n++)
+            for (size_t o = o0; o < o1; o++)
+                emit(j, n, o, row_dot(m, j->lv, m->blocks + o * m->row_bytes, j->q + n * m->kpad) - j->qsum[n]);
+    }
+}
+#endif
+
 static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     fwd_job *j = ctx;
@@ -457,6 +598,12 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
         }
         return;
     }
+#ifdef BF_X86
+    if (j->lv == BF_KERNEL_AVX2) {   /* the register-blocked micro-kernels, from the packed blocks */
+        gemm_rows_avx2(j, r0, r1);
+        return;
+    }
+#endif
     static _Thread_local void *codes_buf;
     static _Thread_local size_t codes_cap;
     uint8_t *codes = scratch(&codes_buf, &codes_cap, TILE * m->kpad);
