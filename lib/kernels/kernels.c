@@ -287,108 +287,6 @@ static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
 }
 
 #ifdef BF_X86
-__attribute__((target("avx2"))) static void unpack_row_avx2(const bf_tmat *m, const uint8_t *blk, uint8_t *codes)
-{
-    if (m->pack == BF_TQ2) {
-        const __m256i mask = _mm256_set1_epi8(3);
-        for (size_t b = 0; b < m->kpad / TQ2_BLOCK; b++, blk += 32, codes += TQ2_BLOCK) {
-            __m256i w = _mm256_load_si256((const __m256i *)blk);
-            _mm256_store_si256((__m256i *)codes, _mm256_and_si256(w, mask));
-            _mm256_store_si256((__m256i *)(codes + 32), _mm256_and_si256(_mm256_srli_epi16(w, 2), mask));
-            _mm256_store_si256((__m256i *)(codes + 64), _mm256_and_si256(_mm256_srli_epi16(w, 4), mask));
-            _mm256_store_si256((__m256i *)(codes + 96), _mm256_and_si256(_mm256_srli_epi16(w, 6), mask));
-        }
-        return;
-    }
-    for (size_t b = 0; b < m->kpad / TQ1_BLOCK; b++, blk += 32, codes += TQ1_BLOCK) {
-        __m256i v = _mm256_load_si256((const __m256i *)blk);
-        for (int s = 0; s < 5; s++) _mm256_storeu_si256((__m256i *)(codes + 32 * s), tq1_digit(&v));
-    }
-}
-
-/* Four rows of codes (stride kpad) against one activation row: the
- * activation chunk is loaded once for all four.  maddubs lanes ≤ 512 in
- * magnitude; eight are summed in int16 (≤ 4096) before widening to int32. */
-__attribute__((target("avx2"))) static void dot4_u8_avx2(const uint8_t *c, size_t stride, const int8_t *q, size_t k,
-                                                         int32_t out[4])
-{
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    while (i < k) {
-        __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0;
-        for (int u = 0; u < 8 && i < k; u++, i += 32) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(q + i));
-            p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + i)), x));
-            p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + stride + i)), x));
-            p2 = _mm256_add_epi16(p2, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + 2 * stride + i)), x));
-            p3 = _mm256_add_epi16(p3, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + 3 * stride + i)), x));
-        }
-        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(p0, ones));
-        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(p1, ones));
-        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(p2, ones));
-        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(p3, ones));
-    }
-    out[0] = hsum_epi32(a0);
-    out[1] = hsum_epi32(a1);
-    out[2] = hsum_epi32(a2);
-    out[3] = hsum_epi32(a3);
-}
-
-/* Four rows against two activation rows (q, q + k): six loads feed eight
- * maddubs.  The int16 sums stay in registers; their int32 totals, touched
- * once every eight steps, live in memory. */
-__attribute__((target("avx2"))) static void dot4x2_u8_avx2(const uint8_t *c, size_t stride, const int8_t *q, size_t k,
-                                                           int32_t out[8])
-{
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc[8];
-    for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
-    const uint8_t *c0 = c, *c1 = c + stride, *c2 = c + 2 * stride, *c3 = c + 3 * stride;
-    const int8_t *q1 = q + k;
-    size_t i = 0;
-    while (i < k) {
-        __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
-        for (int u = 0; u < 8 && i < k; u++, i += 32) {
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(q + i)), x1 = _mm256_loadu_si256((const __m256i *)(q1 + i));
-            __m256i w = _mm256_load_si256((const __m256i *)(c0 + i));
-            p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w, x0));
-            p4 = _mm256_add_epi16(p4, _mm256_maddubs_epi16(w, x1));
-            w = _mm256_load_si256((const __m256i *)(c1 + i));
-            p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w, x0));
-            p5 = _mm256_add_epi16(p5, _mm256_maddubs_epi16(w, x1));
-            w = _mm256_load_si256((const __m256i *)(c2 + i));
-            p2 = _mm256_add_epi16(p2, _mm256_maddubs_epi16(w, x0));
-            p6 = _mm256_add_epi16(p6, _mm256_maddubs_epi16(w, x1));
-            w = _mm256_load_si256((const __m256i *)(c3 + i));
-            p3 = _mm256_add_epi16(p3, _mm256_maddubs_epi16(w, x0));
-            p7 = _mm256_add_epi16(p7, _mm256_maddubs_epi16(w, x1));
-        }
-        acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(p0, ones));
-        acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(p1, ones));
-        acc[2] = _mm256_add_epi32(acc[2], _mm256_madd_epi16(p2, ones));
-        acc[3] = _mm256_add_epi32(acc[3], _mm256_madd_epi16(p3, ones));
-        acc[4] = _mm256_add_epi32(acc[4], _mm256_madd_epi16(p4, ones));
-        acc[5] = _mm256_add_epi32(acc[5], _mm256_madd_epi16(p5, ones));
-        acc[6] = _mm256_add_epi32(acc[6], _mm256_madd_epi16(p6, ones));
-        acc[7] = _mm256_add_epi32(acc[7], _mm256_madd_epi16(p7, ones));
-    }
-    for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
-}
-
-/* The batch micro-kernels: two weight rows (packed blocks a and b) against
- * four activation rows (q, stride kpad), out[4·r + n] = Σ code·q.  Each
- * 32-byte packed vector is decoded once, in registers, and used against the
- * four activation rows, whose 32-byte chunks the maddubs read from memory
- * (the four rows, 4·kpad bytes, stay in L1 while the caller runs every
- * weight row of its tile past them).  Per 32 codes of a row: 8 maddubs into
- * eight int16 accumulators, which take four blocks (TQ2: 16 maddubs, lanes
- * ≤ 16·512 = 8192; TQ1: 20, ≤ 10240) before they are widened into int32 —
- * exact for any input, the extreme case included.  Registers: 8
- * accumulators, 2 packed and 2 decoded vectors, one activation chunk, the
- * constants; the int32 totals, touched once every four blocks, live in
- * memory.  (At -O2, gcc 12 keeps the hot loop of both free of spills: the
- * activation chunks are loaded once each and feed two maddubs.) */
 /* One step: decoded codes wa, wb (two rows, 32 each) against the four
  * activation rows' 32 bytes at offset `at`, into p0-p3 (row a) and p4-p7. */
 #define GEMM2X4_STEP(wa, wb, at)                                                        \
@@ -482,29 +380,6 @@ __attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, c
 }
 #endif
 
-static void unpack_row(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, uint8_t *codes)
-{
-#ifdef BF_X86
-    if (lv >= BF_KERNEL_AVX2) { unpack_row_avx2(m, blk, codes); return; }   /* not the hot loop */
-#endif
-    (void)lv;
-    unpack_row_scalar(m, blk, codes);
-}
-
-/* Σ code·q for four unpacked rows (fewer at a tile's end: the rest unused). */
-static void dot4_u8(bf_kernel_level lv, const uint8_t *c, size_t stride, const int8_t *q, size_t k, int nrows, int32_t out[4])
-{
-#ifdef BF_X86
-    if (nrows == 4) switch (lv) {
-        case BF_KERNEL_AVX2: dot4_u8_avx2(c, stride, q, k, out); return;
-        case BF_KERNEL_AVX512: bf_dot4_u8_avx512(c, stride, q, k, out); return;
-        case BF_KERNEL_AVX512VNNI: bf_dot4_u8_avx512vnni(c, stride, q, k, out); return;
-        default: break;
-        }
-#endif
-    (void)lv;
-    for (int r = 0; r < nrows; r++) out[r] = dot_u8_scalar(c + (size_t)r * stride, q, k);
-}
 
 /* Σ code·q for one row: the level's kernel. */
 static int32_t row_dot(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, const int8_t *q)
@@ -552,15 +427,29 @@ static void emit(const fwd_job *j, size_t n, size_t o, int32_t d)
 }
 
 #ifdef BF_X86
-/* A batch on AVX2: rows [r0, r1) in tiles of GEMM_TILE (their packed bytes
- * stay in L2); in a tile, each group of four activation rows meets every
- * pair of weight rows; an odd row and the last N % 4 activation rows go
- * through the matrix-vector kernel. */
+typedef void (*gemm2x4_fn)(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad, int32_t out[8]);
+
+/* The 2×4 micro-kernel for the matrix's packing, at every level from AVX2
+ * up: a 512-bit one (a block pair a vector, the activations joined per pair
+ * as the row kernels join them, maddubs or dpbusd) measured at half the
+ * AVX2 one's rate on this kind of machine (bench/ternary, 4096×4096, batch
+ * 64, one thread: 39-58 G weights/s against 86-122), and below the
+ * unpacking path it replaced (87). */
+static gemm2x4_fn gemm2x4_of(bf_kernel_level lv, int tq2)
+{
+    (void)lv;
+    return tq2 ? gemm2x4_tq2_avx2 : gemm2x4_tq1_avx2;
+}
+
+/* A batch: rows [r0, r1) in tiles of GEMM_TILE (their packed bytes stay in
+ * L2); in a tile, each group of four activation rows meets every pair of
+ * weight rows; an odd row and the last N % 4 activation rows go through the
+ * matrix-vector kernel. */
 #define GEMM_TILE 64
-static void gemm_rows_avx2(const fwd_job *j, size_t r0, size_t r1)
+static void gemm_rows(const fwd_job *j, size_t r0, size_t r1)
 {
     const bf_tmat *m = j->m;
-    int tq2 = m->pack == BF_TQ2;
+    gemm2x4_fn k2x4 = gemm2x4_of(j->lv, m->pack == BF_TQ2);
     for (size_t o0 = r0; o0 < r1; o0 += GEMM_TILE) {
         size_t o1 = r1 - o0 < GEMM_TILE ? r1 : o0 + GEMM_TILE, n = 0;
         for (; n + GEMM_N <= j->N; n += GEMM_N) {
@@ -569,8 +458,7 @@ static void gemm_rows_avx2(const fwd_job *j, size_t r0, size_t r1)
             for (; o + GEMM_R <= o1; o += GEMM_R) {
                 int32_t d[8];
                 const uint8_t *a = m->blocks + o * m->row_bytes, *b = a + m->row_bytes;
-                if (tq2) gemm2x4_tq2_avx2(a, b, q, m->kpad, d);
-                else gemm2x4_tq1_avx2(a, b, q, m->kpad, d);
+                k2x4(a, b, q, m->kpad, d);
                 for (size_t u = 0; u < GEMM_N; u++) {
                     emit(j, n + u, o, d[u] - j->qsum[n + u]);
                     emit(j, n + u, o + 1, d[GEMM_N + u] - j->qsum[n + u]);
@@ -599,42 +487,22 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
         return;
     }
 #ifdef BF_X86
-    if (j->lv == BF_KERNEL_AVX2) {   /* the register-blocked micro-kernels, from the packed blocks */
-        gemm_rows_avx2(j, r0, r1);
+    if (j->lv >= BF_KERNEL_AVX2) {   /* the register-blocked micro-kernels, from the packed blocks */
+        gemm_rows(j, r0, r1);
         return;
     }
 #endif
+    /* the scalar level: a tile of rows unpacked once, then each activation row */
     static _Thread_local void *codes_buf;
     static _Thread_local size_t codes_cap;
     uint8_t *codes = scratch(&codes_buf, &codes_cap, TILE * m->kpad);
     if (!codes) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); return; }
     for (size_t o0 = r0; o0 < r1; o0 += TILE) {
         size_t nr = r1 - o0 < TILE ? r1 - o0 : TILE;
-        for (size_t r = 0; r < nr; r++) unpack_row(m, j->lv, m->blocks + (o0 + r) * m->row_bytes, codes + r * m->kpad);
-        size_t n = 0;
-#ifdef BF_X86
-        /* AVX2: two activation rows a pass over a whole tile */
-        for (; j->lv == BF_KERNEL_AVX2 && nr == TILE && n + 2 <= j->N; n += 2) {
-            const int8_t *q = j->q + n * m->kpad;
-            for (size_t r = 0; r < TILE; r += 4) {
-                int32_t d[8];
-                dot4x2_u8_avx2(codes + r * m->kpad, m->kpad, q, m->kpad, d);
-                for (int u = 0; u < 4; u++) {
-                    emit(j, n, o0 + r + (size_t)u, d[u] - j->qsum[n]);
-                    emit(j, n + 1, o0 + r + (size_t)u, d[4 + u] - j->qsum[n + 1]);
-                }
-            }
-        }
-#endif
-        for (; n < j->N; n++) {
-            const int8_t *q = j->q + n * m->kpad;
-            for (size_t r = 0; r < nr; r += 4) {
-                int32_t d[4];
-                int k4 = nr - r < 4 ? (int)(nr - r) : 4;
-                dot4_u8(j->lv, codes + r * m->kpad, m->kpad, q, m->kpad, k4, d);
-                for (int u = 0; u < k4; u++) emit(j, n, o0 + r + (size_t)u, d[u] - j->qsum[n]);
-            }
-        }
+        for (size_t r = 0; r < nr; r++) unpack_row_scalar(m, m->blocks + (o0 + r) * m->row_bytes, codes + r * m->kpad);
+        for (size_t n = 0; n < j->N; n++)
+            for (size_t r = 0; r < nr; r++)
+                emit(j, n, o0 + r, dot_u8_scalar(codes + r * m->kpad, j->q + n * m->kpad, m->kpad) - j->qsum[n]);
     }
 }
 

@@ -18,8 +18,7 @@
 
 #define BF_K512_DECLARE(sfx)                                                                                      \
     int32_t BF_K512(row_dot_tq2_##sfx)(const uint8_t *blk, const int8_t *q, size_t nblk);                         \
-    int32_t BF_K512(row_dot_tq1_##sfx)(const uint8_t *blk, const int8_t *q, size_t nblk);                         \
-    void BF_K512(dot4_u8_##sfx)(const uint8_t *c, size_t stride, const int8_t *q, size_t k, int32_t out[4]);
+    int32_t BF_K512(row_dot_tq1_##sfx)(const uint8_t *blk, const int8_t *q, size_t nblk);
 BF_K512_DECLARE(avx512)
 BF_K512_DECLARE(avx512vnni)
 #undef BF_K512_DECLARE

@@ -62,37 +62,6 @@ TARGET int32_t NAME(row_dot_tq1)(const uint8_t *blk, const int8_t *q, size_t nbl
     return hsum512(_mm512_add_epi32(acc0, acc1));
 }
 
-/* Four rows of unpacked codes (stride bytes apart) against one activation
- * row of k bytes, k a multiple of 32: each activation vector is loaded once
- * for the four rows. */
-TARGET void NAME(dot4_u8)(const uint8_t *c, size_t stride, const int8_t *q, size_t k, int32_t out[4])
-{
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    while (i < k) {
-        __m512i p0 = _mm512_setzero_si512(), p1 = p0, p2 = p0, p3 = p0;
-        for (int u = 0; u < 8 && i < k; u++) {
-            int half = k - i < 64;
-            __m512i x = half ? half_load(q + i) : _mm512_loadu_si512((const void *)(q + i));
-#define ROW(r) (half ? half_load(c + (r) * stride + i) : _mm512_loadu_si512((const void *)(c + (r) * stride + i)))
-            STEP(p0, ROW(0), x);
-            STEP(p1, ROW(1), x);
-            STEP(p2, ROW(2), x);
-            STEP(p3, ROW(3), x);
-#undef ROW
-            i += half ? 32 : 64;
-        }
-        FLUSH(a0, p0);
-        FLUSH(a1, p1);
-        FLUSH(a2, p2);
-        FLUSH(a3, p3);
-    }
-    out[0] = hsum512(a0);
-    out[1] = hsum512(a1);
-    out[2] = hsum512(a2);
-    out[3] = hsum512(a3);
-}
-
 #undef TARGET
 #undef NAME
 #undef STEP

@@ -20,15 +20,13 @@
 #include <string.h>
 
 typedef int32_t (*row_fn)(const uint8_t *, const int8_t *, size_t);
-typedef void (*dot4_fn)(const uint8_t *, size_t, const int8_t *, size_t, int32_t[4]);
 
 static const struct {
     const char *name;
     row_fn tq2, tq1;
-    dot4_fn dot4;
 } variants[] = {
-    {"avx512", bf_emu_row_dot_tq2_avx512, bf_emu_row_dot_tq1_avx512, bf_emu_dot4_u8_avx512},
-    {"avx512vnni", bf_emu_row_dot_tq2_avx512vnni, bf_emu_row_dot_tq1_avx512vnni, bf_emu_dot4_u8_avx512vnni},
+    {"avx512", bf_emu_row_dot_tq2_avx512, bf_emu_row_dot_tq1_avx512},
+    {"avx512vnni", bf_emu_row_dot_tq2_avx512vnni, bf_emu_row_dot_tq1_avx512vnni},
 };
 
 typedef enum { RANDOM, PLUS_MIN, MINUS_MIN, PLUS_MAX, EVERY_BYTE } pattern;
@@ -81,35 +79,6 @@ static void check_rows(bf_dtype pack, size_t rows, size_t cols, pattern pat, uin
     bf_tmat_free(&m);
 }
 
-/* Four rows of unpacked codes (0..2) against one activation row, k a
- * multiple of 32 as the batch path gives it. */
-static void check_dot4(size_t k, pattern pat, uint64_t seed)
-{
-    bf_rng r;
-    bf_rng_seed(&r, seed);
-    size_t stride = k + 32;   /* rows need not be adjacent */
-    uint8_t *c = calloc(4 * stride, 1);
-    int8_t *q = calloc(k, 1);
-    for (int row = 0; row < 4; row++)
-        for (size_t i = 0; i < k; i++)
-            c[row * stride + i] = (uint8_t)(weight(pat, BF_TQ2, 0, i, &r) + 1);
-    for (size_t i = 0; i < k; i++) q[i] = activation(pat, &r);
-    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
-        int32_t got[4];
-        variants[v].dot4(c, stride, q, k, got);
-        int bad = 0;
-        for (int row = 0; row < 4; row++) {
-            int64_t want = 0;
-            for (size_t i = 0; i < k; i++) want += (int64_t)c[row * stride + i] * q[i];
-            if (got[row] != want) bad++, diag("row %d: got %d want %lld", row, got[row], (long long)want);
-        }
-        ok(!bad, "%s dot4 k=%zu (%s): four rows exact", variants[v].name, k,
-           pat == RANDOM ? "random" : pat == PLUS_MIN ? "all 2 x -128" : "all 2 x 127");
-    }
-    free(c);
-    free(q);
-}
-
 int main(void)
 {
     bf_dtype packs[2] = {BF_TQ2, BF_TQ1};
@@ -125,11 +94,6 @@ int main(void)
         check_rows(pk, 3, 11008, PLUS_MAX, 4, "all +1 x 127");
         check_rows(pk, pk == BF_TQ1 ? 243 : 256, 5 * B, EVERY_BYTE, 5, "every byte value");
     }
-    /* 32-byte tails and 64-byte runs either side of the 8-step flush */
-    size_t ks[] = {32, 64, 96, 160, 480, 512, 544, 1024, 4096, 11008 + 32};
-    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) check_dot4(ks[i], RANDOM, 20 + i);
-    check_dot4(11008, PLUS_MIN, 40);
-    check_dot4(11008 + 96, PLUS_MAX, 41);
     return tap_done();
 }
 
