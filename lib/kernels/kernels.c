@@ -378,6 +378,39 @@ __attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, c
     }
     for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
 }
+
+/* The same 2×4 block on codes already unpacked to one byte each (ca, cb:
+ * kpad bytes a row): TQ1 batches unpack a tile of rows once (its decode
+ * costs seven operations a 32-code plane a row, which every group of four
+ * activation rows would otherwise pay again) and run this on it.  Lanes of
+ * the int16 sums take 16 steps (≤ 16·512 = 8192) before widening. */
+__attribute__((target("avx2"))) static void gemm2x4_u8_avx2(const uint8_t *ca, const uint8_t *cb, const int8_t *q, size_t kpad,
+                                                            int32_t out[8])
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
+    const int8_t *q1 = q + kpad, *q2 = q + 2 * kpad, *q3 = q + 3 * kpad;
+    for (size_t i0 = 0; i0 < kpad; i0 += 16 * 32) {
+        __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
+        size_t i1 = i0 + 16 * 32 < kpad ? i0 + 16 * 32 : kpad;
+        for (size_t at = i0; at < i1; at += 32) {
+            __m256i wa = _mm256_load_si256((const __m256i *)(ca + at)), wb = _mm256_load_si256((const __m256i *)(cb + at));
+            GEMM2X4_STEP(wa, wb, at);
+        }
+        GEMM2X4_WIDEN(acc);
+    }
+    for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
+}
+
+/* A TQ1 row's codes, one byte each in natural order (code = w + 1). */
+__attribute__((target("avx2"))) static void unpack_tq1_avx2(const uint8_t *blk, size_t nblk, uint8_t *codes)
+{
+    for (size_t b = 0; b < nblk; b++, blk += 32, codes += TQ1_BLOCK) {
+        __m256i v = _mm256_load_si256((const __m256i *)blk);
+        for (int s = 0; s < 5; s++) _mm256_store_si256((__m256i *)(codes + 32 * s), tq1_digit(&v));
+    }
+}
 #endif
 
 
@@ -446,19 +479,33 @@ static gemm2x4_fn gemm2x4_of(bf_kernel_level lv, int tq2)
  * weight rows; an odd row and the last N % 4 activation rows go through the
  * matrix-vector kernel. */
 #define GEMM_TILE 64
-static void gemm_rows(const fwd_job *j, size_t r0, size_t r1)
+static void gemm_rows(fwd_job *j, size_t r0, size_t r1)
 {
     const bf_tmat *m = j->m;
     gemm2x4_fn k2x4 = gemm2x4_of(j->lv, m->pack == BF_TQ2);
+    /* TQ1 with four groups of activation rows or more (at two, measured,
+     * unpacking costs what it saves): the tile's rows
+     * unpacked once to bytes (GEMM_TILE·kpad bytes, in L2) */
+    int unpack = m->pack == BF_TQ1 && j->N >= 4 * GEMM_N;
+    uint8_t *codes = NULL;
+    if (unpack) {
+        static _Thread_local void *codes_buf;
+        static _Thread_local size_t codes_cap;
+        codes = scratch(&codes_buf, &codes_cap, GEMM_TILE * m->kpad);
+        if (!codes) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); return; }
+    }
     for (size_t o0 = r0; o0 < r1; o0 += GEMM_TILE) {
         size_t o1 = r1 - o0 < GEMM_TILE ? r1 : o0 + GEMM_TILE, n = 0;
+        if (unpack)
+            for (size_t o = o0; o < o1; o++) unpack_tq1_avx2(m->blocks + o * m->row_bytes, m->kpad / TQ1_BLOCK, codes + (o - o0) * m->kpad);
         for (; n + GEMM_N <= j->N; n += GEMM_N) {
             const int8_t *q = j->q + n * m->kpad;
             size_t o = o0;
             for (; o + GEMM_R <= o1; o += GEMM_R) {
                 int32_t d[8];
                 const uint8_t *a = m->blocks + o * m->row_bytes, *b = a + m->row_bytes;
-                k2x4(a, b, q, m->kpad, d);
+                if (unpack) gemm2x4_u8_avx2(codes + (o - o0) * m->kpad, codes + (o + 1 - o0) * m->kpad, q, m->kpad, d);
+                else k2x4(a, b, q, m->kpad, d);
                 for (size_t u = 0; u < GEMM_N; u++) {
                     emit(j, n + u, o, d[u] - j->qsum[n + u]);
                     emit(j, n + u, o + 1, d[GEMM_N + u] - j->qsum[n + u]);

@@ -85,6 +85,9 @@ int main(void)
         /* the batched path: whole tiles of rows, activation rows in pairs and one left over */
         check(pk, 16, 11008, 5, ALL_PLUS_MIN_ACT, 5, "batch, all +1 x -128, K 11008");
         check(pk, 16, 11008, 5, ALL_PLUS_MAX_ACT, 6, "batch, all +1 x 127, K 11008");
+        /* a batch long enough for TQ1's tiles to be unpacked once, at the extremes */
+        check(pk, 17, 11008, 17, ALL_PLUS_MAX_ACT, 11, "batch of 17, all +1 x 127, K 11008");
+        check(pk, 17, 4096, 16, ALL_PLUS_MIN_ACT, 12, "batch of 16, all +1 x -128, K 4096");
         /* shapes: tails, one row, one column, blocks exactly, batches */
         size_t shapes[][3] = {{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {1, 129, 2}, {17, 161, 5}, {33, 300, 17},
                               {64, 128, 1}, {64, 160, 1}, {40, 1000, 20}, {1, 4097, 3}};
