@@ -287,6 +287,24 @@ static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
 }
 
 #ifdef BF_X86
+/* The batch micro-kernels: two weight rows (packed blocks a and b) against
+ * four activation rows (q, stride kpad), out[4·r + n] = Σ code·q.  Each
+ * 32-byte packed vector is decoded once, in registers, and used against the
+ * four activation rows, whose 32-byte chunks the maddubs read from memory
+ * (the four rows, 4·kpad bytes, stay in L1 while the caller runs every
+ * weight row of its tile past them).  Per 32 codes of a row: 8 maddubs into
+ * eight int16 accumulators, which take four blocks (TQ2: 16 maddubs, lanes
+ * ≤ 16·512 = 8192; TQ1: 20, ≤ 10240) before they are widened into int32 —
+ * exact for any input, the extreme case included.  Registers: 8
+ * accumulators, 2 packed and 2 decoded vectors, one activation chunk, the
+ * constants; the int32 totals, touched once every four blocks, live in
+ * memory.  What gcc 12 makes of them at -O2 (objdump): without the empty
+ * asm in GEMM2X4_STEP it reassociated the int16 adds across the digit
+ * planes, held all their products at once and spilled eight; with it, the
+ * TQ2 hot loop is 32 maddubs with memory operands, the shifts and masks and
+ * the adds, and touches the stack only when widening; the TQ1 one reloads
+ * its two decode constants from the stack (L1).  -O3 measured no faster. */
+
 /* One step: decoded codes wa, wb (two rows, 32 each) against the four
  * activation rows' 32 bytes at offset `at`, into p0-p3 (row a) and p4-p7. */
 #define GEMM2X4_STEP(wa, wb, at)                                                        \
