@@ -42,6 +42,9 @@ int bf_dist_size(void);
 /* This rank's share [*lo, *hi) of n items: contiguous, in rank order, sizes
  * differing by one at most (n/size, the first n%size ranks one more). */
 void bf_dist_share(size_t n, size_t *lo, size_t *hi);
+/* How many of n items rank r's share holds (rank 0's is the largest): what
+ * a rank reading gathered shares in rank order steps by. */
+size_t bf_dist_share_size(size_t n, int r);
 
 int bf_dist_sum_floats(float *x, size_t n);
 int bf_dist_sum_doubles(double *x, size_t n);

@@ -305,7 +305,7 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
     if (bf_checkpoint_resume(c->ckpt, config, data_digest, c->iterations, cem_pieces, &run, &it0)) rc = -1;
     /* in a job (bf/dist.h) every rank draws the whole population (the same
      * draws) and scores its share of it; the scores are then gathered */
-    size_t plo, phi, R = (size_t)bf_dist_size(), most = ((size_t)P + R - 1) / R;
+    size_t plo, phi, R = (size_t)bf_dist_size(), most = bf_dist_share_size((size_t)P, 0);
     bf_dist_share((size_t)P, &plo, &phi);
     double *mine = bf_xcalloc(2 * most, sizeof *mine), *all = bf_xcalloc(2 * most * R, sizeof *all);
     for (int it = it0; it < c->iterations && !rc; it++) {
@@ -329,8 +329,8 @@ int bf_svf_cem(bf_model *m, bf_svf *s, const bf_experts *e, const bf_split *fs, 
             mine[2 * ((size_t)p - plo) + 1] = met.loss;
         }
         if (bf_dist_agree(rc) || bf_dist_gather(mine, 2 * most * sizeof *mine, all)) { rc = -1; break; }
-        for (size_t r = 0, p = 0; r < R; r++)   /* rank r's share, as bf_dist_share gives it */
-            for (size_t j = 0; j < (size_t)P / R + (r < (size_t)P % R); j++, p++) {
+        for (size_t r = 0, p = 0; r < R; r++)   /* rank r's share, in rank order */
+            for (size_t j = 0; j < bf_dist_share_size((size_t)P, (int)r); j++, p++) {
                 cs[p] = (cand){all[2 * (r * most + j)], all[2 * (r * most + j) + 1], (int)p};
                 fsum += cs[p].exact;
             }

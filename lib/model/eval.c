@@ -109,16 +109,14 @@ int bf_eval_split(bf_model *m, const bf_split *s, int batch, bf_metrics *out)
     if (bf_dist_size() == 1) return bf_eval_split_alone(m, s, batch, out);
     size_t nb = (s->rows + (size_t)batch - 1) / (size_t)batch, lo, hi, P = (size_t)bf_dist_size();
     bf_dist_share(nb, &lo, &hi);
-    size_t most = (nb + P - 1) / P, row = (most ? most : 1) * TALLY_WORDS;   /* the largest share's words */
+    size_t most = bf_dist_share_size(nb, 0), row = (most ? most : 1) * TALLY_WORDS;   /* the largest share's words */
     double *mine = bf_xcalloc(row, sizeof *mine);
     if (bf_dist_agree(eval_batches(m, s, batch, lo, hi, mine))) { free(mine); return -1; }
     double *all = bf_xmalloc(P * row * sizeof *all);
     if (bf_dist_gather(mine, row * sizeof *mine, all)) { free(all); free(mine); return -1; }
     bf_tally t = {0};
-    for (size_t p = 0; p < P; p++) {   /* rank p's share, as bf_dist_share gives it */
-        size_t n = nb / P + (p < nb % P);
-        for (size_t j = 0; j < n; j++) tally_add_packed(&t, all + p * row + j * TALLY_WORDS);
-    }
+    for (size_t p = 0; p < P; p++)   /* rank p's share, in rank order */
+        for (size_t j = 0; j < bf_dist_share_size(nb, (int)p); j++) tally_add_packed(&t, all + p * row + j * TALLY_WORDS);
     free(all);
     free(mine);
     bf_tally_done(&t, s->rows, out);

@@ -185,7 +185,7 @@ int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int ma
     if (B < 1) return bf_err("nothing to evaluate");
     size_t nbat = (s->rows + (size_t)B - 1) / (size_t)B, P = (size_t)bf_dist_size(), lo, hi;
     bf_dist_share(nbat, &lo, &hi);
-    size_t most = (nbat + P - 1) / P, rec = most * ((size_t)B * ROW_WORDS + BF_TRM_TABLE);   /* a rank's words */
+    size_t most = bf_dist_share_size(nbat, 0), rec = most * ((size_t)B * ROW_WORDS + BF_TRM_TABLE);   /* a rank's words */
     double *mine = bf_xcalloc(rec, sizeof *mine);
     bf_trm r;
     int rc = bf_trm_init(&r, m, B, (int)s->T, 0);
@@ -203,8 +203,8 @@ int bf_trm_eval(bf_model *m, const bf_split *s, int batch, double halt_p, int ma
     }
     size_t exact_at[BF_TRM_TABLE] = {0}, correct = 0, exact = 0, scored = 0, steps_sum = 0;
     double loss = 0;
-    for (size_t p = 0, bi = 0; p < P && !rc; p++)   /* rank p's share of the batches, as bf_dist_share gives it */
-        for (size_t j = 0; j < nbat / P + (p < nbat % P); j++, bi++) {
+    for (size_t p = 0, bi = 0; p < P && !rc; p++)   /* rank p's share of the batches, in rank order */
+        for (size_t j = 0; j < bf_dist_share_size(nbat, (int)p); j++, bi++) {
             const double *rows = all + p * rec + j * (size_t)B * ROW_WORDS, *a = all + p * rec + most * (size_t)B * ROW_WORDS;
             for (int q = 0; q < BF_TRM_TABLE; q++) exact_at[q] += (size_t)a[j * BF_TRM_TABLE + (size_t)q];
             int nb = (int)(s->rows - bi * (size_t)B < (size_t)B ? s->rows - bi * (size_t)B : (size_t)B);
@@ -332,7 +332,7 @@ static void trm_row_states(bf_state *s, const trm_run *u, size_t D)
         return;
     }
     /* a row's record: y, z, then its start flag as a float */
-    size_t rec = 2 * E + 1, most = (B + P - 1) / P, Bs = (size_t)u->r->B;
+    size_t rec = 2 * E + 1, most = bf_dist_share_size(B, 0), Bs = (size_t)u->r->B;
     float *mine = bf_xcalloc(most * rec, sizeof *mine), *all = bf_xmalloc(P * most * rec * sizeof *all);
     float *y = bf_xmalloc(B * E * sizeof *y), *z = bf_xmalloc(B * E * sizeof *z);
     int32_t *start = bf_xcalloc(B, sizeof *start);
@@ -343,8 +343,8 @@ static void trm_row_states(bf_state *s, const trm_run *u, size_t D)
             mine[j * rec + 2 * E] = u->r->start[j];
         }
         if (bf_dist_gather(mine, most * rec * sizeof *mine, all)) bf_state_fail(s);
-        for (size_t p = 0, j = 0; p < P; p++)   /* rank p's share, as bf_dist_share gives it */
-            for (size_t k = 0; k < B / P + (p < B % P); k++, j++) {
+        for (size_t p = 0, j = 0; p < P; p++)   /* rank p's share, in rank order */
+            for (size_t k = 0; k < bf_dist_share_size(B, (int)p); k++, j++) {
                 const float *q = all + (p * most + k) * rec;
                 memcpy(y + j * E, q, E * sizeof *y);
                 memcpy(z + j * E, q + E, E * sizeof *z);
@@ -417,7 +417,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
     size_t lo, hi;
     if (bf_train_share_rows(Bmax, &lo, &hi)) { bf_batcher_free(&b); return -1; }
     int Bs = (int)(hi - lo), P = bf_dist_size();
-    size_t most = ((size_t)Bmax + (size_t)P - 1) / (size_t)P;
+    size_t most = bf_dist_share_size((size_t)Bmax, 0);
     float *my_logit = bf_xcalloc(most, sizeof *my_logit), *all_logit = bf_xcalloc(most * (size_t)P, sizeof *all_logit);
     float *logit = bf_xmalloc((size_t)Bmax * sizeof *logit);
     bf_trm r;
@@ -463,7 +463,7 @@ int bf_trm_train(bf_model *m, const bf_dataset *d, bf_optim *opt, const bf_train
             memcpy(my_logit, r.logit, (size_t)Bs * sizeof *my_logit);
             if (bf_train_share_grads(&ps, 1.0) || bf_dist_gather(my_logit, most * sizeof *my_logit, all_logit)) { rc = -1; break; }
             for (int p = 0, j = 0; p < P; p++)
-                for (size_t k = 0; k < (size_t)Bmax / (size_t)P + ((size_t)p < (size_t)Bmax % (size_t)P); k++) logit[j++] = all_logit[(size_t)p * most + k];
+                for (size_t k = 0; k < bf_dist_share_size((size_t)Bmax, p); k++) logit[j++] = all_logit[(size_t)p * most + k];
         } else {
             memcpy(logit, r.logit, (size_t)Bmax * sizeof *logit);
         }

@@ -23,7 +23,13 @@ void bf_dist_share(size_t n, size_t *lo, size_t *hi)
 {
     size_t p = (size_t)bf_dist_size(), r = (size_t)bf_dist_rank(), q = n / p, e = n % p;
     *lo = r * q + (r < e ? r : e);
-    *hi = *lo + q + (r < e);
+    *hi = *lo + bf_dist_share_size(n, (int)r);
+}
+
+size_t bf_dist_share_size(size_t n, int r)
+{
+    size_t p = (size_t)bf_dist_size();
+    return n / p + ((size_t)r < n % p);
 }
 
 static double sum_seconds;
@@ -35,24 +41,26 @@ void bf_dist_sum_stats(double *seconds, unsigned long long *bytes)
     *bytes = sum_bytes;
 }
 
+/* A sum's result, its time since t0 and its bytes counted. */
+static int counted(int rc, double t0, size_t bytes)
+{
+    sum_seconds += bf_now() - t0;
+    sum_bytes += bytes;
+    return rc;
+}
+
 int bf_dist_sum_floats(float *x, size_t n)
 {
     if (job.size <= 1) return 0;
     double t0 = bf_now();
-    int rc = job.sum_floats(job.ctx, x, n);
-    sum_seconds += bf_now() - t0;
-    sum_bytes += n * sizeof *x;
-    return rc;
+    return counted(job.sum_floats(job.ctx, x, n), t0, n * sizeof *x);
 }
 
 int bf_dist_sum_doubles(double *x, size_t n)
 {
     if (job.size <= 1) return 0;
     double t0 = bf_now();
-    int rc = job.sum_doubles(job.ctx, x, n);
-    sum_seconds += bf_now() - t0;
-    sum_bytes += n * sizeof *x;
-    return rc;
+    return counted(job.sum_doubles(job.ctx, x, n), t0, n * sizeof *x);
 }
 int bf_dist_max_floats(float *x, size_t n) { return job.size > 1 ? job.max_floats(job.ctx, x, n) : 0; }
 
