@@ -463,14 +463,10 @@ static bf_reader *open_shared(const char *path)
     if (bf_dist_bcast(&n, sizeof n, 0)) { free(buf); return NULL; }
     if (!buf) buf = bf_xmalloc(n ? (size_t)n : 1);
     if (bf_dist_bcast(buf, (size_t)n, 0)) { free(buf); return NULL; }
-    bf_reader *r = reader_new(label);
+    bf_reader *r = bf_reader_memopen(buf, (size_t)n, label);
     if (!r) { free(buf); return NULL; }
-    r->owned = buf;   /* freed by bf_reader_close, whatever happens next */
-    r->buf = buf;
-    r->len = (size_t)n;
-    r->eof = 1;
-    r->file_size = n;
-    return reader_start(r);
+    r->owned = buf;   /* freed by bf_reader_close */
+    return r;
 }
 
 bf_reader *bf_reader_open(const char *path)
