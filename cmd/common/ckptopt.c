@@ -4,7 +4,13 @@
 #include <signal.h>
 #include <string.h>
 
-/* set by SIGINT and SIGTERM while a state can be saved */
+/* Set while a state can be saved by the signals that ask a run to stop:
+ * SIGINT and SIGTERM; SIGHUP, so that a run whose terminal closes keeps its
+ * state; SIGUSR1, which mpirun passes on to every rank at once (for SIGINT
+ * and SIGTERM it gives the ranks only a second before SIGKILL) and which a
+ * batch scheduler can be asked to send ahead of a time limit.  A SIGHUP
+ * ignored on entry (nohup) stays ignored. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) { interrupted = 1; }
 
@@ -53,8 +59,11 @@ const bf_checkpoint *bf_ckptopt_begin(bf_ckptopt *o, uint64_t model_digest)
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        for (size_t k = 0; k < sizeof stop_signals / sizeof *stop_signals; k++) {
+            struct sigaction old;
+            if (stop_signals[k] == SIGHUP && sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+            sigaction(stop_signals[k], &sa, NULL);
+        }
         o->ck.interrupt = &interrupted;
     }
     return &o->ck;

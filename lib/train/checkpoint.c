@@ -396,7 +396,9 @@ int bf_checkpoint_after(const bf_checkpoint *k, const char *config, uint64_t dat
     if (k->outer) k->outer(s, k->outer_run);
     pieces(s, run);
     if (bf_dist_agree(bf_state_end(s))) return -1;
-    return stop ? bf_err("interrupted after %s %d; its state is saved", unit, done) : 0;
+    if (!stop) return 0;
+    bf_err("interrupted after %s %d; its state is saved", unit, done);
+    return bf_dist_agree(-1);   /* every rank stops here: rank 0 alone says so */
 }
 
 void bf_optim_config_words(const bf_optim_cfg *o, char *out, size_t cap)

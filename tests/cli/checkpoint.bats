@@ -179,6 +179,26 @@ same_tensors() { cmp <(bf-tstat "$1") <(bf-tstat "$2") || fail "$1 and $2 hold d
     assert_usage_error bf-bake
 }
 
+@test "ckpt-18 SIGHUP (the terminal closed) and SIGUSR1 save the state too; a SIGHUP ignored on entry (nohup) stays ignored" {
+    local run=(bf-ste-train -q --data "$(F d.bf)" --steps 4000 --batch 16 --threads 1)
+    for sig in HUP USR1; do
+        stop_run $sig s.st "${run[@]}" --state s.st --state-every 200 -o out.bf "$(F q.bf)"
+        [[ $status -eq 1 && $stderr == *"interrupted after step"*"--resume s.st continues" && ! -e out.bf ]] ||
+            fail "SIG$sig: status $status: $stderr"
+    done
+    # as nohup leaves it: the hangup passes by, and the run goes on to a TERM
+    rm -f s.st
+    bash -c 'trap "" HUP; exec "$@"' - "${run[@]}" --state s.st --state-every 200 -o out.bf "$(F q.bf)" 2>"$T/err" &
+    local p=$! i
+    for ((i = 0; i < 400; i++)); do [[ -s s.st ]] && break; sleep 0.05; done
+    kill -HUP $p || fail "the run ended before the signal"
+    sleep 0.3
+    kill -TERM $p || fail "SIGHUP ignored on entry ended the run: $(<"$T/err")"
+    status=0
+    wait $p || status=$?
+    [[ $status -eq 1 && ! -e out.bf ]] && grep -q "interrupted after step" "$T/err" || fail "status $status: $(<"$T/err")"
+}
+
 @test "ckpt-20 a state for another model, data, program or settings, or not a state: exit 1, one line, no output" {
     bf-ste-train -q --data "$(F d.bf)" --steps 30 --batch 16 --threads 1 --state s.st --state-every 10 -o /dev/null "$(F q.bf)" ||
         true
