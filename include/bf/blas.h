@@ -16,4 +16,9 @@
 void bf_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
               const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/* The same product in one cblas_sgemm call on the calling thread: for a
+ * pool task that owns its whole product (each (row, head) of attention). */
+void bf_sgemm_serial(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
 #endif

@@ -52,3 +52,11 @@ void bf_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha,
     size_t min_rows = other >= 16384 ? 1 : (16384 + other - 1) / other;
     bf_parallel(len, min_rows < 8 ? 8 : min_rows, run, &j);
 }
+
+void bf_sgemm_serial(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    if (!M || !N) return;
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}

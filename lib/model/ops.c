@@ -156,42 +156,29 @@ static inline float dot_f32(const float *a, const float *b, size_t n)
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-/* The attention forward's vector parts, inlined into each build of
- * attn_fwd_tasks (vectors never cross a call, which clang requires of a
- * function built for two targets).  sc[s] = scale·Σ_i q[i]·kt[i][s] for
- * the lanes 0 … n8−1, each sum in the order i = 0 … hd−1. */
-static inline __attribute__((always_inline)) void attn_scores8(float *sc, const float *q, const float *kt, size_t kpad,
-                                                               size_t hd, size_t n8, float scale)
+/* max of x[0 … n−1], eight lanes at a time (max is exact in any order) */
+static inline __attribute__((always_inline)) float max_f32(const float *x, size_t n)
 {
-    for (size_t s8 = 0; s8 < n8; s8 += 8) {
-        bf_v8f acc = {0};
-        for (size_t i = 0; i < hd; i++) acc += q[i] * bf_v8_load(kt + i * kpad + s8);
-        bf_v8_store(sc + s8, acc * scale);
-    }
-}
-
-/* sc[s] = e^(sc[s] − mx) for the lanes 0 … n8−1 */
-static inline __attribute__((always_inline)) void attn_exp8(float *sc, size_t n8, float mx)
-{
-    for (size_t s8 = 0; s8 < n8; s8 += 8) bf_v8_store(sc + s8, bf_v8_exp(bf_v8_load(sc + s8) - mx));
-}
-
-/* o[i] = Σ_s p[s]·v[s·stride + i] for i < hd, eight i at a time and the
- * last hd mod 8 one by one, each sum in the order s = 0 … n−1 */
-static inline __attribute__((always_inline)) void attn_out(float *o, const float *p, const float *v, size_t stride,
-                                                           size_t n, size_t hd)
-{
+    float m[8];
+    for (int k = 0; k < 8; k++) m[k] = -INFINITY;
     size_t i = 0;
-    for (; i + 8 <= hd; i += 8) {
-        bf_v8f acc = {0};
-        for (size_t s = 0; s < n; s++) acc += p[s] * bf_v8_load(v + s * stride + i);
-        bf_v8_store(o + i, acc);
-    }
-    for (; i < hd; i++) {
-        float acc = 0;
-        for (size_t s = 0; s < n; s++) acc += p[s] * v[s * stride + i];
-        o[i] = acc;
-    }
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (; i < n; i++) m[i & 7] = x[i] > m[i & 7] ? x[i] : m[i & 7];
+    float mx = m[0];
+    for (int k = 1; k < 8; k++) mx = m[k] > mx ? m[k] : mx;
+    return mx;
+}
+
+/* Σ x[0 … n−1] in eight interleaved partial sums, in a fixed order */
+static inline __attribute__((always_inline)) float sum_f32(const float *x, size_t n)
+{
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+    for (; i < n; i++) acc[i & 7] += x[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
 #ifdef __x86_64__
@@ -200,85 +187,83 @@ static inline __attribute__((always_inline)) void attn_out(float *o, const float
 #define ATTN_CLONES
 #endif
 
-/* One (batch, head) pair a task: softmax(q·kᵀ/√hd)·v over the keys a query
- * sees (every key of the row with full attention; 0 … pos0 + t causal).  The
- * head's keys are first copied transposed, kt[i][s], so that a query's scores
- * are hd passes over contiguous rows (vectorized over the keys, each score
- * one sum in the order i = 0 … hd−1); exponentials eight at a time through
- * bf/vmath.h.  Built for AVX2 and for any x86-64, the better chosen at start;
- * no fused multiply-adds, so both give the same bits. */
-ATTN_CLONES static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
+/* Row t of a task's scores s[0 … ld−1] (scaled logits for the n keys it
+ * sees, then anything) → its probabilities, zero past n: the softmax, with
+ * exponentials eight at a time through bf/vmath.h (ld a multiple of 8, so
+ * the lanes past n stay in the row).  Returns the row's largest logit. */
+ATTN_CLONES static float softmax_row(float *s, size_t n, size_t ld)
+{
+    float mx = max_f32(s, n);
+    size_t n8 = (n + 7) & ~(size_t)7;
+    for (size_t k = 0; k < n8; k += 8) bf_v8_store(s + k, bf_v8_exp(bf_v8_load(s + k) - mx));
+    float inv = 1.0f / sum_f32(s, n);
+    for (size_t k = 0; k < n; k++) s[k] *= inv;
+    memset(s + n, 0, (ld - n) * sizeof *s);
+    return mx;
+}
+
+/* One (batch, head) pair a task, its products through one-thread sgemm
+ * calls (the task owns them, so the bits do not depend on the thread
+ * count): S = q·kᵀ/√hd over every key of the task [T, nk]; each row's
+ * softmax over the keys its query sees (all of the row with full
+ * attention, 0 … pos0 + t causal), zero past them; out = P·v.  The masked
+ * part of the products is computed and multiplied by zero: at a row of 128
+ * that costs less than leaving sgemm for a triangle. */
+static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
 {
     bf_op_attn *j = ctx;
     size_t T = j->T, D = j->D, hd = j->hd, kT = j->kT;
+    size_t nk = j->full ? T : j->pos0 + T;   /* the keys any query of a task sees */
+    size_t ld = (nk + 7) & ~(size_t)7;
     float scale = 1.0f / sqrtf((float)hd);
-    size_t kpad = (kT + 7) & ~(size_t)7;
-    float *kt = bf_xcalloc(hd * kpad + kpad, sizeof(float)), *sc = kt + hd * kpad;
+    float *S = bf_xmalloc(T * ld * sizeof *S);
     for (size_t task = t0; task < t1; task++) {
         size_t b = task / j->H, h = task % j->H;
-        size_t nk = j->full ? T : j->pos0 + T;   /* the keys any query of the task sees */
-        for (size_t s = 0; s < nk; s++) {
-            const float *ks = j->k + (b * kT + s) * D + h * hd;
-            for (size_t i = 0; i < hd; i++) kt[i * kpad + s] = ks[i];
-        }
+        const float *q = j->q + b * T * D + h * hd, *k = j->k + b * kT * D + h * hd, *v = j->v + b * kT * D + h * hd;
+        bf_sgemm_serial(0, 1, T, nk, hd, scale, q, D, k, D, 0.0f, S, ld);
         float tmax = -INFINITY;
         for (size_t t = 0; t < T; t++) {
-            size_t n = (j->full ? T - 1 : j->pos0 + t) + 1;   /* keys 0 … n−1 */
-            size_t n8 = (n + 7) & ~(size_t)7;                 /* lanes past n are computed and ignored */
-            const float *qt = j->q + (b * T + t) * D + h * hd;
-            attn_scores8(sc, qt, kt, kpad, hd, n8, scale);
-            float mx = -INFINITY;
-            for (size_t s = 0; s < n; s++) mx = sc[s] > mx ? sc[s] : mx;
+            size_t n = j->full ? T : j->pos0 + t + 1;   /* keys 0 … n−1 */
+            float mx = softmax_row(S + t * ld, n, ld);
             if (mx > tmax) tmax = mx;
-            attn_exp8(sc, n8, mx);
-            float sum = 0;
-            for (size_t s = 0; s < n; s++) sum += sc[s];
-            float inv = 1.0f / sum;
-            for (size_t s = 0; s < n; s++) sc[s] *= inv;
-            if (j->att) {
-                float *p = j->att + task * T * T + t * T;
-                memcpy(p, sc, n * sizeof(float));
-                for (size_t s = n; s < T; s++) p[s] = 0;
-            }
-            attn_out(j->out + (b * T + t) * D + h * hd, sc, j->v + b * kT * D + h * hd, D, n, hd);
+            if (j->att) memcpy(j->att + (task * T + t) * T, S + t * ld, T * sizeof *S);   /* no cache: nk = T */
         }
+        bf_sgemm_serial(0, 0, T, hd, nk, 1.0f, S, ld, v, D, 0.0f, j->out + b * T * D + h * hd, D);
         if (j->task_max) j->task_max[task] = tmax;
     }
-    free(kt);
+    free(S);
 }
 
-/* dP = dout·vᵀ; dv = Pᵀ·dout; dS = P⊙(dP − rowsum(P⊙dP)); dq = dS·k/√hd; dk = dSᵀ·q/√hd */
-ATTN_CLONES static void attn_bwd_tasks(void *ctx, size_t t0, size_t t1, int th)
+/* dS = P⊙(dP − rowsum(P⊙dP))/√hd for one task's rows, zero where P is */
+ATTN_CLONES static void softmax_bwd_rows(float *dS, const float *P, size_t T, int full, float scale)
+{
+    for (size_t t = 0; t < T; t++) {
+        size_t n = full ? T : t + 1;
+        const float *p = P + t * T;
+        float *d = dS + t * T, sum = dot_f32(p, d, n);
+        for (size_t s = 0; s < n; s++) d[s] = p[s] * (d[s] - sum) * scale;
+        memset(d + n, 0, (T - n) * sizeof *d);
+    }
+}
+
+/* dP = dout·vᵀ; dv += Pᵀ·dout; dS = P⊙(dP − rowsum(P⊙dP))/√hd;
+ * dq += dS·k; dk += dSᵀ·q — per task, as the forward (no cache: kT = T) */
+static void attn_bwd_tasks(void *ctx, size_t t0, size_t t1, int th)
 {
     bf_op_attn *j = ctx;
     size_t T = j->T, D = j->D, hd = j->hd;
     float scale = 1.0f / sqrtf((float)hd);
-    float *dp = bf_xmalloc(T * sizeof(float));
+    float *dS = bf_xmalloc(T * T * sizeof *dS);
     for (size_t task = t0; task < t1; task++) {
-        size_t b = task / j->H, h = task % j->H;
+        size_t b = task / j->H, h = task % j->H, at = b * T * D + h * hd;
         const float *P = j->att + task * T * T;
-        for (size_t t = 0; t < T; t++) {
-            size_t last = j->full ? T - 1 : t;
-            const float *p = P + t * T, *restrict dot = j->dout + (b * T + t) * D + h * hd;
-            const float *restrict qt = j->q + (b * T + t) * D + h * hd;
-            float *restrict dqt = j->dq + (b * T + t) * D + h * hd;
-            float sum = 0;
-            for (size_t s = 0; s <= last; s++) {
-                const float ps = p[s], *restrict vs = j->v + (b * T + s) * D + h * hd;
-                float *restrict dvs = j->dv + (b * T + s) * D + h * hd, d = dot_f32(dot, vs, hd);
-                for (size_t i = 0; i < hd; i++) dvs[i] += ps * dot[i];
-                dp[s] = d;
-                sum += ps * d;
-            }
-            for (size_t s = 0; s <= last; s++) {
-                float ds = p[s] * (dp[s] - sum) * scale;
-                const float *restrict ks = j->k + (b * T + s) * D + h * hd;
-                float *restrict dks = j->dk + (b * T + s) * D + h * hd;
-                for (size_t i = 0; i < hd; i++) { dqt[i] += ds * ks[i]; dks[i] += ds * qt[i]; }
-            }
-        }
+        bf_sgemm_serial(0, 1, T, T, hd, 1.0f, j->dout + at, D, j->v + at, D, 0.0f, dS, T);
+        bf_sgemm_serial(1, 0, T, hd, T, 1.0f, P, T, j->dout + at, D, 1.0f, j->dv + at, D);
+        softmax_bwd_rows(dS, P, T, j->full, scale);
+        bf_sgemm_serial(0, 0, T, hd, T, 1.0f, dS, T, j->k + at, D, 1.0f, j->dq + at, D);
+        bf_sgemm_serial(1, 0, T, hd, T, 1.0f, dS, T, j->q + at, D, 1.0f, j->dk + at, D);
     }
-    free(dp);
+    free(dS);
 }
 
 typedef struct {
