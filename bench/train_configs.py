@@ -20,7 +20,7 @@ def configs(text):
          "data": ["text", "--file", text, "--ctx", "64", "--val-frac", "0.02"],
          "init": ["--d", "128", "--layers", "4", "--heads", "4", "--ff", "512",
                   "--norm", "rms", "--act", "swiglu", "--pos", "rope"]},
-        {"name": "lm256", "goal": 2.0, "batch": 16, "steps": 6,
+        {"name": "lm256", "goal": 3.0, "batch": 16, "steps": 6,
          "data": ["text", "--file", text, "--ctx", "128", "--val-frac", "0.02"],
          "init": ["--d", "256", "--layers", "4", "--heads", "8", "--ff", "1024",
                   "--norm", "rms", "--act", "swiglu", "--pos", "rope"]},
