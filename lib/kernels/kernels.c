@@ -182,6 +182,18 @@ __attribute__((target("avx2"))) static inline int32_t hsum_epi32(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
+/* The lane sums of eight vectors at once: out[t] = Σ lanes of acc[t].  Two
+ * rounds of horizontal adds leave each 128-bit half's sums in order; the
+ * halves are then added.  Integer adds: exact in any order. */
+__attribute__((target("avx2"))) static inline void hsum8_epi32(const __m256i acc[8], int32_t out[8])
+{
+    __m256i s01 = _mm256_hadd_epi32(acc[0], acc[1]), s23 = _mm256_hadd_epi32(acc[2], acc[3]);
+    __m256i s45 = _mm256_hadd_epi32(acc[4], acc[5]), s67 = _mm256_hadd_epi32(acc[6], acc[7]);
+    __m256i lo4 = _mm256_hadd_epi32(s01, s23), hi4 = _mm256_hadd_epi32(s45, s67);
+    __m256i a = _mm256_permute2x128_si256(lo4, hi4, 0x20), b = _mm256_permute2x128_si256(lo4, hi4, 0x31);
+    _mm256_storeu_si256((__m256i *)out, _mm256_add_epi32(a, b));
+}
+
 /* TQ2: per block, 4 vectors of 32 codes in {0,1,2} against 32 int8 each.
  * maddubs(code, q) gives int16 lanes of two products: |lane| ≤ 2·2·128 = 512.
  * Two chains each add four blocks' maddubs (16 lanes, ≤ 8192) in int16,
@@ -364,7 +376,7 @@ __attribute__((target("avx2"))) static void gemm2x4_tq2_avx2(const uint8_t *a, c
         }
         GEMM2X4_WIDEN(acc);
     }
-    for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
+    hsum8_epi32(acc, out);
 }
 
 __attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
@@ -394,7 +406,7 @@ __attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, c
         }
         GEMM2X4_WIDEN(acc);
     }
-    for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
+    hsum8_epi32(acc, out);
 }
 
 /* The same 2×4 block on codes already unpacked to one byte each (ca, cb:
@@ -418,7 +430,7 @@ __attribute__((target("avx2"))) static void gemm2x4_u8_avx2(const uint8_t *ca, c
         }
         GEMM2X4_WIDEN(acc);
     }
-    for (int t = 0; t < 8; t++) out[t] = hsum_epi32(acc[t]);
+    hsum8_epi32(acc, out);
 }
 
 /* A TQ1 row's codes, one byte each in natural order (code = w + 1). */
@@ -480,6 +492,43 @@ static void emit(const fwd_job *j, size_t n, size_t o, int32_t d)
 #ifdef BF_X86
 typedef void (*gemm2x4_fn)(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad, int32_t out[8]);
 
+/* emit for a 2×4 block (d[u]: row o, d[4 + u]: row o + 1, against
+ * activation rows n + u), eight outputs in a few vector operations: the
+ * same IEEE operations as emit, in the same order, so the same bits. */
+__attribute__((target("avx2"))) static void emit2x4(const fwd_job *j, size_t n, size_t o, const int32_t d[8])
+{
+    const bf_tmat *m = j->m;
+    size_t R = m->rows;
+    __m128i qs = _mm_loadu_si128((const __m128i *)(j->qsum + n));
+    __m256i dv = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)d), _mm256_set_m128i(qs, qs));
+    if (j->acc) {
+        int32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, dv);
+        for (size_t u = 0; u < GEMM_N; u++) {
+            j->acc[(n + u) * R + o] = t[u];
+            j->acc[(n + u) * R + o + 1] = t[GEMM_N + u];
+        }
+        return;
+    }
+    float sa = m->scale ? m->scale[m->per_row ? o : 0] : 1.0f, sb = m->scale ? m->scale[m->per_row ? o + 1 : 0] : 1.0f;
+    __m128 is = _mm_loadu_ps(j->inv_s + n);
+    __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_setr_ps(sa, sa, sa, sa, sb, sb, sb, sb), _mm256_cvtepi32_ps(dv)),
+                             _mm256_set_m128(is, is));
+    __m128 va = _mm256_castps256_ps128(v), vb = _mm256_extractf128_ps(v, 1);
+    __m128 p01 = _mm_unpacklo_ps(va, vb), p23 = _mm_unpackhi_ps(va, vb);   /* (a0 b0 a1 b1), (a2 b2 a3 b3) */
+    float *y = j->y + n * R + o;
+    if (j->accumulate) {
+        __m128 y01 = _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)y), (const __m64 *)(y + R));
+        __m128 y23 = _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(y + 2 * R)), (const __m64 *)(y + 3 * R));
+        p01 = _mm_add_ps(y01, p01);
+        p23 = _mm_add_ps(y23, p23);
+    }
+    _mm_storel_pi((__m64 *)y, p01);
+    _mm_storeh_pi((__m64 *)(y + R), p01);
+    _mm_storel_pi((__m64 *)(y + 2 * R), p23);
+    _mm_storeh_pi((__m64 *)(y + 3 * R), p23);
+}
+
 /* The 2×4 micro-kernel for the matrix's packing, at every level from AVX2
  * up: a 512-bit one (a block pair a vector, the activations joined per pair
  * as the row kernels join them, maddubs or dpbusd) measured at half the
@@ -524,10 +573,7 @@ static void gemm_rows(fwd_job *j, size_t r0, size_t r1)
                 const uint8_t *a = m->blocks + o * m->row_bytes, *b = a + m->row_bytes;
                 if (unpack) gemm2x4_u8_avx2(codes + (o - o0) * m->kpad, codes + (o + 1 - o0) * m->kpad, q, m->kpad, d);
                 else k2x4(a, b, q, m->kpad, d);
-                for (size_t u = 0; u < GEMM_N; u++) {
-                    emit(j, n + u, o, d[u] - j->qsum[n + u]);
-                    emit(j, n + u, o + 1, d[GEMM_N + u] - j->qsum[n + u]);
-                }
+                emit2x4(j, n, o, d);
             }
             for (; o < o1; o++)
                 for (size_t u = 0; u < GEMM_N; u++)

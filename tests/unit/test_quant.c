@@ -6,6 +6,7 @@
 #include "bf/kernels.h"
 #include "bf/quant.h"
 #include "bf/rng.h"
+#include "bf/thread.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -147,6 +148,54 @@ int main(void)
         ok(agree, "int8 activation codes agree with the float quantizer");
         ok(tie, "activation ties round half away from zero, like roundf");
         free(x); free(xq); free(q);
+    }
+    /* the kernels' activation rows against a plain reference (roundf of
+     * x·s, clamped), at lengths around the 32-value vector loop and over
+     * many rows (the rows are split over threads): codes, sums and 1/s
+     * exactly, and the same bytes at 1 and 2 threads.  Rows: normal
+     * values; a constant row (every code ±127); a row below the 1e-5 floor
+     * of the largest value; ties at s = 1. */
+    {
+        static const size_t lens[] = {1, 7, 31, 32, 33, 63, 64, 65, 100, 4099};
+        int all = 1, threads_agree = 1;
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+            size_t K = lens[li], kpad = (K + 127) & ~(size_t)127, N = 300;
+            float *x = malloc(N * K * sizeof *x), inv1[300], inv2[300];
+            int8_t *q1 = malloc(N * kpad), *q2 = malloc(N * kpad);
+            int32_t sum1[300], sum2[300];
+            for (size_t j = 0; j < N * K; j++) x[j] = (float)(3 * bf_rng_normal(&r));
+            for (size_t j = 0; j < K; j++) {
+                x[1 * K + j] = j % 2 ? -2.5f : 2.5f;
+                x[2 * K + j] = 1e-7f * (float)((int)j - 3);
+                x[3 * K + j] = (float)((int)(j % 200) - 100) + 0.5f;
+            }
+            x[3 * K] = 127.0f;
+            bf_threads_set(1);
+            bf_quant_rows_i8(x, N, K, kpad, q1, inv1, sum1);
+            bf_threads_set(2);
+            bf_quant_rows_i8(x, N, K, kpad, q2, inv2, sum2);
+            threads_agree &= memcmp(q1, q2, N * kpad) == 0 && memcmp(sum1, sum2, sizeof sum1) == 0 &&
+                             memcmp(inv1, inv2, sizeof inv1) == 0;
+            for (size_t n = 0; n < N; n++) {
+                float mx = 0;
+                for (size_t j = 0; j < K; j++) mx = fmaxf(mx, fabsf(x[n * K + j]));
+                float sc = 127.0f / (mx > 1e-5f ? mx : 1e-5f);
+                int32_t total = 0;
+                for (size_t j = 0; j < kpad; j++) {
+                    int32_t want = 0;
+                    if (j < K) {
+                        float v = roundf(x[n * K + j] * sc);
+                        want = v > 127 ? 127 : v < -128 ? -128 : (int32_t)v;
+                    }
+                    all &= q1[n * kpad + j] == want;
+                    total += want;
+                }
+                all &= sum1[n] == total && inv1[n] == 1.0f / sc;
+            }
+            free(x); free(q1); free(q2);
+        }
+        ok(all, "activation rows of 1 to 4099 values: codes, sums and 1/s as the plain reference's");
+        ok(threads_agree, "activation rows: the same bytes at 1 and 2 threads");
     }
     /* a pre-image of codes and scales quantizes back to them: the codes
      * exactly, the scales to the rounding of a mean (relative 1e-6) */
