@@ -187,6 +187,13 @@ static inline __attribute__((always_inline)) float sum_f32(const float *x, size_
 #define ATTN_CLONES
 #endif
 
+/* s[k] = e^(s[k] − mx) for k < n8 (vectors never cross a call, which clang
+ * requires of a function built for two targets) */
+static inline __attribute__((always_inline)) void exp_lanes8(float *s, size_t n8, float mx)
+{
+    for (size_t k = 0; k < n8; k += 8) bf_v8_store(s + k, bf_v8_exp(bf_v8_load(s + k) - mx));
+}
+
 /* Row t of a task's scores s[0 … ld−1] (scaled logits for the n keys it
  * sees, then anything) → its probabilities, zero past n: the softmax, with
  * exponentials eight at a time through bf/vmath.h (ld a multiple of 8, so
@@ -194,8 +201,7 @@ static inline __attribute__((always_inline)) float sum_f32(const float *x, size_
 ATTN_CLONES static float softmax_row(float *s, size_t n, size_t ld)
 {
     float mx = max_f32(s, n);
-    size_t n8 = (n + 7) & ~(size_t)7;
-    for (size_t k = 0; k < n8; k += 8) bf_v8_store(s + k, bf_v8_exp(bf_v8_load(s + k) - mx));
+    exp_lanes8(s, (n + 7) & ~(size_t)7, mx);
     float inv = 1.0f / sum_f32(s, n);
     for (size_t k = 0; k < n; k++) s[k] *= inv;
     memset(s + n, 0, (ld - n) * sizeof *s);
