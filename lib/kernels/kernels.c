@@ -581,12 +581,14 @@ __attribute__((target("avx2"))) static void emit2x4(const fwd_job *j, size_t n, 
     _mm_storeh_pi((__m64 *)(y + 3 * R), p23);
 }
 
-/* The 2×4 micro-kernel for the matrix's packing, at every level from AVX2
- * up: a 512-bit one (a block pair a vector, the activations joined per pair
- * as the row kernels join them, maddubs or dpbusd) measured at half the
- * AVX2 one's rate on this kind of machine (bench/ternary, 4096×4096, batch
- * 64, one thread: 39-58 G weights/s against 86-122), and below the
- * unpacking path it replaced (87). */
+/* The 2×4 micro-kernel for the matrix's packing: the AVX2 ones at every
+ * level from AVX2 up, the 256-bit VNNI ones where the level is avx512vnni
+ * (TQ1's decoding kernel stays AVX2: its cost is the decode).  A 512-bit
+ * one (a block pair a vector, the activations joined per pair as the row
+ * kernels join them, maddubs or dpbusd) measured at half the AVX2 one's rate
+ * on this kind of machine (bench/ternary, 4096×4096, batch 64, one thread:
+ * 39-58 G weights/s against 86-122), and below the unpacking path it
+ * replaced (87). */
 static int vnni256(bf_kernel_level lv)
 {
     static int vl = -1;
