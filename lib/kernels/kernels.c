@@ -474,6 +474,22 @@ TARGET_VNNI256 static void gemm2x4_tq2_vnni256(const uint8_t *a, const uint8_t *
     hsum8_epi32(acc, out);
 }
 
+TARGET_VNNI256 static void gemm2x4_tq1_vnni256(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
+                                               int32_t out[8])
+{
+    __m256i acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
+    const int8_t *q1 = q + kpad, *q2 = q + 2 * kpad, *q3 = q + 3 * kpad;
+    for (size_t k = 0, nblk = kpad / TQ1_BLOCK; k < nblk; k++) {
+        __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
+        for (size_t s = 0; s < 5; s++) {
+            __m256i wa = tq1_digit(&va), wb = tq1_digit(&vb);
+            GEMM2X4_DP(wa, wb, k * TQ1_BLOCK + 32 * s);
+        }
+    }
+    hsum8_epi32(acc, out);
+}
+
 TARGET_VNNI256 static void gemm2x4_u8_vnni256(const uint8_t *ca, const uint8_t *cb, const int8_t *q, size_t kpad,
                                               int32_t out[8])
 {
@@ -583,7 +599,7 @@ __attribute__((target("avx2"))) static void emit2x4(const fwd_job *j, size_t n, 
 
 /* The 2×4 micro-kernel for the matrix's packing: the AVX2 ones at every
  * level from AVX2 up, the 256-bit VNNI ones where the level is avx512vnni
- * (TQ1's decoding kernel stays AVX2: its cost is the decode).  A 512-bit
+ * (TQ2 and TQ1 from packed blocks, and on unpacked codes).  A 512-bit
  * one (a block pair a vector, the activations joined per pair as the row
  * kernels join them, maddubs or dpbusd) measured at half the AVX2 one's rate
  * on this kind of machine (bench/ternary, 4096×4096, batch 64, one thread:
@@ -598,8 +614,8 @@ static int vnni256(bf_kernel_level lv)
 
 static gemm2x4_fn gemm2x4_of(bf_kernel_level lv, int tq2)
 {
-    if (tq2) return vnni256(lv) ? gemm2x4_tq2_vnni256 : gemm2x4_tq2_avx2;
-    return gemm2x4_tq1_avx2;
+    if (vnni256(lv)) return tq2 ? gemm2x4_tq2_vnni256 : gemm2x4_tq1_vnni256;
+    return tq2 ? gemm2x4_tq2_avx2 : gemm2x4_tq1_avx2;
 }
 
 /* the kernel on unpacked codes */
