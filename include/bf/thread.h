@@ -21,5 +21,9 @@ int bf_threads_get(void);
 /* Runs fn over [0, n) split across the pool; returns when all are done.
  * min_per_thread keeps small loops on fewer threads (at least 1). */
 void bf_parallel(size_t n, size_t min_per_thread, bf_range_fn fn, void *ctx);
+/* A min_per_thread for tasks of `work` elementary operations each: enough
+ * tasks that a thread gets some 16k operations, below which waking it costs
+ * more than it saves. */
+size_t bf_parallel_grain(size_t work);
 
 #endif

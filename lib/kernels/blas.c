@@ -49,7 +49,7 @@ void bf_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha,
     /* split the longer side of C; keep at least ~16k multiply-adds a block */
     j.split_n = N > M;
     size_t len = j.split_n ? N : M, other = (j.split_n ? M : N) * (K ? K : 1);
-    size_t min_rows = other >= 16384 ? 1 : (16384 + other - 1) / other;
+    size_t min_rows = bf_parallel_grain(other);
     bf_parallel(len, min_rows < 8 ? 8 : min_rows, run, &j);
 }
 

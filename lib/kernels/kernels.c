@@ -355,6 +355,34 @@ static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
 #define GEMM_N 4          /* activation rows a micro-kernel */
 #define GEMM_WIDEN 4      /* blocks summed in int16 before widening */
 
+/* One packed block of rows a and b (vectors va, vb) through STEP, a digit
+ * plane at a time against the activations from `at` on: TQ2's four planes
+ * by shift and mask (`mask` = 3 in every byte), TQ1's five by tq1_digit.
+ * Shared by the maddubs kernels (GEMM2X4_STEP) and the VNNI ones. */
+#define TQ2_PLANE(v, sh) _mm256_and_si256(_mm256_srli_epi16(v, sh), mask)
+#define GEMM2X4_TQ2_BLOCK(STEP, va, vb, at)                                             \
+    do {                                                                                \
+        STEP(_mm256_and_si256(va, mask), _mm256_and_si256(vb, mask), at);               \
+        STEP(TQ2_PLANE(va, 2), TQ2_PLANE(vb, 2), (at) + 32);                            \
+        STEP(TQ2_PLANE(va, 4), TQ2_PLANE(vb, 4), (at) + 64);                            \
+        STEP(TQ2_PLANE(va, 6), TQ2_PLANE(vb, 6), (at) + 96);                            \
+    } while (0)
+
+#define GEMM2X4_TQ1_DIGIT(STEP, va, vb, at)                                             \
+    do {                                                                                \
+        __m256i wa_ = tq1_digit(&(va)), wb_ = tq1_digit(&(vb));                         \
+        STEP(wa_, wb_, at);                                                             \
+    } while (0)
+
+#define GEMM2X4_TQ1_BLOCK(STEP, va, vb, at)                                             \
+    do {                                                                                \
+        GEMM2X4_TQ1_DIGIT(STEP, va, vb, at);                                            \
+        GEMM2X4_TQ1_DIGIT(STEP, va, vb, (at) + 32);                                     \
+        GEMM2X4_TQ1_DIGIT(STEP, va, vb, (at) + 64);                                     \
+        GEMM2X4_TQ1_DIGIT(STEP, va, vb, (at) + 96);                                     \
+        GEMM2X4_TQ1_DIGIT(STEP, va, vb, (at) + 128);                                    \
+    } while (0)
+
 __attribute__((target("avx2"))) static void gemm2x4_tq2_avx2(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
                                                              int32_t out[8])
 {
@@ -368,11 +396,7 @@ __attribute__((target("avx2"))) static void gemm2x4_tq2_avx2(const uint8_t *a, c
         size_t b1 = b0 + GEMM_WIDEN < nblk ? b0 + GEMM_WIDEN : nblk;
         for (size_t k = b0; k < b1; k++) {
             __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
-            size_t at = k * TQ2_BLOCK;
-            GEMM2X4_STEP(_mm256_and_si256(va, mask), _mm256_and_si256(vb, mask), at);
-            GEMM2X4_STEP(_mm256_and_si256(_mm256_srli_epi16(va, 2), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 2), mask), at + 32);
-            GEMM2X4_STEP(_mm256_and_si256(_mm256_srli_epi16(va, 4), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 4), mask), at + 64);
-            GEMM2X4_STEP(_mm256_and_si256(_mm256_srli_epi16(va, 6), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 6), mask), at + 96);
+            GEMM2X4_TQ2_BLOCK(GEMM2X4_STEP, va, vb, k * TQ2_BLOCK);
         }
         GEMM2X4_WIDEN(acc);
     }
@@ -392,17 +416,7 @@ __attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, c
         size_t b1 = b0 + GEMM_WIDEN < nblk ? b0 + GEMM_WIDEN : nblk;
         for (size_t k = b0; k < b1; k++) {
             __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
-            size_t at = k * TQ1_BLOCK;
-            __m256i wa = tq1_digit(&va), wb = tq1_digit(&vb);
-            GEMM2X4_STEP(wa, wb, at);
-            wa = tq1_digit(&va), wb = tq1_digit(&vb);
-            GEMM2X4_STEP(wa, wb, at + 32);
-            wa = tq1_digit(&va), wb = tq1_digit(&vb);
-            GEMM2X4_STEP(wa, wb, at + 64);
-            wa = tq1_digit(&va), wb = tq1_digit(&vb);
-            GEMM2X4_STEP(wa, wb, at + 96);
-            wa = tq1_digit(&va), wb = tq1_digit(&vb);
-            GEMM2X4_STEP(wa, wb, at + 128);
+            GEMM2X4_TQ1_BLOCK(GEMM2X4_STEP, va, vb, k * TQ1_BLOCK);
         }
         GEMM2X4_WIDEN(acc);
     }
@@ -465,11 +479,7 @@ TARGET_VNNI256 static void gemm2x4_tq2_vnni256(const uint8_t *a, const uint8_t *
     const int8_t *q1 = q + kpad, *q2 = q + 2 * kpad, *q3 = q + 3 * kpad;
     for (size_t k = 0, nblk = kpad / TQ2_BLOCK; k < nblk; k++) {
         __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
-        size_t at = k * TQ2_BLOCK;
-        GEMM2X4_DP(_mm256_and_si256(va, mask), _mm256_and_si256(vb, mask), at);
-        GEMM2X4_DP(_mm256_and_si256(_mm256_srli_epi16(va, 2), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 2), mask), at + 32);
-        GEMM2X4_DP(_mm256_and_si256(_mm256_srli_epi16(va, 4), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 4), mask), at + 64);
-        GEMM2X4_DP(_mm256_and_si256(_mm256_srli_epi16(va, 6), mask), _mm256_and_si256(_mm256_srli_epi16(vb, 6), mask), at + 96);
+        GEMM2X4_TQ2_BLOCK(GEMM2X4_DP, va, vb, k * TQ2_BLOCK);
     }
     hsum8_epi32(acc, out);
 }
@@ -482,10 +492,7 @@ TARGET_VNNI256 static void gemm2x4_tq1_vnni256(const uint8_t *a, const uint8_t *
     const int8_t *q1 = q + kpad, *q2 = q + 2 * kpad, *q3 = q + 3 * kpad;
     for (size_t k = 0, nblk = kpad / TQ1_BLOCK; k < nblk; k++) {
         __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
-        for (size_t s = 0; s < 5; s++) {
-            __m256i wa = tq1_digit(&va), wb = tq1_digit(&vb);
-            GEMM2X4_DP(wa, wb, k * TQ1_BLOCK + 32 * s);
-        }
+        GEMM2X4_TQ1_BLOCK(GEMM2X4_DP, va, vb, k * TQ1_BLOCK);
     }
     hsum8_epi32(acc, out);
 }

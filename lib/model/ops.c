@@ -143,6 +143,12 @@ void bf_op_rope(float *x, const float *cos, const float *sin, size_t N, size_t T
 
 
 
+/* eight partial sums added in a fixed tree */
+static inline float sum8(const float acc[8])
+{
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 /* Σ a[i]·b[i] in eight interleaved partial sums: independent chains the
  * compiler can keep in vector registers, where one running sum waits on each
  * add.  A fixed order, so the same inputs give the same bits. */
@@ -153,7 +159,7 @@ static inline float dot_f32(const float *a, const float *b, size_t n)
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
     for (; i < n; i++) acc[i & 7] += a[i] * b[i];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    return sum8(acc);
 }
 
 /* max of x[0 … n−1], eight lanes at a time (max is exact in any order) */
@@ -178,7 +184,7 @@ static inline __attribute__((always_inline)) float sum_f32(const float *x, size_
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++) acc[k] += x[i + k];
     for (; i < n; i++) acc[i & 7] += x[i];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    return sum8(acc);
 }
 
 #ifdef __x86_64__

@@ -194,9 +194,6 @@ QUANT_CLONES static void rows_acts(void *ctx, size_t r0, size_t r1, int th)
     free(q);
 }
 
-/* rows a task: at least ~16k elements */
-static size_t rows_per_task(size_t cols) { return cols >= 16384 ? 1 : (16384 + cols - 1) / (cols ? cols : 1); }
-
 static void find_avx2(void)
 {
 #ifdef __x86_64__
@@ -208,12 +205,12 @@ void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t
 {
     find_avx2();
     rows_job j = {x, cols, kpad, q, inv_s, NULL, qsum};
-    bf_parallel(N, rows_per_task(cols), rows_i8, &j);
+    bf_parallel(N, bf_parallel_grain(cols), rows_i8, &j);
 }
 
 void bf_quant_acts(const float *x, size_t n, size_t d, float *xq)
 {
     find_avx2();
     rows_job j = {x, d, 0, NULL, NULL, xq, NULL};
-    bf_parallel(n, rows_per_task(d), rows_acts, &j);
+    bf_parallel(n, bf_parallel_grain(d), rows_acts, &j);
 }

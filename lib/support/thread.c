@@ -122,3 +122,9 @@ void bf_parallel(size_t n, size_t min_per_thread, bf_range_fn fn, void *ctx)
         pthread_mutex_unlock(&pool.mu);
     }
 }
+
+size_t bf_parallel_grain(size_t work)
+{
+    if (!work) work = 1;
+    return work >= 16384 ? 1 : (16384 + work - 1) / work;
+}
