@@ -94,7 +94,7 @@ static void run_sgemm(void *ctx, int c)
 /* a ternary product as the model runs one: quantize x to int8, then the kernel */
 static void run_tmat(bench *b, const bf_tmat *m)
 {
-    bf_quant_rows_i8(b->x, b->batch, b->cols, m->kpad, b->q, b->inv_s, b->qsum);
+    bf_quant_rows_i8(b->x, b->batch, b->cols, m->kpad, b->q, b->inv_s, b->qsum, NULL);
     if (bf_tmat_forward(m, b->q, b->inv_s, b->qsum, b->batch, b->y, 0)) {
         fprintf(stderr, "ternary: %s\n", bf_errmsg());
         exit(1);

@@ -21,7 +21,9 @@
 
 /* codes[rows·cols] in {-1,0,1}, scale[bf_qspec_nscales]. */
 void bf_quant_weights(const bf_qspec *q, const float *w, size_t rows, size_t cols, int8_t *codes, float *scale);
-/* w_eff = scale·codes, the weight a straight-through forward sees. */
+/* w_eff = scale·codes, the weight a straight-through forward sees:
+ * bf_quant_scaled from given codes and scales, bf_quant_fake from w. */
+void bf_quant_scaled(const bf_qspec *q, const int8_t *codes, const float *scale, size_t rows, size_t cols, float *w_eff);
 void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, float *w_eff);
 
 /* A pre-image of codes and scales under the rule: w such that
@@ -36,8 +38,10 @@ void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, 
 void bf_quant_preimage(const bf_qspec *q, const int8_t *codes, const float *scale, size_t rows, size_t cols, float *w);
 
 /* x [N, cols] → q [N, kpad] int8 (zero padded to kpad ≥ cols), inv_s[n] = 1/s,
- * qsum[n] = Σ q (the integer kernels' inputs). */
-void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum);
+ * qsum[n] = Σ q (the integer kernels' inputs); and, when xq is not NULL,
+ * xq [N, cols] = q/s as bf_quant_acts makes it, from the same pass. */
+void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum,
+                      float *xq);
 /* x_q = q/s for n rows of width d (in place allowed): the same activations in float. */
 void bf_quant_acts(const float *x, size_t n, size_t d, float *xq);
 

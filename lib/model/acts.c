@@ -113,29 +113,6 @@ static void layout_acts(const bf_model *m, bf_acts *a, carver *c, int B, int T)
     a->dlogits = carve(c, N * V);   /* [M,V], M ≤ N */
 }
 
-/* The integer kernels' int8 input rows, for N rows of the widest matrix. */
-static int ensure_i8(bf_model *m, bf_acts *a, size_t N)
-{
-    size_t kpad = 0;
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        bf_weight *w[BF_LAYER_WEIGHTS];
-        int n = bf_layer_weights(&m->layer[l], w);
-        for (int k = 0; k < n; k++)
-            if (w[k]->tm && w[k]->tm->kpad > kpad) kpad = w[k]->tm->kpad;
-    }
-    if (!kpad || (a->i8_rows >= N && a->i8_kpad >= kpad)) return 0;
-    bf_aligned_free(a->i8_q);
-    bf_aligned_free(a->i8_inv_s);
-    a->i8_rows = a->i8_kpad = 0;
-    a->i8_q = bf_aligned_alloc(N * kpad + 64);
-    a->i8_inv_s = bf_aligned_alloc(N * (sizeof(float) + sizeof(int32_t)));
-    if (!a->i8_q || !a->i8_inv_s) return -1;
-    a->i8_sum = (int32_t *)(a->i8_inv_s + N);
-    a->i8_rows = N;
-    a->i8_kpad = kpad;
-    return 0;
-}
-
 int bf_acts_ensure(bf_model *m, int B, int T)
 {
     if (!m->acts) {
@@ -156,7 +133,6 @@ int bf_acts_ensure(bf_model *m, int B, int T)
     c.base = a->block;
     c.off = 0;
     layout_acts(m, a, &c, B, T);
-    if (ensure_i8(m, a, (size_t)B * (size_t)T)) return -1;
     a->B = B;
     a->T = T;
     /* RoPE, rotate-half: pair i with i + hd/2, angle t·10000^(-2i/hd) */
@@ -175,8 +151,7 @@ void bf_acts_free(bf_acts *a)
     if (!a) return;
     bf_pages_free(a->block, a->block_bytes);
     bf_aligned_free(a->kv_block);
-    bf_aligned_free(a->i8_q);
-    bf_aligned_free(a->i8_inv_s);
+    bf_i8_rows_free(&a->i8);
     free(a->L);
     free(a);
 }

@@ -25,16 +25,6 @@ float *bf_model_dlogits(bf_model *m)
     return a->dlogits;
 }
 
-/* The input a weight saw: the int8-quantized copy where it quantizes. */
-static const float *input_of(const bf_weight *w, const float *x, const float *xq) { return w->quant_input ? xq : x; }
-
-/* din (+)= dout·W_eff; W's dw += doutᵀ·input */
-static void linear_bwd(const bf_weight *w, float *din, int din_accumulate, const float *dout, const float *x,
-                       const float *xq, size_t N)
-{
-    bf_op_matmul_bwd(din, din_accumulate, w->dw, dout, input_of(w, x, xq), w->w, N, w->cols, w->rows);
-}
-
 int bf_model_backward(bf_model *m)
 {
     if (m->inference) return bf_err("a backward on a model set up for inference");
@@ -65,20 +55,20 @@ int bf_model_backward(bf_model *m)
 
         /* MLP: dh flows to h_mid unchanged, and through w2, act, w1/w3, norm */
         float *dan = L->an != L->a ? a->dan : a->da;
-        linear_bwd(&P->w2, dan, 0, dh, L->an, L->anq, N);
+        bf_linear_bwd(&P->w2, dan, 0, dh, L->an, L->anq, N);
         if (g->subln) {
             memset(a->da, 0, N * F * sizeof(float));
             bf_op_norm_bwd(a->da, P->ffn_sub_norm.dw, NULL, dan, L->a, P->ffn_sub_norm.w, NULL, L->a_rstd, N, F, 0);
         }
         bf_op_act_bwd(L->u, L->g, a->da, a->du, a->dg, N * F, g->act);
-        linear_bwd(&P->w1, a->dn, 0, a->du, L->n2, L->n2q, N);
-        if (g->act != BF_ACT_GELU) linear_bwd(&P->w3, a->dn, 1, a->dg, L->n2, L->n2q, N);
+        bf_linear_bwd(&P->w1, a->dn, 0, a->du, L->n2, L->n2q, N);
+        if (g->act != BF_ACT_GELU) bf_linear_bwd(&P->w3, a->dn, 1, a->dg, L->n2, L->n2q, N);
         bf_op_norm_bwd(dh, P->mlp_norm.dw, P->mlp_norm.db, a->dn, L->h_mid, P->mlp_norm.w, L->n2_mean, L->n2_rstd, N, D,
                        ln);
 
         /* attention */
         float *daon = g->subln ? a->dsub : a->dao;
-        linear_bwd(&P->wo, daon, 0, dh, L->aon, L->aonq, N);
+        bf_linear_bwd(&P->wo, daon, 0, dh, L->aon, L->aonq, N);
         if (g->subln) {
             memset(a->dao, 0, N * D * sizeof(float));
             bf_op_norm_bwd(a->dao, P->attn_sub_norm.dw, NULL, daon, L->ao, P->attn_sub_norm.w, NULL, L->ao_rstd, N, D, 0);
@@ -93,9 +83,9 @@ int bf_model_backward(bf_model *m)
             bf_op_rope(a->dq, a->rope_cos, a->rope_sin, N, T, D, hd, 0, 1);
             bf_op_rope(a->dk, a->rope_cos, a->rope_sin, N, T, D, hd, 0, 1);
         }
-        linear_bwd(&P->wq, a->dn, 0, a->dq, L->n1, L->n1q, N);
-        linear_bwd(&P->wk, a->dn, 1, a->dk, L->n1, L->n1q, N);
-        linear_bwd(&P->wv, a->dn, 1, a->dv, L->n1, L->n1q, N);
+        bf_linear_bwd(&P->wq, a->dn, 0, a->dq, L->n1, L->n1q, N);
+        bf_linear_bwd(&P->wk, a->dn, 1, a->dk, L->n1, L->n1q, N);
+        bf_linear_bwd(&P->wv, a->dn, 1, a->dv, L->n1, L->n1q, N);
         bf_op_norm_bwd(dh, P->attn_norm.dw, P->attn_norm.db, a->dn, L->h_in, P->attn_norm.w, L->n1_mean, L->n1_rstd, N, D,
                        ln);
     }

@@ -15,30 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* out[N,R] (+)= x·W_effᵀ: on the integer kernels when the weight runs there
- * (they quantize x themselves), else a float product with the int8-quantized
- * copy xq where the weight quantizes its input. */
-static int linear(bf_model *m, const bf_weight *w, float *out, const float *x, const float *xq, size_t N, int accumulate)
-{
-    if (w->tm && w->quant_input) {
-        bf_acts *a = m->acts;
-        bf_quant_rows_i8(x, N, w->cols, w->tm->kpad, a->i8_q, a->i8_inv_s, a->i8_sum);
-        return bf_tmat_forward(w->tm, a->i8_q, a->i8_inv_s, a->i8_sum, N, out, accumulate);
-    }
-    bf_op_matmul(out, w->quant_input ? xq : x, w->w, N, w->cols, w->rows, accumulate);
-    return 0;
-}
-
-/* Whether some consumer of a site reads the float int8-quantized copy (the
- * integer kernels quantize for themselves). */
-static int site_needs_xq(const bf_weight *a, const bf_weight *b, const bf_weight *c)
-{
-    const bf_weight *w[3] = {a, b, c};
-    for (int k = 0; k < 3; k++)
-        if (w[k] && w[k]->param && w[k]->quant_input && !w[k]->tm) return 1;
-    return 0;
-}
-
 int bf_model_cache_begin(bf_model *m, int B)
 {
     if (m->cfg.attn == BF_ATTN_FULL) return bf_err("a model with full attention has no incremental decoding");
@@ -128,30 +104,30 @@ static double forward(bf_model *m, const int32_t *x, const int32_t *y, int B, in
 
         /* attention: h_mid = h_in + wo(attn(norm(h_in))) */
         bf_op_norm(L->n1, L->h_in, P->attn_norm.w, P->attn_norm.b, L->n1_mean, L->n1_rstd, N, D, ln);
-        if (L->n1q != L->n1 && site_needs_xq(&P->wq, &P->wk, &P->wv)) bf_quant_acts(L->n1, N, D, L->n1q);
-        rc |= linear(m, &P->wq, L->q, L->n1, L->n1q, N, 0);
-        rc |= linear(m, &P->wk, L->k, L->n1, L->n1q, N, 0);
-        rc |= linear(m, &P->wv, L->v, L->n1, L->n1q, N, 0);
+        rc |= bf_site_quant(m, &a->i8, &P->wq, &P->wk, &P->wv, L->n1, L->n1q, N, D);
+        rc |= bf_linear(&a->i8, &P->wq, L->q, L->n1, L->n1q, N, 0);
+        rc |= bf_linear(&a->i8, &P->wk, L->k, L->n1, L->n1q, N, 0);
+        rc |= bf_linear(&a->i8, &P->wv, L->v, L->n1, L->n1q, N, 0);
         if (g->pos == BF_POS_ROPE) {
             bf_op_rope(L->q, a->rope_cos, a->rope_sin, N, (size_t)T, D, hd, pos0, 0);
             bf_op_rope(L->k, a->rope_cos, a->rope_sin, N, (size_t)T, D, hd, pos0, 0);
         }
         attention(m, l, L, B, T, pos0, cached);
         if (g->subln) bf_op_norm(L->aon, L->ao, P->attn_sub_norm.w, NULL, NULL, L->ao_rstd, N, D, 0);
-        if (L->aonq != L->aon && site_needs_xq(&P->wo, NULL, NULL)) bf_quant_acts(L->aon, N, D, L->aonq);
+        rc |= bf_site_quant(m, &a->i8, &P->wo, NULL, NULL, L->aon, L->aonq, N, D);
         memcpy(L->h_mid, L->h_in, N * D * sizeof(float));
-        rc |= linear(m, &P->wo, L->h_mid, L->aon, L->aonq, N, 1);
+        rc |= bf_linear(&a->i8, &P->wo, L->h_mid, L->aon, L->aonq, N, 1);
 
         /* MLP: next = h_mid + w2(act(norm(h_mid))) */
         bf_op_norm(L->n2, L->h_mid, P->mlp_norm.w, P->mlp_norm.b, L->n2_mean, L->n2_rstd, N, D, ln);
-        if (L->n2q != L->n2 && site_needs_xq(&P->w1, &P->w3, NULL)) bf_quant_acts(L->n2, N, D, L->n2q);
-        rc |= linear(m, &P->w1, L->u, L->n2, L->n2q, N, 0);
-        if (g->act != BF_ACT_GELU) rc |= linear(m, &P->w3, L->g, L->n2, L->n2q, N, 0);
+        rc |= bf_site_quant(m, &a->i8, &P->w1, &P->w3, NULL, L->n2, L->n2q, N, D);
+        rc |= bf_linear(&a->i8, &P->w1, L->u, L->n2, L->n2q, N, 0);
+        if (g->act != BF_ACT_GELU) rc |= bf_linear(&a->i8, &P->w3, L->g, L->n2, L->n2q, N, 0);
         bf_op_act(L->u, L->g, L->a, N * F, g->act);
         if (g->subln) bf_op_norm(L->an, L->a, P->ffn_sub_norm.w, NULL, NULL, L->a_rstd, N, F, 0);
-        if (L->anq != L->an && site_needs_xq(&P->w2, NULL, NULL)) bf_quant_acts(L->an, N, F, L->anq);
+        rc |= bf_site_quant(m, &a->i8, &P->w2, NULL, NULL, L->an, L->anq, N, F);
         memcpy(next, L->h_mid, N * D * sizeof(float));
-        rc |= linear(m, &P->w2, next, L->an, L->anq, N, 1);
+        rc |= bf_linear(&a->i8, &P->w2, next, L->an, L->anq, N, 1);
     }
     if (rc) return NAN;
 

@@ -6,6 +6,18 @@
 #include "bf/model.h"
 #include "bf/tgroup.h"
 
+/* The integer kernels' input rows (linear.c): one site's activations as
+ * int8 at the kernels' stride, made once for every matrix of the site that
+ * runs on the kernels. */
+typedef struct {
+    int8_t *q;                    /* [rows, kpad] */
+    float *inv_s;                 /* [rows] 1/s */
+    int32_t *sum;                 /* [rows] Σ q */
+    size_t rows, kpad;            /* room */
+    const float *from;            /* the site q holds (NULL: none), */
+    size_t from_N, from_kpad;     /* its rows and stride */
+} bf_i8_rows;
+
 typedef struct {
     float *h_in;                  /* [N,D] residual entering the block */
     float *n1, *n1_mean, *n1_rstd; /* [N,D], [N], [N] attention norm */
@@ -38,12 +50,7 @@ struct bf_acts {
     float *dlogits;                           /* [M,V] d(loss)/d(logits) */
     int dlogits_ready;                        /* made for the last forward (bf_model_dlogits) */
     int last_cached;                          /* the last forward ran through the cache */
-    /* the integer kernels' input: one site's rows as int8, padded to the
-     * widest kpad of the model's kernel matrices */
-    int8_t *i8_q;                             /* [N, kpad_max] */
-    float *i8_inv_s;                          /* [N] */
-    int32_t *i8_sum;                          /* [N] */
-    size_t i8_rows, i8_kpad;
+    bf_i8_rows i8;                            /* the integer kernels' input */
     /* key/value cache for incremental decoding: layer l's keys at
      * kv_block + 2·l·(kv_B·ctx·D), its values right after, each [kv_B, ctx, D] */
     float *kv_block;
@@ -67,6 +74,22 @@ static inline float *carve(carver *c, size_t n)
 /* acts.c: the activation block laid out for (B, T); -1 when memory cannot be had. */
 int bf_acts_ensure(bf_model *m, int B, int T);
 void bf_acts_free(bf_acts *a);
+
+/* linear.c: the block matrices' products.  Whether w runs on the integer
+ * kernels (its own ternary source's tm, int8 input). */
+int bf_weight_on_kernels(const bf_weight *w);
+/* Quantizes the site x [N, cols] read by a, b, c (any may be NULL): int8
+ * rows into k when one of them runs on the kernels, xq (a buffer of its own,
+ * else x itself) when one runs in float on int8 activations or when the
+ * model trains.  -1 when memory cannot be had. */
+int bf_site_quant(const bf_model *m, bf_i8_rows *k, const bf_weight *a, const bf_weight *b, const bf_weight *c,
+                  const float *x, float *xq, size_t N, size_t cols);
+/* out[N, rows] (+)= x·W_effᵀ, after bf_site_quant of x's site. */
+int bf_linear(bf_i8_rows *k, const bf_weight *w, float *out, const float *x, const float *xq, size_t N, int accumulate);
+/* din (+)= dout·W_eff; w's dw += doutᵀ·(its input: xq where it quantizes) */
+void bf_linear_bwd(const bf_weight *w, float *din, int din_accumulate, const float *dout, const float *x,
+                   const float *xq, size_t N);
+void bf_i8_rows_free(bf_i8_rows *k);
 
 /* net.c: the recursive block stack's activation sets (bf_model_net_begin). */
 void bf_net_free(bf_net *n);

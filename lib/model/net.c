@@ -42,11 +42,7 @@ struct bf_net {
     float *fn, *fn_mean, *fn_rstd, *fsel, *logp, *dlogits, *dfsel;
     int32_t *tidx;
     float *ymean;                       /* [B,D] */
-    /* the integer kernels' input rows */
-    int8_t *i8_q;
-    float *i8_inv_s;
-    int32_t *i8_sum;
-    size_t i8_kpad;
+    bf_i8_rows i8;                      /* the integer kernels' input */
 };
 
 static void layout(const bf_model *m, bf_net *n, carver *c)
@@ -111,8 +107,7 @@ void bf_net_free(bf_net *n)
 {
     if (!n) return;
     bf_pages_free(n->block, n->block_bytes);
-    bf_aligned_free(n->i8_q);
-    bf_aligned_free(n->i8_inv_s);
+    bf_i8_rows_free(&n->i8);
     free(n->L);
     free(n->slot_B);
     free(n);
@@ -147,39 +142,6 @@ int bf_model_net_begin(bf_model *m, int B, int T, int slots)
             n->rope_cos[(size_t)t * half + i] = (float)cos(th);
             n->rope_sin[(size_t)t * half + i] = (float)sin(th);
         }
-    size_t kpad = 0, N = (size_t)B * (size_t)T;
-    for (int l = 0; l < g->n_layer; l++) {
-        bf_weight *w[BF_LAYER_WEIGHTS];
-        int k = bf_layer_weights(&m->layer[l], w);
-        for (int j = 0; j < k; j++)
-            if (w[j]->tm && w[j]->tm->kpad > kpad) kpad = w[j]->tm->kpad;
-    }
-    if (kpad) {
-        n->i8_q = bf_aligned_alloc(N * kpad + 64);
-        n->i8_inv_s = bf_aligned_alloc(N * (sizeof(float) + sizeof(int32_t)));
-        if (!n->i8_q || !n->i8_inv_s) { bf_net_free(n); m->net = NULL; return -1; }
-        n->i8_sum = (int32_t *)(n->i8_inv_s + N);
-        n->i8_kpad = kpad;
-    }
-    return 0;
-}
-
-/* out[N,R] (+)= x·W_effᵀ, as forward.c's linear() */
-static int linear(bf_net *n, const bf_weight *w, float *out, const float *x, const float *xq, size_t N, int accumulate)
-{
-    if (w->tm && w->quant_input) {
-        bf_quant_rows_i8(x, N, w->cols, w->tm->kpad, n->i8_q, n->i8_inv_s, n->i8_sum);
-        return bf_tmat_forward(w->tm, n->i8_q, n->i8_inv_s, n->i8_sum, N, out, accumulate);
-    }
-    bf_op_matmul(out, w->quant_input ? xq : x, w->w, N, w->cols, w->rows, accumulate);
-    return 0;
-}
-
-static int needs_xq(const bf_weight *a, const bf_weight *b, const bf_weight *c)
-{
-    const bf_weight *w[3] = {a, b, c};
-    for (int k = 0; k < 3; k++)
-        if (w[k] && w[k]->param && w[k]->quant_input && !w[k]->tm) return 1;
     return 0;
 }
 
@@ -189,10 +151,10 @@ static int layer_fwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B, f
     size_t T = (size_t)n->T, N = (size_t)B * T, D = (size_t)g->d_model, F = (size_t)g->d_ff, H = (size_t)g->n_head;
     size_t hd = D / H;
     int ln = g->norm == BF_NORM_LAYER, rc = 0;
-    if (needs_xq(&P->wq, &P->wk, &P->wv)) bf_quant_acts(L->x, N, D, L->xq);
-    rc |= linear(n, &P->wq, L->q, L->x, L->xq, N, 0);
-    rc |= linear(n, &P->wk, L->k, L->x, L->xq, N, 0);
-    rc |= linear(n, &P->wv, L->v, L->x, L->xq, N, 0);
+    rc |= bf_site_quant(m, &n->i8, &P->wq, &P->wk, &P->wv, L->x, L->xq, N, D);
+    rc |= bf_linear(&n->i8, &P->wq, L->q, L->x, L->xq, N, 0);
+    rc |= bf_linear(&n->i8, &P->wk, L->k, L->x, L->xq, N, 0);
+    rc |= bf_linear(&n->i8, &P->wv, L->v, L->x, L->xq, N, 0);
     if (g->pos == BF_POS_ROPE) {
         bf_op_rope(L->q, n->rope_cos, n->rope_sin, N, T, D, hd, 0, 0);
         bf_op_rope(L->k, n->rope_cos, n->rope_sin, N, T, D, hd, 0, 0);
@@ -201,19 +163,19 @@ static int layer_fwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B, f
     aj.full = g->attn == BF_ATTN_FULL;
     bf_op_attention(&aj);
     if (g->subln) bf_op_norm(L->aon, L->ao, P->attn_sub_norm.w, NULL, NULL, L->ao_rstd, N, D, 0);
-    if (needs_xq(&P->wo, NULL, NULL)) bf_quant_acts(L->aon, N, D, L->aonq);
+    rc |= bf_site_quant(m, &n->i8, &P->wo, NULL, NULL, L->aon, L->aonq, N, D);
     memcpy(L->r1, L->x, N * D * sizeof(float));
-    rc |= linear(n, &P->wo, L->r1, L->aon, L->aonq, N, 1);
+    rc |= bf_linear(&n->i8, &P->wo, L->r1, L->aon, L->aonq, N, 1);
     bf_op_norm(L->h1, L->r1, P->attn_norm.w, P->attn_norm.b, L->r1_mean, L->r1_rstd, N, D, ln);
 
-    if (needs_xq(&P->w1, &P->w3, NULL)) bf_quant_acts(L->h1, N, D, L->h1q);
-    rc |= linear(n, &P->w1, L->u, L->h1, L->h1q, N, 0);
-    if (g->act != BF_ACT_GELU) rc |= linear(n, &P->w3, L->g, L->h1, L->h1q, N, 0);
+    rc |= bf_site_quant(m, &n->i8, &P->w1, &P->w3, NULL, L->h1, L->h1q, N, D);
+    rc |= bf_linear(&n->i8, &P->w1, L->u, L->h1, L->h1q, N, 0);
+    if (g->act != BF_ACT_GELU) rc |= bf_linear(&n->i8, &P->w3, L->g, L->h1, L->h1q, N, 0);
     bf_op_act(L->u, L->g, L->a, N * F, g->act);
     if (g->subln) bf_op_norm(L->an, L->a, P->ffn_sub_norm.w, NULL, NULL, L->a_rstd, N, F, 0);
-    if (needs_xq(&P->w2, NULL, NULL)) bf_quant_acts(L->an, N, F, L->anq);
+    rc |= bf_site_quant(m, &n->i8, &P->w2, NULL, NULL, L->an, L->anq, N, F);
     memcpy(L->r2, L->h1, N * D * sizeof(float));
-    rc |= linear(n, &P->w2, L->r2, L->an, L->anq, N, 1);
+    rc |= bf_linear(&n->i8, &P->w2, L->r2, L->an, L->anq, N, 1);
     bf_op_norm(out, L->r2, P->mlp_norm.w, P->mlp_norm.b, L->r2_mean, L->r2_rstd, N, D, ln);
     return rc;
 }
@@ -234,12 +196,6 @@ int bf_model_net_forward(bf_model *m, int slot, const float *in, float *out, int
     return 0;
 }
 
-static void linear_bwd(const bf_weight *w, float *din, int din_accumulate, const float *dout, const float *x,
-                       const float *xq, size_t N)
-{
-    bf_op_matmul_bwd(din, din_accumulate, w->dw, dout, w->quant_input ? xq : x, w->w, N, w->cols, w->rows);
-}
-
 /* n->dh holds dL/d(out) of the layer; leaves dL/d(x) there. */
 static void layer_bwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B)
 {
@@ -253,14 +209,14 @@ static void layer_bwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B)
     /* r2 = h1 + w2(act(w1 h1, w3 h1)) */
     memcpy(n->dn, n->dr, N * D * sizeof(float));
     float *dan = g->subln ? n->dan : n->da;
-    linear_bwd(&P->w2, dan, 0, n->dr, L->an, L->anq, N);
+    bf_linear_bwd(&P->w2, dan, 0, n->dr, L->an, L->anq, N);
     if (g->subln) {
         memset(n->da, 0, N * F * sizeof(float));
         bf_op_norm_bwd(n->da, P->ffn_sub_norm.dw, NULL, dan, L->a, P->ffn_sub_norm.w, NULL, L->a_rstd, N, F, 0);
     }
     bf_op_act_bwd(L->u, L->g, n->da, n->du, n->dg, N * F, g->act);
-    linear_bwd(&P->w1, n->dn, 1, n->du, L->h1, L->h1q, N);
-    if (g->act != BF_ACT_GELU) linear_bwd(&P->w3, n->dn, 1, n->dg, L->h1, L->h1q, N);
+    bf_linear_bwd(&P->w1, n->dn, 1, n->du, L->h1, L->h1q, N);
+    if (g->act != BF_ACT_GELU) bf_linear_bwd(&P->w3, n->dn, 1, n->dg, L->h1, L->h1q, N);
     /* h1 = attn_norm(r1) */
     memset(n->dr, 0, N * D * sizeof(float));
     bf_op_norm_bwd(n->dr, P->attn_norm.dw, P->attn_norm.db, n->dn, L->r1, P->attn_norm.w, L->r1_mean, L->r1_rstd, N, D,
@@ -268,7 +224,7 @@ static void layer_bwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B)
     /* r1 = x + wo(attn(x)) */
     memcpy(n->dh, n->dr, N * D * sizeof(float));
     float *daon = g->subln ? n->dsub : n->dao;
-    linear_bwd(&P->wo, daon, 0, n->dr, L->aon, L->aonq, N);
+    bf_linear_bwd(&P->wo, daon, 0, n->dr, L->aon, L->aonq, N);
     if (g->subln) {
         memset(n->dao, 0, N * D * sizeof(float));
         bf_op_norm_bwd(n->dao, P->attn_sub_norm.dw, NULL, daon, L->ao, P->attn_sub_norm.w, NULL, L->ao_rstd, N, D, 0);
@@ -283,9 +239,9 @@ static void layer_bwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B)
         bf_op_rope(n->dq, n->rope_cos, n->rope_sin, N, T, D, hd, 0, 1);
         bf_op_rope(n->dk, n->rope_cos, n->rope_sin, N, T, D, hd, 0, 1);
     }
-    linear_bwd(&P->wq, n->dh, 1, n->dq, L->x, L->xq, N);
-    linear_bwd(&P->wk, n->dh, 1, n->dk, L->x, L->xq, N);
-    linear_bwd(&P->wv, n->dh, 1, n->dv, L->x, L->xq, N);
+    bf_linear_bwd(&P->wq, n->dh, 1, n->dq, L->x, L->xq, N);
+    bf_linear_bwd(&P->wk, n->dh, 1, n->dk, L->x, L->xq, N);
+    bf_linear_bwd(&P->wv, n->dh, 1, n->dv, L->x, L->xq, N);
 }
 
 int bf_model_net_backward(bf_model *m, int slot, const float *dout, float *din)

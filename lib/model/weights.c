@@ -1,6 +1,7 @@
 /* weights.c — the built-in weight sources (bf/model.h, "weights through one
  * door"): plain F32 and ternary, straight-through or on the integer kernels. */
 #include "model_internal.h"
+#include "bf/kernels.h"
 #include "bf/quant.h"
 #include "bf/util.h"
 
@@ -26,17 +27,56 @@ static void drop_stored(bf_ternary_src *t)
     t->scales = NULL;
 }
 
+/* Whether a ternary matrix that trains runs its forward products on the
+ * integer kernels: they are the int8 × ternary products the straight-
+ * through forward computes in float (the same numbers, the sums exact
+ * before the scales), where the activations are int8 and the kernels are
+ * faster than sgemm (every level but the scalar one).  The backward stays
+ * in float, on W_eff and the activations' float copy. */
+static int kernels_in_training(const bf_model *m)
+{
+    return m->cfg.act_bits == 8 && bf_kernel_level_get() != BF_KERNEL_SCALAR;
+}
+
+/* The kernels' form of w from codes and scales, laid out on first use. */
+static int set_kernel_form(bf_ternary_src *t, bf_weight *w, const int8_t *codes, const float *scale)
+{
+    size_t ns = bf_qspec_nscales(&t->q, w->rows);
+    if (!t->tm) {
+        t->tm_scale = bf_xmalloc(ns * sizeof(float));
+        t->tm = bf_xcalloc(1, sizeof *t->tm);
+        if (bf_tmat_alloc(t->tm, t->q.pack, w->rows, w->cols, t->tm_scale, ns > 1)) return -1;
+    }
+    memcpy(t->tm_scale, scale, ns * sizeof(float));
+    for (size_t r = 0; r < w->rows; r++) bf_tmat_set_row(t->tm, r, codes + r * w->cols);
+    w->tm = t->tm;
+    return 0;
+}
+
 /* W_eff = scale·Q(latent), re-quantized from the latent with the tensor's own
- * rule; the stream's codes are dropped (the latent rules from now on).  The
+ * rule (and the kernels' form with it, when it has one or trains on them);
+ * the stream's codes are dropped (the latent rules from now on).  The
  * gradient needs no mapping: dw is the latent's gradient (straight through). */
 static int ternary_refresh(bf_wsource *s, bf_model *m, bf_weight *w)
 {
     bf_ternary_src *t = (bf_ternary_src *)s;
     if (t->tm && !w->w) return 0;   /* on the kernels only: nothing to re-make */
     drop_stored(t);
-    bf_quant_fake(&t->q, m->params + w->param->offset, w->rows, w->cols, t->w_eff);
+    const float *latent = m->params + w->param->offset;
     w->w = t->w_eff;
-    return 0;
+    if (!t->tm && !kernels_in_training(m)) {
+        bf_quant_fake(&t->q, latent, w->rows, w->cols, t->w_eff);
+        return 0;
+    }
+    size_t n = w->rows * w->cols, ns = bf_qspec_nscales(&t->q, w->rows);
+    int8_t *codes = bf_xmalloc(n ? n : 1);
+    float *scale = bf_xmalloc(ns * sizeof *scale);
+    bf_quant_weights(&t->q, latent, w->rows, w->cols, codes, scale);
+    bf_quant_scaled(&t->q, codes, scale, w->rows, w->cols, t->w_eff);
+    int rc = set_kernel_form(t, w, codes, scale);
+    free(codes);
+    free(scale);
+    return rc;
 }
 
 static void ternary_free(bf_wsource *s)
@@ -123,7 +163,7 @@ int bf_ternary_src_load(bf_model *m, bf_weight *w, const bf_tgroup *g, int for_k
     if (!t->w_eff) return -1;
     bf_tgroup_dequant(g, t->w_eff);
     w->w = t->w_eff;
-    return 0;
+    return kernels_in_training(m) ? set_kernel_form(t, w, t->codes, t->scales) : 0;
 }
 
 void bf_ternary_src_codes(const bf_model *m, const bf_weight *w, int8_t *codes, float *scale)

@@ -48,6 +48,15 @@ void bf_quant_weights(const bf_qspec *q, const float *w, size_t rows, size_t col
     }
 }
 
+void bf_quant_scaled(const bf_qspec *q, const int8_t *codes, const float *scale, size_t rows, size_t cols, float *w_eff)
+{
+    size_t ns = bf_qspec_nscales(q, rows);
+    for (size_t r = 0; r < rows; r++) {
+        float s = scale[ns == 1 ? 0 : r];
+        for (size_t c = 0; c < cols; c++) w_eff[r * cols + c] = s * (float)codes[r * cols + c];
+    }
+}
+
 void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, float *w_eff)
 {
     size_t ns = bf_qspec_nscales(q, rows);
@@ -55,10 +64,7 @@ void bf_quant_fake(const bf_qspec *q, const float *w, size_t rows, size_t cols, 
     int8_t *codes = bf_xmalloc(n ? n : 1);
     float *scale = bf_xmalloc(ns * sizeof *scale);
     bf_quant_weights(q, w, rows, cols, codes, scale);
-    for (size_t r = 0; r < rows; r++) {
-        float s = scale[ns == 1 ? 0 : r];
-        for (size_t c = 0; c < cols; c++) w_eff[r * cols + c] = s * (float)codes[r * cols + c];
-    }
+    bf_quant_scaled(q, codes, scale, rows, cols, w_eff);
     free(codes);
     free(scale);
 }
@@ -159,11 +165,18 @@ static inline __attribute__((always_inline)) float quant_row_i8(const float *a, 
 #define QUANT_CLONES
 #endif
 
+/* A row's codes back in float, x_q = q/s: divided by s, not multiplied by
+ * 1/s, the rounding the model's numbers were measured with. */
+static inline __attribute__((always_inline)) void float_row(const int8_t *q, size_t d, float s, float *o)
+{
+    for (size_t c = 0; c < d; c++) o[c] = (float)q[c] / s;
+}
+
 typedef struct {
     const float *x;
     size_t cols, kpad;
     int8_t *q;             /* bf_quant_rows_i8: the rows, kpad apart */
-    float *inv_s, *xq;     /* xq: bf_quant_acts' float rows */
+    float *inv_s, *xq;     /* xq: the float rows (bf_quant_acts; bf_quant_rows_i8's when asked) */
     int32_t *qsum;
 } rows_job;
 
@@ -176,6 +189,7 @@ QUANT_CLONES static void rows_i8(void *ctx, size_t r0, size_t r1, int th)
         float s = quant_row_i8(j->x + n * j->cols, j->cols, o, &j->qsum[n]);
         memset(o + j->cols, 0, j->kpad - j->cols);
         j->inv_s[n] = 1.0f / s;
+        if (j->xq) float_row(o, j->cols, s, j->xq + n * j->cols);
     }
 }
 
@@ -186,10 +200,8 @@ QUANT_CLONES static void rows_acts(void *ctx, size_t r0, size_t r1, int th)
     int8_t *q = bf_xmalloc(d ? d : 1);
     for (size_t r = r0; r < r1; r++) {
         int32_t sum;
-        float s = quant_row_i8(j->x + r * d, d, q, &sum), *o = j->xq + r * d;
-        /* divided by s, not multiplied by 1/s: the rounding the model's
-         * numbers were measured with */
-        for (size_t c = 0; c < d; c++) o[c] = (float)q[c] / s;
+        float s = quant_row_i8(j->x + r * d, d, q, &sum);
+        float_row(q, d, s, j->xq + r * d);
     }
     free(q);
 }
@@ -201,10 +213,11 @@ static void find_avx2(void)
 #endif
 }
 
-void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum)
+void bf_quant_rows_i8(const float *x, size_t N, size_t cols, size_t kpad, int8_t *q, float *inv_s, int32_t *qsum,
+                      float *xq)
 {
     find_avx2();
-    rows_job j = {x, cols, kpad, q, inv_s, NULL, qsum};
+    rows_job j = {x, cols, kpad, q, inv_s, xq, qsum};
     bf_parallel(N, bf_parallel_grain(cols), rows_i8, &j);
 }
 

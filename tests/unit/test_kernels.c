@@ -152,7 +152,7 @@ int main(void)
         int8_t *q = malloc(N * m.kpad);
         float inv_s[7];
         int32_t qsum[7];
-        bf_quant_rows_i8(x, N, cols, m.kpad, q, inv_s, qsum);
+        bf_quant_rows_i8(x, N, cols, m.kpad, q, inv_s, qsum, NULL);
         bf_tmat_forward(&m, q, inv_s, qsum, N, y, 0);
         free(q);
         double worst = 0;

@@ -16,6 +16,7 @@
 #include "model_fixture.h"
 
 #include "bf/config.h"
+#include "bf/kernels.h"
 #include "bf/model.h"
 #include "bf/rng.h"
 #include "bf/thread.h"
@@ -191,6 +192,74 @@ int main(void)
                 free(g8);
             }
             bf_model_free(&m);
+        }
+
+    /* A ternary model with int8 activations trains on the integer kernels
+     * (every level but the scalar one): its forward products are the
+     * straight-through forward's int8 × ternary products, so loss and
+     * gradients equal the float path's (the scalar level's) to float
+     * rounding; and after the latents move, a refresh re-packs the
+     * kernels' form (a stale one would keep the old loss).  A larger model
+     * than above, so that the blocks are whole (d 160 > one TQ2 block, and
+     * a TQ1 block exactly; ff 288 pads).  The tolerance: the two products
+     * differ in rounding (exact integer sums against float ones, about
+     * 1e-7 relative), which can move an activation across an int8
+     * rounding step in a later layer: a relative change below 1/127 on one
+     * value; 1e-4 of the loss and 1e-3 of the gradients' L2 norm are far
+     * above that and far below a wrong product or a stale matrix. */
+    if (bf_kernel_level_get() != BF_KERNEL_SCALAR)
+        for (int variant = 0; variant < 3; variant++) {
+            static const char *const names[] = {"TQ2 absmean", "TQ1 absmean per row", "TQ2 threshold"};
+            bf_kernel_level best = bf_kernel_level_get();
+            bf_config c;
+            bf_config_default(&c);
+            c.vocab = V; c.ctx = 6; c.d_model = 160; c.n_layer = 2; c.n_head = 4; c.d_ff = 288; c.act_bits = 8;
+            bf_qspec q = {variant == 2 ? BF_Q_THRESHOLD : BF_Q_ABSMEAN, 0.5f, variant == 1, variant == 1 ? BF_TQ1 : BF_TQ2};
+            bf_model mk, mf;
+            double lk[2], lf[2], gerr = 0, gnorm = 0;
+            int on_kernels = 1, in_float = 1;
+            for (int side = 0; side < 2; side++) {
+                bf_model *m = side ? &mf : &mk;
+                bf_kernel_level_set(side ? BF_KERNEL_SCALAR : best);
+                bf_model_create(m, &c);
+                init_params(m, 77);
+                for (size_t k = 0; k < m->np; k++)
+                    if (m->p[k].is_block_matrix) {
+                        bf_weight *w = bf_model_weight(m, m->p[k].name);
+                        bf_model_set_ternary(m, w, &q);
+                        on_kernels &= side || w->tm != NULL;
+                        in_float &= !side || w->tm == NULL;
+                    }
+                bf_model_zero_grad(m);
+                bf_model_forward(m, x, y, B, T);
+                bf_model_backward(m);
+                (side ? lf : lk)[0] = m->last_loss;
+            }
+            for (size_t k = 0; k < mk.n_params; k++) {
+                gerr += ((double)mk.grads[k] - mf.grads[k]) * ((double)mk.grads[k] - mf.grads[k]);
+                gnorm += (double)mf.grads[k] * mf.grads[k];
+            }
+            /* a step on the latents, the same on both, then a refresh */
+            for (size_t k = 0; k < mk.n_params; k++) {
+                mk.params[k] -= 0.5f * mk.grads[k] / (float)sqrt(gnorm);
+                mf.params[k] -= 0.5f * mk.grads[k] / (float)sqrt(gnorm);
+            }
+            for (int side = 0; side < 2; side++) {
+                bf_model *m = side ? &mf : &mk;
+                bf_kernel_level_set(side ? BF_KERNEL_SCALAR : best);
+                bf_model_refresh(m);
+                (side ? lf : lk)[1] = bf_model_forward(m, x, y, B, T);
+            }
+            bf_kernel_level_set(best);
+            ok(on_kernels && in_float, "%s, act_bits 8: trains on the kernels at %s, in float at the scalar level", names[variant],
+               bf_kernel_level_name(best));
+            ok(fabs(lk[0] - lf[0]) <= 1e-4 * fabs(lf[0]), "%s: loss on the kernels %.7f, in float %.7f", names[variant], lk[0], lf[0]);
+            ok(gnorm > 0 && sqrt(gerr / gnorm) <= 1e-3, "%s: gradients agree (relative L2 difference %.2g)", names[variant],
+               sqrt(gerr / gnorm));
+            ok(fabs(lk[1] - lf[1]) <= 1e-4 * fabs(lf[1]) && fabs(lk[1] - lk[0]) > 1e-3,
+               "%s: after a step and a refresh, %.7f and %.7f (from %.7f)", names[variant], lk[1], lf[1], lk[0]);
+            bf_model_free(&mk);
+            bf_model_free(&mf);
         }
 
     /* The check can fail: a model whose backward is fed a wrong loss scale

@@ -130,7 +130,7 @@ int main(void)
      * quantizer's, for random rows and exact .5 ties */
     {
         size_t N = 6, K = 37;
-        float *x = malloc(N * K * sizeof *x), *xq = malloc(N * K * sizeof *xq), inv[6];
+        float *x = malloc(N * K * sizeof *x), *xq = malloc(N * K * sizeof *xq), *xq2 = malloc(N * K * sizeof *xq2), inv[6];
         int8_t *q = calloc(N * 64, 1);
         int32_t sum[6];
         for (size_t j = 0; j < N * K; j++) x[j] = (float)bf_rng_normal(&r);
@@ -138,7 +138,7 @@ int main(void)
         for (size_t j = 0; j < K; j++) x[5 * K + j] = (float)((int)j - 18) + 0.5f;
         x[5 * K] = 127.0f;
         bf_quant_acts(x, N, K, xq);
-        bf_quant_rows_i8(x, N, K, 64, q, inv, sum);
+        bf_quant_rows_i8(x, N, K, 64, q, inv, sum, xq2);
         int agree = 1, tie = 1;
         for (size_t n = 0; n < N; n++)
             for (size_t j = 0; j < K; j++) {
@@ -147,7 +147,10 @@ int main(void)
         for (size_t j = 1; j < K; j++) tie &= q[5 * 64 + j] == (int8_t)roundf(x[5 * K + j]);
         ok(agree, "int8 activation codes agree with the float quantizer");
         ok(tie, "activation ties round half away from zero, like roundf");
-        free(x); free(xq); free(q);
+        /* the float rows the kernels' pass makes beside the codes (a model
+         * that trains on the kernels keeps them for its backward) */
+        ok(memcmp(xq, xq2, N * K * sizeof *xq) == 0, "the int8 pass's float rows are bf_quant_acts', bit for bit");
+        free(x); free(xq); free(xq2); free(q);
     }
     /* the kernels' activation rows against a plain reference (roundf of
      * x·s, clamped), at lengths around the 32-value vector loop and over
@@ -171,9 +174,9 @@ int main(void)
             }
             x[3 * K] = 127.0f;
             bf_threads_set(1);
-            bf_quant_rows_i8(x, N, K, kpad, q1, inv1, sum1);
+            bf_quant_rows_i8(x, N, K, kpad, q1, inv1, sum1, NULL);
             bf_threads_set(2);
-            bf_quant_rows_i8(x, N, K, kpad, q2, inv2, sum2);
+            bf_quant_rows_i8(x, N, K, kpad, q2, inv2, sum2, NULL);
             threads_agree &= memcmp(q1, q2, N * kpad) == 0 && memcmp(sum1, sum2, sizeof sum1) == 0 &&
                              memcmp(inv1, inv2, sizeof inv1) == 0;
             for (size_t n = 0; n < N; n++) {
