@@ -185,13 +185,13 @@ __attribute__((target("avx2"))) static inline int32_t hsum_epi32(__m256i v)
 /* The lane sums of eight vectors at once: out[t] = Σ lanes of acc[t].  Two
  * rounds of horizontal adds leave each 128-bit half's sums in order; the
  * halves are then added.  Integer adds: exact in any order. */
-__attribute__((target("avx2"))) static inline void hsum8_epi32(const __m256i acc[8], int32_t out[8])
+__attribute__((target("avx2"))) static inline __m256i hsum8_epi32(const __m256i acc[8])
 {
     __m256i s01 = _mm256_hadd_epi32(acc[0], acc[1]), s23 = _mm256_hadd_epi32(acc[2], acc[3]);
     __m256i s45 = _mm256_hadd_epi32(acc[4], acc[5]), s67 = _mm256_hadd_epi32(acc[6], acc[7]);
     __m256i lo4 = _mm256_hadd_epi32(s01, s23), hi4 = _mm256_hadd_epi32(s45, s67);
     __m256i a = _mm256_permute2x128_si256(lo4, hi4, 0x20), b = _mm256_permute2x128_si256(lo4, hi4, 0x31);
-    _mm256_storeu_si256((__m256i *)out, _mm256_add_epi32(a, b));
+    return _mm256_add_epi32(a, b);
 }
 
 /* TQ2: per block, 4 vectors of 32 codes in {0,1,2} against 32 int8 each.
@@ -383,8 +383,7 @@ static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
         GEMM2X4_TQ1_DIGIT(STEP, va, vb, (at) + 128);                                    \
     } while (0)
 
-__attribute__((target("avx2"))) static void gemm2x4_tq2_avx2(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
-                                                             int32_t out[8])
+__attribute__((target("avx2"))) static __m256i gemm2x4_tq2_avx2(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad)
 {
     const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     __m256i acc[8];
@@ -400,11 +399,10 @@ __attribute__((target("avx2"))) static void gemm2x4_tq2_avx2(const uint8_t *a, c
         }
         GEMM2X4_WIDEN(acc);
     }
-    hsum8_epi32(acc, out);
+    return hsum8_epi32(acc);
 }
 
-__attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
-                                                             int32_t out[8])
+__attribute__((target("avx2"))) static __m256i gemm2x4_tq1_avx2(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[8];
@@ -420,7 +418,7 @@ __attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, c
         }
         GEMM2X4_WIDEN(acc);
     }
-    hsum8_epi32(acc, out);
+    return hsum8_epi32(acc);
 }
 
 /* The same 2×4 block on codes already unpacked to one byte each (ca, cb:
@@ -428,8 +426,7 @@ __attribute__((target("avx2"))) static void gemm2x4_tq1_avx2(const uint8_t *a, c
  * costs seven operations a 32-code plane a row, which every group of four
  * activation rows would otherwise pay again) and run this on it.  Lanes of
  * the int16 sums take 16 steps (≤ 16·512 = 8192) before widening. */
-__attribute__((target("avx2"))) static void gemm2x4_u8_avx2(const uint8_t *ca, const uint8_t *cb, const int8_t *q, size_t kpad,
-                                                            int32_t out[8])
+__attribute__((target("avx2"))) static __m256i gemm2x4_u8_avx2(const uint8_t *ca, const uint8_t *cb, const int8_t *q, size_t kpad)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[8];
@@ -444,7 +441,7 @@ __attribute__((target("avx2"))) static void gemm2x4_u8_avx2(const uint8_t *ca, c
         }
         GEMM2X4_WIDEN(acc);
     }
-    hsum8_epi32(acc, out);
+    return hsum8_epi32(acc);
 }
 
 /* The same 2×4 blocks with AVX-512 VNNI on 256-bit vectors (EVEX, which
@@ -470,8 +467,7 @@ __attribute__((target("avx2"))) static void gemm2x4_u8_avx2(const uint8_t *ca, c
         acc[7] = _mm256_dpbusd_epi32(acc[7], wb, x_);                                   \
     } while (0)
 
-TARGET_VNNI256 static void gemm2x4_tq2_vnni256(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
-                                               int32_t out[8])
+TARGET_VNNI256 static __m256i gemm2x4_tq2_vnni256(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad)
 {
     const __m256i mask = _mm256_set1_epi8(3);
     __m256i acc[8];
@@ -481,11 +477,10 @@ TARGET_VNNI256 static void gemm2x4_tq2_vnni256(const uint8_t *a, const uint8_t *
         __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
         GEMM2X4_TQ2_BLOCK(GEMM2X4_DP, va, vb, k * TQ2_BLOCK);
     }
-    hsum8_epi32(acc, out);
+    return hsum8_epi32(acc);
 }
 
-TARGET_VNNI256 static void gemm2x4_tq1_vnni256(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad,
-                                               int32_t out[8])
+TARGET_VNNI256 static __m256i gemm2x4_tq1_vnni256(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad)
 {
     __m256i acc[8];
     for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
@@ -494,18 +489,17 @@ TARGET_VNNI256 static void gemm2x4_tq1_vnni256(const uint8_t *a, const uint8_t *
         __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
         GEMM2X4_TQ1_BLOCK(GEMM2X4_DP, va, vb, k * TQ1_BLOCK);
     }
-    hsum8_epi32(acc, out);
+    return hsum8_epi32(acc);
 }
 
-TARGET_VNNI256 static void gemm2x4_u8_vnni256(const uint8_t *ca, const uint8_t *cb, const int8_t *q, size_t kpad,
-                                              int32_t out[8])
+TARGET_VNNI256 static __m256i gemm2x4_u8_vnni256(const uint8_t *ca, const uint8_t *cb, const int8_t *q, size_t kpad)
 {
     __m256i acc[8];
     for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
     const int8_t *q1 = q + kpad, *q2 = q + 2 * kpad, *q3 = q + 3 * kpad;
     for (size_t at = 0; at < kpad; at += 32)
         GEMM2X4_DP(_mm256_load_si256((const __m256i *)(ca + at)), _mm256_load_si256((const __m256i *)(cb + at)), at);
-    hsum8_epi32(acc, out);
+    return hsum8_epi32(acc);
 }
 
 /* A TQ1 row's codes, one byte each in natural order (code = w + 1). */
@@ -565,17 +559,20 @@ static void emit(const fwd_job *j, size_t n, size_t o, int32_t d)
 }
 
 #ifdef BF_X86
-typedef void (*gemm2x4_fn)(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad, int32_t out[8]);
+/* A 2×4 micro-kernel: the eight int32 sums in one vector, d[u] of row a
+ * and d[4 + u] of row b against activation row u (returned in a register,
+ * so that emit2x4, inlined into the loop that calls it, reads them there). */
+typedef __m256i (*gemm2x4_fn)(const uint8_t *a, const uint8_t *b, const int8_t *q, size_t kpad);
 
 /* emit for a 2×4 block (d[u]: row o, d[4 + u]: row o + 1, against
  * activation rows n + u), eight outputs in a few vector operations: the
  * same IEEE operations as emit, in the same order, so the same bits. */
-__attribute__((target("avx2"))) static void emit2x4(const fwd_job *j, size_t n, size_t o, const int32_t d[8])
+__attribute__((target("avx2"), always_inline)) static inline void emit2x4(const fwd_job *j, size_t n, size_t o, __m256i d)
 {
     const bf_tmat *m = j->m;
     size_t R = m->rows;
     __m128i qs = _mm_loadu_si128((const __m128i *)(j->qsum + n));
-    __m256i dv = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)d), _mm256_set_m128i(qs, qs));
+    __m256i dv = _mm256_sub_epi32(d, _mm256_set_m128i(qs, qs));
     if (j->acc) {
         int32_t t[8];
         _mm256_storeu_si256((__m256i *)t, dv);
@@ -633,7 +630,7 @@ static gemm2x4_fn gemm2x4_u8_of(bf_kernel_level lv) { return vnni256(lv) ? gemm2
  * weight rows; an odd row and the last N % 4 activation rows go through the
  * matrix-vector kernel. */
 #define GEMM_TILE 64
-static void gemm_rows(fwd_job *j, size_t r0, size_t r1)
+__attribute__((target("avx2"))) static void gemm_rows(fwd_job *j, size_t r0, size_t r1)
 {
     const bf_tmat *m = j->m;
     gemm2x4_fn k2x4 = gemm2x4_of(j->lv, m->pack == BF_TQ2), k2x4_u8 = gemm2x4_u8_of(j->lv);
@@ -656,11 +653,10 @@ static void gemm_rows(fwd_job *j, size_t r0, size_t r1)
             const int8_t *q = j->q + n * m->kpad;
             size_t o = o0;
             for (; o + GEMM_R <= o1; o += GEMM_R) {
-                int32_t d[8];
                 const uint8_t *a = m->blocks + o * m->row_bytes, *b = a + m->row_bytes;
-                if (unpack) k2x4_u8(codes + (o - o0) * m->kpad, codes + (o + 1 - o0) * m->kpad, q, m->kpad, d);
-                else k2x4(a, b, q, m->kpad, d);
-                emit2x4(j, n, o, d);
+                emit2x4(j, n, o,
+                        unpack ? k2x4_u8(codes + (o - o0) * m->kpad, codes + (o + 1 - o0) * m->kpad, q, m->kpad)
+                               : k2x4(a, b, q, m->kpad));
             }
             for (; o < o1; o++)
                 for (size_t u = 0; u < GEMM_N; u++)
