@@ -34,8 +34,9 @@ static const char usage[] =
     "  --batch N          rows per forward pass (default 64)\n"
     "  --incremental      one position of each row per forward, with a key/value\n"
     "                     cache, as generation runs (same metrics)\n"
-    "  --fake-quant       run ternary layers in float (scale·codes, as training\n"
-    "                     sees them) instead of int8 × ternary integer kernels\n"
+    "  --fake-quant       run ternary layers in float (scale·codes times the\n"
+    "                     dequantized int8 activations) instead of int8 × ternary\n"
+    "                     integer kernels\n"
     "  --compare REF      also the model REF on the same rows: KL(REF || STREAM),\n"
     "                     mean over the targeted positions, and REF's metrics\n"
     "  --ref-prompt TEXT  with --compare: REF reads TEXT (bytes) before each row,\n"
@@ -300,6 +301,7 @@ static void load_model(const char *path, int fake_quant, bf_header *h, bf_model 
     if (bf_read_all(path, h, &s)) bf_die_lib();
     if ((fake_quant ? bf_model_from_tset : bf_model_load_for_inference)(m, h, &s))
         bf_die("%s: %s", path && strcmp(path, "-") ? path : "stdin", bf_errmsg());
+    if (fake_quant) bf_model_use_float_products(m);
     if (digest) *digest = bf_tset_digest(&s);
     bf_tset_release(&s);
 }

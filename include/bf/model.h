@@ -114,6 +114,7 @@ struct bf_model {
     double last_loss;
     size_t last_targets;     /* targeted positions in the last forward */
     int inference;           /* set by bf_model_use_int_kernels: no backward follows */
+    int float_products;      /* set by bf_model_use_float_products: no integer kernels */
     /* with track_qk set, the forward records each (layer, head)'s largest
      * pre-softmax logit q·k/sqrt(hd) over the batch in qk_max [n_layer·n_head] */
     int track_qk;
@@ -163,6 +164,12 @@ int bf_model_refresh(bf_model *m);
  * No backward afterwards: the forward keeps one layer's activations, not
  * every layer's. */
 int bf_model_use_int_kernels(bf_model *m);
+/* Every product in float: a ternary matrix computes scale·codes with sgemm,
+ * as a straight-through forward does at the scalar kernel level, instead
+ * of the integer kernels a model with act_bits 8 otherwise trains on (the
+ * same numbers but for rounding).  For a model loaded in float, before its
+ * first forward. */
+void bf_model_use_float_products(bf_model *m);
 
 /* Forward on B rows of T ≤ ctx tokens: x[B·T] tokens, y[B·T] targets (-1: no
  * loss; y may be NULL for no loss).  Returns the mean cross-entropy over

@@ -35,7 +35,7 @@ static void drop_stored(bf_ternary_src *t)
  * in float, on W_eff and the activations' float copy. */
 static int kernels_in_training(const bf_model *m)
 {
-    return m->cfg.act_bits == 8 && bf_kernel_level_get() != BF_KERNEL_SCALAR;
+    return m->cfg.act_bits == 8 && !m->float_products && bf_kernel_level_get() != BF_KERNEL_SCALAR;
 }
 
 /* The kernels' form of w from codes and scales, laid out on first use. */
@@ -236,4 +236,23 @@ int bf_model_use_int_kernels(bf_model *m)
         }
     }
     return 0;
+}
+
+void bf_model_use_float_products(bf_model *m)
+{
+    m->float_products = 1;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        bf_weight *w[BF_LAYER_WEIGHTS];
+        int n = bf_layer_weights(&m->layer[l], w);
+        for (int k = 0; k < n; k++) {
+            bf_ternary_src *t = bf_ternary_src_of(w[k]);
+            if (!t || !t->tm || !w[k]->w) continue;   /* kernels only: nothing else to run on */
+            bf_tmat_free(t->tm);
+            free(t->tm);
+            free(t->tm_scale);
+            t->tm = NULL;
+            t->tm_scale = NULL;
+            w[k]->tm = NULL;
+        }
+    }
 }

@@ -332,6 +332,20 @@ same_metrics() {
     [[ $a == "$b" ]] || fail "2 threads: $a; 1 thread: $b"
 }
 
+@test "eval-43 --fake-quant: ternary layers in float at every kernel level, the scalar level's loss to the last digit" {
+    bf-data seq --task reverse --min-len 3 --max-len 6 --n-train 60 --n-val 12 -o d.bf
+    bf-init --like d.bf --d 64 --heads 4 --layers 2 --seed 5 -o m.bf
+    bf-ste-train --data d.bf --steps 30 --lr 3e-3 --threads 1 -q -o t.bf m.bf
+    bf-quantize --keep-latent t.bf >q.bf
+    local f s k
+    f=$(bf-eval --data d.bf --json --fake-quant q.bf | jget '$j->{loss}')
+    s=$(BF_KERNEL=scalar bf-eval --data d.bf --json --fake-quant q.bf | jget '$j->{loss}')
+    k=$(bf-eval --data d.bf --json q.bf | jget '$j->{loss}')
+    [[ $f == "$s" ]] || fail "--fake-quant: loss $f, at the scalar level $s"
+    rel_close "$k" "$f" 1e-4 || fail "integer kernels $k against --fake-quant $f"
+    [[ $k != "$f" ]] || fail "the integer kernels' loss $k is --fake-quant's to the last digit: not two paths"
+}
+
 @test "eval-45 --logprobs FILE: every position's log-probabilities; they sum to 1 a position and give bf-eval's loss; refusals" {
     bf-data seq --task sort --min-len 2 --max-len 4 --n-train 40 --n-val 16 -o d.bf
     bf-init --like d.bf --d 16 --heads 2 --layers 1 -o a.bf

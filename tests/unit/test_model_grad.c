@@ -251,6 +251,21 @@ int main(void)
                 (side ? lf : lk)[1] = bf_model_forward(m, x, y, B, T);
             }
             bf_kernel_level_set(best);
+            /* bf_model_use_float_products: the float path at any level,
+             * the scalar level's loss bit for bit */
+            bf_model mp;
+            bf_model_create(&mp, &c);
+            init_params(&mp, 77);
+            for (size_t k = 0; k < mp.np; k++)
+                if (mp.p[k].is_block_matrix) bf_model_set_ternary(&mp, bf_model_weight(&mp, mp.p[k].name), &q);
+            bf_model_use_float_products(&mp);
+            int dropped = 1;
+            for (size_t k = 0; k < mp.np; k++)
+                if (mp.p[k].is_block_matrix) dropped &= bf_model_weight(&mp, mp.p[k].name)->tm == NULL;
+            double lp = bf_model_forward(&mp, x, y, B, T);
+            ok(dropped && lp == lf[0], "%s: with float products at %s, the scalar level's loss (%.9f, %.9f)", names[variant],
+               bf_kernel_level_name(best), lp, lf[0]);
+            bf_model_free(&mp);
             ok(on_kernels && in_float, "%s, act_bits 8: trains on the kernels at %s, in float at the scalar level", names[variant],
                bf_kernel_level_name(best));
             ok(fabs(lk[0] - lf[0]) <= 1e-4 * fabs(lf[0]), "%s: loss on the kernels %.7f, in float %.7f", names[variant], lk[0], lf[0]);
