@@ -8,6 +8,8 @@
  *   BW:   vpmaddubsw gives int16 lanes of two products (|lane| ≤ 2·2·128 =
  *         512) which add in int16 for at most eight steps (≤ 4096), then
  *         widen to int32 by vpmaddwd with ones.
+ * VNNI's TQ1 kernel multiplies the packed bytes themselves, not their
+ * digits, and takes the digits' sum from two such sums (its comment).
  * Rows are only 32-byte aligned (row_bytes is a multiple of 32), so every
  * 64-byte load is an unaligned one.
  * The body is written once (kernels_avx512_body.h) and included for each. */

@@ -38,6 +38,56 @@ TARGET int32_t NAME(row_dot_tq2)(const uint8_t *blk, const int8_t *q, size_t nbl
     return hsum512(_mm512_add_epi32(acc0, acc1));
 }
 
+#if VNNI
+/* TQ1 with vpdpbusd, without decoding a digit.  The byte x_s = 3^s·x_0 mod
+ * 256 holds digit s as ⌊3·x_s/256⌋, so 256·d_s = 3·x_s − x_{s+1} exactly,
+ * and for a lane's bytes Σ d_s·a_s = (3·Σ x_s·a_s − Σ x_{s+1}·a_s) / 256:
+ * two dpbusd a plane (bytes as u8 against the activations, int32 sums, no
+ * saturation) and x's update by three (two byte adds) in place of the
+ * digit's five operations, the update and one dpbusd.  A lane's two sums
+ * differ from 256× its digits' sum by nothing, so the shift is exact.
+ * Bounds: a dpbusd adds at most 4·255·128 = 130,560 to a lane, five a pair
+ * to each sum; after CHUNK1 = 256 pairs |3A| < 3·256·5·130,560 ≈ 5.0e8 and
+ * |B| a third of that, so 3A − B is an int32; then it goes, shifted, into
+ * the total.  Two pairs an iteration, four sums, for the dpbusd latency. */
+#define CHUNK1 256
+TARGET int32_t NAME(row_dot_tq1)(const uint8_t *blk, const int8_t *q, size_t nblk)
+{
+    __m512i total = _mm512_setzero_si512();
+    size_t b = 0;
+    while (b < nblk) {
+        __m512i a0 = _mm512_setzero_si512(), b0 = a0, a1 = a0, b1 = a0;
+        size_t end = nblk - b > 2 * CHUNK1 ? b + 2 * CHUNK1 : nblk;
+        for (; b + 4 <= end; b += 4, blk += 128, q += 640) {
+            __m512i x0 = _mm512_loadu_si512((const void *)blk), x1 = _mm512_loadu_si512((const void *)(blk + 64));
+            for (int s = 0; s < 5; s++) {
+                __m512i q0 = pair_q(q, 160, s), q1 = pair_q(q + 320, 160, s);
+                a0 = _mm512_dpbusd_epi32(a0, x0, q0);
+                a1 = _mm512_dpbusd_epi32(a1, x1, q1);
+                x0 = _mm512_add_epi8(x0, _mm512_add_epi8(x0, x0));
+                x1 = _mm512_add_epi8(x1, _mm512_add_epi8(x1, x1));
+                b0 = _mm512_dpbusd_epi32(b0, x0, q0);
+                b1 = _mm512_dpbusd_epi32(b1, x1, q1);
+            }
+        }
+        for (; b < end; b += 2, blk += 64, q += 320) {   /* a last pair, then maybe a lone block */
+            int lone = b + 1 == end;
+            __m512i x = lone ? half_load(blk) : _mm512_loadu_si512((const void *)blk);
+            for (int s = 0; s < 5; s++) {
+                __m512i qs = lone ? half_load(q + 32 * s) : pair_q(q, 160, s);
+                a0 = _mm512_dpbusd_epi32(a0, x, qs);
+                x = _mm512_add_epi8(x, _mm512_add_epi8(x, x));
+                b0 = _mm512_dpbusd_epi32(b0, x, qs);
+            }
+            if (lone) { b++; blk += 32; q += 160; break; }
+        }
+        __m512i a = _mm512_add_epi32(a0, a1), bb = _mm512_add_epi32(b0, b1);
+        total = _mm512_add_epi32(total, _mm512_srai_epi32(_mm512_sub_epi32(_mm512_add_epi32(a, _mm512_add_epi32(a, a)), bb), 8));
+    }
+    return hsum512(total);
+}
+#undef CHUNK1
+#else
 /* TQ1: five digit planes a pair; two chains of one pair each (five steps). */
 TARGET int32_t NAME(row_dot_tq1)(const uint8_t *blk, const int8_t *q, size_t nblk)
 {
@@ -61,6 +111,7 @@ TARGET int32_t NAME(row_dot_tq1)(const uint8_t *blk, const int8_t *q, size_t nbl
     }
     return hsum512(_mm512_add_epi32(acc0, acc1));
 }
+#endif
 
 #undef TARGET
 #undef NAME

@@ -82,6 +82,13 @@ int main(void)
         check(pk, 3, 11008, 2, ALL_PLUS_MIN_ACT, 2, "all +1 x -128, K 11008");
         check(pk, 3, 11008, 1, ALL_MINUS_MIN_ACT, 3, "all -1 x -128, K 11008");
         check(pk, 3, 4096, 1, ALL_PLUS_MAX_ACT, 4, "all +1 x 127, K 4096");
+        /* rows of many of the VNNI TQ1 kernel's chunks (512 blocks, 81,920
+         * weights): at the extremes, 256 times a lane's sum over a row of
+         * 600,000 leaves the int32 range, which that kernel's sums would
+         * without their chunks; and at random, with an odd block last */
+        check(pk, 2, 600000, 1, ALL_PLUS_MAX_ACT, 13, "all +1 x 127, K 600000");
+        check(pk, 2, 600000, 1, ALL_MINUS_MIN_ACT, 14, "all -1 x -128, K 600000");
+        check(pk, 3, 164000, 2, RANDOM, 15, "random, K 164000");
         /* the batched path: whole tiles of rows, activation rows in pairs and one left over */
         check(pk, 16, 11008, 5, ALL_PLUS_MIN_ACT, 5, "batch, all +1 x -128, K 11008");
         check(pk, 16, 11008, 5, ALL_PLUS_MAX_ACT, 6, "batch, all +1 x 127, K 11008");
