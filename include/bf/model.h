@@ -76,7 +76,8 @@ struct bf_weight {
     size_t rows, cols;
     float *w;                /* W_eff [rows, cols]; NULL when it runs on the integer kernels */
     float *dw;               /* the backward adds dL/dW_eff here; NULL: no gradient */
-    const bf_tmat *tm;       /* integer-kernel form (int8 × ternary), or NULL */
+    const bf_tmat *tm;       /* W_eff's integer-kernel form (int8 × ternary), or NULL:
+                              * whichever source makes w sets it */
     int quant_input;         /* its input passes through int8 activations */
     bf_param *param;         /* its own parameter: W, or the ternary latent */
     bf_wsource *src;         /* NULL: plain F32 */
@@ -170,6 +171,19 @@ int bf_model_use_int_kernels(bf_model *m);
  * same numbers but for rounding).  For a model loaded in float, before its
  * first forward. */
 void bf_model_use_float_products(bf_model *m);
+/* Whether m's ternary matrices (and adapters trained through the quantizer)
+ * run their forward products on the integer kernels while it trains:
+ * act_bits 8, not bf_model_use_float_products, a kernel level above scalar. */
+int bf_model_trains_on_kernels(const bf_model *m);
+/* A ternary matrix from its latent [rows, cols] under rule q: w_eff =
+ * scale·codes, and the kernels' form *tm (its scales *tm_scale, both laid
+ * out on first use) when there is one already or m trains on the kernels
+ * (*tm stays NULL otherwise).  For the weight sources: a source's refresh
+ * sets the weight's w to w_eff and its tm to *tm.  -1 when memory cannot be
+ * had; bf_ternary_form_free releases the form. */
+int bf_ternary_form(const bf_model *m, const bf_qspec *q, const float *latent, size_t rows, size_t cols, float *w_eff,
+                    bf_tmat **tm, float **tm_scale);
+void bf_ternary_form_free(bf_tmat **tm, float **tm_scale);
 
 /* Forward on B rows of T ≤ ctx tokens: x[B·T] tokens, y[B·T] targets (-1: no
  * loss; y may be NULL for no loss).  Returns the mean cross-entropy over

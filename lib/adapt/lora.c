@@ -45,9 +45,12 @@ struct bf_lora_src {
     int through_q;           /* W_eff = Q(base + scale·B·A) with rule q */
     bf_qspec q;
     float *sum;              /* [rows, cols]: base + scale·B·A before Q */
+    bf_tmat *tm;             /* through_q, on a model that trains on the kernels: W_eff's kernel form */
+    float *tm_scale;
     /* what the weight was before, restored on detach */
     bf_wsource *inner;
     float *inner_w, *inner_dw;
+    const bf_tmat *inner_tm;
     bf_weight *w;            /* the weight it sits on */
 };
 
@@ -69,9 +72,13 @@ static int lora_refresh(bf_wsource *s, bf_model *m, bf_weight *w)
     float *out = l->through_q ? l->sum : l->w_eff;
     memcpy(out, l->base_w, w->rows * w->cols * sizeof(float));
     add_ba(w->rows, w->cols, l->r, l->scale, l->B, l->A, out);
-    if (l->through_q) bf_quant_fake(&l->q, l->sum, w->rows, w->cols, l->w_eff);
     w->w = l->w_eff;
-    return 0;
+    w->tm = NULL;
+    if (!l->through_q) return 0;
+    /* a ternary matrix again: on the integer kernels where the model trains on them */
+    int rc = bf_ternary_form(m, &l->q, l->sum, w->rows, w->cols, l->w_eff, &l->tm, &l->tm_scale);
+    w->tm = l->tm;
+    return rc;
 }
 
 /* dB += (α/r)·dW·Aᵀ;  dA += (α/r)·Bᵀ·dW */
@@ -100,6 +107,7 @@ static void lora_free(bf_wsource *s)
     bf_aligned_free(l->w_eff);
     bf_aligned_free(l->dw);
     bf_aligned_free(l->sum);
+    bf_ternary_form_free(&l->tm, &l->tm_scale);
     free(l);
 }
 
@@ -262,10 +270,11 @@ int bf_adapter_attach(bf_adapter *a, bf_model *m)
         l->inner = w->src;
         l->inner_w = w->w;
         l->inner_dw = w->dw;
+        l->inner_tm = w->tm;
         w->src = &l->base;
         w->dw = l->dw;
-        lora_refresh(&l->base, m, w);
         a->src[k] = l;
+        if (lora_refresh(&l->base, m, w)) return -1;
     }
     return 0;
 }
@@ -273,7 +282,7 @@ int bf_adapter_attach(bf_adapter *a, bf_model *m)
 int bf_adapter_refresh(bf_adapter *a, bf_model *m)
 {
     for (size_t k = 0; k < a->nmat; k++)
-        if (a->src[k]) lora_refresh(&a->src[k]->base, m, a->src[k]->w);
+        if (a->src[k] && lora_refresh(&a->src[k]->base, m, a->src[k]->w)) return -1;
     return 0;
 }
 
@@ -286,6 +295,7 @@ void bf_adapter_detach(bf_adapter *a, bf_model *m)
         w->src = l->inner;
         w->w = l->inner_w;
         w->dw = l->inner_dw;
+        w->tm = l->inner_tm;
         l->inner = NULL;   /* the model keeps it */
         lora_free(&l->base);
         a->src[k] = NULL;

@@ -73,6 +73,7 @@ struct bf_svf_src {
     float *w_eff, *dw;       /* [rows, cols] each */
     bf_wsource *inner;       /* restored on detach */
     float *inner_w, *inner_dw;
+    const bf_tmat *inner_tm;  /* the matrix's kernel form below: the expert runs in float */
     bf_weight *w;            /* the weight it sits on */
 };
 
@@ -281,8 +282,10 @@ int bf_svf_attach(bf_svf *s, bf_model *m)
         v->inner = w->src;
         v->inner_w = w->w;
         v->inner_dw = w->dw;
+        v->inner_tm = w->tm;
         w->src = &v->base;
         w->dw = v->dw;
+        w->tm = NULL;
         v->base.ops->refresh(&v->base, m, w);
         s->src[j] = v;
     }
@@ -305,6 +308,7 @@ void bf_svf_detach(bf_svf *s, bf_model *m)
         w->src = v->inner;
         w->w = v->inner_w;
         w->dw = v->inner_dw;
+        w->tm = v->inner_tm;
         v->inner = NULL;
         svf_free(&v->base);
         s->src[j] = NULL;

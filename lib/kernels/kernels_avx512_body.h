@@ -48,8 +48,8 @@ TARGET int32_t NAME(row_dot_tq2)(const uint8_t *blk, const int8_t *q, size_t nbl
  * differ from 256× its digits' sum by nothing, so the shift is exact.
  * Bounds: a dpbusd adds at most 4·255·128 = 130,560 to a lane, five a pair
  * to each sum; after CHUNK1 = 256 pairs |3A| < 3·256·5·130,560 ≈ 5.0e8 and
- * |B| a third of that, so 3A − B is an int32; then it goes, shifted, into
- * the total.  Two pairs an iteration, four sums, for the dpbusd latency. */
+ * |B| a third of that, so 3A − B is an int32; then it goes, divided by 256,
+ * into the total.  Two pairs an iteration, four sums, for the dpbusd latency. */
 #define CHUNK1 256
 TARGET int32_t NAME(row_dot_tq1)(const uint8_t *blk, const int8_t *q, size_t nblk)
 {
@@ -81,8 +81,13 @@ TARGET int32_t NAME(row_dot_tq1)(const uint8_t *blk, const int8_t *q, size_t nbl
             }
             if (lone) { b++; blk += 32; q += 160; break; }
         }
-        __m512i a = _mm512_add_epi32(a0, a1), bb = _mm512_add_epi32(b0, b1);
-        total = _mm512_add_epi32(total, _mm512_srai_epi32(_mm512_sub_epi32(_mm512_add_epi32(a, _mm512_add_epi32(a, a)), bb), 8));
+        /* (3A − B) / 256 per lane: an exact multiple of 256, 256·k with
+         * |k| ≤ 256 pairs · 5 planes · 4 products · 2·128 ≈ 1.3e6 < 2^23, so a logical shift and a sign
+         * extension from 24 bits divide it (and need no arithmetic shift,
+         * which the emulated build's library lacks for 512 bits) */
+        __m512i a = _mm512_add_epi32(a0, a1), bb = _mm512_add_epi32(b0, b1), bit23 = _mm512_set1_epi32(1 << 23);
+        __m512i k = _mm512_srli_epi32(_mm512_sub_epi32(_mm512_add_epi32(a, _mm512_add_epi32(a, a)), bb), 8);
+        total = _mm512_add_epi32(total, _mm512_sub_epi32(_mm512_xor_si512(k, bit23), bit23));
     }
     return hsum512(total);
 }

@@ -17,10 +17,10 @@
 
 int bf_weight_on_kernels(const bf_weight *w)
 {
-    /* A source stacked on a ternary matrix (a LoRA adapter, an SVF expert)
-     * makes its own W_eff in float, and the weight's source is then that
-     * one: only the ternary source's own tm is the weight's matrix. */
-    return w->tm && w->quant_input && (!w->w || bf_ternary_src_of(w));
+    /* tm is the kernel form of the weight as its source makes it now: a
+     * source stacked on a ternary matrix (a LoRA adapter, an SVF expert)
+     * sets its own or none, and gives the one below back when it leaves */
+    return w->tm && w->quant_input;
 }
 
 /* Room for N rows of kpad; -1 when memory cannot be had. */

@@ -33,24 +33,51 @@ static void drop_stored(bf_ternary_src *t)
  * before the scales), where the activations are int8 and the kernels are
  * faster than sgemm (every level but the scalar one).  The backward stays
  * in float, on W_eff and the activations' float copy. */
-static int kernels_in_training(const bf_model *m)
+int bf_model_trains_on_kernels(const bf_model *m)
 {
     return m->cfg.act_bits == 8 && !m->float_products && bf_kernel_level_get() != BF_KERNEL_SCALAR;
 }
 
-/* The kernels' form of w from codes and scales, laid out on first use. */
-static int set_kernel_form(bf_ternary_src *t, bf_weight *w, const int8_t *codes, const float *scale)
+/* The kernels' form from codes and scales, laid out on first use. */
+static int set_kernel_form(const bf_qspec *q, size_t rows, size_t cols, const int8_t *codes, const float *scale,
+                           bf_tmat **tm, float **tm_scale)
 {
-    size_t ns = bf_qspec_nscales(&t->q, w->rows);
-    if (!t->tm) {
-        t->tm_scale = bf_xmalloc(ns * sizeof(float));
-        t->tm = bf_xcalloc(1, sizeof *t->tm);
-        if (bf_tmat_alloc(t->tm, t->q.pack, w->rows, w->cols, t->tm_scale, ns > 1)) return -1;
+    size_t ns = bf_qspec_nscales(q, rows);
+    if (!*tm) {
+        *tm_scale = bf_xmalloc(ns * sizeof(float));
+        *tm = bf_xcalloc(1, sizeof **tm);
+        if (bf_tmat_alloc(*tm, q->pack, rows, cols, *tm_scale, ns > 1)) return -1;
     }
-    memcpy(t->tm_scale, scale, ns * sizeof(float));
-    for (size_t r = 0; r < w->rows; r++) bf_tmat_set_row(t->tm, r, codes + r * w->cols);
-    w->tm = t->tm;
+    memcpy(*tm_scale, scale, ns * sizeof(float));
+    for (size_t r = 0; r < rows; r++) bf_tmat_set_row(*tm, r, codes + r * cols);
     return 0;
+}
+
+int bf_ternary_form(const bf_model *m, const bf_qspec *q, const float *latent, size_t rows, size_t cols, float *w_eff,
+                    bf_tmat **tm, float **tm_scale)
+{
+    if (!*tm && !bf_model_trains_on_kernels(m)) {
+        bf_quant_fake(q, latent, rows, cols, w_eff);
+        return 0;
+    }
+    size_t n = rows * cols, ns = bf_qspec_nscales(q, rows);
+    int8_t *codes = bf_xmalloc(n ? n : 1);
+    float *scale = bf_xmalloc(ns * sizeof *scale);
+    bf_quant_weights(q, latent, rows, cols, codes, scale);
+    bf_quant_scaled(q, codes, scale, rows, cols, w_eff);
+    int rc = set_kernel_form(q, rows, cols, codes, scale, tm, tm_scale);
+    free(codes);
+    free(scale);
+    return rc;
+}
+
+void bf_ternary_form_free(bf_tmat **tm, float **tm_scale)
+{
+    if (*tm) bf_tmat_free(*tm);
+    free(*tm);
+    free(*tm_scale);
+    *tm = NULL;
+    *tm_scale = NULL;
 }
 
 /* W_eff = scale·Q(latent), re-quantized from the latent with the tensor's own
@@ -62,20 +89,9 @@ static int ternary_refresh(bf_wsource *s, bf_model *m, bf_weight *w)
     bf_ternary_src *t = (bf_ternary_src *)s;
     if (t->tm && !w->w) return 0;   /* on the kernels only: nothing to re-make */
     drop_stored(t);
-    const float *latent = m->params + w->param->offset;
     w->w = t->w_eff;
-    if (!t->tm && !kernels_in_training(m)) {
-        bf_quant_fake(&t->q, latent, w->rows, w->cols, t->w_eff);
-        return 0;
-    }
-    size_t n = w->rows * w->cols, ns = bf_qspec_nscales(&t->q, w->rows);
-    int8_t *codes = bf_xmalloc(n ? n : 1);
-    float *scale = bf_xmalloc(ns * sizeof *scale);
-    bf_quant_weights(&t->q, latent, w->rows, w->cols, codes, scale);
-    bf_quant_scaled(&t->q, codes, scale, w->rows, w->cols, t->w_eff);
-    int rc = set_kernel_form(t, w, codes, scale);
-    free(codes);
-    free(scale);
+    int rc = bf_ternary_form(m, &t->q, m->params + w->param->offset, w->rows, w->cols, t->w_eff, &t->tm, &t->tm_scale);
+    w->tm = t->tm;
     return rc;
 }
 
@@ -84,9 +100,7 @@ static void ternary_free(bf_wsource *s)
     bf_ternary_src *t = (bf_ternary_src *)s;
     drop_stored(t);
     bf_aligned_free(t->w_eff);
-    if (t->tm) bf_tmat_free(t->tm);
-    free(t->tm);
-    free(t->tm_scale);
+    bf_ternary_form_free(&t->tm, &t->tm_scale);
     free(t);
 }
 
@@ -163,7 +177,10 @@ int bf_ternary_src_load(bf_model *m, bf_weight *w, const bf_tgroup *g, int for_k
     if (!t->w_eff) return -1;
     bf_tgroup_dequant(g, t->w_eff);
     w->w = t->w_eff;
-    return kernels_in_training(m) ? set_kernel_form(t, w, t->codes, t->scales) : 0;
+    if (!bf_model_trains_on_kernels(m)) return 0;
+    if (set_kernel_form(&t->q, rows, cols, t->codes, t->scales, &t->tm, &t->tm_scale)) return -1;
+    w->tm = t->tm;
+    return 0;
 }
 
 void bf_ternary_src_codes(const bf_model *m, const bf_weight *w, int8_t *codes, float *scale)
@@ -247,11 +264,7 @@ void bf_model_use_float_products(bf_model *m)
         for (int k = 0; k < n; k++) {
             bf_ternary_src *t = bf_ternary_src_of(w[k]);
             if (!t || !t->tm || !w[k]->w) continue;   /* kernels only: nothing else to run on */
-            bf_tmat_free(t->tm);
-            free(t->tm);
-            free(t->tm_scale);
-            t->tm = NULL;
-            t->tm_scale = NULL;
+            bf_ternary_form_free(&t->tm, &t->tm_scale);
             w[k]->tm = NULL;
         }
     }

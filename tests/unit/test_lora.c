@@ -19,6 +19,7 @@
 #include "tap.h"
 #include "model_fixture.h"
 
+#include "bf/kernels.h"
 #include "bf/lora.h"
 #include "bf/model.h"
 #include "bf/rng.h"
@@ -245,6 +246,64 @@ int main(void)
         ok(isfinite(l8) && gn > 0, "ternary base, int8 activations: loss %.4f, gradients reach the adapter", l8);
         bf_adapter_free(&a);
         bf_model_free(&m);
+    }
+    /* An adapter trained through the quantizer, on a model that trains on
+     * the integer kernels: W_eff = Q(L + s·B·A) runs there too, in a kernel
+     * form of its own, with the float path's loss and gradients but for
+     * rounding (test_model_grad explains the tolerances); detached, the
+     * weights run on the base's form again. */
+    if (bf_kernel_level_get() != BF_KERNEL_SCALAR) {
+        bf_model mk, mf;
+        bf_adapter ak, af;
+        make(&mk, 8);
+        make(&mf, 8);
+        bf_qspec q = {BF_Q_ABSMEAN, 0, 0, BF_TQ2};
+        for (size_t k = 0; k < mk.np; k++)
+            if (mk.p[k].is_block_matrix) {
+                bf_model_set_ternary(&mk, bf_model_weight(&mk, mk.p[k].name), &q);
+                bf_model_set_ternary(&mf, bf_model_weight(&mf, mf.p[k].name), &q);
+            }
+        bf_model_use_float_products(&mf);
+        bf_adapter_create(&ak, &mk, 2, 4.0, BF_LORA_ATTN | BF_LORA_MLP, 5, 0x1234);
+        bf_adapter_create(&af, &mf, 2, 4.0, BF_LORA_ATTN | BF_LORA_MLP, 5, 0x1234);
+        randomize_b(&ak, 31);
+        randomize_b(&af, 31);
+        const bf_tmat *base_tm[64];
+        for (size_t k = 0; k < ak.nmat && k < 64; k++) base_tm[k] = bf_model_weight(&mk, ak.mat[k])->tm;
+        int attached = bf_adapter_attach(&ak, &mk) == 0 && bf_adapter_attach(&af, &mf) == 0, own = 1, none = 1;
+        for (size_t k = 0; k < ak.nmat && k < 64; k++) {
+            const bf_tmat *t = bf_model_weight(&mk, ak.mat[k])->tm;
+            own &= t != NULL && base_tm[k] != NULL && t != base_tm[k];
+            none &= bf_model_weight(&mf, af.mat[k])->tm == NULL;
+        }
+        ok(attached && own && none, "through the quantizer: %zu adapted matrices on kernel forms of their own (none in float)",
+           ak.nmat);
+        double lk, lf, gerr = 0, gnorm = 0;
+        bf_model *mm[2] = {&mk, &mf};
+        bf_adapter *aa[2] = {&ak, &af};
+        double *l2[2] = {&lk, &lf};
+        for (int side = 0; side < 2; side++) {
+            bf_model_zero_grad(mm[side]);
+            memset(aa[side]->ps.grads, 0, aa[side]->ps.n * sizeof(float));
+            *l2[side] = loss(mm[side], x, y);
+            bf_model_backward(mm[side]);
+        }
+        for (size_t k = 0; k < ak.ps.n; k++) {
+            double d = (double)ak.ps.grads[k] - af.ps.grads[k];
+            gerr += d * d;
+            gnorm += (double)af.ps.grads[k] * af.ps.grads[k];
+        }
+        ok(fabs(lk - lf) <= 1e-4 * fabs(lf) && gnorm > 0 && sqrt(gerr / gnorm) <= 1e-3,
+           "through the quantizer: on the kernels loss %.7f, in float %.7f; A and B's gradients differ by %.2g (relative L2)",
+           lk, lf, sqrt(gerr / gnorm));
+        bf_adapter_detach(&ak, &mk);
+        int back = 1;
+        for (size_t k = 0; k < ak.nmat && k < 64; k++) back &= bf_model_weight(&mk, ak.mat[k])->tm == base_tm[k];
+        ok(back, "detached: every matrix on the base's kernel form again");
+        bf_adapter_free(&ak);
+        bf_adapter_free(&af);
+        bf_model_free(&mk);
+        bf_model_free(&mf);
     }
     return tap_done();
 }
