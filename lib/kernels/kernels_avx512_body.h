@@ -79,7 +79,7 @@ TARGET int32_t NAME(row_dot_tq1)(const uint8_t *blk, const int8_t *q, size_t nbl
                 x = _mm512_add_epi8(x, _mm512_add_epi8(x, x));
                 b0 = _mm512_dpbusd_epi32(b0, x, qs);
             }
-            if (lone) { b++; blk += 32; q += 160; break; }
+            if (lone) { b++; break; }   /* the row's last block */
         }
         /* (3A − B) / 256 per lane: an exact multiple of 256, 256·k with
          * |k| ≤ 256 pairs · 5 planes · 4 products · 2·128 ≈ 1.3e6 < 2^23, so a logical shift and a sign

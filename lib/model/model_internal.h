@@ -76,7 +76,7 @@ int bf_acts_ensure(bf_model *m, int B, int T);
 void bf_acts_free(bf_acts *a);
 
 /* linear.c: the block matrices' products.  Whether w runs on the integer
- * kernels (its own ternary source's tm, int8 input). */
+ * kernels (the tm its current source made, int8 input). */
 int bf_weight_on_kernels(const bf_weight *w);
 /* Quantizes the site x [N, cols] read by a, b, c (any may be NULL): int8
  * rows into k when one of them runs on the kernels, xq (a buffer of its own,

@@ -241,13 +241,13 @@ int bf_model_use_int_kernels(bf_model *m)
         for (int k = 0; k < n; k++) {
             bf_ternary_src *t = bf_ternary_src_of(w[k]);
             if (!t || t->tm) continue;
-            size_t ns = bf_qspec_nscales(&t->q, w[k]->rows);
-            int8_t *codes = bf_xmalloc(w[k]->rows * w[k]->cols > 0 ? w[k]->rows * w[k]->cols : 1);
-            t->tm_scale = bf_xmalloc(ns * sizeof(float));
-            bf_ternary_src_codes(m, w[k], codes, t->tm_scale);
-            t->tm = bf_xcalloc(1, sizeof *t->tm);
-            int rc = bf_tmat_from_codes(t->tm, t->q.pack, codes, w[k]->rows, w[k]->cols, t->tm_scale, ns > 1);
+            size_t rows = w[k]->rows, cols = w[k]->cols;
+            int8_t *codes = bf_xmalloc(rows * cols > 0 ? rows * cols : 1);
+            float *scale = bf_xmalloc(bf_qspec_nscales(&t->q, rows) * sizeof *scale);
+            bf_ternary_src_codes(m, w[k], codes, scale);
+            int rc = set_kernel_form(&t->q, rows, cols, codes, scale, &t->tm, &t->tm_scale);
             free(codes);
+            free(scale);
             if (rc) return -1;
             w[k]->tm = t->tm;
         }
