@@ -513,27 +513,10 @@ __attribute__((target("avx2"))) static void unpack_tq1_avx2(const uint8_t *blk, 
 #endif
 
 
-/* Σ code·q for one row: the level's kernel. */
-static int32_t row_dot(const bf_tmat *m, bf_kernel_level lv, const uint8_t *blk, const int8_t *q)
-{
-#ifdef BF_X86
-    size_t nblk = m->kpad / block_of(m->pack);
-    int tq2 = m->pack == BF_TQ2;
-    switch (lv) {
-    case BF_KERNEL_AVX2: return tq2 ? row_dot_tq2_avx2(blk, q, nblk) : row_dot_tq1_avx2(blk, q, nblk);
-    case BF_KERNEL_AVX512: return tq2 ? bf_row_dot_tq2_avx512(blk, q, nblk) : bf_row_dot_tq1_avx512(blk, q, nblk);
-    case BF_KERNEL_AVX512VNNI:
-        return tq2 ? bf_row_dot_tq2_avx512vnni(blk, q, nblk) : bf_row_dot_tq1_avx512vnni(blk, q, nblk);
-    default: break;
-    }
-#endif
-    (void)lv;
-    return row_dot_scalar(m->pack, blk, q, m->kpad);
-}
-
 typedef struct {
     const bf_tmat *m;
     const int8_t *q;
+    const int8_t *qpair;   /* q in the AVX-512 row kernels' pair layout, at their levels */
     const int32_t *qsum;
     const float *inv_s;
     size_t N;
@@ -543,6 +526,29 @@ typedef struct {
     bf_kernel_level lv;
     int failed;            /* a thread could not get its scratch memory */
 } fwd_job;
+
+/* Σ code·q of one weight row (packed blocks blk) against activation row n:
+ * the level's kernel. */
+static int32_t row_dot(const fwd_job *j, const uint8_t *blk, size_t n)
+{
+    const bf_tmat *m = j->m;
+    const int8_t *q = j->q + n * m->kpad;
+#ifdef BF_X86
+    size_t nblk = m->kpad / block_of(m->pack);
+    int tq2 = m->pack == BF_TQ2;
+    switch (j->lv) {
+    case BF_KERNEL_AVX2: return tq2 ? row_dot_tq2_avx2(blk, q, nblk) : row_dot_tq1_avx2(blk, q, nblk);
+    case BF_KERNEL_AVX512:
+        q = j->qpair + n * m->kpad;
+        return tq2 ? bf_row_dot_tq2_avx512(blk, q, nblk) : bf_row_dot_tq1_avx512(blk, q, nblk);
+    case BF_KERNEL_AVX512VNNI:
+        q = j->qpair + n * m->kpad;
+        return tq2 ? bf_row_dot_tq2_avx512vnni(blk, q, nblk) : bf_row_dot_tq1_avx512vnni(blk, q, nblk);
+    default: break;
+    }
+#endif
+    return row_dot_scalar(m->pack, blk, q, m->kpad);
+}
 
 #define UNPACK_MIN_N 4   /* from this batch size on, rows are unpacked once */
 #define TILE 8           /* rows unpacked together: 8·kpad bytes stay in cache */
@@ -660,11 +666,11 @@ __attribute__((target("avx2"))) static void gemm_rows(fwd_job *j, size_t r0, siz
             }
             for (; o < o1; o++)
                 for (size_t u = 0; u < GEMM_N; u++)
-                    emit(j, n + u, o, row_dot(m, j->lv, m->blocks + o * m->row_bytes, q + u * m->kpad) - j->qsum[n + u]);
+                    emit(j, n + u, o, row_dot(j, m->blocks + o * m->row_bytes, n + u) - j->qsum[n + u]);
         }
         for (; n < j->N; n++)
             for (size_t o = o0; o < o1; o++)
-                emit(j, n, o, row_dot(m, j->lv, m->blocks + o * m->row_bytes, j->q + n * m->kpad) - j->qsum[n]);
+                emit(j, n, o, row_dot(j, m->blocks + o * m->row_bytes, n) - j->qsum[n]);
     }
 }
 #endif
@@ -676,7 +682,7 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     if (j->N < UNPACK_MIN_N) {   /* matrix-vector: straight from the packed blocks */
         for (size_t o = r0; o < r1; o++) {
             const uint8_t *blk = m->blocks + o * m->row_bytes;
-            for (size_t n = 0; n < j->N; n++) emit(j, n, o, row_dot(m, j->lv, blk, j->q + n * m->kpad) - j->qsum[n]);
+            for (size_t n = 0; n < j->N; n++) emit(j, n, o, row_dot(j, blk, n) - j->qsum[n]);
         }
         return;
     }
@@ -700,17 +706,36 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     }
 }
 
+/* A product over the thread pool.  At the AVX-512 levels the activations
+ * are laid out in pairs first (kernels_avx512.h), N·kpad bytes against the
+ * rows·N·kpad products that read them. */
+static int run_job(fwd_job *j)
+{
+#ifdef BF_X86
+    if (j->lv == BF_KERNEL_AVX512 || j->lv == BF_KERNEL_AVX512VNNI) {
+        static _Thread_local void *pair_buf;
+        static _Thread_local size_t pair_cap;
+        const bf_tmat *m = j->m;
+        size_t B = block_of(m->pack);
+        int8_t *qp = scratch(&pair_buf, &pair_cap, j->N * m->kpad);
+        if (!qp) return bf_err("out of memory for the kernels' scratch");
+        for (size_t n = 0; n < j->N; n++) bf_pair_acts(j->q + n * m->kpad, B, m->kpad / B, qp + n * m->kpad);
+        j->qpair = qp;
+    }
+#endif
+    bf_parallel(j->m->rows, 16, fwd_rows, j);
+    return j->failed ? bf_err("out of memory for the kernels' scratch") : 0;
+}
+
 int bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc)
 {
-    fwd_job j = {m, q, qsum, NULL, N, acc, NULL, 0, bf_kernel_level_get(), 0};
-    bf_parallel(m->rows, 16, fwd_rows, &j);
-    return j.failed ? bf_err("out of memory for the kernels' scratch") : 0;
+    fwd_job j = {m, q, NULL, qsum, NULL, N, acc, NULL, 0, bf_kernel_level_get(), 0};
+    return run_job(&j);
 }
 
 int bf_tmat_forward(const bf_tmat *m, const int8_t *q, const float *inv_s, const int32_t *qsum, size_t N, float *y,
                     int accumulate)
 {
-    fwd_job j = {m, q, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get(), 0};
-    bf_parallel(m->rows, 16, fwd_rows, &j);
-    return j.failed ? bf_err("out of memory for the kernels' scratch") : 0;
+    fwd_job j = {m, q, NULL, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get(), 0};
+    return run_job(&j);
 }

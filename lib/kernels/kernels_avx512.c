@@ -2,8 +2,8 @@
  *
  * One 64-byte load holds two 32-byte blocks (bf/kernels.h), so each digit
  * plane of a pair of blocks is one vector of 64 codes.  Its activations are
- * two 32-byte pieces, B apart (B = 128 for TQ2, 160 for TQ1), joined in one
- * register.  A step multiplies 64 codes (u8, 0..2) by 64 activations (s8):
+ * two 32-byte pieces, B apart (B = 128 for TQ2, 160 for TQ1), which the
+ * pair layout (kernels_avx512.h) puts side by side.  A step multiplies 64 codes (u8, 0..2) by 64 activations (s8):
  *   VNNI: vpdpbusd adds each four products straight into int32 lanes;
  *   BW:   vpmaddubsw gives int16 lanes of two products (|lane| ≤ 2·2·128 =
  *         512) which add in int16 for at most eight steps (≤ 4096), then
@@ -33,13 +33,27 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* 64 activations for digit plane s of the block pair at q: 32 from the
- * first block, 32 from the second, B bytes on */
-INLINE TARGET_BW __m512i pair_q(const int8_t *q, size_t B, int s)
+/* The pair layout (kernels_avx512.h), made once a call for every row the
+ * activations meet.  Before it, each plane's 64 activations were two 32-byte
+ * loads joined by an insert; with it, the VNNI row kernels went from 73-87
+ * to 96-107 G weights/s (TQ2) and from 56-65 to 75-79 (TQ1), and the BW
+ * ones from 59-69 to 79-81 and from 34-38 to 39-40 (bench/out/ternary gemv
+ * 4096 4096 1 cached, three runs each, before TQ2's four sums). */
+TARGET_BW void BF_K512(pair_acts)(const int8_t *q, size_t B, size_t nblk, int8_t *out)
 {
-    __m256i a = _mm256_loadu_si256((const __m256i *)(q + 32 * s)), b = _mm256_loadu_si256((const __m256i *)(q + B + 32 * s));
-    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    size_t b = 0;
+    for (; b + 2 <= nblk; b += 2, q += 2 * B, out += 2 * B)
+        for (size_t s = 0; s < B / 32; s++) {
+            _mm256_storeu_si256((__m256i *)(out + 64 * s), _mm256_loadu_si256((const __m256i *)(q + 32 * s)));
+            _mm256_storeu_si256((__m256i *)(out + 64 * s + 32), _mm256_loadu_si256((const __m256i *)(q + B + 32 * s)));
+        }
+    if (b < nblk)   /* the lone last block, as it is */
+        for (size_t s = 0; s < B / 32; s++)
+            _mm256_storeu_si256((__m256i *)(out + 32 * s), _mm256_loadu_si256((const __m256i *)(q + 32 * s)));
 }
+
+/* 64 activations for digit plane s of the block pair at q (pair layout) */
+INLINE TARGET_BW __m512i pair_q(const int8_t *q, int s) { return _mm512_loadu_si512((const void *)(q + 64 * s)); }
 
 /* 32 bytes in the lower half, zeros above: a lone last block's codes, and
  * its activations (zero codes add nothing whatever they meet, so those are

@@ -55,7 +55,7 @@ static unsigned below(unsigned n)
 }
 
 #define KMAX 11200
-static int8_t w[4][KMAX], q[KMAX + 512];
+static int8_t w[4][KMAX], q[KMAX + 512], qp[KMAX + 512];
 static uint8_t blocks[4][KMAX / 4 + 64] __attribute__((aligned(64)));
 static int tests, failed;
 
@@ -119,7 +119,8 @@ static void rows_case(const char *level, row_fn tq2, row_fn tq1, int use_tq1, si
         long long want = 0;
         for (size_t k = 0; k < cols; k++) want += (long long)(w[r][k] + 1) * q[k];
         for (size_t k = cols; k < nblk * (use_tq1 ? 160 : 128); k++) q[k] = 0;
-        int32_t got = (use_tq1 ? tq1 : tq2)(blocks[r], q, nblk);
+        bf_pair_acts(q, use_tq1 ? 160 : 128, nblk, qp);   /* the kernels' layout */
+        int32_t got = (use_tq1 ? tq1 : tq2)(blocks[r], qp, nblk);
         if (got != want) {
             good = 0;
             puts_serial("# got ");
