@@ -516,7 +516,8 @@ __attribute__((target("avx2"))) static void unpack_tq1_avx2(const uint8_t *blk, 
 typedef struct {
     const bf_tmat *m;
     const int8_t *q;
-    const int8_t *qpair;   /* q in the AVX-512 row kernels' pair layout, at their levels */
+    const int8_t *qpair;   /* activation rows [npair, N) in the AVX-512 row kernels' */
+    size_t npair;          /* pair layout, at their levels (else NULL) */
     const int32_t *qsum;
     const float *inv_s;
     size_t N;
@@ -536,16 +537,15 @@ static int32_t row_dot(const fwd_job *j, const uint8_t *blk, size_t n)
 #ifdef BF_X86
     size_t nblk = m->kpad / block_of(m->pack);
     int tq2 = m->pack == BF_TQ2;
-    switch (j->lv) {
-    case BF_KERNEL_AVX2: return tq2 ? row_dot_tq2_avx2(blk, q, nblk) : row_dot_tq1_avx2(blk, q, nblk);
-    case BF_KERNEL_AVX512:
-        q = j->qpair + n * m->kpad;
+    if (j->qpair && n >= j->npair) {
+        q = j->qpair + (n - j->npair) * m->kpad;
+        if (j->lv == BF_KERNEL_AVX512VNNI)
+            return tq2 ? bf_row_dot_tq2_avx512vnni(blk, q, nblk) : bf_row_dot_tq1_avx512vnni(blk, q, nblk);
         return tq2 ? bf_row_dot_tq2_avx512(blk, q, nblk) : bf_row_dot_tq1_avx512(blk, q, nblk);
-    case BF_KERNEL_AVX512VNNI:
-        q = j->qpair + n * m->kpad;
-        return tq2 ? bf_row_dot_tq2_avx512vnni(blk, q, nblk) : bf_row_dot_tq1_avx512vnni(blk, q, nblk);
-    default: break;
     }
+    /* AVX2; at the AVX-512 levels, a batch's odd weight row against the
+     * activation rows its micro-kernels take (exact alike) */
+    if (j->lv >= BF_KERNEL_AVX2) return tq2 ? row_dot_tq2_avx2(blk, q, nblk) : row_dot_tq1_avx2(blk, q, nblk);
 #endif
     return row_dot_scalar(m->pack, blk, q, m->kpad);
 }
@@ -706,9 +706,10 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     }
 }
 
-/* A product over the thread pool.  At the AVX-512 levels the activations
- * are laid out in pairs first (kernels_avx512.h), N·kpad bytes against the
- * rows·N·kpad products that read them. */
+/* A product over the thread pool.  At the AVX-512 levels, the activation
+ * rows the row kernels meet are laid out in pairs first (kernels_avx512.h):
+ * all of a matrix-vector product's, a batch's last N % 4 (the others go
+ * through the micro-kernels).  At most 3·kpad bytes. */
 static int run_job(fwd_job *j)
 {
 #ifdef BF_X86
@@ -717,10 +718,14 @@ static int run_job(fwd_job *j)
         static _Thread_local size_t pair_cap;
         const bf_tmat *m = j->m;
         size_t B = block_of(m->pack);
-        int8_t *qp = scratch(&pair_buf, &pair_cap, j->N * m->kpad);
-        if (!qp) return bf_err("out of memory for the kernels' scratch");
-        for (size_t n = 0; n < j->N; n++) bf_pair_acts(j->q + n * m->kpad, B, m->kpad / B, qp + n * m->kpad);
-        j->qpair = qp;
+        j->npair = j->N < UNPACK_MIN_N ? 0 : j->N - j->N % GEMM_N;
+        if (j->npair < j->N) {
+            int8_t *qp = scratch(&pair_buf, &pair_cap, (j->N - j->npair) * m->kpad);
+            if (!qp) return bf_err("out of memory for the kernels' scratch");
+            for (size_t n = j->npair; n < j->N; n++)
+                bf_pair_acts(j->q + n * m->kpad, B, m->kpad / B, qp + (n - j->npair) * m->kpad);
+            j->qpair = qp;
+        }
     }
 #endif
     bf_parallel(j->m->rows, 16, fwd_rows, j);
@@ -729,13 +734,13 @@ static int run_job(fwd_job *j)
 
 int bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc)
 {
-    fwd_job j = {m, q, NULL, qsum, NULL, N, acc, NULL, 0, bf_kernel_level_get(), 0};
+    fwd_job j = {m, q, NULL, 0, qsum, NULL, N, acc, NULL, 0, bf_kernel_level_get(), 0};
     return run_job(&j);
 }
 
 int bf_tmat_forward(const bf_tmat *m, const int8_t *q, const float *inv_s, const int32_t *qsum, size_t N, float *y,
                     int accumulate)
 {
-    fwd_job j = {m, q, NULL, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get(), 0};
+    fwd_job j = {m, q, NULL, 0, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get(), 0};
     return run_job(&j);
 }
