@@ -35,10 +35,10 @@
 
 /* The pair layout (kernels_avx512.h), made once a call for every row the
  * activations meet.  Before it, each plane's 64 activations were two 32-byte
- * loads joined by an insert; with it, the VNNI row kernels went from 73-87
- * to 96-107 G weights/s (TQ2) and from 56-65 to 75-79 (TQ1), and the BW
- * ones from 59-69 to 79-81 and from 34-38 to 39-40 (bench/out/ternary gemv
- * 4096 4096 1 cached, three runs each, before TQ2's four sums). */
+ * loads joined by an insert; with it, the VNNI row kernels went from 73-82
+ * to 96-104 G weights/s (TQ2) and from 56-64 to 75-78 (TQ1), and the BW
+ * ones from 59-65 to 79-81 and from 34-36 to 39-40 (bench/out/ternary gemv
+ * 4096 4096 1 cached, three interleaved rounds, before TQ2's four sums). */
 TARGET_BW void BF_K512(pair_acts)(const int8_t *q, size_t B, size_t nblk, int8_t *out)
 {
     size_t b = 0;
