@@ -3,7 +3,8 @@
  * One 64-byte load holds two 32-byte blocks (bf/kernels.h), so each digit
  * plane of a pair of blocks is one vector of 64 codes.  Its activations are
  * two 32-byte pieces, B apart (B = 128 for TQ2, 160 for TQ1), which the
- * pair layout (kernels_avx512.h) puts side by side.  A step multiplies 64 codes (u8, 0..2) by 64 activations (s8):
+ * pair layout (kernels_avx512.h) puts side by side.  A step multiplies 64
+ * codes (u8, 0..2) by 64 activations (s8):
  *   VNNI: vpdpbusd adds each four products straight into int32 lanes;
  *   BW:   vpmaddubsw gives int16 lanes of two products (|lane| ≤ 2·2·128 =
  *         512) which add in int16 for at most eight steps (≤ 4096), then
@@ -33,8 +34,8 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* The pair layout (kernels_avx512.h), made once a call for every row the
- * activations meet.  Before it, each plane's 64 activations were two 32-byte
+/* The pair layout (kernels_avx512.h), made once a product for the
+ * activation rows the row kernels meet (kernels.c, run_job).  Before it, each plane's 64 activations were two 32-byte
  * loads joined by an insert; with it, the VNNI row kernels went from 73-82
  * to 96-104 G weights/s (TQ2) and from 56-64 to 75-78 (TQ1), and the BW
  * ones from 59-65 to 79-81 and from 34-36 to 39-40 (bench/out/ternary gemv
