@@ -185,6 +185,21 @@ int bf_ternary_form(const bf_model *m, const bf_qspec *q, const float *latent, s
                     bf_tmat **tm, float **tm_scale);
 void bf_ternary_form_free(bf_tmat **tm, float **tm_scale);
 
+/* What a weight's current source made it (its source, w, dw and kernel
+ * form): a source stacked on another (a LoRA adapter, an SVF expert) keeps
+ * it on attach and gives it back on detach. */
+typedef struct {
+    bf_wsource *src;         /* NULL: plain F32 below */
+    float *w, *dw;
+    const bf_tmat *tm;
+} bf_weight_below;
+/* Keeps w as it is in *below and puts source s on it, with dw its gradient
+ * buffer; w->w and w->tm are then the new source's refresh's to set
+ * (tm NULL until it does). */
+void bf_weight_stack(bf_weight *w, bf_weight_below *below, bf_wsource *s, float *dw);
+/* Gives w back what *below kept; below->src becomes NULL (w has it again). */
+void bf_weight_unstack(bf_weight *w, bf_weight_below *below);
+
 /* Forward on B rows of T ≤ ctx tokens: x[B·T] tokens, y[B·T] targets (-1: no
  * loss; y may be NULL for no loss).  Returns the mean cross-entropy over
  * targeted positions (0 when none) and keeps what the backward needs; NaN

@@ -47,10 +47,7 @@ struct bf_lora_src {
     float *sum;              /* [rows, cols]: base + scale·B·A before Q */
     bf_tmat *tm;             /* through_q, on a model that trains on the kernels: W_eff's kernel form */
     float *tm_scale;
-    /* what the weight was before, restored on detach */
-    bf_wsource *inner;
-    float *inner_w, *inner_dw;
-    const bf_tmat *inner_tm;
+    bf_weight_below below;   /* what the weight was before, restored on detach */
     bf_weight *w;            /* the weight it sits on */
 };
 
@@ -102,7 +99,7 @@ static void lora_zero_grad(bf_wsource *s, bf_model *m, bf_weight *w)
 static void lora_free(bf_wsource *s)
 {
     bf_lora_src *l = (bf_lora_src *)s;
-    if (l->inner && l->inner->ops->free) l->inner->ops->free(l->inner);
+    if (l->below.src && l->below.src->ops->free) l->below.src->ops->free(l->below.src);
     bf_aligned_free(l->base_w);
     bf_aligned_free(l->w_eff);
     bf_aligned_free(l->dw);
@@ -267,12 +264,7 @@ int bf_adapter_attach(bf_adapter *a, bf_model *m)
         memcpy(l->base_w, q ? m->params + w->param->offset : w->w, n * sizeof(float));
         memset(l->dw, 0, n * sizeof(float));
         l->w = w;
-        l->inner = w->src;
-        l->inner_w = w->w;
-        l->inner_dw = w->dw;
-        l->inner_tm = w->tm;
-        w->src = &l->base;
-        w->dw = l->dw;
+        bf_weight_stack(w, &l->below, &l->base, l->dw);
         a->src[k] = l;
         if (lora_refresh(&l->base, m, w)) return -1;
     }
@@ -292,11 +284,7 @@ void bf_adapter_detach(bf_adapter *a, bf_model *m)
         bf_lora_src *l = a->src[k];
         if (!l) continue;
         bf_weight *w = bf_model_weight(m, a->mat[k]);
-        w->src = l->inner;
-        w->w = l->inner_w;
-        w->dw = l->inner_dw;
-        w->tm = l->inner_tm;
-        l->inner = NULL;   /* the model keeps it */
+        bf_weight_unstack(w, &l->below);   /* the model keeps the source below */
         lora_free(&l->base);
         a->src[k] = NULL;
     }

@@ -71,9 +71,7 @@ struct bf_svf_src {
     float *tmp;              /* [k, cols]: scaled Vt, or Uᵀ·dW' */
     float *base_w;           /* W as attached [rows, cols] */
     float *w_eff, *dw;       /* [rows, cols] each */
-    bf_wsource *inner;       /* restored on detach */
-    float *inner_w, *inner_dw;
-    const bf_tmat *inner_tm;  /* the matrix's kernel form below: the expert runs in float */
+    bf_weight_below below;   /* restored on detach (the expert runs in float: no kernel form) */
     bf_weight *w;            /* the weight it sits on */
 };
 
@@ -130,7 +128,7 @@ static void svf_zero_grad(bf_wsource *s, bf_model *m, bf_weight *w)
 static void svf_free(bf_wsource *s)
 {
     bf_svf_src *v = (bf_svf_src *)s;
-    if (v->inner && v->inner->ops->free) v->inner->ops->free(v->inner);
+    if (v->below.src && v->below.src->ops->free) v->below.src->ops->free(v->below.src);
     bf_aligned_free(v->U);
     bf_aligned_free(v->S);
     bf_aligned_free(v->Vt);
@@ -279,13 +277,7 @@ int bf_svf_attach(bf_svf *s, bf_model *m)
             if (e > s->svd_err) s->svd_err = e;
         }
         v->w = w;
-        v->inner = w->src;
-        v->inner_w = w->w;
-        v->inner_dw = w->dw;
-        v->inner_tm = w->tm;
-        w->src = &v->base;
-        w->dw = v->dw;
-        w->tm = NULL;
+        bf_weight_stack(w, &v->below, &v->base, v->dw);
         v->base.ops->refresh(&v->base, m, w);
         s->src[j] = v;
     }
@@ -305,11 +297,7 @@ void bf_svf_detach(bf_svf *s, bf_model *m)
         bf_svf_src *v = s->src[j];
         if (!v) continue;
         bf_weight *w = bf_model_weight(m, s->mat[j]);
-        w->src = v->inner;
-        w->w = v->inner_w;
-        w->dw = v->inner_dw;
-        w->tm = v->inner_tm;
-        v->inner = NULL;
+        bf_weight_unstack(w, &v->below);
         svf_free(&v->base);
         s->src[j] = NULL;
     }
@@ -379,7 +367,7 @@ int bf_svf_apply(bf_svf *s, bf_model *m, int keep_f32, int keep_latent, bf_tset 
         wb[j] = bf_xmalloc(n * sizeof(float));
         memcpy(wp[j], s->src[j]->w_eff, n * sizeof(float));
         memcpy(wb[j], s->src[j]->base_w, n * sizeof(float));
-        tern[j] = s->src[j]->inner != NULL;
+        tern[j] = s->src[j]->below.src != NULL;
     }
     bf_svf_detach(s, m);
     int rc = 0;

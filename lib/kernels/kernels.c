@@ -734,13 +734,14 @@ static int run_job(fwd_job *j)
 
 int bf_tmat_dot_i32(const bf_tmat *m, const int8_t *q, const int32_t *qsum, size_t N, int32_t *acc)
 {
-    fwd_job j = {m, q, NULL, 0, qsum, NULL, N, acc, NULL, 0, bf_kernel_level_get(), 0};
+    fwd_job j = {.m = m, .q = q, .qsum = qsum, .N = N, .acc = acc, .lv = bf_kernel_level_get()};
     return run_job(&j);
 }
 
 int bf_tmat_forward(const bf_tmat *m, const int8_t *q, const float *inv_s, const int32_t *qsum, size_t N, float *y,
                     int accumulate)
 {
-    fwd_job j = {m, q, NULL, 0, qsum, inv_s, N, NULL, y, accumulate, bf_kernel_level_get(), 0};
+    fwd_job j = {.m = m, .q = q, .qsum = qsum, .inv_s = inv_s, .N = N, .y = y, .accumulate = accumulate,
+                 .lv = bf_kernel_level_get()};
     return run_job(&j);
 }

@@ -17,6 +17,23 @@ int bf_layer_weights(bf_layer *L, bf_weight *out[BF_LAYER_WEIGHTS])
     return n;
 }
 
+void bf_weight_stack(bf_weight *w, bf_weight_below *below, bf_wsource *s, float *dw)
+{
+    *below = (bf_weight_below){w->src, w->w, w->dw, w->tm};
+    w->src = s;
+    w->dw = dw;
+    w->tm = NULL;
+}
+
+void bf_weight_unstack(bf_weight *w, bf_weight_below *below)
+{
+    w->src = below->src;
+    w->w = below->w;
+    w->dw = below->dw;
+    w->tm = below->tm;
+    below->src = NULL;
+}
+
 /* ------------------------------------------------------------- ternary */
 
 static void drop_stored(bf_ternary_src *t)
