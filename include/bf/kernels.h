@@ -37,6 +37,8 @@ typedef struct bf_tmat_s {
     size_t kpad;               /* cols rounded up to whole blocks */
     size_t row_bytes;          /* bytes of one repacked row */
     uint8_t *blocks;           /* rows × row_bytes, 64-byte aligned */
+    int32_t *code_sum;         /* [rows]: Σ codes (w+1) of each row over kpad,
+                                  its padding included (1 each) */
     const float *scale;        /* [rows] or [1] (not owned) */
     int per_row;
 } bf_tmat;

@@ -111,12 +111,20 @@ int bf_tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const flo
     m->scale = scale;
     m->per_row = per_row;
     m->blocks = bf_aligned_alloc(rows * m->row_bytes + 64);
-    return m->blocks ? 0 : -1;
+    m->code_sum = calloc(rows ? rows : 1, sizeof *m->code_sum);
+    if (!m->blocks || !m->code_sum) {
+        bf_tmat_free(m);
+        return -1;
+    }
+    return 0;
 }
 
 void bf_tmat_set_row(bf_tmat *m, size_t r, const int8_t *codes)
 {
     repack_row(m->pack, codes, m->cols, m->kpad, m->blocks + r * m->row_bytes);
+    int32_t sum = (int32_t)(m->kpad - m->cols);   /* the padding's zero weights */
+    for (size_t k = 0; k < m->cols; k++) sum += codes[k] + 1;
+    m->code_sum[r] = sum;
 }
 
 int bf_tmat_from_codes(bf_tmat *m, bf_dtype pack, const int8_t *codes, size_t rows, size_t cols, const float *scale,
@@ -130,6 +138,7 @@ int bf_tmat_from_codes(bf_tmat *m, bf_dtype pack, const int8_t *codes, size_t ro
 void bf_tmat_free(bf_tmat *m)
 {
     bf_aligned_free(m->blocks);
+    free(m->code_sum);
     memset(m, 0, sizeof *m);
 }
 
@@ -243,31 +252,73 @@ __attribute__((target("avx2"))) static inline __m256i tq1_digit(__m256i *v)
     return d;
 }
 
-/* Five maddubs (|lane| ≤ 512 each) add in int16 to ≤ 2560 a block; two
- * blocks go to each chain (≤ 5120) before widening. */
-__attribute__((target("avx2"))) static inline __m256i tq1_block(__m256i p, const uint8_t *blk, const int8_t *q)
+/* The TQ1 row kernel meets its activations biased to unsigned bytes,
+ * u = q + 128 (q ^ 0x80, laid out by run_job), so that maddubs can take
+ * them with signed digits, and decodes with signed compares: two
+ * compares and an add a digit where tq1_digit takes five operations.
+ *   - The packed byte biased the same way, v' = v - 128, still evolves by
+ *     3v' mod 256 (3·128 ≡ 128), and the digit is 1 from v ≥ 86 (v' > -43)
+ *     and 2 from v ≥ 171 (v' > 42): the two compares' masks (-1 where true)
+ *     add to -d.
+ *   - maddubs(u, -d): |lane| ≤ 2·255·2 = 1020; five planes a block, two
+ *     blocks a chain, ≤ 10200 in int16 before widening.
+ *   - Σ d·q = Σ d·(u - 128) = -Σ u·(-d) - 128·Σ d, with Σ d the row's
+ *     code sum (bf_tmat.code_sum); the caller applies it.  Every term of
+ *     Σ u·(-d) is ≤ 0 and ≥ -510, so the lanes' int32 sums hold for any kpad
+ *     below 2^22, the scalar kernel's bound.
+ * gcc 12 rewrites a compare against a constant it can see (v' > -43 as
+ * v' ≥ -42, a min and an equality), so the thresholds are hidden from it by
+ * an empty asm.  In cache, one thread, 4096 columns: 52 G weights/s against
+ * tq1_digit's 39 (a standalone loop of both, in one run). */
+#define TQ1U_PLANE(p, v, u, t1, t2)                                                                \
+    do {                                                                                           \
+        __m256i nd_ = _mm256_add_epi8(_mm256_cmpgt_epi8(v, t1), _mm256_cmpgt_epi8(v, t2));         \
+        v = _mm256_add_epi8(v, _mm256_add_epi8(v, v));                                             \
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(u)), nd_)); \
+        __asm__("" : "+x"(p));                                                                     \
+    } while (0)
+
+__attribute__((target("avx2"))) static inline __m256i tq1u_block(__m256i p, const uint8_t *blk, const uint8_t *u,
+                                                                 __m256i t1, __m256i t2)
 {
-    __m256i v = _mm256_load_si256((const __m256i *)blk);
-    for (int s = 0; s < 5; s++)
-        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(tq1_digit(&v), _mm256_loadu_si256((const __m256i *)(q + 32 * s))));
+    __m256i v = _mm256_xor_si256(_mm256_load_si256((const __m256i *)blk), _mm256_set1_epi8((char)0x80));
+    TQ1U_PLANE(p, v, u, t1, t2);
+    TQ1U_PLANE(p, v, u + 32, t1, t2);
+    TQ1U_PLANE(p, v, u + 64, t1, t2);
+    TQ1U_PLANE(p, v, u + 96, t1, t2);
+    TQ1U_PLANE(p, v, u + 128, t1, t2);
     return p;
 }
 
-__attribute__((target("avx2"))) static int32_t row_dot_tq1_avx2(const uint8_t *blk, const int8_t *q, size_t nblk)
+/* Σ u·(-code) over a row's blocks (see above). */
+__attribute__((target("avx2"))) static int32_t row_dot_tq1u_avx2(const uint8_t *blk, const uint8_t *u, size_t nblk)
 {
     const __m256i ones = _mm256_set1_epi16(1);
+    __m256i t1 = _mm256_set1_epi8(-43), t2 = _mm256_set1_epi8(42);
+    __asm__("" : "+x"(t1), "+x"(t2));
     __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
     size_t b = 0;
-    for (; b + 4 <= nblk; b += 4, blk += 128, q += 640) {
-        __m256i p0 = tq1_block(_mm256_setzero_si256(), blk, q), p1 = tq1_block(_mm256_setzero_si256(), blk + 32, q + 160);
-        p0 = tq1_block(p0, blk + 64, q + 320);
-        p1 = tq1_block(p1, blk + 96, q + 480);
+    for (; b + 4 <= nblk; b += 4, blk += 128, u += 640) {
+        __m256i p0 = tq1u_block(_mm256_setzero_si256(), blk, u, t1, t2);
+        __m256i p1 = tq1u_block(_mm256_setzero_si256(), blk + 32, u + 160, t1, t2);
+        p0 = tq1u_block(p0, blk + 64, u + 320, t1, t2);
+        p1 = tq1u_block(p1, blk + 96, u + 480, t1, t2);
         acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
         acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
     }
-    for (; b < nblk; b++, blk += 32, q += 160)
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(tq1_block(_mm256_setzero_si256(), blk, q), ones));
+    for (; b < nblk; b++, blk += 32, u += 160)
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(tq1u_block(_mm256_setzero_si256(), blk, u, t1, t2), ones));
     return hsum_epi32(_mm256_add_epi32(acc0, acc1));
+}
+
+/* The biased layout of one activation row (kpad bytes): u = q ^ 0x80. */
+__attribute__((target("avx2"))) static void bias_acts_avx2(const int8_t *q, size_t kpad, uint8_t *u)
+{
+    const __m256i x80 = _mm256_set1_epi8((char)0x80);
+    size_t k = 0;
+    for (; k + 32 <= kpad; k += 32)
+        _mm256_storeu_si256((__m256i *)(u + k), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + k)), x80));
+    for (; k < kpad; k++) u[k] = (uint8_t)q[k] ^ 0x80u;
 }
 #endif
 
@@ -516,8 +567,8 @@ __attribute__((target("avx2"))) static void unpack_tq1_avx2(const uint8_t *blk, 
 typedef struct {
     const bf_tmat *m;
     const int8_t *q;
-    const int8_t *qpair;   /* activation rows [npair, N) in the AVX-512 row kernels' */
-    size_t npair;          /* pair layout, at their levels (else NULL) */
+    const void *qlay;      /* activation rows [nlay, N), the ones the row */
+    size_t nlay;           /* kernels meet, in their level's layout (run_job) */
     const int32_t *qsum;
     const float *inv_s;
     size_t N;
@@ -528,26 +579,27 @@ typedef struct {
     int failed;            /* a thread could not get its scratch memory */
 } fwd_job;
 
-/* Σ code·q of one weight row (packed blocks blk) against activation row n:
- * the level's kernel. */
-static int32_t row_dot(const fwd_job *j, const uint8_t *blk, size_t n)
+/* Σ code·q of weight row o against activation row n: the level's kernel.
+ * Above the scalar level it meets only the rows [nlay, N), which run_job
+ * laid out for it. */
+static int32_t row_dot(const fwd_job *j, size_t o, size_t n)
 {
     const bf_tmat *m = j->m;
-    const int8_t *q = j->q + n * m->kpad;
+    const uint8_t *blk = m->blocks + o * m->row_bytes;
 #ifdef BF_X86
     size_t nblk = m->kpad / block_of(m->pack);
     int tq2 = m->pack == BF_TQ2;
-    if (j->qpair && n >= j->npair) {
-        q = j->qpair + (n - j->npair) * m->kpad;
+    if (j->lv >= BF_KERNEL_AVX2 && !(tq2 && j->lv == BF_KERNEL_AVX2)) {
+        const void *lay = (const int8_t *)j->qlay + (n - j->nlay) * m->kpad;
         if (j->lv == BF_KERNEL_AVX512VNNI)
-            return tq2 ? bf_row_dot_tq2_avx512vnni(blk, q, nblk) : bf_row_dot_tq1_avx512vnni(blk, q, nblk);
-        return tq2 ? bf_row_dot_tq2_avx512(blk, q, nblk) : bf_row_dot_tq1_avx512(blk, q, nblk);
+            return tq2 ? bf_row_dot_tq2_avx512vnni(blk, lay, nblk) : bf_row_dot_tq1_avx512vnni(blk, lay, nblk);
+        if (j->lv == BF_KERNEL_AVX512)
+            return tq2 ? bf_row_dot_tq2_avx512(blk, lay, nblk) : bf_row_dot_tq1_avx512(blk, lay, nblk);
+        return -row_dot_tq1u_avx2(blk, lay, nblk) - 128 * m->code_sum[o];
     }
-    /* AVX2; at the AVX-512 levels, a batch's odd weight row against the
-     * activation rows its micro-kernels take (exact alike) */
-    if (j->lv >= BF_KERNEL_AVX2) return tq2 ? row_dot_tq2_avx2(blk, q, nblk) : row_dot_tq1_avx2(blk, q, nblk);
+    if (j->lv >= BF_KERNEL_AVX2) return row_dot_tq2_avx2(blk, j->q + n * m->kpad, nblk);
 #endif
-    return row_dot_scalar(m->pack, blk, q, m->kpad);
+    return row_dot_scalar(m->pack, blk, j->q + n * m->kpad, m->kpad);
 }
 
 #define UNPACK_MIN_N 4   /* from this batch size on, rows are unpacked once */
@@ -664,13 +716,15 @@ __attribute__((target("avx2"))) static void gemm_rows(fwd_job *j, size_t r0, siz
                         unpack ? k2x4_u8(codes + (o - o0) * m->kpad, codes + (o + 1 - o0) * m->kpad, q, m->kpad)
                                : k2x4(a, b, q, m->kpad));
             }
-            for (; o < o1; o++)
-                for (size_t u = 0; u < GEMM_N; u++)
-                    emit(j, n + u, o, row_dot(j, m->blocks + o * m->row_bytes, n + u) - j->qsum[n + u]);
+            if (o < o1) {   /* an odd last row: the micro-kernel with it as both rows */
+                const uint8_t *a = unpack ? codes + (o - o0) * m->kpad : m->blocks + o * m->row_bytes;
+                int32_t d[2 * GEMM_N];
+                _mm256_storeu_si256((__m256i *)d, unpack ? k2x4_u8(a, a, q, m->kpad) : k2x4(a, a, q, m->kpad));
+                for (size_t u = 0; u < GEMM_N; u++) emit(j, n + u, o, d[u] - j->qsum[n + u]);
+            }
         }
         for (; n < j->N; n++)
-            for (size_t o = o0; o < o1; o++)
-                emit(j, n, o, row_dot(j, m->blocks + o * m->row_bytes, n) - j->qsum[n]);
+            for (size_t o = o0; o < o1; o++) emit(j, n, o, row_dot(j, o, n) - j->qsum[n]);
     }
 }
 #endif
@@ -681,8 +735,7 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     const bf_tmat *m = j->m;
     if (j->N < UNPACK_MIN_N) {   /* matrix-vector: straight from the packed blocks */
         for (size_t o = r0; o < r1; o++) {
-            const uint8_t *blk = m->blocks + o * m->row_bytes;
-            for (size_t n = 0; n < j->N; n++) emit(j, n, o, row_dot(j, blk, n) - j->qsum[n]);
+            for (size_t n = 0; n < j->N; n++) emit(j, n, o, row_dot(j, o, n) - j->qsum[n]);
         }
         return;
     }
@@ -706,25 +759,33 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     }
 }
 
-/* A product over the thread pool.  At the AVX-512 levels, the activation
- * rows the row kernels meet are laid out in pairs first (kernels_avx512.h):
- * all of a matrix-vector product's, a batch's last N % 4 (the others go
- * through the micro-kernels).  At most 3·kpad bytes. */
+/* A product over the thread pool.  The activation rows the row kernels
+ * meet, all of a matrix-vector product's and a batch's last N % 4 (the
+ * others go through the micro-kernels), are laid out for them first, at most
+ * 3·kpad bytes: in pairs at the AVX-512 levels (kernels_avx512.h), biased
+ * to unsigned for TQ1 at AVX2 (row_dot_tq1u_avx2).  TQ2 at AVX2 reads q as
+ * it is. */
 static int run_job(fwd_job *j)
 {
 #ifdef BF_X86
-    if (j->lv == BF_KERNEL_AVX512 || j->lv == BF_KERNEL_AVX512VNNI) {
-        static _Thread_local void *pair_buf;
-        static _Thread_local size_t pair_cap;
-        const bf_tmat *m = j->m;
+    const bf_tmat *m = j->m;
+    int avx512 = j->lv == BF_KERNEL_AVX512 || j->lv == BF_KERNEL_AVX512VNNI;
+    if (avx512 || (j->lv == BF_KERNEL_AVX2 && m->pack == BF_TQ1)) {
+        static _Thread_local void *lay_buf;
+        static _Thread_local size_t lay_cap;
         size_t B = block_of(m->pack);
-        j->npair = j->N < UNPACK_MIN_N ? 0 : j->N - j->N % GEMM_N;
-        if (j->npair < j->N) {
-            int8_t *qp = scratch(&pair_buf, &pair_cap, (j->N - j->npair) * m->kpad);
-            if (!qp) return bf_err("out of memory for the kernels' scratch");
-            for (size_t n = j->npair; n < j->N; n++)
-                bf_pair_acts(j->q + n * m->kpad, B, m->kpad / B, qp + (n - j->npair) * m->kpad);
-            j->qpair = qp;
+        j->nlay = j->N < UNPACK_MIN_N ? 0 : j->N - j->N % GEMM_N;
+        if (j->nlay < j->N) {
+            int8_t *lay = scratch(&lay_buf, &lay_cap, (j->N - j->nlay) * m->kpad);
+            if (!lay) return bf_err("out of memory for the kernels' scratch");
+            for (size_t n = j->nlay; n < j->N; n++) {
+                int8_t *out = lay + (n - j->nlay) * m->kpad;
+                if (avx512)
+                    bf_pair_acts(j->q + n * m->kpad, B, m->kpad / B, out);
+                else
+                    bias_acts_avx2(j->q + n * m->kpad, m->kpad, (uint8_t *)out);
+            }
+            j->qlay = lay;
         }
     }
 #endif

@@ -135,7 +135,8 @@ int main(void)
                 bf_tmat_set_row(&b, o, row);
             }
             free(row);
-            ok(a.row_bytes == b.row_bytes && memcmp(a.blocks, b.blocks, rows * a.row_bytes) == 0,
+            ok(a.row_bytes == b.row_bytes && memcmp(a.blocks, b.blocks, rows * a.row_bytes) == 0 &&
+                   memcmp(a.code_sum, b.code_sum, rows * sizeof *a.code_sum) == 0,
                "%s, %zu columns: repacked from the stream layout = repacked from codes", packs[p] == BF_TQ2 ? "TQ2" : "TQ1",
                cols);
             bf_tmat_free(&a);
