@@ -12,137 +12,6 @@
 
 #define EPS 1e-5f
 
-
-/* out[N,R] = in[N,K] · W[R,K]ᵀ (+ out when accumulate) */
-void bf_op_matmul(float *out, const float *in, const float *W, size_t N, size_t K, size_t R, int accumulate)
-{
-    bf_sgemm(0, 1, N, R, K, 1.0f, in, K, W, K, accumulate ? 1.0f : 0.0f, out, R);
-}
-
-void bf_op_matmul_bwd(float *din, int din_accumulate, float *dW, const float *dout, const float *in, const float *W,
-                   size_t N, size_t K, size_t R)
-{
-    if (dW) bf_sgemm(1, 0, R, K, N, 1.0f, dout, R, in, K, 1.0f, dW, K);
-    if (din) bf_sgemm(0, 0, N, K, R, 1.0f, dout, R, W, K, din_accumulate ? 1.0f : 0.0f, din, K);
-}
-
-typedef struct {
-    float *y, *mean, *rstd;
-    const float *x, *w, *b;
-    size_t D;
-    int layer;
-} norm_job;
-
-/* RMSNorm y = x·w/sqrt(mean(x²)+ε); LayerNorm y = (x-μ)·w/sqrt(σ²+ε) + b */
-static void norm_rows(void *ctx, size_t r0, size_t r1, int th)
-{
-    norm_job *j = ctx;
-    size_t D = j->D;
-    for (size_t r = r0; r < r1; r++) {
-        const float *x = j->x + r * D;
-        float *y = j->y + r * D;
-        double mu = 0, ss = 0;
-        if (j->layer) {
-            for (size_t c = 0; c < D; c++) mu += x[c];
-            mu /= (double)D;
-        }
-        for (size_t c = 0; c < D; c++) { double d = x[c] - mu; ss += d * d; }
-        float rstd = (float)(1.0 / sqrt(ss / (double)D + EPS)), m = (float)mu;
-        if (j->mean) j->mean[r] = m;
-        j->rstd[r] = rstd;
-        for (size_t c = 0; c < D; c++) y[c] = (x[c] - m) * rstd * j->w[c] + (j->b ? j->b[c] : 0.0f);
-    }
-}
-
-void bf_op_norm(float *y, const float *x, const float *w, const float *b, float *mean, float *rstd, size_t N,
-                     size_t D, int layer)
-{
-    norm_job j = {y, layer ? mean : NULL, rstd, x, w, b, D, layer};
-    bf_parallel(N, 64, norm_rows, &j);
-}
-
-typedef struct {
-    float *dx;
-    const float *dy, *x, *w, *mean, *rstd;
-    size_t D;
-    int layer;
-} normb_job;
-
-static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
-{
-    normb_job *j = ctx;
-    size_t D = j->D;
-    for (size_t r = r0; r < r1; r++) {
-        const float *x = j->x + r * D, *dy = j->dy + r * D;
-        float *dx = j->dx + r * D, rstd = j->rstd[r], mu = j->mean ? j->mean[r] : 0.0f;
-        /* g = dy·w, x̂ = (x-μ)·rstd:
-         *   rms:   dx = rstd·(g − x̂·mean(g·x̂))
-         *   layer: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) */
-        double sg = 0, sgx = 0;
-        for (size_t c = 0; c < D; c++) {
-            double g = (double)dy[c] * j->w[c], xh = (double)(x[c] - mu) * rstd;
-            sg += g;
-            sgx += g * xh;
-        }
-        float mg = j->layer ? (float)(sg / (double)D) : 0.0f, mgx = (float)(sgx / (double)D);
-        for (size_t c = 0; c < D; c++) {
-            float g = dy[c] * j->w[c], xh = (x[c] - mu) * rstd;
-            dx[c] += rstd * (g - mg - xh * mgx);
-        }
-    }
-}
-
-/* dx += ∂/∂x; dw += Σ dy·x̂; db += Σ dy (the sums over rows in row order) */
-void bf_op_norm_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean,
-                     const float *rstd, size_t N, size_t D, int layer)
-{
-    normb_job j = {dx, dy, x, w, layer ? mean : NULL, rstd, D, layer};
-    bf_parallel(N, 64, norm_bwd_rows, &j);
-    for (size_t r = 0; r < N; r++) {
-        const float *xr = x + r * D, *dyr = dy + r * D;
-        float mu = layer ? mean[r] : 0.0f;
-        for (size_t c = 0; c < D; c++) dw[c] += dyr[c] * (xr[c] - mu) * rstd[r];
-        if (db)
-            for (size_t c = 0; c < D; c++) db[c] += dyr[c];
-    }
-}
-
-typedef struct {
-    float *x;
-    const float *cos, *sin;
-    size_t T, D, hd, pos0;   /* row r is at position pos0 + r % T */
-    int inverse;
-} rope_job;
-
-static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
-{
-    rope_job *j = ctx;
-    size_t half = j->hd / 2;
-    for (size_t r = r0; r < r1; r++) {
-        size_t t = j->pos0 + r % j->T;
-        const float *cs = j->cos + t * half, *sn = j->sin + t * half;
-        for (size_t h = 0; h < j->D; h += j->hd) {
-            float *x = j->x + r * j->D + h;
-            for (size_t i = 0; i < half; i++) {
-                float a = x[i], b = x[i + half], s = j->inverse ? -sn[i] : sn[i];
-                x[i] = a * cs[i] - b * s;
-                x[i + half] = b * cs[i] + a * s;
-            }
-        }
-    }
-}
-
-/* Rotates q or k [N, D] in place (row r at position pos0 + r % T, heads of
- * hd); inverse rotates back (the backward of a rotation). */
-void bf_op_rope(float *x, const float *cos, const float *sin, size_t N, size_t T, size_t D, size_t hd, size_t pos0,
-                int inverse)
-{
-    rope_job j = {x, cos, sin, T, D, hd, pos0, inverse};
-    bf_parallel(N, 64, rope_rows, &j);
-}
-
-
-
 /* eight partial sums added in a fixed tree */
 static inline float sum8(const float acc[8])
 {
@@ -186,6 +55,201 @@ static inline __attribute__((always_inline)) float sum_f32(const float *x, size_
     for (; i < n; i++) acc[i & 7] += x[i];
     return sum8(acc);
 }
+
+
+/* out[N,R] = in[N,K] · W[R,K]ᵀ (+ out when accumulate) */
+void bf_op_matmul(float *out, const float *in, const float *W, size_t N, size_t K, size_t R, int accumulate)
+{
+    bf_sgemm(0, 1, N, R, K, 1.0f, in, K, W, K, accumulate ? 1.0f : 0.0f, out, R);
+}
+
+void bf_op_matmul_bwd(float *din, int din_accumulate, float *dW, const float *dout, const float *in, const float *W,
+                   size_t N, size_t K, size_t R)
+{
+    if (dW) bf_sgemm(1, 0, R, K, N, 1.0f, dout, R, in, K, 1.0f, dW, K);
+    if (din) bf_sgemm(0, 0, N, K, R, 1.0f, dout, R, W, K, din_accumulate ? 1.0f : 0.0f, din, K);
+}
+
+#ifdef __x86_64__
+#define ROW_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define ROW_CLONES
+#endif
+
+typedef struct {
+    float *y, *mean, *rstd;
+    const float *x, *w, *b;
+    size_t D;
+    int layer;
+} norm_job;
+
+/* eight double partial sums added in a fixed tree */
+static inline double sum8d(const double acc[8])
+{
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* RMSNorm y = x·w/sqrt(mean(x²)+ε); LayerNorm y = (x-μ)·w/sqrt(σ²+ε) + b.
+ * The row's sums in eight partial sums, the loops eight lanes at a time: a
+ * norm of d 128 had cost a training step as much as its attention's
+ * softmax, one element at a time.  The sums stay in double, so that a row
+ * of huge values (1e20: its squares overflow a float) still normalizes. */
+ROW_CLONES static void norm_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    norm_job *j = ctx;
+    size_t D = j->D, D8 = D / 8 * 8;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * D;
+        float *y = j->y + r * D;
+        double acc[8] = {0};
+        size_t c;
+        if (j->layer) {
+            for (c = 0; c < D8; c += 8)
+                for (int k = 0; k < 8; k++) acc[k] += x[c + k];
+            for (; c < D; c++) acc[c & 7] += x[c];
+        }
+        float mu = (float)(sum8d(acc) / (double)D);
+        for (int k = 0; k < 8; k++) acc[k] = 0;
+        for (c = 0; c < D8; c += 8)
+            for (int k = 0; k < 8; k++) {
+                double d = x[c + k] - mu;
+                acc[k] += d * d;
+            }
+        for (; c < D; c++) {
+            double d = x[c] - mu;
+            acc[c & 7] += d * d;
+        }
+        float rstd = (float)(1.0 / sqrt(sum8d(acc) / (double)D + EPS));
+        if (j->mean) j->mean[r] = mu;
+        j->rstd[r] = rstd;
+        bf_v8f m8 = {0}, s8 = {0};
+        m8 += mu;
+        s8 += rstd;
+        for (c = 0; c < D8; c += 8) {
+            bf_v8f v = (bf_v8_load(x + c) - m8) * s8 * bf_v8_load(j->w + c);
+            bf_v8_store(y + c, j->b ? v + bf_v8_load(j->b + c) : v);
+        }
+        for (; c < D; c++) y[c] = (x[c] - mu) * rstd * j->w[c] + (j->b ? j->b[c] : 0.0f);
+    }
+}
+
+void bf_op_norm(float *y, const float *x, const float *w, const float *b, float *mean, float *rstd, size_t N,
+                     size_t D, int layer)
+{
+    norm_job j = {y, layer ? mean : NULL, rstd, x, w, b, D, layer};
+    bf_parallel(N, 64, norm_rows, &j);
+}
+
+typedef struct {
+    float *dx, *dw, *db;
+    const float *dy, *x, *w, *mean, *rstd;
+    size_t N, D;
+    int layer;
+} normb_job;
+
+ROW_CLONES static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    normb_job *j = ctx;
+    size_t D = j->D, D8 = D / 8 * 8;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * D, *dy = j->dy + r * D;
+        float *dx = j->dx + r * D, rstd = j->rstd[r], mu = j->mean ? j->mean[r] : 0.0f;
+        /* g = dy·w, x̂ = (x-μ)·rstd:
+         *   rms:   dx = rstd·(g − x̂·mean(g·x̂))
+         *   layer: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) */
+        double sg[8] = {0}, sgx[8] = {0};
+        size_t c = 0;
+        for (; c < D8; c += 8)
+            for (int k = 0; k < 8; k++) {
+                double g = (double)dy[c + k] * j->w[c + k];
+                sg[k] += g;
+                sgx[k] += g * ((x[c + k] - mu) * rstd);
+            }
+        for (; c < D; c++) {
+            double g = (double)dy[c] * j->w[c];
+            sg[c & 7] += g;
+            sgx[c & 7] += g * ((x[c] - mu) * rstd);
+        }
+        float mg = j->layer ? (float)(sum8d(sg) / (double)D) : 0.0f, mgx = (float)(sum8d(sgx) / (double)D);
+        for (c = 0; c < D8; c += 8)
+            for (int k = 0; k < 8; k++) {
+                float g = dy[c + k] * j->w[c + k], xh = (x[c + k] - mu) * rstd;
+                dx[c + k] += rstd * (g - mg - xh * mgx);
+            }
+        for (; c < D; c++) {
+            float g = dy[c] * j->w[c], xh = (x[c] - mu) * rstd;
+            dx[c] += rstd * (g - mg - xh * mgx);
+        }
+    }
+}
+
+/* the weights' gradients, columns [c0, c1) over every row in row order (the
+ * same sums whichever thread takes a column) */
+ROW_CLONES static void norm_bwd_cols(void *ctx, size_t c0, size_t c1, int th)
+{
+    normb_job *j = ctx;
+    size_t D = j->D;
+    for (size_t r = 0; r < j->N; r++) {
+        const float *xr = j->x + r * D, *dyr = j->dy + r * D;
+        float mu = j->mean ? j->mean[r] : 0.0f, rstd = j->rstd[r];
+        for (size_t c = c0; c < c1; c++) j->dw[c] += dyr[c] * (xr[c] - mu) * rstd;
+        if (j->db)
+            for (size_t c = c0; c < c1; c++) j->db[c] += dyr[c];
+    }
+}
+
+/* dx += ∂/∂x; dw += Σ dy·x̂; db += Σ dy (the sums over rows in row order) */
+void bf_op_norm_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, const float *mean,
+                     const float *rstd, size_t N, size_t D, int layer)
+{
+    normb_job j = {dx, dw, db, dy, x, w, layer ? mean : NULL, rstd, N, D, layer};
+    bf_parallel(N, 64, norm_bwd_rows, &j);
+    bf_parallel(D, 32, norm_bwd_cols, &j);
+}
+
+typedef struct {
+    float *x;
+    const float *cos, *sin;
+    size_t T, D, hd, pos0;   /* row r is at position pos0 + r % T */
+    int inverse;
+} rope_job;
+
+ROW_CLONES static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    rope_job *j = ctx;
+    size_t half = j->hd / 2, h8 = half / 8 * 8;
+    float sg = j->inverse ? -1.0f : 1.0f;
+    for (size_t r = r0; r < r1; r++) {
+        size_t t = j->pos0 + r % j->T;
+        const float *cs = j->cos + t * half, *sn = j->sin + t * half;
+        for (size_t h = 0; h < j->D; h += j->hd) {
+            float *x = j->x + r * j->D + h;
+            size_t i = 0;
+            for (; i < h8; i += 8) {
+                bf_v8f a = bf_v8_load(x + i), b = bf_v8_load(x + i + half), c = bf_v8_load(cs + i);
+                bf_v8f s = bf_v8_load(sn + i) * sg;
+                bf_v8_store(x + i, a * c - b * s);
+                bf_v8_store(x + i + half, b * c + a * s);
+            }
+            for (; i < half; i++) {
+                float a = x[i], b = x[i + half], s = sg * sn[i];
+                x[i] = a * cs[i] - b * s;
+                x[i + half] = b * cs[i] + a * s;
+            }
+        }
+    }
+}
+
+/* Rotates q or k [N, D] in place (row r at position pos0 + r % T, heads of
+ * hd); inverse rotates back (the backward of a rotation). */
+void bf_op_rope(float *x, const float *cos, const float *sin, size_t N, size_t T, size_t D, size_t hd, size_t pos0,
+                int inverse)
+{
+    rope_job j = {x, cos, sin, T, D, hd, pos0, inverse};
+    bf_parallel(N, 64, rope_rows, &j);
+}
+
+
 
 #ifdef __x86_64__
 #define ATTN_CLONES __attribute__((target_clones("avx2", "default")))
