@@ -122,14 +122,14 @@ ROW_CLONES static void norm_rows(void *ctx, size_t r0, size_t r1, int th)
         float rstd = (float)(1.0 / sqrt(sum8d(acc) / (double)D + EPS));
         if (j->mean) j->mean[r] = mu;
         j->rstd[r] = rstd;
-        bf_v8f m8 = {0}, s8 = {0};
-        m8 += mu;
-        s8 += rstd;
-        for (c = 0; c < D8; c += 8) {
-            bf_v8f v = (bf_v8_load(x + c) - m8) * s8 * bf_v8_load(j->w + c);
-            bf_v8_store(y + c, j->b ? v + bf_v8_load(j->b + c) : v);
+        for (c = 0; c < D8; c += 8)
+            for (int k = 0; k < 8; k++) y[c + k] = (x[c + k] - mu) * rstd * j->w[c + k];
+        for (; c < D; c++) y[c] = (x[c] - mu) * rstd * j->w[c];
+        if (j->b) {
+            for (c = 0; c < D8; c += 8)
+                for (int k = 0; k < 8; k++) y[c + k] += j->b[c + k];
+            for (; c < D; c++) y[c] += j->b[c];
         }
-        for (; c < D; c++) y[c] = (x[c] - mu) * rstd * j->w[c] + (j->b ? j->b[c] : 0.0f);
     }
 }
 
@@ -214,6 +214,19 @@ typedef struct {
     int inverse;
 } rope_job;
 
+/* (a, b) ← (a·c − b·s, b·c + a·s) with s = sg·sn, for the first n8 (a
+ * multiple of 8) elements of a and b (vectors never cross a call, which
+ * clang requires of a function built for two targets) */
+static inline __attribute__((always_inline)) void rope_lanes8(float *a, float *b, const float *c, const float *sn,
+                                                             float sg, size_t n8)
+{
+    for (size_t i = 0; i < n8; i += 8) {
+        bf_v8f va = bf_v8_load(a + i), vb = bf_v8_load(b + i), vc = bf_v8_load(c + i), vs = bf_v8_load(sn + i) * sg;
+        bf_v8_store(a + i, va * vc - vb * vs);
+        bf_v8_store(b + i, vb * vc + va * vs);
+    }
+}
+
 ROW_CLONES static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     rope_job *j = ctx;
@@ -224,14 +237,9 @@ ROW_CLONES static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
         const float *cs = j->cos + t * half, *sn = j->sin + t * half;
         for (size_t h = 0; h < j->D; h += j->hd) {
             float *x = j->x + r * j->D + h;
-            size_t i = 0;
-            for (; i < h8; i += 8) {
-                bf_v8f a = bf_v8_load(x + i), b = bf_v8_load(x + i + half), c = bf_v8_load(cs + i);
-                bf_v8f s = bf_v8_load(sn + i) * sg;
-                bf_v8_store(x + i, a * c - b * s);
-                bf_v8_store(x + i + half, b * c + a * s);
-            }
-            for (; i < half; i++) {
+            size_t i;
+            rope_lanes8(x, x + half, cs, sn, sg, h8);
+            for (i = h8; i < half; i++) {
                 float a = x[i], b = x[i + half], s = sg * sn[i];
                 x[i] = a * cs[i] - b * s;
                 x[i + half] = b * cs[i] + a * s;
