@@ -97,7 +97,9 @@ int main(void)
         check(pk, 17, 4096, 16, ALL_PLUS_MIN_ACT, 12, "batch of 16, all +1 x -128, K 4096");
         /* shapes: tails, one row, one column, blocks exactly, batches */
         size_t shapes[][3] = {{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {1, 129, 2}, {17, 161, 5}, {33, 300, 17},
-                              {64, 128, 1}, {64, 160, 1}, {40, 1000, 20}, {1, 4097, 3}};
+                              {64, 128, 1}, {64, 160, 1}, {40, 1000, 20}, {1, 4097, 3},
+                              /* rows the batch kernels take in chunks of K, odd rows, N % 4 left over */
+                              {9, 13001, 6}, {9, 13001, 17}};
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             check(pk, shapes[s][0], shapes[s][1], shapes[s][2], RANDOM, 10 + s, "random");
         check(pk, 50, 777, 4, SPARSE, 99, "sparse");
