@@ -355,11 +355,12 @@ static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
 
 #ifdef BF_X86
 /* The batch micro-kernels: two weight rows (packed blocks a and b) against
- * four activation rows (q, stride kpad), out[4·r + n] = Σ code·q.  Each
- * 32-byte packed vector is decoded once, in registers, and used against the
- * four activation rows, whose 32-byte chunks the maddubs read from memory
- * (the four rows, 4·kpad bytes, stay in L1 while the caller runs every
- * weight row of its tile past them).  Per 32 codes of a row: 8 maddubs into
+ * four activation rows (q, stride ldq), len weights of each from where the
+ * pointers start, out[4·r + n] = Σ code·q.  Each 32-byte packed vector is
+ * decoded once, in registers, and used against the four activation rows,
+ * whose 32-byte chunks the maddubs read from memory (the four rows' len
+ * bytes stay in L1 while the caller runs every weight row of its tile past
+ * them).  Per 32 codes of a row: 8 maddubs into
  * eight int16 accumulators, which take four blocks (TQ2: 16 maddubs, lanes
  * ≤ 16·512 = 8192; TQ1: 20, ≤ 10240) before they are widened into int32 —
  * exact for any input, the extreme case included.  Registers: 8
