@@ -708,8 +708,8 @@ __attribute__((target("avx2"))) static void gemm_rows(fwd_job *j, size_t r0, siz
      * GEMM_KCHUNK: a group's four activation rows of a chunk stay in L1
      * while every weight row of the tile meets them.  The int32 sums of the
      * chunks add up exactly.  Measured (bench/out/ternary gemm 4096 11008 64
-     * 2, three rounds): TQ1 240-261 → 267-293 G weights/s at VNNI, 239-243
-     * → 267-279 at AVX2; TQ2 within its noise; chunks of 2 KiB or 5.5 KiB
+     * 2, five rounds): TQ1 240-263 → 262-291 G weights/s at VNNI, 238-243
+     * → 260-277 at AVX2; TQ2 within its noise; chunks of 2 KiB or 5.5 KiB
      * gained less, and splitting rows of 4160 lost a little at batch 8. */
     size_t B = block_of(m->pack), nblk = m->kpad / B;
     size_t nchunk = m->kpad > GEMM_KWHOLE ? (m->kpad + GEMM_KCHUNK - 1) / GEMM_KCHUNK : 1;
