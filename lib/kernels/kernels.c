@@ -691,19 +691,19 @@ static gemm2x4_fn gemm2x4_u8_of(bf_kernel_level lv) { return vnni256(lv) ? gemm2
 
 /* A batch: rows [r0, r1) in tiles of GEMM_TILE (their packed bytes stay in
  * L2); in a tile, each group of four activation rows meets every pair of
- * weight rows; an odd row and the last N % 4 activation rows go through the
- * matrix-vector kernel. */
+ * weight rows (an odd last row paired with itself); the last N % 4
+ * activation rows go through the matrix-vector kernel. */
 #define GEMM_TILE 64
 #define GEMM_KWHOLE 6144   /* activation bytes a row: four rows, 24 KiB, fit in L1 */
 #define GEMM_KCHUNK 4096
 __attribute__((target("avx2"))) static void gemm_rows(fwd_job *j, size_t r0, size_t r1)
 {
     const bf_tmat *m = j->m;
-    gemm2x4_fn k2x4 = gemm2x4_of(j->lv, m->pack == BF_TQ2), k2x4_u8 = gemm2x4_u8_of(j->lv);
     /* TQ1 with four groups of activation rows or more (at two, measured,
      * unpacking costs what it saves): the tile's rows
      * unpacked once to bytes (GEMM_TILE·kpad bytes, in L2) */
     int unpack = m->pack == BF_TQ1 && j->N >= 4 * GEMM_N;
+    gemm2x4_fn k2x4 = unpack ? gemm2x4_u8_of(j->lv) : gemm2x4_of(j->lv, m->pack == BF_TQ2);
     /* Rows longer than GEMM_KWHOLE go in equal chunks of at most
      * GEMM_KCHUNK: a group's four activation rows of a chunk stay in L1
      * while every weight row of the tile meets them.  The int32 sums of the
@@ -725,6 +725,10 @@ __attribute__((target("avx2"))) static void gemm_rows(fwd_job *j, size_t r0, siz
         size_t o1 = r1 - o0 < GEMM_TILE ? r1 : o0 + GEMM_TILE, n = 0;
         if (unpack)
             for (size_t o = o0; o < o1; o++) unpack_tq1_avx2(m->blocks + o * m->row_bytes, m->kpad / TQ1_BLOCK, codes + (o - o0) * m->kpad);
+        /* the tile's weight rows as the micro-kernel reads them: unpacked
+         * codes (a byte a weight) or packed blocks (32 bytes a block) */
+        const uint8_t *rows = unpack ? codes : m->blocks + o0 * m->row_bytes;
+        size_t stride = unpack ? m->kpad : m->row_bytes;
         for (; n + GEMM_N <= j->N; n += GEMM_N) {
             const int8_t *q = j->q + n * m->kpad;
             __m256i part[GEMM_TILE / GEMM_R];   /* a pair of rows a vector; an odd last row as both */
@@ -732,12 +736,10 @@ __attribute__((target("avx2"))) static void gemm_rows(fwd_job *j, size_t r0, siz
             for (size_t p = 0; p < npair; p++) part[p] = _mm256_setzero_si256();
             for (size_t k0 = 0; k0 < m->kpad; k0 += kc) {
                 size_t len = m->kpad - k0 < kc ? m->kpad - k0 : kc;
+                const uint8_t *at = rows + (unpack ? k0 : k0 / B * 32);
                 for (size_t p = 0, o = o0; p < npair; p++, o += GEMM_R) {
-                    size_t step = o + 1 < o1 ? 1 : 0;
-                    const uint8_t *a = unpack ? codes + (o - o0) * m->kpad + k0 : m->blocks + o * m->row_bytes + k0 / B * 32;
-                    const uint8_t *b = a + step * (unpack ? m->kpad : m->row_bytes);
-                    part[p] = _mm256_add_epi32(part[p], unpack ? k2x4_u8(a, b, q + k0, m->kpad, len)
-                                                               : k2x4(a, b, q + k0, m->kpad, len));
+                    const uint8_t *a = at + (o - o0) * stride, *b = o + 1 < o1 ? a + stride : a;
+                    part[p] = _mm256_add_epi32(part[p], k2x4(a, b, q + k0, m->kpad, len));
                 }
             }
             for (size_t p = 0, o = o0; p < npair; p++, o += GEMM_R) {

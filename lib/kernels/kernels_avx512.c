@@ -35,8 +35,9 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* The pair layout (kernels_avx512.h), made once a product for the
- * activation rows the row kernels meet (kernels.c, run_job).  Before it, each plane's 64 activations were two 32-byte
- * loads joined by an insert; with it, the VNNI row kernels went from 73-82
+ * activation rows the row kernels meet (kernels.c, run_job).  Before it,
+ * each plane's 64 activations were two 32-byte loads joined by an insert;
+ * with it, the VNNI row kernels went from 73-82
  * to 96-104 G weights/s (TQ2) and from 56-64 to 75-78 (TQ1), and the BW
  * ones from 59-65 to 79-81 and from 34-36 to 39-40 (bench/out/ternary gemv
  * 4096 4096 1 cached, three interleaved rounds, before TQ2's four sums). */

@@ -12,10 +12,43 @@
 
 #define EPS 1e-5f
 
+/* the row and element loops, built for AVX2 and for any x86-64, chosen at
+ * load (their vectors are eight floats) */
+#ifdef __x86_64__
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+
 /* eight partial sums added in a fixed tree */
 static inline float sum8(const float acc[8])
 {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* the same in double */
+static inline double sum8d(const double acc[8])
+{
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* Σ (x[i] − mu)^p for p = 1 or 2, in double, in eight partial sums in a
+ * fixed order (the norms' row sums: double so that squares of 1e20 stay
+ * finite) */
+static inline __attribute__((always_inline)) double sum_dev_f64(const float *x, float mu, size_t n, int p)
+{
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            double d = x[i + k] - mu;
+            acc[k] += p == 2 ? d * d : d;
+        }
+    for (; i < n; i++) {
+        double d = x[i] - mu;
+        acc[i & 7] += p == 2 ? d * d : d;
+    }
+    return sum8d(acc);
 }
 
 /* Σ a[i]·b[i] in eight interleaved partial sums: independent chains the
@@ -70,12 +103,6 @@ void bf_op_matmul_bwd(float *din, int din_accumulate, float *dW, const float *do
     if (din) bf_sgemm(0, 0, N, K, R, 1.0f, dout, R, W, K, din_accumulate ? 1.0f : 0.0f, din, K);
 }
 
-#ifdef __x86_64__
-#define ROW_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ROW_CLONES
-#endif
-
 typedef struct {
     float *y, *mean, *rstd;
     const float *x, *w, *b;
@@ -83,45 +110,23 @@ typedef struct {
     int layer;
 } norm_job;
 
-/* eight double partial sums added in a fixed tree */
-static inline double sum8d(const double acc[8])
-{
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
 /* RMSNorm y = x·w/sqrt(mean(x²)+ε); LayerNorm y = (x-μ)·w/sqrt(σ²+ε) + b.
  * The row's sums in eight partial sums, the loops eight lanes at a time: a
  * norm of d 128 had cost a training step as much as its attention's
  * softmax, one element at a time.  The sums stay in double, so that a row
  * of huge values (1e20: its squares overflow a float) still normalizes. */
-ROW_CLONES static void norm_rows(void *ctx, size_t r0, size_t r1, int th)
+CLONES static void norm_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     norm_job *j = ctx;
     size_t D = j->D, D8 = D / 8 * 8;
     for (size_t r = r0; r < r1; r++) {
         const float *x = j->x + r * D;
         float *y = j->y + r * D;
-        double acc[8] = {0};
-        size_t c;
-        if (j->layer) {
-            for (c = 0; c < D8; c += 8)
-                for (int k = 0; k < 8; k++) acc[k] += x[c + k];
-            for (; c < D; c++) acc[c & 7] += x[c];
-        }
-        float mu = (float)(sum8d(acc) / (double)D);
-        for (int k = 0; k < 8; k++) acc[k] = 0;
-        for (c = 0; c < D8; c += 8)
-            for (int k = 0; k < 8; k++) {
-                double d = x[c + k] - mu;
-                acc[k] += d * d;
-            }
-        for (; c < D; c++) {
-            double d = x[c] - mu;
-            acc[c & 7] += d * d;
-        }
-        float rstd = (float)(1.0 / sqrt(sum8d(acc) / (double)D + EPS));
+        float mu = j->layer ? (float)(sum_dev_f64(x, 0.0f, D, 1) / (double)D) : 0.0f;
+        float rstd = (float)(1.0 / sqrt(sum_dev_f64(x, mu, D, 2) / (double)D + EPS));
         if (j->mean) j->mean[r] = mu;
         j->rstd[r] = rstd;
+        size_t c;
         for (c = 0; c < D8; c += 8)
             for (int k = 0; k < 8; k++) y[c + k] = (x[c + k] - mu) * rstd * j->w[c + k];
         for (; c < D; c++) y[c] = (x[c] - mu) * rstd * j->w[c];
@@ -147,7 +152,7 @@ typedef struct {
     int layer;
 } normb_job;
 
-ROW_CLONES static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
+CLONES static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     normb_job *j = ctx;
     size_t D = j->D, D8 = D / 8 * 8;
@@ -185,7 +190,7 @@ ROW_CLONES static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
 
 /* the weights' gradients, columns [c0, c1) over every row in row order (the
  * same sums whichever thread takes a column) */
-ROW_CLONES static void norm_bwd_cols(void *ctx, size_t c0, size_t c1, int th)
+CLONES static void norm_bwd_cols(void *ctx, size_t c0, size_t c1, int th)
 {
     normb_job *j = ctx;
     size_t D = j->D;
@@ -227,7 +232,7 @@ static inline __attribute__((always_inline)) void rope_lanes8(float *a, float *b
     }
 }
 
-ROW_CLONES static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
+CLONES static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     rope_job *j = ctx;
     size_t half = j->hd / 2, h8 = half / 8 * 8;
@@ -237,9 +242,8 @@ ROW_CLONES static void rope_rows(void *ctx, size_t r0, size_t r1, int th)
         const float *cs = j->cos + t * half, *sn = j->sin + t * half;
         for (size_t h = 0; h < j->D; h += j->hd) {
             float *x = j->x + r * j->D + h;
-            size_t i;
             rope_lanes8(x, x + half, cs, sn, sg, h8);
-            for (i = h8; i < half; i++) {
+            for (size_t i = h8; i < half; i++) {
                 float a = x[i], b = x[i + half], s = sg * sn[i];
                 x[i] = a * cs[i] - b * s;
                 x[i + half] = b * cs[i] + a * s;
@@ -259,11 +263,6 @@ void bf_op_rope(float *x, const float *cos, const float *sin, size_t N, size_t T
 
 
 
-#ifdef __x86_64__
-#define ATTN_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ATTN_CLONES
-#endif
 
 /* s[k] = e^(s[k] − mx) for k < n8 (vectors never cross a call, which clang
  * requires of a function built for two targets) */
@@ -276,7 +275,7 @@ static inline __attribute__((always_inline)) void exp_lanes8(float *s, size_t n8
  * sees, then anything) → its probabilities, zero past n: the softmax, with
  * exponentials eight at a time through bf/vmath.h (ld a multiple of 8, so
  * the lanes past n stay in the row).  Returns the row's largest logit. */
-ATTN_CLONES static float softmax_row(float *s, size_t n, size_t ld)
+CLONES static float softmax_row(float *s, size_t n, size_t ld)
 {
     float mx = max_f32(s, n);
     exp_lanes8(s, (n + 7) & ~(size_t)7, mx);
@@ -319,7 +318,7 @@ static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
 }
 
 /* dS = P⊙(dP − rowsum(P⊙dP))/√hd for one task's rows, zero where P is */
-ATTN_CLONES static void softmax_bwd_rows(float *dS, const float *P, size_t T, int full, float scale)
+CLONES static void softmax_bwd_rows(float *dS, const float *P, size_t T, int full, float scale)
 {
     for (size_t t = 0; t < T; t++) {
         size_t n = full ? T : t + 1;
@@ -415,19 +414,14 @@ static inline __attribute__((always_inline)) void act_bwd8(const act_job *j, siz
 #undef ACT_IN
 #undef ACT_OUT
 
-#ifdef __x86_64__
-#define ACT_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ACT_CLONES
-#endif
 
-ACT_CLONES static void act_fwd_range(void *ctx, size_t i0, size_t i1, int th)
+CLONES static void act_fwd_range(void *ctx, size_t i0, size_t i1, int th)
 {
     float tmp[6][8];
     for (size_t i = i0; i < i1; i += 8) act_fwd8(ctx, i, tmp, i1 - i < 8 ? i1 - i : 8);
 }
 
-ACT_CLONES static void act_bwd_range(void *ctx, size_t i0, size_t i1, int th)
+CLONES static void act_bwd_range(void *ctx, size_t i0, size_t i1, int th)
 {
     float tmp[6][8];
     for (size_t i = i0; i < i1; i += 8) act_bwd8(ctx, i, tmp, i1 - i < 8 ? i1 - i : 8);
