@@ -361,12 +361,11 @@ static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
  * whose 32-byte chunks the maddubs read from memory (the four rows' len
  * bytes stay in L1 while the caller runs every weight row of its tile past
  * them).  Per 32 codes of a row: 8 maddubs into
- * eight int16 accumulators, which take four blocks (TQ2: 16 maddubs, lanes
- * ≤ 16·512 = 8192; TQ1: 20, ≤ 10240) before they are widened into int32 —
- * exact for any input, the extreme case included.  Registers: 8
- * accumulators, 2 packed and 2 decoded vectors, one activation chunk, the
- * constants; the int32 totals, touched once every four blocks, live in
- * memory.  What gcc 12 makes of them at -O2 (objdump): without the empty
+ * eight int16 accumulators, which take up to 64 steps (GEMM_WIDEN_STEPS:
+ * 16 TQ2 blocks, 12 TQ1 ones) before they are widened into int32 — exact
+ * for any input, the extreme case included.  Registers: 8 accumulators, 2
+ * packed and 2 decoded vectors, one activation chunk, the constants; the
+ * int32 totals, touched once a widening, live in memory.  What gcc 12 makes of them at -O2 (objdump): without the empty
  * asm in GEMM2X4_STEP it reassociated the int16 adds across the digit
  * planes, held all their products at once and spilled eight; with it, the
  * TQ2 hot loop is 32 maddubs with memory operands, the shifts and masks and
@@ -409,7 +408,19 @@ static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
 
 #define GEMM_R 2          /* weight rows a micro-kernel */
 #define GEMM_N 4          /* activation rows a micro-kernel */
-#define GEMM_WIDEN 4      /* blocks summed in int16 before widening */
+/* Steps (32 codes of a row against an activation row: one maddubs) summed
+ * in int16 before widening.  A maddubs of codes c ∈ {0, 1, 2} and int8 q
+ * gives lanes c·q + c'·q' ∈ [-512, 508], so 64 of them lie in
+ * [-32768, 32512]: exact in int16 for any input, the extreme case (every
+ * q = -128, every code 2) landing on INT16_MIN itself.  Widening (eight
+ * madd and eight adds into the totals in memory) every 4 blocks (16 or 20
+ * steps) cost about a twentieth of the micro-kernels' operations.  Measured
+ * with everything in cache (bench/out/ternary gemm 256 4096 64 1, five
+ * rounds of the two builds in turn): TQ2 87-115 → 104-124 G weights/s, TQ1
+ * 74-106 → 85-117. */
+#define GEMM_WIDEN_STEPS 64
+#define GEMM_WIDEN_TQ2 (GEMM_WIDEN_STEPS / 4)   /* blocks: four steps each */
+#define GEMM_WIDEN_TQ1 (GEMM_WIDEN_STEPS / 5)   /* five steps each: 12 blocks */
 
 /* One packed block of rows a and b (vectors va, vb) through STEP, a digit
  * plane at a time against the activations from `at` on: TQ2's four planes
@@ -446,9 +457,9 @@ __attribute__((target("avx2"))) static __m256i gemm2x4_tq2_avx2(const uint8_t *a
     for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
     size_t nblk = len / TQ2_BLOCK;
     const int8_t *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
-    for (size_t b0 = 0; b0 < nblk; b0 += GEMM_WIDEN) {
+    for (size_t b0 = 0; b0 < nblk; b0 += GEMM_WIDEN_TQ2) {
         __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
-        size_t b1 = b0 + GEMM_WIDEN < nblk ? b0 + GEMM_WIDEN : nblk;
+        size_t b1 = b0 + GEMM_WIDEN_TQ2 < nblk ? b0 + GEMM_WIDEN_TQ2 : nblk;
         for (size_t k = b0; k < b1; k++) {
             __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
             GEMM2X4_TQ2_BLOCK(GEMM2X4_STEP, va, vb, k * TQ2_BLOCK);
@@ -465,9 +476,9 @@ __attribute__((target("avx2"))) static __m256i gemm2x4_tq1_avx2(const uint8_t *a
     for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
     size_t nblk = len / TQ1_BLOCK;
     const int8_t *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
-    for (size_t b0 = 0; b0 < nblk; b0 += GEMM_WIDEN) {
+    for (size_t b0 = 0; b0 < nblk; b0 += GEMM_WIDEN_TQ1) {
         __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
-        size_t b1 = b0 + GEMM_WIDEN < nblk ? b0 + GEMM_WIDEN : nblk;
+        size_t b1 = b0 + GEMM_WIDEN_TQ1 < nblk ? b0 + GEMM_WIDEN_TQ1 : nblk;
         for (size_t k = b0; k < b1; k++) {
             __m256i va = _mm256_load_si256((const __m256i *)(a + 32 * k)), vb = _mm256_load_si256((const __m256i *)(b + 32 * k));
             GEMM2X4_TQ1_BLOCK(GEMM2X4_STEP, va, vb, k * TQ1_BLOCK);
@@ -481,16 +492,16 @@ __attribute__((target("avx2"))) static __m256i gemm2x4_tq1_avx2(const uint8_t *a
  * kpad bytes a row): TQ1 batches unpack a tile of rows once (its decode
  * costs seven operations a 32-code plane a row, which every group of four
  * activation rows would otherwise pay again) and run this on it.  Lanes of
- * the int16 sums take 16 steps (≤ 16·512 = 8192) before widening. */
+ * the int16 sums take GEMM_WIDEN_STEPS steps before widening. */
 __attribute__((target("avx2"))) static __m256i gemm2x4_u8_avx2(const uint8_t *ca, const uint8_t *cb, const int8_t *q, size_t ldq, size_t len)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[8];
     for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_si256();
     const int8_t *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
-    for (size_t i0 = 0; i0 < len; i0 += 16 * 32) {
+    for (size_t i0 = 0; i0 < len; i0 += GEMM_WIDEN_STEPS * 32) {
         __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
-        size_t i1 = i0 + 16 * 32 < len ? i0 + 16 * 32 : len;
+        size_t i1 = i0 + GEMM_WIDEN_STEPS * 32 < len ? i0 + GEMM_WIDEN_STEPS * 32 : len;
         for (size_t at = i0; at < i1; at += 32) {
             __m256i wa = _mm256_load_si256((const __m256i *)(ca + at)), wb = _mm256_load_si256((const __m256i *)(cb + at));
             GEMM2X4_STEP(wa, wb, at);
