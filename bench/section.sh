@@ -6,19 +6,25 @@ set -eu
 name=$1 report=$2
 results=$(cd "$(dirname "$0")" && pwd)/results.md
 [ -f "$results" ] || : >"$results"
-# the header names the machine every section was measured on
+# each section names the machine it was measured on, as its first line:
+# sections are rerun one at a time, and not always on the same machine
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 flags=$(sed -n 's/^flags[[:space:]]*: //p' /proc/cpuinfo | head -1 | tr ' ' '\n' |
         grep -E '^(sse4_2|avx|avx2|fma|f16c|bmi2|avx512[a-z_]*|avx_vnni)$' | tr '\n' ' ')
+machine="Machine: $(nproc) cores, $cpu; SIMD flags: ${flags% }; $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)."
 {
     echo "# bitforge benchmarks"
     echo
-    echo "Written by \`make bench\`; each section by the benchmark it names."
-    echo "Machine: $(nproc) cores, $cpu; SIMD flags: ${flags% }; $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)."
+    echo "Written by \`make bench\`; each section by the benchmark it names, on the machine its first line names."
     echo
-    awk -v new="$report" -v head="## $name" '
-        function put(  line) { while ((getline line <new) > 0) print line; done = 1 }
-        /^## / { started = 1; skip = ($0 == head); if (skip) put() }
+    awk -v new="$report" -v head="## $name" -v machine="$machine" '
+        function put(  line, n) {
+            while ((getline line <new) > 0) { print line; if (++n == 1) { print ""; print machine } }
+            done = 1
+        }
+        /^## / { started = 1; skip = ($0 == head); if (skip) put(); else { print; look = 1; next } }
+        # a section kept from before sections named their machine says so
+        look && NF { if ($0 !~ /^Machine: /) { print "Machine: not recorded."; print "" } look = 0 }
         started && !skip
         END { if (!done) put() }' "$results"
 } >"$results.tmp"
