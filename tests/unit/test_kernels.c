@@ -184,5 +184,43 @@ int main(void)
         bf_tmat_free(&m);
         free(w); free(x); free(y);
     }
+    /* the float outputs are the same bits at every level: each level forms
+     * (scale·acc)·(1/s) as the scalar one does, whether it writes an output
+     * alone, two rows of four (emit2x4) or eight of four (emit8x4); with a
+     * scale per row and one per tensor, writing and accumulating */
+    for (int per_row = 0; per_row < 2; per_row++)
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            size_t rows = 157, cols = 300, N = 11;   /* 2 tiles and 29 rows: 8x4, 2x4, an odd row; 3 rows past the groups */
+            int8_t *w = malloc(rows * cols);
+            float *x = malloc(N * cols * sizeof *x), *scale = malloc(rows * sizeof *scale);
+            float *y0 = malloc(N * rows * sizeof *y0), *y = malloc(N * rows * sizeof *y);
+            bf_rng r;
+            bf_rng_seed(&r, 9 + (uint64_t)(2 * per_row + accumulate));
+            for (size_t k = 0; k < rows * cols; k++) w[k] = (int8_t)((int)bf_rng_below(&r, 3) - 1);
+            for (size_t k = 0; k < N * cols; k++) x[k] = (float)bf_rng_normal(&r);
+            for (size_t o = 0; o < rows; o++) scale[o] = (float)(0.5 + bf_rng_uniform(&r));
+            for (int pk = 0; pk < 2; pk++) {
+                bf_tmat m;
+                bf_tmat_from_codes(&m, packs[pk], w, rows, cols, scale, per_row);
+                int8_t *q = malloc(N * m.kpad);
+                float inv_s[11];
+                int32_t qsum[11];
+                bf_quant_rows_i8(x, N, cols, m.kpad, q, inv_s, qsum, NULL);
+                for (int lv = 0; lv < BF_KERNEL_NLEVELS; lv++) {
+                    if (!bf_kernel_level_supported((bf_kernel_level)lv)) continue;
+                    bf_kernel_level_set((bf_kernel_level)lv);
+                    float *out = lv == 0 ? y0 : y;
+                    for (size_t k = 0; k < N * rows; k++) out[k] = (float)k * 0.25f;
+                    bf_tmat_forward(&m, q, inv_s, qsum, N, out, accumulate);
+                    if (lv)
+                        ok(memcmp(y0, y, N * rows * sizeof *y) == 0, "%s %s float outputs = scalar's, bit for bit (%s scale, %s)",
+                           bf_kernel_level_name((bf_kernel_level)lv), packs[pk] == BF_TQ2 ? "TQ2" : "TQ1",
+                           per_row ? "row" : "tensor", accumulate ? "accumulating" : "writing");
+                }
+                free(q);
+                bf_tmat_free(&m);
+            }
+            free(w); free(x); free(scale); free(y0); free(y);
+        }
     return tap_done();
 }
