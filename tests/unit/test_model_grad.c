@@ -204,9 +204,13 @@ int main(void)
      * a TQ1 block exactly; ff 288 pads).  The tolerance: the two products
      * differ in rounding (exact integer sums against float ones, about
      * 1e-7 relative), which can move an activation across an int8
-     * rounding step in a later layer: a relative change below 1/127 on one
-     * value; 1e-4 of the loss and 1e-3 of the gradients' L2 norm are far
-     * above that and far below a wrong product or a stale matrix. */
+     * rounding step in a later layer: a change of 1/127 of its row's
+     * largest value, which in a model this small moves the loss by up to
+     * about 5e-4 of itself and the gradients by 3e-3 (measured: the float
+     * path alone, its products split over one thread and over two, on an
+     * AVX2 machine, where the integer sums do not move).  2e-3 of the loss
+     * and 2e-2 of the gradients' L2 norm are above that and far below a
+     * wrong product or a stale matrix (a step moves the loss by half). */
     if (bf_kernel_level_get() != BF_KERNEL_SCALAR)
         for (int variant = 0; variant < 3; variant++) {
             static const char *const names[] = {"TQ2 absmean", "TQ1 absmean per row", "TQ2 threshold"};
@@ -268,10 +272,10 @@ int main(void)
             bf_model_free(&mp);
             ok(on_kernels && in_float, "%s, act_bits 8: trains on the kernels at %s, in float at the scalar level", names[variant],
                bf_kernel_level_name(best));
-            ok(fabs(lk[0] - lf[0]) <= 1e-4 * fabs(lf[0]), "%s: loss on the kernels %.7f, in float %.7f", names[variant], lk[0], lf[0]);
-            ok(gnorm > 0 && sqrt(gerr / gnorm) <= 1e-3, "%s: gradients agree (relative L2 difference %.2g)", names[variant],
+            ok(fabs(lk[0] - lf[0]) <= 2e-3 * fabs(lf[0]), "%s: loss on the kernels %.7f, in float %.7f", names[variant], lk[0], lf[0]);
+            ok(gnorm > 0 && sqrt(gerr / gnorm) <= 2e-2, "%s: gradients agree (relative L2 difference %.2g)", names[variant],
                sqrt(gerr / gnorm));
-            ok(fabs(lk[1] - lf[1]) <= 1e-4 * fabs(lf[1]) && fabs(lk[1] - lk[0]) > 1e-3,
+            ok(fabs(lk[1] - lf[1]) <= 2e-3 * fabs(lf[1]) && fabs(lk[1] - lk[0]) > 0.1 * fabs(lk[0]),
                "%s: after a step and a refresh, %.7f and %.7f (from %.7f)", names[variant], lk[1], lf[1], lk[0]);
             bf_model_free(&mk);
             bf_model_free(&mf);
