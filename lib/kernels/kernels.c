@@ -640,6 +640,32 @@ static void emit(const fwd_job *j, size_t n, size_t o, int32_t d)
     *out = j->accumulate ? *out + v : v;
 }
 
+/* emit for outputs o0 .. o0 + len - 1 of activation row n (d[t] is o0 + t's
+ * sum, qsum taken off): the branches taken once a run and the loop plain,
+ * so that it vectorizes; the same operations as emit's.  Decoding (bf-eval
+ * --incremental, d 1024, perf) had spent 7.7 % of its samples in emit, an
+ * output at a time, and 2.8 % in fwd_rows; with emit_run, 4.0 % in
+ * fwd_rows. */
+static void emit_run(const fwd_job *j, size_t n, size_t o0, const int32_t *d, size_t len)
+{
+    const bf_tmat *m = j->m;
+    if (j->acc) {
+        memcpy(j->acc + n * m->rows + o0, d, len * sizeof *d);
+        return;
+    }
+    float is = j->inv_s[n], *out = j->y + n * m->rows + o0;
+    const float *sc = m->scale && m->per_row ? m->scale + o0 : NULL;
+    float sc1 = m->scale ? m->scale[0] : 1.0f;
+    if (sc && j->accumulate)
+        for (size_t t = 0; t < len; t++) out[t] = out[t] + sc[t] * (float)d[t] * is;
+    else if (sc)
+        for (size_t t = 0; t < len; t++) out[t] = sc[t] * (float)d[t] * is;
+    else if (j->accumulate)
+        for (size_t t = 0; t < len; t++) out[t] = out[t] + sc1 * (float)d[t] * is;
+    else
+        for (size_t t = 0; t < len; t++) out[t] = sc1 * (float)d[t] * is;
+}
+
 #ifdef BF_X86
 /* A 2×4 micro-kernel: the eight int32 sums in one vector, d[u] of row a
  * and d[4 + u] of row b against activation row u (returned in a register,
@@ -816,9 +842,14 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     fwd_job *j = ctx;
     const bf_tmat *m = j->m;
-    if (j->N < UNPACK_MIN_N) {   /* matrix-vector: straight from the packed blocks */
-        for (size_t o = r0; o < r1; o++) {
-            for (size_t n = 0; n < j->N; n++) emit(j, n, o, row_dot(j, o, n) - j->qsum[n]);
+    if (j->N < UNPACK_MIN_N) {   /* matrix-vector: straight from the packed blocks, 64 rows a run */
+        int32_t d[64];
+        for (size_t o0 = r0; o0 < r1; o0 += 64) {
+            size_t len = r1 - o0 < 64 ? r1 - o0 : 64;
+            for (size_t n = 0; n < j->N; n++) {
+                for (size_t t = 0; t < len; t++) d[t] = row_dot(j, o0 + t, n) - j->qsum[n];
+                emit_run(j, n, o0, d, len);
+            }
         }
         return;
     }

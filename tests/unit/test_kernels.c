@@ -188,9 +188,11 @@ int main(void)
      * (scale·acc)·(1/s) as the scalar one does, whether it writes an output
      * alone, two rows of four (emit2x4) or eight of four (emit8x4); with a
      * scale per row and one per tensor, writing and accumulating */
+    static const size_t Ns[] = {1, 3, 11};   /* matrix-vector, and a batch: 2 groups of 4 and 3 rows past them */
+    for (int ni = 0; ni < 3; ni++)
     for (int per_row = 0; per_row < 2; per_row++)
         for (int accumulate = 0; accumulate < 2; accumulate++) {
-            size_t rows = 157, cols = 300, N = 11;   /* 2 tiles and 29 rows: 8x4, 2x4, an odd row; 3 rows past the groups */
+            size_t rows = 157, cols = 300, N = Ns[ni];   /* 2 tiles and 29 rows: 8x4, 2x4, an odd row */
             int8_t *w = malloc(rows * cols);
             float *x = malloc(N * cols * sizeof *x), *scale = malloc(rows * sizeof *scale);
             float *y0 = malloc(N * rows * sizeof *y0), *y = malloc(N * rows * sizeof *y);
@@ -213,8 +215,8 @@ int main(void)
                     for (size_t k = 0; k < N * rows; k++) out[k] = (float)k * 0.25f;
                     bf_tmat_forward(&m, q, inv_s, qsum, N, out, accumulate);
                     if (lv)
-                        ok(memcmp(y0, y, N * rows * sizeof *y) == 0, "%s %s float outputs = scalar's, bit for bit (%s scale, %s)",
-                           bf_kernel_level_name((bf_kernel_level)lv), packs[pk] == BF_TQ2 ? "TQ2" : "TQ1",
+                        ok(memcmp(y0, y, N * rows * sizeof *y) == 0, "%s %s N=%zu float outputs = scalar's, bit for bit (%s scale, %s)",
+                           bf_kernel_level_name((bf_kernel_level)lv), packs[pk] == BF_TQ2 ? "TQ2" : "TQ1", N,
                            per_row ? "row" : "tensor", accumulate ? "accumulating" : "writing");
                 }
                 free(q);
