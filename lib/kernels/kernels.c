@@ -628,24 +628,15 @@ static int32_t row_dot(const fwd_job *j, size_t o, size_t n)
 
 #define UNPACK_MIN_N 4   /* from this batch size on, rows are unpacked once */
 #define TILE 8           /* rows unpacked together: 8·kpad bytes stay in cache */
+#define EMIT_RUN 64      /* a matrix-vector product's outputs emitted together */
 
-static void emit(const fwd_job *j, size_t n, size_t o, int32_t d)
-{
-    const bf_tmat *m = j->m;
-    if (j->acc) { j->acc[n * m->rows + o] = d; return; }
-    /* (scale·acc)/s: the grouping of the float forward (q/s)·(scale·code) */
-    float sc = m->scale ? m->scale[m->per_row ? o : 0] : 1.0f;
-    float v = sc * (float)d * j->inv_s[n];
-    float *out = j->y + n * m->rows + o;
-    *out = j->accumulate ? *out + v : v;
-}
-
-/* emit for outputs o0 .. o0 + len - 1 of activation row n (d[t] is o0 + t's
- * sum, qsum taken off): the branches taken once a run and the loop plain,
- * so that it vectorizes; the same operations as emit's.  Decoding (bf-eval
- * --incremental, d 1024, perf) had spent 7.7 % of its samples in emit, an
- * output at a time, and 2.8 % in fwd_rows; with emit_run, 4.0 % in
- * fwd_rows. */
+/* The outputs o0 .. o0 + len - 1 of activation row n from their sums d[t]
+ * (qsum taken off): the int32 sums themselves (dot_i32), or
+ * (scale·acc)/s, the grouping of the float forward (q/s)·(scale·code).
+ * The branches are taken once a run and the loops are plain, so that they
+ * vectorize.  Decoding (bf-eval --incremental, d 1024, perf) had spent
+ * 7.7 % of its samples emitting an output a call, and 2.8 % in fwd_rows;
+ * with runs of EMIT_RUN, 4.0 % in fwd_rows. */
 static void emit_run(const fwd_job *j, size_t n, size_t o0, const int32_t *d, size_t len)
 {
     const bf_tmat *m = j->m;
@@ -665,6 +656,9 @@ static void emit_run(const fwd_job *j, size_t n, size_t o0, const int32_t *d, si
     else
         for (size_t t = 0; t < len; t++) out[t] = sc1 * (float)d[t] * is;
 }
+
+/* one output */
+static void emit(const fwd_job *j, size_t n, size_t o, int32_t d) { emit_run(j, n, o, &d, 1); }
 
 #ifdef BF_X86
 /* A 2×4 micro-kernel: the eight int32 sums in one vector, d[u] of row a
@@ -843,10 +837,10 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     fwd_job *j = ctx;
     const bf_tmat *m = j->m;
-    if (j->N < UNPACK_MIN_N) {   /* matrix-vector: straight from the packed blocks, 64 rows a run */
-        int32_t d[64];
-        for (size_t o0 = r0; o0 < r1; o0 += 64) {
-            size_t len = r1 - o0 < 64 ? r1 - o0 : 64;
+    if (j->N < UNPACK_MIN_N) {   /* matrix-vector: straight from the packed blocks, EMIT_RUN rows a run */
+        int32_t d[EMIT_RUN];
+        for (size_t o0 = r0; o0 < r1; o0 += EMIT_RUN) {
+            size_t len = r1 - o0 < EMIT_RUN ? r1 - o0 : EMIT_RUN;
             for (size_t n = 0; n < j->N; n++) {
                 for (size_t t = 0; t < len; t++) d[t] = row_dot(j, o0 + t, n) - j->qsum[n];
                 emit_run(j, n, o0, d, len);

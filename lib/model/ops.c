@@ -261,9 +261,6 @@ void bf_op_rope(float *x, const float *cos, const float *sin, size_t N, size_t T
     bf_parallel(N, 64, rope_rows, &j);
 }
 
-
-
-
 /* s[k] = e^(s[k] − mx) for k < n8 (vectors never cross a call, which clang
  * requires of a function built for two targets) */
 static inline __attribute__((always_inline)) void exp_lanes8(float *s, size_t n8, float mx)
@@ -413,7 +410,6 @@ static inline __attribute__((always_inline)) void act_bwd8(const act_job *j, siz
 }
 #undef ACT_IN
 #undef ACT_OUT
-
 
 CLONES static void act_fwd_range(void *ctx, size_t i0, size_t i1, int th)
 {
