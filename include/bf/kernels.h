@@ -18,6 +18,14 @@
  *               c₃·3 + c₄, stored as q = ⌈256·v/243⌉ so that digits come out
  *               with a multiply by 3 and a shift: c = (q·3) >> 8, q ← q·3 mod 256.
  * Rows are padded to whole blocks with zero weights.
+ *   Panels, the batch kernels' copy of the same codes, whatever the
+ *   packing: rows in panels of eight (the last padded with zero weights),
+ *   each panel kpad/16 vectors of 32 bytes; vector g holds weights 16g …
+ *   16g + 15 of the panel's eight rows, byte 4r + i those of row r at
+ *   16g + i, 16g + 4 + i, 16g + 8 + i and 16g + 12 + i as codes (w+1) in
+ *   bits 0–1, 2–3, 4–5, 6–7.  A digit plane of a vector is then eight rows'
+ *   weights at four places, against which four activations broadcast to
+ *   every row give each row's sum in its own lanes.
  *
  * Kernel levels, chosen once at first use from the CPU (cpuid):
  *   scalar (any machine, the reference), avx2, avx512 (AVX-512 F and BW),
@@ -37,6 +45,7 @@ typedef struct bf_tmat_s {
     size_t kpad;               /* cols rounded up to whole blocks */
     size_t row_bytes;          /* bytes of one repacked row */
     uint8_t *blocks;           /* rows × row_bytes, 64-byte aligned */
+    uint8_t *panels;           /* ⌈rows/8⌉ panels of kpad/16 · 32 bytes, 64-byte aligned */
     int32_t *code_sum;         /* [rows]: Σ codes (w+1) of each row over kpad,
                                   its padding included (1 each) */
     const float *scale;        /* [rows] or [1] (not owned) */

@@ -92,7 +92,7 @@ int main(void)
         /* the batched path: whole tiles of rows, activation rows in pairs and one left over */
         check(pk, 16, 11008, 5, ALL_PLUS_MIN_ACT, 5, "batch, all +1 x -128, K 11008");
         check(pk, 16, 11008, 5, ALL_PLUS_MAX_ACT, 6, "batch, all +1 x 127, K 11008");
-        /* a batch long enough for TQ1's tiles to be unpacked once, at the extremes */
+        /* longer batches at the extremes: three panels (an odd one paired with itself), N % 4 left over */
         check(pk, 17, 11008, 17, ALL_PLUS_MAX_ACT, 11, "batch of 17, all +1 x 127, K 11008");
         check(pk, 17, 4096, 16, ALL_PLUS_MIN_ACT, 12, "batch of 16, all +1 x -128, K 4096");
         /* shapes: tails, one row, one column, blocks exactly, batches */
@@ -141,6 +141,18 @@ int main(void)
                    memcmp(a.code_sum, b.code_sum, rows * sizeof *a.code_sum) == 0,
                "%s, %zu columns: repacked from the stream layout = repacked from codes", packs[p] == BF_TQ2 ? "TQ2" : "TQ1",
                cols);
+            /* the batch kernels' panels hold each code where bf/kernels.h
+             * says, the padding (past cols, and the last panel's rows past
+             * rows) as zero weights */
+            size_t pbytes = a.kpad / 16 * 32, wrong = 0;
+            for (size_t o = 0; o < (rows + 7) / 8 * 8; o++)
+                for (size_t k = 0; k < a.kpad; k++) {
+                    unsigned want = o < rows && k < cols ? (unsigned)(w[o * cols + k] + 1) : 1u;
+                    unsigned got = b.panels[o / 8 * pbytes + 32 * (k / 16) + 4 * (o % 8) + k % 4] >> (2 * (k % 16 / 4)) & 3u;
+                    wrong += got != want;
+                }
+            ok(wrong == 0 && memcmp(a.panels, b.panels, (rows + 7) / 8 * pbytes) == 0,
+               "%s, %zu columns: every code in its place in the panels", packs[p] == BF_TQ2 ? "TQ2" : "TQ1", cols);
             bf_tmat_free(&a);
             bf_tmat_free(&b);
             free(packed);
@@ -186,13 +198,13 @@ int main(void)
     }
     /* the float outputs are the same bits at every level: each level forms
      * (scale·acc)·(1/s) as the scalar one does, whether it writes an output
-     * alone, two rows of four (emit2x4) or eight of four (emit8x4); with a
-     * scale per row and one per tensor, writing and accumulating */
+     * alone or eight in a vector (emit_tile_avx2); with a scale per row and
+     * one per tensor, writing and accumulating */
     static const size_t Ns[] = {1, 3, 11};   /* matrix-vector, and a batch: 2 groups of 4 and 3 rows past them */
     for (int ni = 0; ni < 3; ni++)
     for (int per_row = 0; per_row < 2; per_row++)
         for (int accumulate = 0; accumulate < 2; accumulate++) {
-            size_t rows = 157, cols = 300, N = Ns[ni];   /* 2 tiles and 29 rows: 8x4, 2x4, an odd row */
+            size_t rows = 157, cols = 300, N = Ns[ni];   /* 2 tiles and 29 rows: vectors of eight and 5 rows past them */
             int8_t *w = malloc(rows * cols);
             float *x = malloc(N * cols * sizeof *x), *scale = malloc(rows * sizeof *scale);
             float *y0 = malloc(N * rows * sizeof *y0), *y = malloc(N * rows * sizeof *y);
