@@ -481,7 +481,7 @@ typedef struct {
     int accumulate;
     bf_kernel_level lv;
     int failed;            /* a thread could not get its scratch memory */
-    size_t next_tile;      /* the batch kernels' next tile to take (atomic) */
+    size_t next_part;      /* the batch kernels' next part to take (atomic) */
 } fwd_job;
 
 /* Σ code·q of weight row o against activation row n: the level's kernel.
@@ -573,7 +573,7 @@ __attribute__((target("avx2"))) static void emit_tile_avx2(const fwd_job *j, siz
 #define GEMM_TILE 64       /* eight panels */
 #define GEMM_KWHOLE 6144   /* activation bytes a row: four rows, 24 KiB, fit in L1 */
 #define GEMM_KCHUNK 4096
-__attribute__((target("avx2"))) static void gemm_panels(fwd_job *j, size_t p0, size_t p1)
+__attribute__((target("avx2"))) static void gemm_panels(fwd_job *j, size_t p0, size_t p1, size_t n0, size_t n1)
 {
     const bf_tmat *m = j->m;
     size_t r0 = p0 * PANEL_ROWS, r1 = p1 * PANEL_ROWS < m->rows ? p1 * PANEL_ROWS : m->rows;
@@ -586,10 +586,10 @@ __attribute__((target("avx2"))) static void gemm_panels(fwd_job *j, size_t p0, s
     size_t nchunk = m->kpad > GEMM_KWHOLE ? (m->kpad + GEMM_KCHUNK - 1) / GEMM_KCHUNK : 1;
     size_t kc = (nblk + nchunk - 1) / nchunk * B;
     for (size_t o0 = r0; o0 < r1; o0 += GEMM_TILE) {
-        size_t o1 = r1 - o0 < GEMM_TILE ? r1 : o0 + GEMM_TILE, n = 0;
+        size_t o1 = r1 - o0 < GEMM_TILE ? r1 : o0 + GEMM_TILE, n = n0;
         size_t npan = (o1 - o0 + PANEL_ROWS - 1) / PANEL_ROWS;
         const uint8_t *tile = m->panels + o0 / PANEL_ROWS * panel_bytes;
-        for (; n + GEMM_N <= j->N; n += GEMM_N) {
+        for (; n + GEMM_N <= n1; n += GEMM_N) {
             const int8_t *q = j->q + n * m->kpad;
             _Alignas(32) int32_t tot[GEMM_N][GEMM_TILE];
             for (size_t k0 = 0; k0 < m->kpad; k0 += kc) {
@@ -601,23 +601,48 @@ __attribute__((target("avx2"))) static void gemm_panels(fwd_job *j, size_t p0, s
             }
             for (size_t u = 0; u < GEMM_N; u++) emit_tile_avx2(j, n + u, o0, tot[u], o1 - o0);
         }
-        for (; n < j->N; n++)
+        for (; n < n1; n++)
             for (size_t o = o0; o < o1; o++) emit(j, n, o, row_dot(j, o, n) - j->qsum[n]);
     }
 }
 
-/* A thread's part of a batch: tiles taken one at a time from a shared
- * counter until none is left, so that a thread slowed by other work on its
- * core takes fewer.  Every output is made by one tile whichever thread runs
- * it: the same bits. */
-static void gemm_tiles(void *ctx, size_t t0, size_t t1, int th)
+/* A batch's parts, taken one at a time from a shared counter until none is
+ * left, so that a thread slowed by other work on its core takes fewer; every
+ * output is made by one part whichever thread runs it: the same bits.
+ *   - By rows: a part is a tile of GEMM_TILE weight rows against every
+ *     activation row; the activation rows are read again for every tile.
+ *   - By activation rows, when the matrix's panels fit in L2 (GEMM_SMALL)
+ *     and there are parts enough for every thread twice over: a part is
+ *     GEMM_NPART activation rows against every panel, which stay in cache
+ *     while each activation row is read once and its outputs are written
+ *     in order.  Training's products are of this kind: a batch of 2048
+ *     positions against a d 128 model's matrices (8-64 KiB of panels), where
+ *     reading the positions' 256 KiB of activations again for every tile
+ *     left the kernel at half its rate in cache (perf: the outputs' stores
+ *     and the activations' loads missing L1). */
+#define GEMM_SMALL (256u << 10)
+#define GEMM_NPART 64
+static size_t gemm_parts(const fwd_job *j, int *by_n)
+{
+    size_t npanel = (j->m->rows + PANEL_ROWS - 1) / PANEL_ROWS, nth = (size_t)bf_threads_get();
+    size_t nparts_n = (j->N + GEMM_NPART - 1) / GEMM_NPART;
+    *by_n = npanel * panel_bytes_of(j->m) <= GEMM_SMALL && nparts_n >= 2 * nth;
+    return *by_n ? nparts_n : (j->m->rows + GEMM_TILE - 1) / GEMM_TILE;
+}
+
+static void gemm_run_parts(void *ctx, size_t t0, size_t t1, int th)
 {
     fwd_job *j = ctx;
-    size_t npanel = (j->m->rows + PANEL_ROWS - 1) / PANEL_ROWS, tp = GEMM_TILE / PANEL_ROWS;
+    int by_n;
+    size_t nparts = gemm_parts(j, &by_n), npanel = (j->m->rows + PANEL_ROWS - 1) / PANEL_ROWS;
+    size_t tp = GEMM_TILE / PANEL_ROWS;
     for (;;) {
-        size_t t = __atomic_fetch_add(&j->next_tile, 1, __ATOMIC_RELAXED);
-        if (t * tp >= npanel) return;
-        gemm_panels(j, t * tp, (t + 1) * tp < npanel ? (t + 1) * tp : npanel);
+        size_t t = __atomic_fetch_add(&j->next_part, 1, __ATOMIC_RELAXED);
+        if (t >= nparts) return;
+        if (by_n)
+            gemm_panels(j, 0, npanel, t * GEMM_NPART, (t + 1) * GEMM_NPART < j->N ? (t + 1) * GEMM_NPART : j->N);
+        else
+            gemm_panels(j, t * tp, (t + 1) * tp < npanel ? (t + 1) * tp : npanel, 0, j->N);
     }
 }
 #endif
@@ -682,9 +707,10 @@ static int run_job(fwd_job *j)
     }
 #endif
 #ifdef BF_X86
-    if (j->N >= BATCH_MIN_N && j->lv >= BF_KERNEL_AVX2) {   /* the panel micro-kernels: a thread a tile at most */
-        size_t ntile = (m->rows + GEMM_TILE - 1) / GEMM_TILE, nth = (size_t)bf_threads_get();
-        bf_parallel(nth < ntile ? nth : ntile, 1, gemm_tiles, j);
+    if (j->N >= BATCH_MIN_N && j->lv >= BF_KERNEL_AVX2) {   /* the panel micro-kernels: a thread a part at most */
+        int by_n;
+        size_t nparts = gemm_parts(j, &by_n), nth = (size_t)bf_threads_get();
+        bf_parallel(nth < nparts ? nth : nparts, 1, gemm_run_parts, j);
         return 0;
     }
 #endif

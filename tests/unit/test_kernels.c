@@ -59,6 +59,7 @@ static int check(bf_dtype pack, size_t rows, size_t cols, size_t N, pattern pat,
     for (int lv = 0; lv < BF_KERNEL_NLEVELS; lv++) {
         if (!bf_kernel_level_supported((bf_kernel_level)lv)) continue;
         bf_kernel_level_set((bf_kernel_level)lv);
+        memset(got, 0x5a, N * rows * sizeof *got);   /* no level passes on what the one before it wrote */
         bf_tmat_dot_i32(&m, q, qsum, N, got);
         size_t wrong = 0;
         for (size_t k = 0; k < N * rows; k++) wrong += got[k] != want[k];
@@ -99,7 +100,9 @@ int main(void)
         size_t shapes[][3] = {{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {1, 129, 2}, {17, 161, 5}, {33, 300, 17},
                               {64, 128, 1}, {64, 160, 1}, {40, 1000, 20}, {1, 4097, 3},
                               /* rows the batch kernels take in chunks of K, odd rows, N % 4 left over */
-                              {9, 13001, 6}, {9, 13001, 17}};
+                              {9, 13001, 6}, {9, 13001, 17},
+                              /* batches long enough to be split by activation rows, N % 4 left over */
+                              {40, 300, 263}, {157, 200, 515}};
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             check(pk, shapes[s][0], shapes[s][1], shapes[s][2], RANDOM, 10 + s, "random");
         check(pk, 50, 777, 4, SPARSE, 99, "sparse");
@@ -200,8 +203,10 @@ int main(void)
      * (scale·acc)·(1/s) as the scalar one does, whether it writes an output
      * alone or eight in a vector (emit_tile_avx2); with a scale per row and
      * one per tensor, writing and accumulating */
-    static const size_t Ns[] = {1, 3, 11};   /* matrix-vector, and a batch: 2 groups of 4 and 3 rows past them */
-    for (int ni = 0; ni < 3; ni++)
+    /* matrix-vector; a batch split by rows: 2 groups of 4 and 3 rows past
+     * them; one split by activation rows (parts of 64), 3 rows past them */
+    static const size_t Ns[] = {1, 3, 11, 259};
+    for (int ni = 0; ni < 4; ni++)
     for (int per_row = 0; per_row < 2; per_row++)
         for (int accumulate = 0; accumulate < 2; accumulate++) {
             size_t rows = 157, cols = 300, N = Ns[ni];   /* 2 tiles and 29 rows: vectors of eight and 5 rows past them */
@@ -217,8 +222,8 @@ int main(void)
                 bf_tmat m;
                 bf_tmat_from_codes(&m, packs[pk], w, rows, cols, scale, per_row);
                 int8_t *q = malloc(N * m.kpad);
-                float inv_s[11];
-                int32_t qsum[11];
+                float inv_s[259];
+                int32_t qsum[259];
                 bf_quant_rows_i8(x, N, cols, m.kpad, q, inv_s, qsum, NULL);
                 for (int lv = 0; lv < BF_KERNEL_NLEVELS; lv++) {
                     if (!bf_kernel_level_supported((bf_kernel_level)lv)) continue;
