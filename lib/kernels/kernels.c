@@ -103,14 +103,27 @@ static void repack_row(bf_dtype pack, const int8_t *w, size_t cols, size_t kpad,
 #define PANEL_ROWS 8
 static size_t panel_bytes_of(const bf_tmat *m) { return m->kpad / 16 * 32; }
 
+/* Four weights' codes w + 1, a byte each, in one word: each byte plus one
+ * without a carry into the next (-1 = 0xff gives 0). */
+static inline uint32_t codes4(const int8_t *w)
+{
+    uint32_t x;
+    memcpy(&x, w, sizeof x);
+    return ((x & 0x7f7f7f7fu) + 0x01010101u) ^ (x & 0x80808080u);
+}
+
+/* A row's panel bytes, four at a time (a word's bytes stay apart: codes
+ * are at most 2, so shifted by 6 at most 128).  bf_tmat_set_row on
+ * 4096×4096 TQ2, best of five rounds in turn: 1.20 ns a weight without
+ * panels, 1.60 with them a byte at a time, 1.32 four at a time. */
 static void panel_row(const int8_t *w, size_t cols, size_t kpad, uint8_t *out)
 {
     size_t g = 0;
-    for (; 16 * (g + 1) <= cols; g++, out += 32)
-        for (size_t i = 0; i < 4; i++) {
-            const int8_t *c = w + 16 * g + i;
-            out[i] = (uint8_t)((c[0] + 1) | (c[4] + 1) << 2 | (c[8] + 1) << 4 | (c[12] + 1) << 6);
-        }
+    for (; 16 * (g + 1) <= cols; g++, out += 32) {
+        const int8_t *c = w + 16 * g;
+        uint32_t v = codes4(c) | codes4(c + 4) << 2 | codes4(c + 8) << 4 | codes4(c + 12) << 6;
+        memcpy(out, &v, sizeof v);
+    }
     for (; g < kpad / 16; g++, out += 32)
         for (size_t i = 0; i < 4; i++) {
             unsigned v = 0;
