@@ -412,7 +412,7 @@ static int32_t dot_u8_scalar(const uint8_t *c, const int8_t *q, size_t k)
  * 32 vpmaddubsw, 32 vpaddw, 16 vpbroadcastd from memory, 8 vpand and 6
  * vpsrlw, with 14 register moves and nothing on the stack.  Without the
  * empty asm in PANEL_STEP, or with one on the decoded planes only, the
- * same harness measured it 20-25 % slower. 
+ * same harness measured it 20-25 % slower.
  * tot[n·ldt + r] (+)= the sums of activation row n against row r of the
  * pair (0-7: pa, 8-15: pb). */
 #define GEMM_N 4   /* activation rows a micro-kernel */
