@@ -102,6 +102,7 @@ static void repack_row(bf_dtype pack, const int8_t *w, size_t cols, size_t kpad,
  * cols. */
 #define PANEL_ROWS 8
 static size_t panel_bytes_of(const bf_tmat *m) { return m->kpad / 16 * 32; }
+static size_t npanel_of(const bf_tmat *m) { return (m->rows + PANEL_ROWS - 1) / PANEL_ROWS; }
 
 /* Four weights' codes w + 1, a byte each, in one word: each byte plus one
  * without a carry into the next (-1 = 0xff gives 0). */
@@ -148,15 +149,14 @@ int bf_tmat_alloc(bf_tmat *m, bf_dtype pack, size_t rows, size_t cols, const flo
     m->row_bytes = m->kpad / B * 32;
     m->scale = scale;
     m->per_row = per_row;
-    size_t npanel = (rows + PANEL_ROWS - 1) / PANEL_ROWS;
     m->blocks = bf_aligned_alloc(rows * m->row_bytes + 64);
-    m->panels = bf_aligned_alloc(npanel * panel_bytes_of(m) + 64);
+    m->panels = bf_aligned_alloc(npanel_of(m) * panel_bytes_of(m) + 64);
     m->code_sum = calloc(rows ? rows : 1, sizeof *m->code_sum);
     if (!m->blocks || !m->panels || !m->code_sum) {
         bf_tmat_free(m);
         return -1;
     }
-    memset(m->panels, 0x55, npanel * panel_bytes_of(m));   /* code 1 everywhere: the padding rows' zero weights */
+    memset(m->panels, 0x55, npanel_of(m) * panel_bytes_of(m));   /* code 1 everywhere: the padding rows' zero weights */
     return 0;
 }
 
@@ -494,7 +494,9 @@ typedef struct {
     int accumulate;
     bf_kernel_level lv;
     int failed;            /* a thread could not get its scratch memory */
-    size_t next_part;      /* the batch kernels' next part to take (atomic) */
+    int by_n;              /* the batch kernels: parts of activation rows, not of weight rows */
+    size_t nparts;         /* ... how many parts */
+    size_t next_part;      /* ... the next part to take (atomic) */
 } fwd_job;
 
 /* Σ code·q of weight row o against activation row n: the level's kernel.
@@ -555,6 +557,16 @@ static void emit_run(const fwd_job *j, size_t n, size_t o0, const int32_t *d, si
 /* one output */
 static void emit(const fwd_job *j, size_t n, size_t o, int32_t d) { emit_run(j, n, o, &d, 1); }
 
+/* Activation row n against weight rows [o0, o1) (at most EMIT_RUN) through
+ * the matrix-vector kernel: a matrix-vector product's run, and a batch's
+ * last N % 4 rows against a tile. */
+static void row_dots(const fwd_job *j, size_t n, size_t o0, size_t o1)
+{
+    int32_t d[EMIT_RUN];
+    for (size_t o = o0; o < o1; o++) d[o - o0] = row_dot(j, o, n) - j->qsum[n];
+    emit_run(j, n, o0, d, o1 - o0);
+}
+
 #ifdef BF_X86
 /* The outputs o0 .. o0 + len - 1 of activation row n from a tile's int32
  * sums (qsum not yet taken off), eight to a vector: the same IEEE
@@ -564,26 +576,30 @@ __attribute__((target("avx2"))) static void emit_tile_avx2(const fwd_job *j, siz
     const bf_tmat *m = j->m;
     __m256i qs = _mm256_set1_epi32(j->qsum[n]);
     size_t t = 0;
-    for (; j->acc && t + 8 <= len; t += 8)
-        _mm256_storeu_si256((__m256i *)(j->acc + n * m->rows + o0 + t),
-                            _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(d + t)), qs));
-    __m256 is = _mm256_set1_ps(j->acc ? 0.0f : j->inv_s[n]);   /* dot_i32 has no inv_s */
-    for (; !j->acc && t + 8 <= len; t += 8) {
-        __m256 sc = !m->scale ? _mm256_set1_ps(1.0f) : m->per_row ? _mm256_loadu_ps(m->scale + o0 + t) : _mm256_set1_ps(m->scale[0]);
-        __m256i dv = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(d + t)), qs);
-        __m256 v = _mm256_mul_ps(_mm256_mul_ps(sc, _mm256_cvtepi32_ps(dv)), is);
-        float *y = j->y + n * m->rows + o0 + t;
-        _mm256_storeu_ps(y, j->accumulate ? _mm256_add_ps(_mm256_loadu_ps(y), v) : v);
+    if (j->acc) {
+        for (; t + 8 <= len; t += 8)
+            _mm256_storeu_si256((__m256i *)(j->acc + n * m->rows + o0 + t),
+                                _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(d + t)), qs));
+    } else {
+        __m256 is = _mm256_set1_ps(j->inv_s[n]);
+        for (; t + 8 <= len; t += 8) {
+            __m256 sc = !m->scale ? _mm256_set1_ps(1.0f) : m->per_row ? _mm256_loadu_ps(m->scale + o0 + t) : _mm256_set1_ps(m->scale[0]);
+            __m256i dv = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(d + t)), qs);
+            __m256 v = _mm256_mul_ps(_mm256_mul_ps(sc, _mm256_cvtepi32_ps(dv)), is);
+            float *y = j->y + n * m->rows + o0 + t;
+            _mm256_storeu_ps(y, j->accumulate ? _mm256_add_ps(_mm256_loadu_ps(y), v) : v);
+        }
     }
     for (; t < len; t++) emit(j, n, o0 + t, d[t] - j->qsum[n]);
 }
 
-/* A batch on the panels: panels [p0, p1) in tiles of GEMM_TILE rows (their
- * panels stay in L2); in a tile, each group of four activation rows meets
- * every pair of panels (an odd last panel paired with itself, its second
- * sums not used); the last N % 4 activation rows go through the
- * matrix-vector kernel. */
+/* A batch on the panels: panels [p0, p1) against activation rows [n0, n1),
+ * in tiles of GEMM_TILE rows (their panels stay in L2); in a tile, each
+ * group of four activation rows meets every pair of panels (an odd last
+ * panel paired with itself, its second sums not used); the activation rows
+ * past the last group of four go through the matrix-vector kernel. */
 #define GEMM_TILE 64       /* eight panels */
+_Static_assert(GEMM_TILE <= EMIT_RUN, "a tile's rows go through row_dots in one run");
 #define GEMM_KWHOLE 6144   /* activation bytes a row: four rows, 24 KiB, fit in L1 */
 #define GEMM_KCHUNK 4096
 __attribute__((target("avx2"))) static void gemm_panels(fwd_job *j, size_t p0, size_t p1, size_t n0, size_t n1)
@@ -614,8 +630,7 @@ __attribute__((target("avx2"))) static void gemm_panels(fwd_job *j, size_t p0, s
             }
             for (size_t u = 0; u < GEMM_N; u++) emit_tile_avx2(j, n + u, o0, tot[u], o1 - o0);
         }
-        for (; n < n1; n++)
-            for (size_t o = o0; o < o1; o++) emit(j, n, o, row_dot(j, o, n) - j->qsum[n]);
+        for (; n < n1; n++) row_dots(j, n, o0, o1);
     }
 }
 
@@ -635,24 +650,22 @@ __attribute__((target("avx2"))) static void gemm_panels(fwd_job *j, size_t p0, s
  *     and the activations' loads missing L1). */
 #define GEMM_SMALL (256u << 10)
 #define GEMM_NPART 64
-static size_t gemm_parts(const fwd_job *j, int *by_n)
+static void gemm_split(fwd_job *j, size_t nth)
 {
-    size_t npanel = (j->m->rows + PANEL_ROWS - 1) / PANEL_ROWS, nth = (size_t)bf_threads_get();
     size_t nparts_n = (j->N + GEMM_NPART - 1) / GEMM_NPART;
-    *by_n = npanel * panel_bytes_of(j->m) <= GEMM_SMALL && nparts_n >= 2 * nth;
-    return *by_n ? nparts_n : (j->m->rows + GEMM_TILE - 1) / GEMM_TILE;
+    j->by_n = npanel_of(j->m) * panel_bytes_of(j->m) <= GEMM_SMALL && nparts_n >= 2 * nth;
+    j->nparts = j->by_n ? nparts_n : (j->m->rows + GEMM_TILE - 1) / GEMM_TILE;
+    j->next_part = 0;
 }
 
 static void gemm_run_parts(void *ctx, size_t t0, size_t t1, int th)
 {
     fwd_job *j = ctx;
-    int by_n;
-    size_t nparts = gemm_parts(j, &by_n), npanel = (j->m->rows + PANEL_ROWS - 1) / PANEL_ROWS;
-    size_t tp = GEMM_TILE / PANEL_ROWS;
+    size_t npanel = npanel_of(j->m), tp = GEMM_TILE / PANEL_ROWS;
     for (;;) {
         size_t t = __atomic_fetch_add(&j->next_part, 1, __ATOMIC_RELAXED);
-        if (t >= nparts) return;
-        if (by_n)
+        if (t >= j->nparts) return;
+        if (j->by_n)
             gemm_panels(j, 0, npanel, t * GEMM_NPART, (t + 1) * GEMM_NPART < j->N ? (t + 1) * GEMM_NPART : j->N);
         else
             gemm_panels(j, t * tp, (t + 1) * tp < npanel ? (t + 1) * tp : npanel, 0, j->N);
@@ -665,14 +678,8 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     fwd_job *j = ctx;
     const bf_tmat *m = j->m;
     if (j->N < BATCH_MIN_N) {   /* matrix-vector: straight from the packed blocks, EMIT_RUN rows a run */
-        int32_t d[EMIT_RUN];
-        for (size_t o0 = r0; o0 < r1; o0 += EMIT_RUN) {
-            size_t len = r1 - o0 < EMIT_RUN ? r1 - o0 : EMIT_RUN;
-            for (size_t n = 0; n < j->N; n++) {
-                for (size_t t = 0; t < len; t++) d[t] = row_dot(j, o0 + t, n) - j->qsum[n];
-                emit_run(j, n, o0, d, len);
-            }
-        }
+        for (size_t o0 = r0; o0 < r1; o0 += EMIT_RUN)
+            for (size_t n = 0; n < j->N; n++) row_dots(j, n, o0, r1 - o0 < EMIT_RUN ? r1 : o0 + EMIT_RUN);
         return;
     }
     /* the scalar level: a tile of rows unpacked once, then each activation row */
@@ -718,12 +725,10 @@ static int run_job(fwd_job *j)
             j->qlay = lay;
         }
     }
-#endif
-#ifdef BF_X86
     if (j->N >= BATCH_MIN_N && j->lv >= BF_KERNEL_AVX2) {   /* the panel micro-kernels: a thread a part at most */
-        int by_n;
-        size_t nparts = gemm_parts(j, &by_n), nth = (size_t)bf_threads_get();
-        bf_parallel(nth < nparts ? nth : nparts, 1, gemm_run_parts, j);
+        size_t nth = (size_t)bf_threads_get();
+        gemm_split(j, nth);
+        bf_parallel(nth < j->nparts ? nth : j->nparts, 1, gemm_run_parts, j);
         return 0;
     }
 #endif
