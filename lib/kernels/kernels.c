@@ -226,14 +226,6 @@ static int32_t row_dot_scalar(bf_dtype pack, const uint8_t *blk, const int8_t *q
 /* ------------------------------------------------------------------ AVX2 */
 
 #ifdef BF_X86
-__attribute__((target("avx2"))) static inline int32_t hsum_epi32(__m256i v)
-{
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* TQ2: per block, 4 vectors of 32 codes in {0,1,2} against 32 int8 each
  * (plane s in bits 2s and 2s+1 of each byte).  Planes 0 and 2 are masked
  * with 3 after shifts of 0 and 4; planes 1 and 3 are masked in place with
@@ -292,30 +284,6 @@ __attribute__((target("avx2"))) static inline __m256i row_lanes_tq2_avx2(const u
     return _mm256_add_epi32(a1, _mm256_srai_epi32(a4, 2));
 }
 
-/* Rows [0, nr) of a run, nr ≤ 8 (row r's blocks at blk + r·row_bytes),
- * against one activation row: out[r] = Σ code·q.  The rows are read one
- * after another, one stream for the prefetcher, and their eight lane
- * vectors meet in one transposing sum (three rounds of hadd and a swap of
- * halves) where each row had paid a horizontal sum and a call of its own:
- * a row of 1024 weights is eight blocks, 64 multiply-adds a lane.
- * (Four rows a block at a time, their activations loaded once, ran 20 %
- * faster in L2 but half as fast from memory: four streams.)  Measured with
- * `bench/out/ternary gemv`, three rounds in turn: 1024×1024 in cache, one
- * thread, 40-65 → 70-74 G weights/s; 4096×1024, two threads, 67-69 →
- * 71-82.  Decoding (`bf-eval --incremental`, d 1024, ten rounds in turn):
- * 0.970 → 0.897 s, median. */
-__attribute__((target("avx2"))) static void rows8_dot_tq2_avx2(const uint8_t *blk, size_t row_bytes, size_t nr,
-                                                              const int8_t *q, size_t nblk, int32_t out[8])
-{
-    __m256i a[8];
-    for (size_t r = 0; r < 8; r++) a[r] = r < nr ? row_lanes_tq2_avx2(blk + r * row_bytes, q, nblk) : _mm256_setzero_si256();
-    /* within each half: u0 = rows 0-3's partial sums, u1 = rows 4-7's */
-    __m256i u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
-    __m256i u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
-    __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
-    _mm256_storeu_si256((__m256i *)out, t);
-}
-
 /* The TQ1 row kernel meets its activations biased to unsigned bytes,
  * u = q + 128 (q ^ 0x80, laid out by run_job), so that maddubs can take
  * them with signed digits, and decodes with signed compares: two
@@ -359,8 +327,9 @@ __attribute__((target("avx2"))) static inline __m256i tq1u_block(__m256i p, cons
     return p;
 }
 
-/* Σ u·(-code) over a row's blocks (see above). */
-__attribute__((target("avx2"))) static int32_t row_dot_tq1u_avx2(const uint8_t *blk, const uint8_t *u, size_t nblk)
+/* Σ u·(-code) over a row's blocks (see above), in int32 lanes before their
+ * horizontal sum. */
+__attribute__((target("avx2"))) static inline __m256i row_lanes_tq1u_avx2(const uint8_t *blk, const uint8_t *u, size_t nblk)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i t1 = _mm256_set1_epi8(-43), t2 = _mm256_set1_epi8(42);
@@ -377,7 +346,38 @@ __attribute__((target("avx2"))) static int32_t row_dot_tq1u_avx2(const uint8_t *
     }
     for (; b < nblk; b++, blk += 32, u += 160)
         acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(tq1u_block(_mm256_setzero_si256(), blk, u, t1, t2), ones));
-    return hsum_epi32(_mm256_add_epi32(acc0, acc1));
+    return _mm256_add_epi32(acc0, acc1);
+}
+
+/* Rows o … o + nr − 1 of m, nr ≤ 8, against one activation row (act: q
+ * for TQ2, the biased u for TQ1): out[r] = Σ code·q (TQ2) or Σ u·(-code)
+ * (TQ1, row_lanes_tq1u_avx2).  The rows are read one
+ * after another, one stream for the prefetcher, and their eight lane
+ * vectors meet in one transposing sum (three rounds of hadd and a swap of
+ * halves) where each row had paid a horizontal sum and a call of its own:
+ * a row of 1024 weights is eight blocks, 64 multiply-adds a lane.
+ * (Four rows a block at a time, their activations loaded once, ran 20 %
+ * faster in L2 but half as fast from memory: four streams.)  Measured with
+ * `bench/out/ternary gemv`, three rounds in turn: 1024×1024 in cache, one
+ * thread, 40-65 → 70-74 G weights/s; 4096×1024, two threads, 67-69 →
+ * 71-82.  Decoding (`bf-eval --incremental`, d 1024, ten rounds in turn):
+ * 0.970 → 0.897 s, median.  TQ1 rows, which went one a call before, the
+ * same: 1024×1024 in cache, one thread, 25.1-30.9 → 29.4-33.6. */
+__attribute__((target("avx2"))) static void rows8_dot_avx2(const bf_tmat *m, size_t o, size_t nr, const void *act,
+                                                          int32_t out[8])
+{
+    size_t nblk = m->kpad / block_of(m->pack);
+    __m256i a[8];
+    for (size_t r = 0; r < 8; r++) {
+        if (r >= nr) { a[r] = _mm256_setzero_si256(); continue; }
+        const uint8_t *blk = m->blocks + (o + r) * m->row_bytes;
+        a[r] = m->pack == BF_TQ2 ? row_lanes_tq2_avx2(blk, act, nblk) : row_lanes_tq1u_avx2(blk, act, nblk);
+    }
+    /* within each half: u0 = rows 0-3's partial sums, u1 = rows 4-7's */
+    __m256i u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+    __m256i u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
+    __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+    _mm256_storeu_si256((__m256i *)out, t);
 }
 
 /* The biased layout of one activation row (kpad bytes): u = q ^ 0x80. */
@@ -551,8 +551,6 @@ static int32_t row_dot(const fwd_job *j, size_t o, size_t n)
     case BF_KERNEL_AVX512VNNI:
         return tq2 ? bf_row_dot_tq2_avx512vnni(blk, lay, nblk) : bf_row_dot_tq1_avx512vnni(blk, lay, nblk);
     case BF_KERNEL_AVX512: return tq2 ? bf_row_dot_tq2_avx512(blk, lay, nblk) : bf_row_dot_tq1_avx512(blk, lay, nblk);
-    case BF_KERNEL_AVX2:   /* TQ1 (row_dots takes TQ2 eight rows at a time) */
-        return -row_dot_tq1u_avx2(blk, lay, nblk) - 128 * m->code_sum[o];
     default: break;
     }
 #endif
@@ -601,14 +599,17 @@ static void row_dots(const fwd_job *j, size_t n, size_t o0, size_t o1)
     const bf_tmat *m = j->m;
     int32_t d[EMIT_RUN];
 #ifdef BF_X86
-    if (j->lv == BF_KERNEL_AVX2 && m->pack == BF_TQ2)
+    if (j->lv == BF_KERNEL_AVX2) {   /* eight rows a call; TQ1's sums come back as Σ u·(-code) */
+        const void *act = m->pack == BF_TQ2 ? (const void *)(j->q + n * m->kpad)
+                                            : (const void *)((const int8_t *)j->qlay + (n - j->nlay) * m->kpad);
         for (size_t o = o0; o < o1; o += 8) {
             int32_t d8[8];
             size_t nr = o1 - o < 8 ? o1 - o : 8;
-            rows8_dot_tq2_avx2(m->blocks + o * m->row_bytes, m->row_bytes, nr, j->q + n * m->kpad, m->kpad / block_of(m->pack), d8);
-            memcpy(d + (o - o0), d8, nr * sizeof *d);
+            rows8_dot_avx2(m, o, nr, act, d8);
+            for (size_t r = 0; r < nr; r++)
+                d[o - o0 + r] = m->pack == BF_TQ2 ? d8[r] : -d8[r] - 128 * m->code_sum[o + r];
         }
-    else
+    } else
 #endif
         for (size_t o = o0; o < o1; o++) d[o - o0] = row_dot(j, o, n);
     for (size_t o = o0; o < o1; o++) d[o - o0] -= j->qsum[n];
@@ -748,7 +749,7 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
  * meet, all of a matrix-vector product's and a batch's last N % 4 (the
  * others go through the micro-kernels), are laid out for them first, at most
  * 3·kpad bytes: in pairs at the AVX-512 levels (kernels_avx512.h), biased
- * to unsigned for TQ1 at AVX2 (row_dot_tq1u_avx2).  TQ2 at AVX2 reads q as
+ * to unsigned for TQ1 at AVX2 (row_lanes_tq1u_avx2).  TQ2 at AVX2 reads q as
  * it is. */
 static int run_job(fwd_job *j)
 {
