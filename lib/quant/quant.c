@@ -166,10 +166,17 @@ static inline __attribute__((always_inline)) float quant_row_i8(const float *a, 
 #endif
 
 /* A row's codes back in float, x_q = q/s: divided by s, not multiplied by
- * 1/s, the rounding the model's numbers were measured with. */
-static inline __attribute__((always_inline)) void float_row(const int8_t *q, size_t d, float s, float *o)
+ * 1/s, the rounding the model's numbers were measured with.  Eight at a
+ * time, with q and o apart (an int8_t may alias anything), so that the
+ * compiler makes vectors of it; a division is exactly rounded either way.
+ * One at a time, the divisions had taken 4.5 % of a ternary grok training
+ * step (perf). */
+static inline __attribute__((always_inline)) void float_row(const int8_t *restrict q, size_t d, float s, float *restrict o)
 {
-    for (size_t c = 0; c < d; c++) o[c] = (float)q[c] / s;
+    size_t c = 0;
+    for (; c + 8 <= d; c += 8)
+        for (int k = 0; k < 8; k++) o[c + k] = (float)q[c + k] / s;
+    for (; c < d; c++) o[c] = (float)q[c] / s;
 }
 
 typedef struct {

@@ -52,6 +52,8 @@ int main(void)
     static const struct { size_t B, T, H, hd, pos0, kT; int full; } cases[] = {
         {2, 16, 4, 16, 0, 16, 1}, {2, 16, 4, 16, 0, 16, 0}, {3, 5, 2, 4, 0, 5, 1},  {1, 33, 3, 12, 0, 33, 0},
         {2, 9, 2, 8, 0, 9, 1},    {1, 1, 2, 16, 0, 1, 0},   {2, 1, 2, 12, 20, 24, 0}, {1, 3, 4, 6, 7, 12, 0},
+        /* decoding's heads, in the cached loops (T ≤ 4) and past them (sgemm) */
+        {1, 1, 4, 64, 50, 64, 0}, {2, 4, 2, 32, 13, 20, 0}, {1, 5, 2, 64, 30, 40, 0},
     };
     bf_rng r;
     bf_rng_seed(&r, 5);
