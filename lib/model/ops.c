@@ -200,6 +200,17 @@ CLONES static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
 
 /* the weights' gradients, columns [c0, c1) over every row in row order (the
  * same sums whichever thread takes a column) */
+/* dw[c] += dy[c]·(x[c] − mu)·rstd over n columns, eight at a time (one at a
+ * time it had been 1 % of an lm training step, perf) */
+static inline __attribute__((always_inline)) void norm_dw_run(float *restrict dw, const float *restrict dy,
+                                                              const float *restrict x, float mu, float rstd, size_t n)
+{
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (size_t k = c; k < c + 8; k++) dw[k] += dy[k] * (x[k] - mu) * rstd;
+    for (; c < n; c++) dw[c] += dy[c] * (x[c] - mu) * rstd;
+}
+
 CLONES static void norm_bwd_cols(void *ctx, size_t c0, size_t c1, int th)
 {
     normb_job *j = ctx;
@@ -207,9 +218,8 @@ CLONES static void norm_bwd_cols(void *ctx, size_t c0, size_t c1, int th)
     for (size_t r = 0; r < j->N; r++) {
         const float *xr = j->x + r * D, *dyr = j->dy + r * D;
         float mu = j->mean ? j->mean[r] : 0.0f, rstd = j->rstd[r];
-        for (size_t c = c0; c < c1; c++) j->dw[c] += dyr[c] * (xr[c] - mu) * rstd;
-        if (j->db)
-            for (size_t c = c0; c < c1; c++) j->db[c] += dyr[c];
+        norm_dw_run(j->dw + c0, dyr + c0, xr + c0, mu, rstd, c1 - c0);
+        if (j->db) axpy_f32(j->db + c0, 1.0f, dyr + c0, c1 - c0);
     }
 }
 
