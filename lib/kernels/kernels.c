@@ -613,17 +613,20 @@ static void row_dots(const fwd_job *j, size_t n, size_t o0, size_t o1)
     const bf_tmat *m = j->m;
     int32_t d[EMIT_RUN];
 #ifdef BF_X86
-    if (j->lv == BF_KERNEL_AVX2) {   /* eight rows a call; TQ1's sums come back as Σ u·(-code) */
-        int tq2 = m->pack == BF_TQ2;
-        const int8_t *q = j->q + n * m->kpad;
-        const uint8_t *u = tq2 ? NULL : (const uint8_t *)j->qlay + (n - j->nlay) * m->kpad;
+    if (j->lv == BF_KERNEL_AVX2 && m->pack == BF_TQ2) {   /* eight rows a call */
         for (size_t o = o0; o < o1; o += 8) {
             int32_t d8[8];
             size_t nr = o1 - o < 8 ? o1 - o : 8;
-            if (tq2) rows8_dot_tq2_avx2(m, o, nr, q, d8);
-            else rows8_dot_tq1u_avx2(m, o, nr, u, d8);
-            for (size_t r = 0; r < nr; r++)
-                d[o - o0 + r] = tq2 ? d8[r] : -d8[r] - 128 * m->code_sum[o + r];
+            rows8_dot_tq2_avx2(m, o, nr, j->q + n * m->kpad, d8);
+            memcpy(d + (o - o0), d8, nr * sizeof *d);
+        }
+    } else if (j->lv == BF_KERNEL_AVX2) {   /* TQ1: the sums come back as Σ u·(-code) */
+        const uint8_t *u = (const uint8_t *)j->qlay + (n - j->nlay) * m->kpad;
+        for (size_t o = o0; o < o1; o += 8) {
+            int32_t d8[8];
+            size_t nr = o1 - o < 8 ? o1 - o : 8;
+            rows8_dot_tq1u_avx2(m, o, nr, u, d8);
+            for (size_t r = 0; r < nr; r++) d[o - o0 + r] = -d8[r] - 128 * m->code_sum[o + r];
         }
     } else
 #endif
