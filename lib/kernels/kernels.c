@@ -260,8 +260,9 @@ __attribute__((target("avx2"))) static inline void tq2_block(__m256i *p1, __m256
 #define ROW_AHEAD 2048
 /* One row's int32 lanes, before their horizontal sum (p4's lanes each a
  * multiple of 4, shifted down in place). */
-__attribute__((target("avx2"))) static inline __m256i row_lanes_tq2_avx2(const uint8_t *blk, const int8_t *q, size_t nblk)
+__attribute__((target("avx2"))) static inline __m256i row_lanes_tq2_avx2(const uint8_t *blk, const void *act, size_t nblk)
 {
+    const int8_t *q = act;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i a1 = _mm256_setzero_si256(), a4 = a1;
     size_t b = 0;
@@ -329,8 +330,9 @@ __attribute__((target("avx2"))) static inline __m256i tq1u_block(__m256i p, cons
 
 /* Σ u·(-code) over a row's blocks (see above), in int32 lanes before their
  * horizontal sum. */
-__attribute__((target("avx2"))) static inline __m256i row_lanes_tq1u_avx2(const uint8_t *blk, const uint8_t *u, size_t nblk)
+__attribute__((target("avx2"))) static inline __m256i row_lanes_tq1u_avx2(const uint8_t *blk, const void *act, size_t nblk)
 {
+    const uint8_t *u = act;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i t1 = _mm256_set1_epi8(-43), t2 = _mm256_set1_epi8(42);
     __asm__("" : "+x"(t1), "+x"(t2));
@@ -372,26 +374,31 @@ __attribute__((target("avx2"))) static inline void sum_lanes8(const __m256i a[8]
     _mm256_storeu_si256((__m256i *)out, t);
 }
 
-/* TQ2 and TQ1 in functions of their own: in one, gcc 12 unrolled TQ2's
- * loop less, and decoding went 0.947 → 1.060 s (median of eight). */
-__attribute__((target("avx2"))) static void rows8_dot_tq2_avx2(const bf_tmat *m, size_t o, size_t nr, const int8_t *q,
-                                                              int32_t out[8])
+/* The eight rows' lanes through `lanes` (one packing's row kernel), then
+ * their sums; inlined into one function for each packing: in one function
+ * for both, gcc 12 unrolled TQ2's loop less, and decoding went 0.947 →
+ * 1.060 s (median of eight). */
+__attribute__((target("avx2"))) static inline __attribute__((always_inline)) void
+rows8_dot(const bf_tmat *m, size_t o, size_t nr, const void *act, __m256i (*lanes)(const uint8_t *, const void *, size_t),
+          int32_t out[8])
 {
     size_t nblk = m->kpad / block_of(m->pack);
     __m256i a[8];
     for (size_t r = 0; r < 8; r++)
-        a[r] = r < nr ? row_lanes_tq2_avx2(m->blocks + (o + r) * m->row_bytes, q, nblk) : _mm256_setzero_si256();
+        a[r] = r < nr ? lanes(m->blocks + (o + r) * m->row_bytes, act, nblk) : _mm256_setzero_si256();
     sum_lanes8(a, out);
+}
+
+__attribute__((target("avx2"))) static void rows8_dot_tq2_avx2(const bf_tmat *m, size_t o, size_t nr, const int8_t *q,
+                                                              int32_t out[8])
+{
+    rows8_dot(m, o, nr, q, row_lanes_tq2_avx2, out);
 }
 
 __attribute__((target("avx2"))) static void rows8_dot_tq1u_avx2(const bf_tmat *m, size_t o, size_t nr, const uint8_t *u,
                                                                int32_t out[8])
 {
-    size_t nblk = m->kpad / block_of(m->pack);
-    __m256i a[8];
-    for (size_t r = 0; r < 8; r++)
-        a[r] = r < nr ? row_lanes_tq1u_avx2(m->blocks + (o + r) * m->row_bytes, u, nblk) : _mm256_setzero_si256();
-    sum_lanes8(a, out);
+    rows8_dot(m, o, nr, u, row_lanes_tq1u_avx2, out);
 }
 
 /* The biased layout of one activation row (kpad bytes): u = q ^ 0x80. */
