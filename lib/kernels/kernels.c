@@ -351,10 +351,21 @@ __attribute__((target("avx2"))) static inline __m256i row_lanes_tq1u_avx2(const 
     return _mm256_add_epi32(acc0, acc1);
 }
 
+/* The eight lane vectors' totals, in order, into out[0 … 7]: within each
+ * half, u0 holds rows 0-3's partial sums and u1 rows 4-7's. */
+__attribute__((target("avx2"))) static inline void sum_lanes8(const __m256i a[8], int32_t out[8])
+{
+    __m256i u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+    __m256i u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
+    __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+    _mm256_storeu_si256((__m256i *)out, t);
+}
+
 /* Rows o … o + nr − 1 of m, nr ≤ 8, against one activation row (q for
  * TQ2, the biased u for TQ1): out[r] = Σ code·q (TQ2) or Σ u·(-code) (TQ1,
- * row_lanes_tq1u_avx2).  The rows are read one after another, one stream for the prefetcher, and their eight lane
- * vectors meet in one transposing sum (three rounds of hadd and a swap of
+ * row_lanes_tq1u_avx2), the lanes through `lanes`, one packing's row
+ * kernel.  The rows are read one after another, one stream for the
+ * prefetcher, and their eight lane vectors meet in one transposing sum (three rounds of hadd and a swap of
  * halves) where each row had paid a horizontal sum and a call of its own:
  * a row of 1024 weights is eight blocks, 64 multiply-adds a lane.
  * (Four rows a block at a time, their activations loaded once, ran 20 %
@@ -364,20 +375,9 @@ __attribute__((target("avx2"))) static inline __m256i row_lanes_tq1u_avx2(const 
  * 71-82.  Decoding (`bf-eval --incremental`, d 1024, ten rounds in turn):
  * 0.970 → 0.897 s, median.  TQ1 rows, which went one a call before, the
  * same: 1024×1024 in cache, one thread, 25.1-30.9 → 29.4-33.6.
- * sum_lanes8: the eight lane vectors' totals, in order, into out[0 … 7];
- * within each half, u0 holds rows 0-3's partial sums and u1 rows 4-7's. */
-__attribute__((target("avx2"))) static inline void sum_lanes8(const __m256i a[8], int32_t out[8])
-{
-    __m256i u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
-    __m256i u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
-    __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
-    _mm256_storeu_si256((__m256i *)out, t);
-}
-
-/* The eight rows' lanes through `lanes` (one packing's row kernel), then
- * their sums; inlined into one function for each packing: in one function
- * for both, gcc 12 unrolled TQ2's loop less, and decoding went 0.947 →
- * 1.060 s (median of eight). */
+ * Inlined into one function for each packing: in one function for both,
+ * gcc 12 unrolled TQ2's loop less, and decoding went 0.947 → 1.060 s
+ * (median of eight). */
 __attribute__((target("avx2"))) static inline __attribute__((always_inline)) void
 rows8_dot(const bf_tmat *m, size_t o, size_t nr, const void *act, __m256i (*lanes)(const uint8_t *, const void *, size_t),
           int32_t out[8])

@@ -198,8 +198,6 @@ CLONES static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
     }
 }
 
-/* the weights' gradients, columns [c0, c1) over every row in row order (the
- * same sums whichever thread takes a column) */
 /* dw[c] += dy[c]·(x[c] − mu)·rstd over n columns, eight at a time (one at a
  * time it had been 1 % of an lm training step, perf) */
 static inline __attribute__((always_inline)) void norm_dw_run(float *restrict dw, const float *restrict dy,
@@ -207,9 +205,12 @@ static inline __attribute__((always_inline)) void norm_dw_run(float *restrict dw
 {
     size_t c = 0;
     for (; c + 8 <= n; c += 8)
-        for (size_t k = c; k < c + 8; k++) dw[k] += dy[k] * (x[k] - mu) * rstd;
+        for (int k = 0; k < 8; k++) dw[c + k] += dy[c + k] * (x[c + k] - mu) * rstd;
     for (; c < n; c++) dw[c] += dy[c] * (x[c] - mu) * rstd;
 }
+
+/* the weights' gradients, columns [c0, c1) over every row in row order (the
+ * same sums whichever thread takes a column) */
 
 CLONES static void norm_bwd_cols(void *ctx, size_t c0, size_t c1, int th)
 {
@@ -302,41 +303,46 @@ CLONES static float softmax_row(float *s, size_t n, size_t ld)
     return mx;
 }
 
-/* A task with at most this many queries (decoding's one a token) makes its
- * products in loops of its own: sgemm would first copy q, k and v into its
+/* A cached forward's task with at most this many queries (decoding's one a
+ * token) makes its products in loops of its own (scores_loops,
+ * outputs_loops): sgemm would first copy q, k and v into its
  * packed panels, and for one query that copy costs more than the product.
  * Decoding (bf-eval --incremental, d 1024, 8 layers, perf): the attention's
  * sgemm calls with their packing had taken 6.1 % of the samples, the loops
  * take 3.9 %. */
 #define ATTN_LOOP_T 4
 
-/* One task's scores and outputs for T ≤ ATTN_LOOP_T queries, as
- * attn_fwd_tasks makes them with sgemm: query t sees keys 0 … n_t − 1
- * (nk for all with full attention), S [T, ld] its scaled logits (the
- * lanes past them −∞, so that softmax_row's whole vectors give zero), and
- * out[t] = Σ_s P[t, s]·v[s] in key order.  Returns the task's largest
- * scaled logit. */
-CLONES static float attn_task_loops(const bf_op_attn *j, const float *q, const float *k, const float *v, float *out,
-                                    float *S, size_t nk, size_t ld, float scale)
+/* The keys query t of a task sees: 0 … keys_seen − 1 (all nk of its row
+ * with full attention). */
+static inline size_t keys_seen(const bf_op_attn *j, size_t nk, size_t t) { return j->full ? nk : j->pos0 + t + 1; }
+
+/* A few queries' scaled logits S [T, ld], each over the keys it sees (the
+ * lanes past them −∞, so that softmax_row's whole vectors give zero). */
+CLONES static void scores_loops(const bf_op_attn *j, const float *q, const float *k, float *S, size_t nk, size_t ld,
+                                float scale)
 {
-    size_t T = j->T, D = j->D, hd = j->hd;
-    float tmax = -INFINITY;
-    for (size_t t = 0; t < T; t++) {
-        size_t n = j->full ? nk : j->pos0 + t + 1;
-        float *s = S + t * ld, *o = out + t * D;
-        for (size_t c = 0; c < n; c++) s[c] = scale * dot_f32(q + t * D, k + c * D, hd);
+    for (size_t t = 0; t < j->T; t++) {
+        size_t n = keys_seen(j, nk, t);
+        float *s = S + t * ld;
+        for (size_t c = 0; c < n; c++) s[c] = scale * dot_f32(q + t * j->D, k + c * j->D, j->hd);
         for (size_t c = n; c < ld; c++) s[c] = -INFINITY;
-        float mx = softmax_row(s, n, ld);
-        if (mx > tmax) tmax = mx;
-        for (size_t i = 0; i < hd; i++) o[i] = 0.0f;
-        for (size_t c = 0; c < n; c++) axpy_f32(o, s[c], v + c * D, hd);
     }
-    return tmax;
+}
+
+/* out[t] = Σ_s P[t, s]·v[s] over the keys query t sees, in key order */
+CLONES static void outputs_loops(const bf_op_attn *j, const float *P, const float *v, float *out, size_t nk, size_t ld)
+{
+    for (size_t t = 0; t < j->T; t++) {
+        float *o = out + t * j->D;
+        size_t n = keys_seen(j, nk, t);
+        for (size_t i = 0; i < j->hd; i++) o[i] = 0.0f;
+        for (size_t c = 0; c < n; c++) axpy_f32(o, P[t * ld + c], v + c * j->D, j->hd);
+    }
 }
 
 /* One (batch, head) pair a task, its products through one-thread sgemm
- * calls (the task owns them, so the bits do not depend on the thread
- * count): S = q·kᵀ/√hd over every key of the task [T, nk]; each row's
+ * calls or, for a cached forward's few queries, loops (the task owns them,
+ * so the bits do not depend on the thread count): S = q·kᵀ/√hd over every key of the task [T, nk]; each row's
  * softmax over the keys its query sees (all of the row with full
  * attention, 0 … pos0 + t causal), zero past them; out = P·v.  The masked
  * part of the products is computed and multiplied by zero: at a row of 128
@@ -349,23 +355,21 @@ static void attn_fwd_tasks(void *ctx, size_t t0, size_t t1, int th)
     size_t ld = (nk + 7) & ~(size_t)7;
     float scale = 1.0f / sqrtf((float)hd);
     float *S = bf_xmalloc(T * ld * sizeof *S);
+    int loops = T <= ATTN_LOOP_T && !j->att;   /* a cached forward's few queries */
     for (size_t task = t0; task < t1; task++) {
         size_t b = task / j->H, h = task % j->H;
         const float *q = j->q + b * T * D + h * hd, *k = j->k + b * kT * D + h * hd, *v = j->v + b * kT * D + h * hd;
-        if (T <= ATTN_LOOP_T && !j->att) {
-            float tmax = attn_task_loops(j, q, k, v, j->out + b * T * D + h * hd, S, nk, ld, scale);
-            if (j->task_max) j->task_max[task] = tmax;
-            continue;
-        }
-        bf_sgemm_serial(0, 1, T, nk, hd, scale, q, D, k, D, 0.0f, S, ld);
+        float *out = j->out + b * T * D + h * hd;
+        if (loops) scores_loops(j, q, k, S, nk, ld, scale);
+        else bf_sgemm_serial(0, 1, T, nk, hd, scale, q, D, k, D, 0.0f, S, ld);
         float tmax = -INFINITY;
         for (size_t t = 0; t < T; t++) {
-            size_t n = j->full ? T : j->pos0 + t + 1;   /* keys 0 … n−1 */
-            float mx = softmax_row(S + t * ld, n, ld);
+            float mx = softmax_row(S + t * ld, keys_seen(j, nk, t), ld);
             if (mx > tmax) tmax = mx;
             if (j->att) memcpy(j->att + (task * T + t) * T, S + t * ld, T * sizeof *S);   /* no cache: nk = T */
         }
-        bf_sgemm_serial(0, 0, T, hd, nk, 1.0f, S, ld, v, D, 0.0f, j->out + b * T * D + h * hd, D);
+        if (loops) outputs_loops(j, S, v, out, nk, ld);
+        else bf_sgemm_serial(0, 0, T, hd, nk, 1.0f, S, ld, v, D, 0.0f, out, D);
         if (j->task_max) j->task_max[task] = tmax;
     }
     free(S);
