@@ -106,6 +106,15 @@ int main(void)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             check(pk, shapes[s][0], shapes[s][1], shapes[s][2], RANDOM, 10 + s, "random");
         check(pk, 50, 777, 4, SPARSE, 99, "sparse");
+        /* matrix-vector products over 3 and 5 threads: each share's rows
+         * taken from both ends, shares that end mid-group, empty ones */
+        for (int th = 3; th <= 5; th += 2) {
+            bf_threads_set(th);
+            check(pk, 1001, 200, 1, RANDOM, 40 + th, th == 3 ? "gemv, 3 threads" : "gemv, 5 threads");
+            check(pk, 203, 129, 3, RANDOM, 50 + th, th == 3 ? "gemv, 3 threads" : "gemv, 5 threads");
+            check(pk, 64, 64, 1, RANDOM, 60 + th, th == 3 ? "gemv, 3 threads" : "gemv, 5 threads");
+        }
+        bf_threads_set(2);
         check(pk, pk == BF_TQ1 ? 243 : 256, 320, 1, EVERY_BYTE, 7, "every byte value");
         check(pk, pk == BF_TQ1 ? 243 : 256, 320, 5, EVERY_BYTE, 7, "every byte value");
     }
