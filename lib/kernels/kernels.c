@@ -555,7 +555,6 @@ typedef struct {
     int by_n;              /* the batch kernels: parts of activation rows, not of weight rows */
     size_t nparts;         /* ... how many parts */
     size_t next_part;      /* ... the next part to take (atomic) */
-    struct gemv_share *shares;   /* a matrix-vector product's rows, a share a thread (gemv_run) */
 } fwd_job;
 
 /* Σ code·q of weight row o against activation row n: the level's kernel.
@@ -772,50 +771,20 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     }
 }
 
-/* A matrix-vector product's rows go to the threads in shares, one a
- * thread, each taken GEMV_CHUNK rows at a time from its front by its
- * thread, and from its back by a thread that has finished its own.  Equal
- * static halves had left one thread or the other waiting, now one, now
- * the other, as the memory served them: decoding (d 1024, two threads,
- * cycles counted per job) waited 4,100-10,600 cycles a job of 45,000-74,000
- * for the later thread; with the shares, 1,000-5,800.  Decoding's time,
- * medians of 20 and 30 rounds in turn: 1.014 → 0.986 s and 0.956 → 0.929 s
- * (chunks of 16 rows measured no better).  A thread's own claims go to a
- * line no other thread writes until it steals, and each keeps reading its
- * rows in order, one stream.  The sums are exact, so which thread takes a
- * row does not change its output. */
+/* A matrix-vector product's rows go to the threads in chunks of
+ * GEMV_CHUNK (bf_parallel_chunks): each thread takes its share's from the
+ * front and, done, the others' from their backs.  Equal static halves had
+ * left one thread or the other waiting, now one, now the other, as the
+ * memory served them: decoding (d 1024, two threads, cycles counted per
+ * job) waited 4,100-10,600 cycles a job of 45,000-74,000 for the later
+ * thread; with the chunks, 1,000-5,800.  Decoding's time, medians of 20
+ * and 30 rounds in turn: 1.014 → 0.986 s and 0.956 → 0.929 s (chunks of 16
+ * rows measured no better).  `bench/ternary-kernels`' compute rate at two
+ * threads (4096×4096 in the last-level cache): TQ2 82-85 → 129 G weights/s,
+ * TQ1 58-62 → 82.  A chunk is four groups of eight rows, and each thread
+ * reads its chunks' rows in order, one stream.  The sums are exact, so
+ * which thread takes a row does not change its output. */
 #define GEMV_CHUNK 32
-#define GEMV_SHARES 64   /* more threads than this split rows statically */
-struct gemv_share {
-    _Alignas(64) uint64_t lohi;   /* rows [lo, hi) not yet taken: lo | hi << 32 */
-};
-
-/* Rows [*a, *b) from share s, at its front or back; 0 when none are left. */
-static int share_take(struct gemv_share *s, int front, size_t *a, size_t *b)
-{
-    uint64_t v = __atomic_load_n(&s->lohi, __ATOMIC_RELAXED);
-    for (;;) {
-        uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32), c = hi - lo < GEMV_CHUNK ? hi - lo : GEMV_CHUNK;
-        if (lo >= hi) return 0;
-        uint64_t nv = front ? (uint64_t)(lo + c) | (uint64_t)hi << 32 : (uint64_t)lo | (uint64_t)(hi - c) << 32;
-        if (__atomic_compare_exchange_n(&s->lohi, &v, nv, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-            *a = front ? lo : hi - c;
-            *b = front ? lo + c : hi;
-            return 1;
-        }
-    }
-}
-
-static void gemv_run(void *ctx, size_t t0, size_t t1, int th)
-{
-    fwd_job *j = ctx;
-    size_t n = (size_t)bf_threads_get(), a, b;
-    for (size_t t = t0; t < t1; t++) {
-        while (share_take(&j->shares[t], 1, &a, &b)) fwd_rows(j, a, b, th);
-        for (size_t u = 1; u < n; u++)
-            while (share_take(&j->shares[(t + u) % n], 0, &a, &b)) fwd_rows(j, a, b, th);
-    }
-}
 
 /* A product over the thread pool.  The activation rows the row kernels
  * meet, all of a matrix-vector product's and a batch's last N % 4 (the
@@ -853,17 +822,10 @@ static int run_job(fwd_job *j)
         return 0;
     }
 #endif
-    size_t nth = (size_t)bf_threads_get(), rows = j->m->rows;
-    if (j->N < BATCH_MIN_N && nth > 1 && nth <= GEMV_SHARES && rows >= 2 * GEMV_CHUNK && rows < UINT32_MAX) {
-        struct gemv_share shares[GEMV_SHARES];
-        for (size_t t = 0; t < nth; t++) {   /* shares' bounds at whole groups of eight rows */
-            uint64_t lo = rows * t / nth / 8 * 8, hi = t + 1 == nth ? rows : rows * (t + 1) / nth / 8 * 8;
-            shares[t].lohi = lo | hi << 32;
-        }
-        j->shares = shares;
-        bf_parallel(nth, 1, gemv_run, j);
-    } else
-        bf_parallel(rows, 16, fwd_rows, j);
+    if (j->N < BATCH_MIN_N)
+        bf_parallel_chunks(j->m->rows, GEMV_CHUNK, fwd_rows, j);
+    else
+        bf_parallel(j->m->rows, 16, fwd_rows, j);
     return j->failed ? bf_err("out of memory for the kernels' scratch") : 0;
 }
 

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #define MAX_THREADS 256
@@ -139,6 +140,65 @@ void bf_parallel(size_t n, size_t min_per_thread, bf_range_fn fn, void *ctx)
         pool.caller_waits = 0;
         pthread_mutex_unlock(&pool.mu);
     }
+}
+
+/* bf_parallel_chunks: a share a thread, of chunk indices [lo, hi) not yet
+ * taken, lo | hi << 32, each on a line of its own: a thread's claims from
+ * its own share stay in its cache until another thread steals. */
+#define SHARES_MAX 64
+struct share {
+    _Alignas(64) uint64_t lohi;
+};
+
+typedef struct {
+    struct share *share;
+    size_t nth, n, chunk;
+    bf_range_fn fn;
+    void *ctx;
+} chunk_job;
+
+/* One chunk index from share s, at its front or back; 0 when none is left. */
+static int share_take(struct share *s, int front, size_t *c)
+{
+    uint64_t v = atomic_load_explicit((_Atomic uint64_t *)&s->lohi, memory_order_relaxed);
+    for (;;) {
+        uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+        if (lo >= hi) return 0;
+        uint64_t nv = front ? (uint64_t)(lo + 1) | (uint64_t)hi << 32 : (uint64_t)lo | (uint64_t)(hi - 1) << 32;
+        if (atomic_compare_exchange_weak_explicit((_Atomic uint64_t *)&s->lohi, &v, nv, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *c = front ? lo : hi - 1;
+            return 1;
+        }
+    }
+}
+
+static void run_chunks(void *ctx, size_t t0, size_t t1, int th)
+{
+    const chunk_job *j = ctx;
+    size_t c;
+    for (size_t t = t0; t < t1; t++)
+        for (size_t u = 0; u < j->nth; u++)   /* its own share from the front, then the others' from their backs */
+            while (share_take(&j->share[(t + u) % j->nth], u == 0, &c)) {
+                size_t a = c * j->chunk, b = a + j->chunk < j->n ? a + j->chunk : j->n;
+                j->fn(j->ctx, a, b, th);
+            }
+}
+
+void bf_parallel_chunks(size_t n, size_t chunk, bf_range_fn fn, void *ctx)
+{
+    if (!n) return;
+    if (chunk < 1) chunk = 1;
+    size_t nth = (size_t)pool.n, nchunk = (n + chunk - 1) / chunk;
+    if (nth <= 1 || nchunk < 2 || nth > SHARES_MAX || nchunk > UINT32_MAX) {
+        bf_parallel(n, chunk, fn, ctx);
+        return;
+    }
+    struct share share[SHARES_MAX];
+    for (size_t t = 0; t < nth; t++)
+        share[t].lohi = (uint64_t)(nchunk * t / nth) | (uint64_t)(nchunk * (t + 1) / nth) << 32;
+    chunk_job j = {share, nth, n, chunk, fn, ctx};
+    bf_parallel(nth < nchunk ? nth : nchunk, 1, run_chunks, &j);
 }
 
 size_t bf_parallel_grain(size_t work)
