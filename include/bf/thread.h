@@ -28,8 +28,8 @@ void bf_parallel(size_t n, size_t min_per_thread, bf_range_fn fn, void *ctx);
  * shorter), one call each; returns when all are done.  Thread t takes the
  * chunks of its share [t·C/p, (t+1)·C/p) (C chunks, p threads) from the
  * front, then the others' from their backs, so that a thread the machine
- * slows down does not hold the rest waiting.  Fewer than two chunks run on
- * one thread. */
+ * slows down does not hold the rest waiting.  One chunk, or one thread,
+ * runs on the caller; more than 64 threads split the chunks statically. */
 void bf_parallel_chunks(size_t n, size_t chunk, bf_range_fn fn, void *ctx);
 /* A min_per_thread for tasks of `work` elementary operations each: enough
  * tasks that a thread gets some 16k operations, below which waking it costs

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define MAX_THREADS 256
+#define MAX_THREADS 1024   /* the programs' --threads takes 1 to 1024 */
 
 static struct {
     int n;                      /* threads taking work, including the caller */
@@ -173,16 +173,25 @@ static int share_take(struct share *s, int front, size_t *c)
     }
 }
 
+static void run_chunk(const chunk_job *j, size_t c, int th)
+{
+    size_t a = c * j->chunk, b = a + j->chunk < j->n ? a + j->chunk : j->n;
+    j->fn(j->ctx, a, b, th);
+}
+
 static void run_chunks(void *ctx, size_t t0, size_t t1, int th)
 {
     const chunk_job *j = ctx;
     size_t c;
     for (size_t t = t0; t < t1; t++)
         for (size_t u = 0; u < j->nth; u++)   /* its own share from the front, then the others' from their backs */
-            while (share_take(&j->share[(t + u) % j->nth], u == 0, &c)) {
-                size_t a = c * j->chunk, b = a + j->chunk < j->n ? a + j->chunk : j->n;
-                j->fn(j->ctx, a, b, th);
-            }
+            while (share_take(&j->share[(t + u) % j->nth], u == 0, &c)) run_chunk(j, c, th);
+}
+
+/* chunks [c0, c1), in order: the static split of more threads than shares */
+static void run_chunk_range(void *ctx, size_t c0, size_t c1, int th)
+{
+    for (size_t c = c0; c < c1; c++) run_chunk(ctx, c, th);
 }
 
 void bf_parallel_chunks(size_t n, size_t chunk, bf_range_fn fn, void *ctx)
@@ -190,14 +199,19 @@ void bf_parallel_chunks(size_t n, size_t chunk, bf_range_fn fn, void *ctx)
     if (!n) return;
     if (chunk < 1) chunk = 1;
     size_t nth = (size_t)pool.n, nchunk = (n + chunk - 1) / chunk;
-    if (nth <= 1 || nchunk < 2 || nth > SHARES_MAX || nchunk > UINT32_MAX) {
-        bf_parallel(n, chunk, fn, ctx);
+    chunk_job j = {NULL, nth, n, chunk, fn, ctx};
+    if (nth <= 1 || nchunk < 2) {
+        run_chunk_range(&j, 0, nchunk, 0);
+        return;
+    }
+    if (nth > SHARES_MAX || nchunk > UINT32_MAX) {
+        bf_parallel(nchunk, 1, run_chunk_range, &j);
         return;
     }
     struct share share[SHARES_MAX];
     for (size_t t = 0; t < nth; t++)
         share[t].lohi = (uint64_t)(nchunk * t / nth) | (uint64_t)(nchunk * (t + 1) / nth) << 32;
-    chunk_job j = {share, nth, n, chunk, fn, ctx};
+    j.share = share;
     bf_parallel(nth < nchunk ? nth : nchunk, 1, run_chunks, &j);
 }
 

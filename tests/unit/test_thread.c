@@ -64,6 +64,13 @@ int main(void)
             check(sizes[s], 1, threads[t], -1);
         }
     check(64 * 16, 16, 2, 1);
+    /* the programs' --threads goes to 1024; the pool holds that many (a
+     * split of 1,000 chunks over 300 threads: the static split past
+     * bf_parallel_chunks' 64 shares) */
+    bf_threads_set(300);
+    is_int(bf_threads_get(), 300, "300 threads asked for, 300 in the pool");
+    check(1000, 1, 300, -1);
+    check(1000, 0, 300, -1);
     bf_threads_set(1);
     return tap_done();
 }
