@@ -615,26 +615,22 @@ static void emit(const fwd_job *j, size_t n, size_t o, int32_t d) { emit_run(j, 
 /* Activation row n against weight rows [o0, o1) (at most EMIT_RUN) through
  * the matrix-vector kernel: a matrix-vector product's run, and a batch's
  * last N % 4 rows against a tile. */
+_Static_assert(EMIT_RUN % 8 == 0, "a run (at most EMIT_RUN rows) has its groups of eight at multiples of 8: each group's eight sums fit in d");
 static void row_dots(const fwd_job *j, size_t n, size_t o0, size_t o1)
 {
     const bf_tmat *m = j->m;
     int32_t d[EMIT_RUN];
 #ifdef BF_X86
-    if (j->lv == BF_KERNEL_AVX2 && m->pack == BF_TQ2) {   /* eight rows a call */
+    if (j->lv == BF_KERNEL_AVX2) {   /* eight rows a call, their sums straight into d */
+        int tq2 = m->pack == BF_TQ2;
+        const uint8_t *u = tq2 ? NULL : (const uint8_t *)j->qlay + (n - j->nlay) * m->kpad;
         for (size_t o = o0; o < o1; o += 8) {
-            int32_t d8[8];
             size_t nr = o1 - o < 8 ? o1 - o : 8;
-            rows8_dot_tq2_avx2(m, o, nr, j->q + n * m->kpad, d8);
-            memcpy(d + (o - o0), d8, nr * sizeof *d);
+            if (tq2) rows8_dot_tq2_avx2(m, o, nr, j->q + n * m->kpad, d + (o - o0));
+            else rows8_dot_tq1u_avx2(m, o, nr, u, d + (o - o0));
         }
-    } else if (j->lv == BF_KERNEL_AVX2) {   /* TQ1: the sums come back as Σ u·(-code) */
-        const uint8_t *u = (const uint8_t *)j->qlay + (n - j->nlay) * m->kpad;
-        for (size_t o = o0; o < o1; o += 8) {
-            int32_t d8[8];
-            size_t nr = o1 - o < 8 ? o1 - o : 8;
-            rows8_dot_tq1u_avx2(m, o, nr, u, d8);
-            for (size_t r = 0; r < nr; r++) d[o - o0 + r] = -d8[r] - 128 * m->code_sum[o + r];
-        }
+        if (!tq2)   /* TQ1's sums came back as Σ u·(-code) */
+            for (size_t o = o0; o < o1; o++) d[o - o0] = -d[o - o0] - 128 * m->code_sum[o];
     } else
 #endif
         for (size_t o = o0; o < o1; o++) d[o - o0] = row_dot(j, o, n);

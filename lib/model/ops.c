@@ -211,7 +211,6 @@ static inline __attribute__((always_inline)) void norm_dw_run(float *restrict dw
 
 /* the weights' gradients, columns [c0, c1) over every row in row order (the
  * same sums whichever thread takes a column) */
-
 CLONES static void norm_bwd_cols(void *ctx, size_t c0, size_t c1, int th)
 {
     normb_job *j = ctx;

@@ -109,10 +109,11 @@ int main(void)
         /* matrix-vector products over 3 and 5 threads: each share's rows
          * taken from both ends, shares that end mid-group, empty ones */
         for (int th = 3; th <= 5; th += 2) {
+            const char *what = th == 3 ? "gemv, 3 threads" : "gemv, 5 threads";
             bf_threads_set(th);
-            check(pk, 1001, 200, 1, RANDOM, 40 + th, th == 3 ? "gemv, 3 threads" : "gemv, 5 threads");
-            check(pk, 203, 129, 3, RANDOM, 50 + th, th == 3 ? "gemv, 3 threads" : "gemv, 5 threads");
-            check(pk, 64, 64, 1, RANDOM, 60 + th, th == 3 ? "gemv, 3 threads" : "gemv, 5 threads");
+            check(pk, 1001, 200, 1, RANDOM, 40 + th, what);
+            check(pk, 203, 129, 3, RANDOM, 50 + th, what);
+            check(pk, 64, 64, 1, RANDOM, 60 + th, what);
         }
         bf_threads_set(2);
         check(pk, pk == BF_TQ1 ? 243 : 256, 320, 1, EVERY_BYTE, 7, "every byte value");
