@@ -4,23 +4,34 @@
  * (dL/dW_eff); its source maps it onto its own parameters at the end. */
 #include "model_internal.h"
 #include "ops.h"
+#include "bf/thread.h"
 #include "bf/util.h"
 
 #include <math.h>
 #include <string.h>
 
-float *bf_model_dlogits(bf_model *m)
+/* d(mean cross-entropy)/d(logits) = (softmax − onehot)/M at targeted rows
+ * k0 … k1 (rows over the pool: an exp a logit, which one thread had made
+ * while the others waited) */
+static void dlogits_rows(void *ctx, size_t k0, size_t k1, int th)
 {
-    bf_acts *a = m->acts;
-    if (!a || !a->M) return NULL;
+    const bf_model *m = ctx;
+    const bf_acts *a = m->acts;
     size_t M = a->M, V = (size_t)m->cfg.vocab;
-    /* d(mean cross-entropy)/d(logits) = (softmax − onehot)/M at targeted rows */
-    for (size_t k = 0; k < M; k++) {
+    (void)th;
+    for (size_t k = k0; k < k1; k++) {
         const float *lp = a->logp + k * V;
         float *d = a->dlogits + k * V;
         for (size_t c = 0; c < V; c++) d[c] = expf(lp[c]) / (float)M;
         d[a->y[a->tidx[k]]] -= 1.0f / (float)M;
     }
+}
+
+float *bf_model_dlogits(bf_model *m)
+{
+    bf_acts *a = m->acts;
+    if (!a || !a->M) return NULL;
+    bf_parallel(a->M, bf_parallel_grain((size_t)m->cfg.vocab * 16), dlogits_rows, m);
     a->dlogits_ready = 1;
     return a->dlogits;
 }
@@ -42,11 +53,11 @@ int bf_model_backward(bf_model *m)
     float *dfn_sel = a->dq;   /* [M,D], free until the attention backward */
     bf_op_matmul_bwd(dfn_sel, 0, m->dhead, a->dlogits, a->fsel, m->head, M, D, V);
     float *dfn = a->dn;
-    memset(dfn, 0, N * D * sizeof(float));
+    bf_op_copy(dfn, NULL, N * D);
     for (size_t k = 0; k < M; k++) memcpy(dfn + (size_t)a->tidx[k] * D, dfn_sel + k * D, D * sizeof(float));
 
     float *dh = a->dh;
-    memset(dh, 0, N * D * sizeof(float));
+    bf_op_copy(dh, NULL, N * D);
     bf_op_norm_bwd(dh, m->out_norm.dw, m->out_norm.db, dfn, a->h_out, m->out_norm.w, a->fn_mean, a->fn_rstd, N, D, ln);
 
     for (int l = g->n_layer - 1; l >= 0; l--) {
@@ -57,7 +68,7 @@ int bf_model_backward(bf_model *m)
         float *dan = L->an != L->a ? a->dan : a->da;
         bf_linear_bwd(&P->w2, dan, 0, dh, L->an, L->anq, N);
         if (g->subln) {
-            memset(a->da, 0, N * F * sizeof(float));
+            bf_op_copy(a->da, NULL, N * F);
             bf_op_norm_bwd(a->da, P->ffn_sub_norm.dw, NULL, dan, L->a, P->ffn_sub_norm.w, NULL, L->a_rstd, N, F, 0);
         }
         bf_op_act_bwd(L->u, L->g, a->da, a->du, a->dg, N * F, g->act);
@@ -70,12 +81,9 @@ int bf_model_backward(bf_model *m)
         float *daon = g->subln ? a->dsub : a->dao;
         bf_linear_bwd(&P->wo, daon, 0, dh, L->aon, L->aonq, N);
         if (g->subln) {
-            memset(a->dao, 0, N * D * sizeof(float));
+            bf_op_copy(a->dao, NULL, N * D);
             bf_op_norm_bwd(a->dao, P->attn_sub_norm.dw, NULL, daon, L->ao, P->attn_sub_norm.w, NULL, L->ao_rstd, N, D, 0);
         }
-        memset(a->dq, 0, N * D * sizeof(float));
-        memset(a->dk, 0, N * D * sizeof(float));
-        memset(a->dv, 0, N * D * sizeof(float));
         bf_op_attn aj = {L->q, L->k, L->v, L->att, NULL, a->dq, a->dk, a->dv, a->dao, B, T, D, H, hd, NULL, T, 0, 0};
         aj.full = g->attn == BF_ATTN_FULL;
         bf_op_attention_bwd(&aj);

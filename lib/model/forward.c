@@ -115,7 +115,7 @@ static double forward(bf_model *m, const int32_t *x, const int32_t *y, int B, in
         attention(m, l, L, B, T, pos0, cached);
         if (g->subln) bf_op_norm(L->aon, L->ao, P->attn_sub_norm.w, NULL, NULL, L->ao_rstd, N, D, 0);
         rc |= bf_site_quant(m, &a->i8, &P->wo, NULL, NULL, L->aon, L->aonq, N, D);
-        memcpy(L->h_mid, L->h_in, N * D * sizeof(float));
+        bf_op_copy(L->h_mid, L->h_in, N * D);
         rc |= bf_linear(&a->i8, &P->wo, L->h_mid, L->aon, L->aonq, N, 1);
 
         /* MLP: next = h_mid + w2(act(norm(h_mid))) */
@@ -126,7 +126,7 @@ static double forward(bf_model *m, const int32_t *x, const int32_t *y, int B, in
         bf_op_act(L->u, L->g, L->a, N * F, g->act);
         if (g->subln) bf_op_norm(L->an, L->a, P->ffn_sub_norm.w, NULL, NULL, L->a_rstd, N, F, 0);
         rc |= bf_site_quant(m, &a->i8, &P->w2, NULL, NULL, L->an, L->anq, N, F);
-        memcpy(next, L->h_mid, N * D * sizeof(float));
+        bf_op_copy(next, L->h_mid, N * D);
         rc |= bf_linear(&a->i8, &P->w2, next, L->an, L->anq, N, 1);
     }
     if (rc) return NAN;

@@ -164,7 +164,7 @@ static int layer_fwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B, f
     bf_op_attention(&aj);
     if (g->subln) bf_op_norm(L->aon, L->ao, P->attn_sub_norm.w, NULL, NULL, L->ao_rstd, N, D, 0);
     rc |= bf_site_quant(m, &n->i8, &P->wo, NULL, NULL, L->aon, L->aonq, N, D);
-    memcpy(L->r1, L->x, N * D * sizeof(float));
+    bf_op_copy(L->r1, L->x, N * D);
     rc |= bf_linear(&n->i8, &P->wo, L->r1, L->aon, L->aonq, N, 1);
     bf_op_norm(L->h1, L->r1, P->attn_norm.w, P->attn_norm.b, L->r1_mean, L->r1_rstd, N, D, ln);
 
@@ -174,7 +174,7 @@ static int layer_fwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B, f
     bf_op_act(L->u, L->g, L->a, N * F, g->act);
     if (g->subln) bf_op_norm(L->an, L->a, P->ffn_sub_norm.w, NULL, NULL, L->a_rstd, N, F, 0);
     rc |= bf_site_quant(m, &n->i8, &P->w2, NULL, NULL, L->an, L->anq, N, F);
-    memcpy(L->r2, L->h1, N * D * sizeof(float));
+    bf_op_copy(L->r2, L->h1, N * D);
     rc |= bf_linear(&n->i8, &P->w2, L->r2, L->an, L->anq, N, 1);
     bf_op_norm(out, L->r2, P->mlp_norm.w, P->mlp_norm.b, L->r2_mean, L->r2_rstd, N, D, ln);
     return rc;
@@ -188,7 +188,7 @@ int bf_model_net_forward(bf_model *m, int slot, const float *in, float *out, int
     int nl = m->cfg.n_layer;
     size_t N = (size_t)B * (size_t)n->T, D = (size_t)m->cfg.d_model;
     net_layer *S = &n->L[(size_t)slot * (size_t)nl];
-    memcpy(S[0].x, in, N * D * sizeof(float));
+    bf_op_copy(S[0].x, in, N * D);
     n->slot_B[slot] = 0;
     for (int l = 0; l < nl; l++)
         if (layer_fwd(m, n, &m->layer[l], &S[l], B, l + 1 < nl ? S[l + 1].x : out)) return -1;
@@ -204,34 +204,31 @@ static void layer_bwd(bf_model *m, bf_net *n, bf_layer *P, net_layer *L, int B)
     size_t hd = D / H;
     int ln = g->norm == BF_NORM_LAYER;
     /* out = mlp_norm(r2) */
-    memset(n->dr, 0, N * D * sizeof(float));
+    bf_op_copy(n->dr, NULL, N * D);
     bf_op_norm_bwd(n->dr, P->mlp_norm.dw, P->mlp_norm.db, n->dh, L->r2, P->mlp_norm.w, L->r2_mean, L->r2_rstd, N, D, ln);
     /* r2 = h1 + w2(act(w1 h1, w3 h1)) */
-    memcpy(n->dn, n->dr, N * D * sizeof(float));
+    bf_op_copy(n->dn, n->dr, N * D);
     float *dan = g->subln ? n->dan : n->da;
     bf_linear_bwd(&P->w2, dan, 0, n->dr, L->an, L->anq, N);
     if (g->subln) {
-        memset(n->da, 0, N * F * sizeof(float));
+        bf_op_copy(n->da, NULL, N * F);
         bf_op_norm_bwd(n->da, P->ffn_sub_norm.dw, NULL, dan, L->a, P->ffn_sub_norm.w, NULL, L->a_rstd, N, F, 0);
     }
     bf_op_act_bwd(L->u, L->g, n->da, n->du, n->dg, N * F, g->act);
     bf_linear_bwd(&P->w1, n->dn, 1, n->du, L->h1, L->h1q, N);
     if (g->act != BF_ACT_GELU) bf_linear_bwd(&P->w3, n->dn, 1, n->dg, L->h1, L->h1q, N);
     /* h1 = attn_norm(r1) */
-    memset(n->dr, 0, N * D * sizeof(float));
+    bf_op_copy(n->dr, NULL, N * D);
     bf_op_norm_bwd(n->dr, P->attn_norm.dw, P->attn_norm.db, n->dn, L->r1, P->attn_norm.w, L->r1_mean, L->r1_rstd, N, D,
                    ln);
     /* r1 = x + wo(attn(x)) */
-    memcpy(n->dh, n->dr, N * D * sizeof(float));
+    bf_op_copy(n->dh, n->dr, N * D);
     float *daon = g->subln ? n->dsub : n->dao;
     bf_linear_bwd(&P->wo, daon, 0, n->dr, L->aon, L->aonq, N);
     if (g->subln) {
-        memset(n->dao, 0, N * D * sizeof(float));
+        bf_op_copy(n->dao, NULL, N * D);
         bf_op_norm_bwd(n->dao, P->attn_sub_norm.dw, NULL, daon, L->ao, P->attn_sub_norm.w, NULL, L->ao_rstd, N, D, 0);
     }
-    memset(n->dq, 0, N * D * sizeof(float));
-    memset(n->dk, 0, N * D * sizeof(float));
-    memset(n->dv, 0, N * D * sizeof(float));
     bf_op_attn aj = {L->q, L->k, L->v, L->att, NULL, n->dq, n->dk, n->dv, n->dao, (size_t)B, T, D, H, hd, NULL, T, 0, 0};
     aj.full = g->attn == BF_ATTN_FULL;
     bf_op_attention_bwd(&aj);
@@ -252,9 +249,9 @@ int bf_model_net_backward(bf_model *m, int slot, const float *dout, float *din)
     int nl = m->cfg.n_layer, B = n->slot_B[slot];
     size_t N = (size_t)B * (size_t)n->T, D = (size_t)m->cfg.d_model;
     net_layer *S = &n->L[(size_t)slot * (size_t)nl];
-    memcpy(n->dh, dout, N * D * sizeof(float));
+    bf_op_copy(n->dh, dout, N * D);
     for (int l = nl - 1; l >= 0; l--) layer_bwd(m, n, &m->layer[l], &S[l], B);
-    memcpy(din, n->dh, N * D * sizeof(float));
+    bf_op_copy(din, n->dh, N * D);
     return 0;
 }
 
@@ -308,7 +305,7 @@ double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, 
     if (row_targets) memset(row_targets, 0, (size_t)B * sizeof *row_targets);
     if (row_correct) memset(row_correct, 0, (size_t)B * sizeof *row_correct);
     if (row_loss) memset(row_loss, 0, (size_t)B * sizeof *row_loss);
-    if (dy) memset(dy, 0, N * D * sizeof(float));
+    if (dy) bf_op_copy(dy, NULL, N * D);
     if (!M) return 0;
     float Mo = (float)(over ? over : M);   /* the mean's count */
     for (size_t k = 0; k < M; k++) memcpy(n->fsel + k * D, n->fn + (size_t)n->tidx[k] * D, D * sizeof(float));
@@ -335,7 +332,7 @@ double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, 
         }
         bf_op_matmul_bwd(n->dfsel, 0, m->dhead, n->dlogits, n->fsel, m->head, M, D, V);
         float *dfn = n->dr;
-        memset(dfn, 0, N * D * sizeof(float));
+        bf_op_copy(dfn, NULL, N * D);
         for (size_t k = 0; k < M; k++) memcpy(dfn + (size_t)n->tidx[k] * D, n->dfsel + k * D, D * sizeof(float));
         bf_op_norm_bwd(dy, m->out_norm.dw, m->out_norm.db, dfn, y, m->out_norm.w, n->fn_mean, n->fn_rstd, N, D, ln);
     }

@@ -386,8 +386,11 @@ CLONES static void softmax_bwd_rows(float *dS, const float *P, size_t T, int ful
     }
 }
 
-/* dP = dout·vᵀ; dv += Pᵀ·dout; dS = P⊙(dP − rowsum(P⊙dP))/√hd;
- * dq += dS·k; dk += dSᵀ·q — per task, as the forward (no cache: kT = T) */
+/* dP = dout·vᵀ; dv = Pᵀ·dout; dS = P⊙(dP − rowsum(P⊙dP))/√hd;
+ * dq = dS·k; dk = dSᵀ·q — per task, as the forward (no cache: kT = T).
+ * A task's (row, head) slices of dq, dk and dv are its own, so it writes
+ * them (β = 0) where the callers had zeroed all three first, one thread
+ * alone, three passes over [N, D] a layer. */
 static void attn_bwd_tasks(void *ctx, size_t t0, size_t t1, int th)
 {
     bf_op_attn *j = ctx;
@@ -398,10 +401,10 @@ static void attn_bwd_tasks(void *ctx, size_t t0, size_t t1, int th)
         size_t b = task / j->H, h = task % j->H, at = b * T * D + h * hd;
         const float *P = j->att + task * T * T;
         bf_sgemm_serial(0, 1, T, T, hd, 1.0f, j->dout + at, D, j->v + at, D, 0.0f, dS, T);
-        bf_sgemm_serial(1, 0, T, hd, T, 1.0f, P, T, j->dout + at, D, 1.0f, j->dv + at, D);
+        bf_sgemm_serial(1, 0, T, hd, T, 1.0f, P, T, j->dout + at, D, 0.0f, j->dv + at, D);
         softmax_bwd_rows(dS, P, T, j->full, scale);
-        bf_sgemm_serial(0, 0, T, hd, T, 1.0f, dS, T, j->k + at, D, 1.0f, j->dq + at, D);
-        bf_sgemm_serial(1, 0, T, hd, T, 1.0f, dS, T, j->q + at, D, 1.0f, j->dk + at, D);
+        bf_sgemm_serial(0, 0, T, hd, T, 1.0f, dS, T, j->k + at, D, 0.0f, j->dq + at, D);
+        bf_sgemm_serial(1, 0, T, hd, T, 1.0f, dS, T, j->q + at, D, 0.0f, j->dk + at, D);
     }
     free(dS);
 }
@@ -508,6 +511,25 @@ void bf_op_logsoftmax(float *logp, const int32_t *y, const int32_t *tidx, size_t
 {
     lsm_job j = {logp, y, tidx, V, loss};
     bf_parallel(M, 16, logsoftmax_rows, &j);
+}
+
+typedef struct {
+    float *dst;
+    const float *src;
+} copy_job;
+
+static void copy_range(void *ctx, size_t i0, size_t i1, int th)
+{
+    const copy_job *j = ctx;
+    (void)th;
+    if (j->src) memcpy(j->dst + i0, j->src + i0, (i1 - i0) * sizeof(float));
+    else memset(j->dst + i0, 0, (i1 - i0) * sizeof(float));
+}
+
+void bf_op_copy(float *dst, const float *src, size_t n)
+{
+    copy_job j = {dst, src};
+    bf_parallel(n, 16384, copy_range, &j);
 }
 
 void bf_op_attention(bf_op_attn *j) { bf_parallel(j->B * j->H, 1, attn_fwd_tasks, j); }

@@ -35,7 +35,7 @@ void bf_op_rope(float *x, const float *cos, const float *sin, size_t N, size_t T
 typedef struct {
     const float *q, *k, *v;   /* [N,D] (k, v: the cache when cached) */
     float *att, *out;         /* att [B,H,T,T] softmax probabilities, out [N,D] */
-    float *dq, *dk, *dv;      /* backward: [N,D], accumulated */
+    float *dq, *dk, *dv;      /* backward: [N,D], written */
     const float *dout;
     size_t B, T, D, H, hd;
     float *task_max;          /* [B·H] largest scaled logit, or NULL */
@@ -56,6 +56,11 @@ void bf_op_attention_bwd(bf_op_attn *j);
  * (relu2), or u·Φ(u) (gelu, which writes Φ(u) into g for the backward). */
 void bf_op_act(const float *u, float *g, float *a, size_t n, bf_act_kind act);
 void bf_op_act_bwd(const float *u, const float *g, const float *da, float *du, float *dg, size_t n, bf_act_kind act);
+
+/* dst[0 … n) = src (src NULL: zeros), over the pool: the residual's copies
+ * and the backward's zeroed sums, [N, D] each, where one thread had made
+ * them while the others waited. */
+void bf_op_copy(float *dst, const float *src, size_t n);
 
 /* Logits → log-probabilities in place, M rows of V; loss[r] = −logp at the
  * row's target y[tidx[r]]. */

@@ -82,6 +82,29 @@ int main(void)
         ok(err <= 2e-6, "%s: output within 2e-6 of the double reference (%.2g)", label, err);
         if (att) ok(perr <= 2e-6, "%s: probabilities within 2e-6 (%.2g)", label, perr);
         ok(memcmp(out1, out2, B * T * D * sizeof *out1) == 0, "%s: 1 and 2 threads give the same bits", label);
+        if (att) {
+            /* the backward writes dq, dk and dv whatever they held: NaN
+             * before it at 2 threads, zeros at 1, the same bits after */
+            size_t nd = B * T * D;
+            float *dout = malloc(nd * sizeof *dout), *g[2][3];
+            for (size_t i = 0; i < nd; i++) dout[i] = uniform(&r);
+            for (int run = 0; run < 2; run++) {
+                for (int x = 0; x < 3; x++) {
+                    g[run][x] = malloc(nd * sizeof(float));
+                    for (size_t i = 0; i < nd; i++) g[run][x][i] = run ? NAN : 0.0f;
+                }
+                bf_op_attn jb = {q, k, v, att, NULL, g[run][0], g[run][1], g[run][2], dout, B, T, D, H, hd, NULL, T, 0,
+                                 cases[c].full};
+                bf_threads_set(run ? 2 : 1);
+                bf_op_attention_bwd(&jb);
+            }
+            int same = 1;
+            for (int x = 0; x < 3; x++) same &= memcmp(g[0][x], g[1][x], nd * sizeof(float)) == 0;
+            ok(same, "%s: the backward's dq, dk, dv the same from zeros at 1 thread and NaN at 2", label);
+            for (int run = 0; run < 2; run++)
+                for (int x = 0; x < 3; x++) free(g[run][x]);
+            free(dout);
+        }
         free(q); free(k); free(v); free(att); free(out1); free(out2); free(ref); free(prob);
     }
     /* the check can fail: a wrong scale is caught */

@@ -10,6 +10,7 @@
 #include "bf/thread.h"
 #include "bf/train.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,44 @@ int main(void)
     double n0 = bf_grad_clip(&ps, 0), n1 = bf_grad_clip(&ps, n0 / 4), n2 = bf_grad_clip(&ps, 0);
     is_near(n1, n0, 1e-9, "clip returns the norm before clipping");
     is_near(n2, n0 / 4, n0 * 1e-5, "after clipping the norm is the limit");
+
+    /* The norm over blocks of values, the blocks on the pool: against a
+     * sum in long double, and the same bits for 1, 2 and 3 threads, for
+     * lengths around the block (16384) and none at all. */
+    {
+        static const size_t lens[] = {0, 1, 7, 16383, 16384, 16385, 3 * 16384 + 5, 100003};
+        for (size_t c = 0; c < sizeof lens / sizeof lens[0]; c++) {
+            size_t n = lens[c];
+            float *g = malloc((n ? n : 1) * sizeof *g), *g0 = malloc((n ? n : 1) * sizeof *g0);
+            long double ref = 0;
+            for (size_t k = 0; k < n; k++) {
+                g0[k] = (float)((double)((k * 2654435761u) % 2001) / 1000.0 - 1.0) * (k % 97 == 0 ? 1e3f : 1.0f);
+                ref += (long double)g0[k] * g0[k];
+            }
+            bf_pset q = {NULL, 0, NULL, g, n};
+            double norm[3];
+            int same = 1;
+            for (int t = 1; t <= 3; t++) {
+                bf_threads_set(t);
+                memcpy(g, g0, n * sizeof *g);
+                norm[t - 1] = bf_grad_clip(&q, 0);
+                same &= memcmp(&norm[t - 1], &norm[0], sizeof norm[0]) == 0;
+            }
+            double want = sqrt((double)ref);
+            ok(fabs(norm[0] - want) <= 1e-12 * (want > 1 ? want : 1), "clip of %zu values: the norm %.17g, in long double %.17g",
+               n, norm[0], want);
+            ok(same, "clip of %zu values: the same norm's bits at 1, 2 and 3 threads", n);
+            if (n) {
+                memcpy(g, g0, n * sizeof *g);
+                bf_grad_clip(&q, want / 8);
+                is_near(bf_grad_clip(&q, 0), want / 8, want * 1e-6, "clip of %zu values to an eighth: the norm after",
+                        n);
+            }
+            free(g);
+            free(g0);
+        }
+        bf_threads_set(2);   /* as the rest of the file runs */
+    }
 
     /* Determinism: the same seed gives the same parameters, bit for bit;
      * another seed a different batch order and different parameters. */
