@@ -4,34 +4,16 @@
  * (dL/dW_eff); its source maps it onto its own parameters at the end. */
 #include "model_internal.h"
 #include "ops.h"
-#include "bf/thread.h"
 #include "bf/util.h"
 
 #include <math.h>
 #include <string.h>
 
-/* d(mean cross-entropy)/d(logits) = (softmax − onehot)/M at targeted rows
- * k0 … k1 (rows over the pool: an exp a logit, which one thread had made
- * while the others waited) */
-static void dlogits_rows(void *ctx, size_t k0, size_t k1, int th)
-{
-    const bf_model *m = ctx;
-    const bf_acts *a = m->acts;
-    size_t M = a->M, V = (size_t)m->cfg.vocab;
-    (void)th;
-    for (size_t k = k0; k < k1; k++) {
-        const float *lp = a->logp + k * V;
-        float *d = a->dlogits + k * V;
-        for (size_t c = 0; c < V; c++) d[c] = expf(lp[c]) / (float)M;
-        d[a->y[a->tidx[k]]] -= 1.0f / (float)M;
-    }
-}
-
 float *bf_model_dlogits(bf_model *m)
 {
     bf_acts *a = m->acts;
     if (!a || !a->M) return NULL;
-    bf_parallel(a->M, bf_parallel_grain((size_t)m->cfg.vocab * 16), dlogits_rows, m);
+    bf_op_xent_grad(a->dlogits, a->logp, a->y, a->tidx, a->M, (size_t)m->cfg.vocab, (float)a->M);
     a->dlogits_ready = 1;
     return a->dlogits;
 }

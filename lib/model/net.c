@@ -324,12 +324,7 @@ double bf_model_readout(bf_model *m, const float *y, const int32_t *tgt, int B, 
         if (row_correct && (int32_t)best == tgt[n->tidx[k]]) row_correct[b]++;
     }
     if (dy && !m->inference) {
-        for (size_t k = 0; k < M; k++) {   /* (softmax − onehot)/M */
-            const float *lp = n->logp + k * V;
-            float *d = n->dlogits + k * V;
-            for (size_t c = 0; c < V; c++) d[c] = expf(lp[c]) / Mo;
-            d[tgt[n->tidx[k]]] -= 1.0f / Mo;
-        }
+        bf_op_xent_grad(n->dlogits, n->logp, tgt, n->tidx, M, V, Mo);
         bf_op_matmul_bwd(n->dfsel, 0, m->dhead, n->dlogits, n->fsel, m->head, M, D, V);
         float *dfn = n->dr;
         bf_op_copy(dfn, NULL, N * D);

@@ -493,16 +493,27 @@ typedef struct {
     double *loss;   /* per row */
 } lsm_job;
 
-static void logsoftmax_rows(void *ctx, size_t r0, size_t r1, int th)
+/* The loss's rows, eight logits at a time: exp through bf_v8_exp (≤ 2 ulp;
+ * a row's last V mod 8 through libm's expf), each eight's sum added in
+ * double.  One logit at a time in double, exp and the gradient's expf had
+ * taken lm's step (V 256) 2.6 % of its samples. */
+CLONES static void logsoftmax_rows(void *ctx, size_t r0, size_t r1, int th)
 {
     lsm_job *j = ctx;
+    size_t V = j->V, V8 = V / 8 * 8;
     for (size_t r = r0; r < r1; r++) {
-        float *z = j->logp + r * j->V, mx = -INFINITY;
-        for (size_t c = 0; c < j->V; c++) if (z[c] > mx) mx = z[c];
+        float *z = j->logp + r * V, mx = -INFINITY;
+        for (size_t c = 0; c < V; c++) if (z[c] > mx) mx = z[c];
         double s = 0;
-        for (size_t c = 0; c < j->V; c++) s += exp((double)(z[c] - mx));
+        size_t c = 0;
+        for (; c < V8; c += 8) {
+            float e[8];
+            bf_v8_store(e, bf_v8_exp(bf_v8_load(z + c) - mx));
+            s += (double)sum8(e);
+        }
+        for (; c < V; c++) s += (double)expf(z[c] - mx);
         float lse = mx + (float)log(s);
-        for (size_t c = 0; c < j->V; c++) z[c] -= lse;
+        for (c = 0; c < V; c++) z[c] -= lse;
         j->loss[r] = -(double)z[j->y[j->tidx[r]]];
     }
 }
@@ -511,6 +522,37 @@ void bf_op_logsoftmax(float *logp, const int32_t *y, const int32_t *tidx, size_t
 {
     lsm_job j = {logp, y, tidx, V, loss};
     bf_parallel(M, 16, logsoftmax_rows, &j);
+}
+
+typedef struct {
+    float *d;
+    const float *logp;
+    const int32_t *y, *tidx;
+    size_t V;
+    float count;
+} xent_job;
+
+/* (softmax − onehot)/count, eight at a time as the loss's rows */
+CLONES static void xent_grad_rows(void *ctx, size_t r0, size_t r1, int th)
+{
+    const xent_job *j = ctx;
+    size_t V = j->V, V8 = V / 8 * 8;
+    float m = j->count;
+    for (size_t r = r0; r < r1; r++) {
+        const float *lp = j->logp + r * V;
+        float *d = j->d + r * V;
+        size_t c = 0;
+        for (; c < V8; c += 8) bf_v8_store(d + c, bf_v8_exp(bf_v8_load(lp + c)) / m);
+        for (; c < V; c++) d[c] = expf(lp[c]) / m;
+        d[j->y[j->tidx[r]]] -= 1.0f / m;
+    }
+}
+
+void bf_op_xent_grad(float *dlogits, const float *logp, const int32_t *y, const int32_t *tidx, size_t M, size_t V,
+                     float count)
+{
+    xent_job j = {dlogits, logp, y, tidx, V, count};
+    bf_parallel(M, bf_parallel_grain(V * 16), xent_grad_rows, &j);
 }
 
 typedef struct {

@@ -65,5 +65,9 @@ void bf_op_copy(float *dst, const float *src, size_t n);
 /* Logits → log-probabilities in place, M rows of V; loss[r] = −logp at the
  * row's target y[tidx[r]]. */
 void bf_op_logsoftmax(float *logp, const int32_t *y, const int32_t *tidx, size_t M, size_t V, double *loss);
+/* d(mean cross-entropy)/d(logits) of those rows, the mean over count:
+ * dlogits[M,V] = (exp(logp) − onehot(y[tidx[r]]))/count */
+void bf_op_xent_grad(float *dlogits, const float *logp, const int32_t *y, const int32_t *tidx, size_t M, size_t V,
+                     float count);
 
 #endif
