@@ -493,6 +493,21 @@ typedef struct {
     double *loss;   /* per row */
 } lsm_job;
 
+/* Σ exp(z[0 … 7] − mx), and d[0 … 7] = exp(lp[0 … 7])/m: the loss's eights
+ * (vectors never cross a call of a function built for two targets, which
+ * clang requires) */
+static inline __attribute__((always_inline)) float exp_sum8(const float *z, float mx)
+{
+    float e[8];
+    bf_v8_store(e, bf_v8_exp(bf_v8_load(z) - mx));
+    return sum8(e);
+}
+
+static inline __attribute__((always_inline)) void exp_div8(float *d, const float *lp, float m)
+{
+    bf_v8_store(d, bf_v8_exp(bf_v8_load(lp)) / m);
+}
+
 /* The loss's rows, eight logits at a time: exp through bf_v8_exp (≤ 2 ulp;
  * a row's last V mod 8 through libm's expf), each eight's sum added in
  * double.  One logit at a time in double, exp and the gradient's expf had
@@ -506,11 +521,7 @@ CLONES static void logsoftmax_rows(void *ctx, size_t r0, size_t r1, int th)
         for (size_t c = 0; c < V; c++) if (z[c] > mx) mx = z[c];
         double s = 0;
         size_t c = 0;
-        for (; c < V8; c += 8) {
-            float e[8];
-            bf_v8_store(e, bf_v8_exp(bf_v8_load(z + c) - mx));
-            s += (double)sum8(e);
-        }
+        for (; c < V8; c += 8) s += (double)exp_sum8(z + c, mx);
         for (; c < V; c++) s += (double)expf(z[c] - mx);
         float lse = mx + (float)log(s);
         for (c = 0; c < V; c++) z[c] -= lse;
@@ -542,7 +553,7 @@ CLONES static void xent_grad_rows(void *ctx, size_t r0, size_t r1, int th)
         const float *lp = j->logp + r * V;
         float *d = j->d + r * V;
         size_t c = 0;
-        for (; c < V8; c += 8) bf_v8_store(d + c, bf_v8_exp(bf_v8_load(lp + c)) / m);
+        for (; c < V8; c += 8) exp_div8(d + c, lp + c, m);
         for (; c < V; c++) d[c] = expf(lp[c]) / m;
         d[j->y[j->tidx[r]]] -= 1.0f / m;
     }
