@@ -1,8 +1,11 @@
-"""bench/train_configs.py -- the training configurations that bench/train-step
-and bench/mpi-scaling share: for each, the bf-data and bf-init arguments, the
-batch, the timed steps N (before STEPS_SCALE) and train-step's goal against
-PyTorch; and the warm-up steps W and weight decay both benchmarks train with.
+"""bench/train_configs.py -- the training configurations that bench/train-step,
+bench/train-profile and bench/mpi-scaling share: for each, the bf-data and
+bf-init arguments, the batch, the timed steps N (before STEPS_SCALE) and
+train-step's goal against PyTorch; the warm-up steps W and weight decay the
+benchmarks train with; and the commands as their reports print them.
 """
+
+import os
 
 WARMUP = 3   # steps before the timed ones (allocation, first touches)
 WD = 0.01    # bf-ste-train --wd
@@ -25,3 +28,10 @@ def configs(text):
          "init": ["--d", "256", "--layers", "4", "--heads", "8", "--ff", "1024",
                   "--norm", "rms", "--act", "swiglu", "--pos", "rope"]},
     ]
+
+
+def commands(c, text):
+    """How a configuration's model and data are made, for a report:
+    "`bf-init ...`, `bf-data ...`", the text file by its base name."""
+    data = " ".join(os.path.basename(a) if a == text else a for a in c["data"])
+    return "`bf-init %s`, `bf-data %s`" % (" ".join(c["init"]), data)

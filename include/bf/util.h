@@ -31,6 +31,31 @@ void bf_pages_free(void *p, size_t n);
 static inline int bf_mul_u64(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_mul_overflow(a, b, out) ? -1 : 0; }
 static inline int bf_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_add_overflow(a, b, out) ? -1 : 0; }
 
+/* Fixed-order sums in double, the same bits for the same inputs wherever
+ * they run: eight partial sums added in a fixed tree, and Σ (x[i] − mu)^p
+ * (p = 1 or 2) in eight interleaved partial sums (squares of 1e20 stay
+ * finite) — the norms' row sums and the gradient's norm. */
+static inline double bf_sum8_f64(const double acc[8])
+{
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static inline __attribute__((always_inline)) double bf_sum_dev_f64(const float *x, float mu, size_t n, int p)
+{
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            double d = x[i + k] - mu;
+            acc[k] += p == 2 ? d * d : d;
+        }
+    for (; i < n; i++) {
+        double d = x[i] - mu;
+        acc[i & 7] += p == 2 ? d * d : d;
+    }
+    return bf_sum8_f64(acc);
+}
+
 double bf_now(void);  /* monotonic seconds */
 /* strerror(e) with a lower-case first letter, for one-line messages. */
 const char *bf_strerror(int e);

@@ -26,31 +26,6 @@ static inline float sum8(const float acc[8])
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-/* the same in double */
-static inline double sum8d(const double acc[8])
-{
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
-/* Σ (x[i] − mu)^p for p = 1 or 2, in double, in eight partial sums in a
- * fixed order (the norms' row sums: double so that squares of 1e20 stay
- * finite) */
-static inline __attribute__((always_inline)) double sum_dev_f64(const float *x, float mu, size_t n, int p)
-{
-    double acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            double d = x[i + k] - mu;
-            acc[k] += p == 2 ? d * d : d;
-        }
-    for (; i < n; i++) {
-        double d = x[i] - mu;
-        acc[i & 7] += p == 2 ? d * d : d;
-    }
-    return sum8d(acc);
-}
-
 /* Σ a[i]·b[i] in eight interleaved partial sums: independent chains the
  * compiler can keep in vector registers, where one running sum waits on each
  * add.  A fixed order, so the same inputs give the same bits. */
@@ -132,8 +107,8 @@ CLONES static void norm_rows(void *ctx, size_t r0, size_t r1, int th)
     for (size_t r = r0; r < r1; r++) {
         const float *x = j->x + r * D;
         float *y = j->y + r * D;
-        float mu = j->layer ? (float)(sum_dev_f64(x, 0.0f, D, 1) / (double)D) : 0.0f;
-        float rstd = (float)(1.0 / sqrt(sum_dev_f64(x, mu, D, 2) / (double)D + EPS));
+        float mu = j->layer ? (float)(bf_sum_dev_f64(x, 0.0f, D, 1) / (double)D) : 0.0f;
+        float rstd = (float)(1.0 / sqrt(bf_sum_dev_f64(x, mu, D, 2) / (double)D + EPS));
         if (j->mean) j->mean[r] = mu;
         j->rstd[r] = rstd;
         size_t c;
@@ -185,7 +160,7 @@ CLONES static void norm_bwd_rows(void *ctx, size_t r0, size_t r1, int th)
             sg[c & 7] += g;
             sgx[c & 7] += g * ((x[c] - mu) * rstd);
         }
-        float mg = j->layer ? (float)(sum8d(sg) / (double)D) : 0.0f, mgx = (float)(sum8d(sgx) / (double)D);
+        float mg = j->layer ? (float)(bf_sum8_f64(sg) / (double)D) : 0.0f, mgx = (float)(bf_sum8_f64(sgx) / (double)D);
         for (c = 0; c < D8; c += 8)
             for (int k = 0; k < 8; k++) {
                 float g = dy[c + k] * j->w[c + k], xh = (x[c + k] - mu) * rstd;
@@ -517,8 +492,7 @@ CLONES static void logsoftmax_rows(void *ctx, size_t r0, size_t r1, int th)
     lsm_job *j = ctx;
     size_t V = j->V, V8 = V / 8 * 8;
     for (size_t r = r0; r < r1; r++) {
-        float *z = j->logp + r * V, mx = -INFINITY;
-        for (size_t c = 0; c < V; c++) if (z[c] > mx) mx = z[c];
+        float *z = j->logp + r * V, mx = max_f32(z, V);
         double s = 0;
         size_t c = 0;
         for (; c < V8; c += 8) s += (double)exp_sum8(z + c, mx);

@@ -56,11 +56,7 @@ static void clip_sums(void *ctx, size_t b0, size_t b1, int th)
     (void)th;
     for (size_t b = b0; b < b1; b++) {
         size_t k = b * CLIP_BLOCK, end = k + CLIP_BLOCK < j->n ? k + CLIP_BLOCK : j->n;
-        double acc[8] = {0};
-        for (; k + 8 <= end; k += 8)
-            for (int i = 0; i < 8; i++) acc[i] += (double)j->g[k + (size_t)i] * j->g[k + (size_t)i];
-        for (int i = 0; k < end; k++, i++) acc[i] += (double)j->g[k] * j->g[k];
-        j->part[b] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        j->part[b] = bf_sum_dev_f64(j->g + k, 0.0f, end - k, 2);
     }
 }
 
