@@ -12,7 +12,8 @@
 
 #include <stddef.h>
 
-/* C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, like cblas_sgemm. */
+/* C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, like cblas_sgemm; with
+ * beta = 0, C's old contents are never read (NaN there does no harm). */
 void bf_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
               const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
