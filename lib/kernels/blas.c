@@ -5,30 +5,6 @@
 #include <cblas.h>
 #include <string.h>
 
-/* OpenBLAS (0.3.21, the Haswell and Zen kernels) meets β = 0 by clearing C
- * one float a store before its kernel adds into it: in lm's training step
- * (d 128, so K is 128 in most products) that pass was 4.5 % of all
- * samples.  C's rows are cleared here with the C library's vector stores
- * instead, and the product runs with β = 1: the kernel then adds α·A·B to
- * zeros, as it did after OpenBLAS's own clearing, so the bits are the
- * same, and C's old contents (NaN included) are still never read. */
-static void clear_rows(float *C, size_t rows, size_t cols, size_t ldc)
-{
-    if (ldc == cols) memset(C, 0, rows * cols * sizeof *C);
-    else
-        for (size_t r = 0; r < rows; r++) memset(C + r * ldc, 0, cols * sizeof *C);
-}
-
-static void sgemm_cleared(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, size_t M, size_t N, size_t K, float alpha,
-                          const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
-{
-    if (beta == 0.0f) {
-        clear_rows(C, M, N, ldc);
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-}
-
 typedef struct {
     int ta, tb;
     size_t M, N, K, lda, ldb, ldc;
@@ -41,12 +17,11 @@ typedef struct {
 static void run(void *ctx, size_t i0, size_t i1, int th)
 {
     const job *j = ctx;
-    enum CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
     if (!j->split_n) {
         /* rows i0..i1 of C come from rows (or, transposed, columns) of A */
         const float *A = j->ta ? j->A + i0 : j->A + i0 * j->lda;
-        sgemm_cleared(ta, tb, i1 - i0, j->N, j->K, j->alpha, A, j->lda, j->B, j->ldb, j->beta, j->C + i0 * j->ldc,
-                      j->ldc);
+        bf_sgemm_serial(j->ta, j->tb, i1 - i0, j->N, j->K, j->alpha, A, j->lda, j->B, j->ldb, j->beta,
+                        j->C + i0 * j->ldc, j->ldc);
     } else if (j->M == 1 && j->K) {
         /* one row of C is a matrix-vector product: sgemv streams the weights
          * once, where sgemm would first copy them into its packed panels.
@@ -61,7 +36,7 @@ static void run(void *ctx, size_t i0, size_t i1, int th)
                         incx, j->beta, j->C + i0, 1);
     } else {
         const float *B = j->tb ? j->B + i0 * j->ldb : j->B + i0;
-        sgemm_cleared(ta, tb, j->M, i1 - i0, j->K, j->alpha, j->A, j->lda, B, j->ldb, j->beta, j->C + i0, j->ldc);
+        bf_sgemm_serial(j->ta, j->tb, j->M, i1 - i0, j->K, j->alpha, j->A, j->lda, B, j->ldb, j->beta, j->C + i0, j->ldc);
     }
 }
 
@@ -81,6 +56,17 @@ void bf_sgemm_serial(int transA, int transB, size_t M, size_t N, size_t K, float
                      const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     if (!M || !N) return;
-    sgemm_cleared(transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
-                  beta, C, ldc);
+    /* OpenBLAS (0.3.21, the Haswell and Zen kernels) meets β = 0 by clearing
+     * C one float a store before its kernel adds into it: in lm's training
+     * step (d 128, so K is 128 in most products) that pass was 4.5 % of all
+     * samples.  C's rows are cleared here with the C library's vector stores
+     * instead, and the product runs with β = 1: the kernel then adds α·A·B
+     * to zeros, as it did after OpenBLAS's own clearing, so the bits are the
+     * same, and C's old contents (NaN included) are still never read. */
+    if (beta == 0.0f) {
+        for (size_t r = 0; r < M; r++) memset(C + r * ldc, 0, N * sizeof *C);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
