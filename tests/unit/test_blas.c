@@ -1,7 +1,8 @@
 /* test_blas — bf_sgemm (row blocks or column blocks over the pool, sgemv for
- * a single row) against a double-precision scalar product, for every
- * transpose, shapes that take each path, α/β, padded leading dimensions and
- * 1 and 2 threads.
+ * a single row, the panels' own product for short rows) against a
+ * double-precision scalar product, for every transpose, shapes that take
+ * each path, α/β, padded leading dimensions and 1 and 2 threads; and the
+ * panels' product bit for bit against its scalar form.
  *
  * Tolerance: each element is a K-term float sum; its rounding error is at
  * most about K·2⁻²⁴ times Σ|a·b|, so the test bounds the error by
@@ -102,13 +103,47 @@ static void check_cleared(int ta, int tb, size_t M, size_t N, size_t K, int seri
     free(want);
 }
 
+/* The panels' product (A not transposed, 192 ≤ M, 16 ≤ N, 1 ≤ K ≤ 512) is
+ * each element's fused multiply-adds over k in order, then α·sum, then a
+ * fused β·c added: the same bits as this scalar form with fmaf, on 1 and 2
+ * threads alike; β = 0 over NaN, and the padding after each row untouched. */
+static void check_panels(int tb, size_t M, size_t N, size_t K, float alpha, float beta, bf_rng *r)
+{
+    size_t pad = 5, lda = K + 2, ldb = (tb ? K : N) + 1, ldc = N + pad;
+    float *A = randm(r, M * lda), *B = randm(r, (tb ? N : K) * ldb), *C0 = randm(r, M * ldc);
+    float *want = bf_xmalloc(M * ldc * sizeof *want), *C = bf_xmalloc(M * ldc * sizeof *C);
+    for (size_t i = 0; i < M; i++)
+        for (size_t n = 0; n < ldc; n++) {
+            float c = C0[i * ldc + n], s = 0.0f;
+            if (n >= N) { want[i * ldc + n] = c; continue; }
+            for (size_t k = 0; k < K; k++) s = fmaf(A[i * lda + k], tb ? B[n * ldb + k] : B[k * ldb + n], s);
+            want[i * ldc + n] = beta != 0.0f ? fmaf(beta, c, alpha * s) : alpha * s;
+            if (beta == 0.0f) C0[i * ldc + n] = NAN;
+        }
+    for (int th = 1; th <= 2; th++) {
+        memcpy(C, C0, M * ldc * sizeof *C);
+        bf_threads_set(th);
+        bf_sgemm(0, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        ok(memcmp(C, want, M * ldc * sizeof *C) == 0, "panels: tb %d M %zu N %zu K %zu alpha %g beta %g threads %d: the "
+           "scalar form's bits, padding untouched", tb, M, N, K, alpha, beta, th);
+    }
+    free(A);
+    free(B);
+    free(C0);
+    free(C);
+    free(want);
+}
+
 int main(void)
 {
     bf_rng r;
     bf_rng_seed(&r, 7);
-    /* M = 1 takes sgemv; N > M splits columns; M ≥ N splits rows; tiny ones run on one thread */
-    static const size_t shapes[][3] = {{1, 300, 70}, {1, 1, 50}, {1, 257, 1}, {2, 300, 33}, {300, 2, 33},
-                                       {64, 64, 64}, {7, 129, 65}, {129, 7, 65}, {1, 1000, 256}, {3, 5, 0}};
+    /* M = 1 takes sgemv; N > M splits columns; M ≥ N splits rows; tiny ones run on one thread; with A not
+     * transposed, M ≥ 192, N ≥ 16 and 1 ≤ K ≤ 512 take the panels (the last row block, the last micro-kernel
+     * rows and the last panel's columns partial), K = 513 or N = 15 not */
+    static const size_t shapes[][3] = {{1, 300, 70},   {1, 1, 50},   {1, 257, 1},   {2, 300, 33},  {300, 2, 33},
+                                       {64, 64, 64},   {7, 129, 65}, {129, 7, 65},  {1, 1000, 256}, {3, 5, 0},
+                                       {197, 37, 65},  {192, 16, 1}, {250, 130, 512}, {193, 40, 513}, {250, 15, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
@@ -120,9 +155,16 @@ int main(void)
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             check_cleared(ta, tb, 37, 70, 129, 0, &r);
-            check_cleared(ta, tb, 300, 40, 129, 0, &r);
+            check_cleared(ta, tb, 300, 40, 600, 0, &r);   /* K past the panels' */
             check_cleared(ta, tb, 37, 70, 129, 1, &r);
             check_cleared(ta, tb, 6, 9, 0, 0, &r);
         }
+    for (int tb = 0; tb < 2; tb++) {
+        check_panels(tb, 197, 37, 65, 1.0f, 0.0f, &r);
+        check_panels(tb, 197, 37, 65, -1.5f, 0.3f, &r);   /* β·c inexact, in full and partial panels */
+        check_panels(tb, 250, 130, 512, -0.5f, 1.0f, &r);
+        check_panels(tb, 192, 16, 1, 0.75f, 0.25f, &r);
+        check_panels(tb, 1000, 512, 128, 1.0f, 0.0f, &r);   /* lm's w1: many blocks, two groups of panels */
+    }
     return tap_done();
 }
