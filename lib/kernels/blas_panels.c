@@ -45,6 +45,7 @@
 
 #define PANELS_KMAX 512   /* a panel (K × 16 floats, 32 KiB at 512) stays in L1/L2 */
 #define PANELS_MMIN 192   /* rows enough for four blocks */
+#define PANELS_MAX_BYTES (8u << 20)   /* op(B)'s copy at most (an output layer of 16k words at d 128) */
 #define BLOCK_ROWS 48     /* eight micro-kernel rows of six */
 #define GROUP_BYTES (128u << 10)   /* panels a task: 128 KiB, a quarter of L2 */
 #define MR 6
@@ -174,11 +175,12 @@ int bf_sgemm_panels(int transB, size_t M, size_t N, size_t K, float alpha, const
 {
 #ifdef PANELS_X86
     if (K < 1 || K > PANELS_KMAX || M < PANELS_MMIN || N < NR) return 0;
+    size_t npanel = (N + NR - 1) / NR, need = npanel * K * NR;
+    if (need > PANELS_MAX_BYTES / sizeof(float)) return 0;   /* a copy as large as a big output layer: OpenBLAS's blocks */
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
     /* the panels, kept for the next product on this thread */
     static _Thread_local float *buf;
     static _Thread_local size_t cap;
-    size_t npanel = (N + NR - 1) / NR, need = npanel * K * NR;
     if (need > cap) {
         bf_aligned_free(buf);
         cap = 0;

@@ -152,6 +152,7 @@ int main(void)
                     check(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], -0.5f, 1.0f, th, &r);
                 }
     check(0, 1, 1, 4096, 512, 2.0f, 0.25f, 2, &r);
+    check(0, 1, 192, 4097, 512, 1.0f, 0.0f, 2, &r);   /* op(B) past the panels' 8 MiB: OpenBLAS */
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             check_cleared(ta, tb, 37, 70, 129, 0, &r);
