@@ -6,8 +6,8 @@
  * beats OpenBLAS's own threading for the model's many small products: its
  * idle threads spin between calls and steal the cores our loops need.  Each
  * output element is computed by exactly one call, so a given thread count
- * always gives the same bytes.  Products with short rows of A in place
- * (not transposed, K ≤ 512, M ≥ 192, op(B) at most 8 MiB) take the
+ * always gives the same bytes.  Products with A's rows in place
+ * (not transposed, M ≥ 96, op(B) at most 8 MiB) take the
  * library's own AVX2 product instead, where the CPU has AVX2 and FMA
  * (lib/kernels/blas_panels.c). */
 #ifndef BF_BLAS_H

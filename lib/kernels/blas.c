@@ -45,9 +45,9 @@ void bf_sgemm(int transA, int transB, size_t M, size_t N, size_t K, float alpha,
               const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     if (!M || !N) return;
-    /* A's rows short and read in place: the product of blas_panels.c (a
-     * training step's forward products and its input gradients) */
-    if (!transA && bf_sgemm_panels(transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+    /* the library's own product where it serves (blas_panels.c): a training
+     * step's products, positions against a weight matrix */
+    if (bf_sgemm_panels(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
     job j = {transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0};
     /* split the longer side of C; keep at least ~16k multiply-adds a block */
     j.split_n = N > M;

@@ -1,7 +1,7 @@
-/* blas_panels.c — the float product for short rows: C = α·A·op(B) + β·C with
- * A not transposed and K ≤ PANELS_KMAX, the shape of a training step's
- * forward products (positions × features against a weight matrix, K the
- * model's width) and of its input gradients.
+/* blas_panels.c — the library's own float product for a training step's
+ * forward products and input gradients: C = α·A·op(B) + β·C with A not
+ * transposed (positions × features against a weight matrix), at least
+ * PANELS_MMIN rows, op(B)'s copy at most PANELS_MAX_BYTES.
  *
  * Why not OpenBLAS there: bf_sgemm split such a product into one
  * cblas_sgemm a thread, and OpenBLAS copied both operands into its packed
@@ -18,18 +18,21 @@
  * The micro-kernel holds a 6 × 16 tile of C in twelve registers: per k two
  * loads of the panel, six broadcasts of A, twelve fused multiply-adds
  * (AVX2 and FMA, chosen at run time).  gcc 12 at -O2 (objdump): the loop is
- * exactly those 20 instructions, 2 vmovaps, 6 vbroadcastss from memory and
- * 12 vfmadd231ps, with four integer steps; nothing on the stack.  Every
- * element of C is one fused sum over k in order, whichever thread takes its
- * block, so the bits do not depend on the thread count.
+ * 24 instructions, 2 vmovaps, 6 vbroadcastss from memory, 12 vfmadd231ps
+ * and four integer steps; nothing on the stack.  Every element of C is one
+ * fused sum over k in order (carried between passes of KC values of k),
+ * whichever thread takes its block, so the bits do not depend on the thread
+ * count.
  *
  * Measured in lm's and lm256's training (bf-ste-train, 2 threads, float),
- * the clock read around every product this file would take, whole runs in
- * turn with OpenBLAS's split and with this: lm (30 steps, four pairs) 56.2,
- * 56.5, 62.6, 58.4 → 64.8, 60.8, 63.0, 66.9 flops a clock tick; lm256 (10
- * steps, three pairs) 64.7, 64.1, 64.2 → 63.0, 71.1, 65.8.  (Alternating
- * the two call by call inside one run measured them level: 0.997 of the
- * time over lm's products.) */
+ * the clock read around every product this file takes, whole runs in turn
+ * with OpenBLAS's split and with this: lm (30 steps, three pairs) 55.4,
+ * 57.7, 62.0 → 63.6, 63.2, 68.1 flops a clock tick; lm256 (10 steps, three
+ * pairs, its 1024-long rows included) 67.2, 67.4, 63.3 → 66.8, 66.0, 68.3.
+ * (Alternating the two call by call inside one run measured them level:
+ * 0.997 of the time over lm's products.)  A weight gradient (A transposed,
+ * K the positions) stays with OpenBLAS: copied strip by strip a pass, it
+ * ran at five sixths of OpenBLAS's rate in lm's step. */
 #include "blas_panels.h"
 
 #include "bf/thread.h"
@@ -43,21 +46,25 @@
 #define PANELS_X86 1
 #endif
 
-#define PANELS_KMAX 512   /* a panel (K × 16 floats, 32 KiB at 512) stays in L1/L2 */
-#define PANELS_MMIN 192   /* rows enough for four blocks */
+#define PANELS_MMIN 96    /* rows: fewer go to OpenBLAS */
 #define PANELS_MAX_BYTES (8u << 20)   /* op(B)'s copy at most (an output layer of 16k words at d 128) */
-#define BLOCK_ROWS 48     /* eight micro-kernel rows of six */
-#define GROUP_BYTES (128u << 10)   /* panels a task: 128 KiB, a quarter of L2 */
+#define KC 256            /* k a pass: a panel's slice (256 × 16 floats, 16 KiB) stays in L1 */
+#define BLOCK_ROWS 48     /* eight micro-kernel rows of six, fewer when tasks are few */
+#define GROUP_BYTES (128u << 10)   /* panel slices a task: 128 KiB, a quarter of L2 */
 #define MR 6
 #define NR 16
+#define TILE (MR * NR)    /* a tile's partial sums between passes */
 
 #ifdef PANELS_X86
 typedef struct {
     int tb;
     size_t M, N, K, lda, ldb, ldc, npanel;
+    size_t block_rows, gp;   /* a task's rows and panels */
     float alpha, beta;
     const float *A, *B;
     float *C, *P;
+    float *part;         /* each thread's partial sums, part_len floats, when K > KC */
+    size_t part_len;
     size_t next_task;    /* the next task to take (atomic) */
 } job;
 
@@ -105,28 +112,39 @@ __attribute__((target("avx2,fma"))) static inline void panels_emit_row(float *c,
     for (size_t n = 0; n < nc; n++) c[n] = beta != 0.0f ? fmaf(beta, c[n], t[n]) : t[n];   /* fused, as above */
 }
 
-/* row r of the tile: its A element at k broadcast, times the panel's two vectors */
+/* row r of the tile: A[r, k] broadcast, times the panel's two vectors */
 #define PANELS_ROW(r)                                                                                              \
     do {                                                                                                           \
-        __m256 a_ = _mm256_broadcast_ss(a##r + k);                                                                 \
+        __m256 a_ = _mm256_broadcast_ss(ak + o##r);                                                                \
         c##r##0 = _mm256_fmadd_ps(a_, b0, c##r##0);                                                                \
         c##r##1 = _mm256_fmadd_ps(a_, b1, c##r##1);                                                                \
     } while (0)
 
-/* C[0 … mr, 0 … nc) of the tile at A's row 0 and panel P (mr ≤ 6, nc ≤ 16).
- * Rows past mr repeat A's last row (their sums are not kept), so that
- * nothing past A is read.  Twelve accumulators, two panel vectors and one
- * broadcast: fifteen of the sixteen ymm registers. */
-__attribute__((target("avx2,fma"))) static void panels_tile6x16(const float *A, size_t lda, size_t mr, const float *P,
-                                                                size_t K, float alpha, float beta, float *C, size_t ldc,
-                                                                size_t nc)
+/* A tile's sums over kn values of k: A's rows at a (row r at a + r·lda, its
+ * k values one after another) against panel slice P.  The sums start
+ * from `in` (TILE floats, row r at in + 16r; zero when NULL) and go to
+ * `out` when this is not the last pass, else C[0 … mr, 0 … nc) gets
+ * α·sum + β·C.  Rows past mr repeat the last row (their sums are not kept),
+ * so that nothing past A is read.  Twelve accumulators, two panel vectors
+ * and one broadcast: fifteen of the sixteen ymm registers. */
+__attribute__((target("avx2,fma"))) static void panels_tile(const float *a, size_t lda, size_t mr, const float *P,
+                                                            size_t kn, const float *in, float *out, float alpha,
+                                                            float beta, float *C, size_t ldc, size_t nc)
 {
-    const float *a0 = A, *a1 = A + (mr > 1 ? 1 : 0) * lda, *a2 = A + (mr > 2 ? 2 : mr - 1) * lda,
-                *a3 = A + (mr > 3 ? 3 : mr - 1) * lda, *a4 = A + (mr > 4 ? 4 : mr - 1) * lda,
-                *a5 = A + (mr > 5 ? 5 : mr - 1) * lda;
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (size_t k = 0; k < K; k++, P += NR) {
+    size_t o0 = 0, o1 = (mr > 1 ? 1 : mr - 1) * lda, o2 = (mr > 2 ? 2 : mr - 1) * lda,
+           o3 = (mr > 3 ? 3 : mr - 1) * lda, o4 = (mr > 4 ? 4 : mr - 1) * lda, o5 = (mr > 5 ? 5 : mr - 1) * lda;
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (in) {
+        c00 = _mm256_loadu_ps(in), c01 = _mm256_loadu_ps(in + 8), c10 = _mm256_loadu_ps(in + 16);
+        c11 = _mm256_loadu_ps(in + 24), c20 = _mm256_loadu_ps(in + 32), c21 = _mm256_loadu_ps(in + 40);
+        c30 = _mm256_loadu_ps(in + 48), c31 = _mm256_loadu_ps(in + 56), c40 = _mm256_loadu_ps(in + 64);
+        c41 = _mm256_loadu_ps(in + 72), c50 = _mm256_loadu_ps(in + 80), c51 = _mm256_loadu_ps(in + 88);
+    } else {
+        c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+        c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    }
+    const float *ak = a;
+    for (size_t k = 0; k < kn; k++, P += NR, ak++) {
         __m256 b0 = _mm256_load_ps(P), b1 = _mm256_load_ps(P + 8);
         PANELS_ROW(0);
         PANELS_ROW(1);
@@ -134,6 +152,13 @@ __attribute__((target("avx2,fma"))) static void panels_tile6x16(const float *A, 
         PANELS_ROW(3);
         PANELS_ROW(4);
         PANELS_ROW(5);
+    }
+    if (out) {
+        _mm256_storeu_ps(out, c00), _mm256_storeu_ps(out + 8, c01), _mm256_storeu_ps(out + 16, c10);
+        _mm256_storeu_ps(out + 24, c11), _mm256_storeu_ps(out + 32, c20), _mm256_storeu_ps(out + 40, c21);
+        _mm256_storeu_ps(out + 48, c30), _mm256_storeu_ps(out + 56, c31), _mm256_storeu_ps(out + 64, c40);
+        _mm256_storeu_ps(out + 72, c41), _mm256_storeu_ps(out + 80, c50), _mm256_storeu_ps(out + 88, c51);
+        return;
     }
     panels_emit_row(C, nc, c00, c01, alpha, beta);
     if (mr > 1) panels_emit_row(C + ldc, nc, c10, c11, alpha, beta);
@@ -144,58 +169,82 @@ __attribute__((target("avx2,fma"))) static void panels_tile6x16(const float *A, 
 }
 
 /* Tasks from the shared counter until none is left.  A task is a block of
- * BLOCK_ROWS rows against a group of panels (GROUP_BYTES of them, in L2),
- * six rows at a time against each panel; consecutive tasks share a group,
- * so a thread's next task finds its panels still in cache.  (lm256's
- * 1024-wide products have 1 MiB of panels, twice a core's L2.) */
+ * rows against a group of panels, in passes of KC values of k: in a pass,
+ * each panel's slice (in L1) meets the block's rows six at a time, and the
+ * sums wait in the thread's `part` between passes, so each is still one
+ * sum over k in order.  Consecutive tasks share a group, so a thread's next
+ * task finds its panels still in L2.  (lm256's 1024-wide products have
+ * 1 MiB of panels, twice a core's L2.) */
 static void panels_run_tasks(void *ctx, size_t t0, size_t t1, int th)
 {
-    (void)t0, (void)t1, (void)th;
+    (void)t0, (void)t1;
     job *j = ctx;
-    size_t nblock = (j->M + BLOCK_ROWS - 1) / BLOCK_ROWS;
-    size_t gp = GROUP_BYTES / (j->K * NR * sizeof(float)), ngroup = (j->npanel + gp - 1) / gp;
+    size_t br = j->block_rows, nblock = (j->M + br - 1) / br, ngroup = (j->npanel + j->gp - 1) / j->gp;
+    size_t nstrip = br / MR;
+    float *part = j->part ? j->part + (size_t)th * j->part_len : NULL;
     for (;;) {
         size_t t = __atomic_fetch_add(&j->next_task, 1, __ATOMIC_RELAXED);
         if (t >= nblock * ngroup) return;
         size_t b = t % nblock, g = t / nblock;
-        size_t i0 = b * BLOCK_ROWS, i1 = i0 + BLOCK_ROWS < j->M ? i0 + BLOCK_ROWS : j->M;
-        size_t p1 = (g + 1) * gp < j->npanel ? (g + 1) * gp : j->npanel;
-        for (size_t p = g * gp; p < p1; p++) {
-            size_t n0 = p * NR, nc = j->N - n0 < NR ? j->N - n0 : NR;
-            for (size_t i = i0; i < i1; i += MR)
-                panels_tile6x16(j->A + i * j->lda, j->lda, i1 - i < MR ? i1 - i : MR, j->P + p * j->K * NR, j->K, j->alpha,
-                         j->beta, j->C + i * j->ldc + n0, j->ldc, nc);
+        size_t i0 = b * br, i1 = i0 + br < j->M ? i0 + br : j->M;
+        size_t p0 = g * j->gp, p1 = p0 + j->gp < j->npanel ? p0 + j->gp : j->npanel;
+        for (size_t k0 = 0; k0 < j->K; k0 += KC) {
+            size_t kn = j->K - k0 < KC ? j->K - k0 : KC;
+            int first = k0 == 0, last = k0 + kn == j->K;
+            for (size_t p = p0; p < p1; p++) {
+                size_t n0 = p * NR, nc = j->N - n0 < NR ? j->N - n0 : NR;
+                const float *P = j->P + (p * j->K + k0) * NR;
+                for (size_t i = i0; i < i1; i += MR) {
+                    size_t mr = i1 - i < MR ? i1 - i : MR;
+                    float *pt = part ? part + ((p - p0) * nstrip + (i - i0) / MR) * TILE : NULL;
+                    const float *in = first ? NULL : pt;
+                    float *out = last ? NULL : pt, *C = j->C + i * j->ldc + n0;
+                    panels_tile(j->A + i * j->lda + k0, j->lda, mr, P, kn, in, out, j->alpha, j->beta, C, j->ldc, nc);
+                }
+            }
         }
     }
 }
+
+/* a thread's scratch, kept for the next product on that thread */
+static float *scratch(float **buf, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        bf_aligned_free(*buf);
+        *cap = 0;
+        *buf = bf_aligned_alloc(n * sizeof **buf);
+        if (!*buf) return NULL;
+        *cap = n;
+    }
+    return *buf;
+}
 #endif
 
-int bf_sgemm_panels(int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
-                    size_t ldb, float beta, float *C, size_t ldc)
+int bf_sgemm_panels(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                    const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
 #ifdef PANELS_X86
-    if (K < 1 || K > PANELS_KMAX || M < PANELS_MMIN || N < NR) return 0;
+    if (transA || K < 1 || M < PANELS_MMIN || N < NR) return 0;
     size_t npanel = (N + NR - 1) / NR, need = npanel * K * NR;
     if (need > PANELS_MAX_BYTES / sizeof(float)) return 0;   /* a copy as large as a big output layer: OpenBLAS's blocks */
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
-    /* the panels, kept for the next product on this thread */
-    static _Thread_local float *buf;
-    static _Thread_local size_t cap;
-    if (need > cap) {
-        bf_aligned_free(buf);
-        cap = 0;
-        buf = bf_aligned_alloc(need * sizeof *buf);
-        if (!buf) return 0;
-        cap = need;
-    }
-    job j = {transB, M, N, K, lda, ldb, ldc, npanel, alpha, beta, A, B, C, buf, 0};
+    size_t nth = (size_t)bf_threads_get(), kslice = K < KC ? K : KC;
+    size_t gp = GROUP_BYTES / (kslice * NR * sizeof(float)), ngroup = (npanel + gp - 1) / gp;
+    /* rows a task: 48, fewer (a multiple of six) until there are tasks four times the threads */
+    size_t br = BLOCK_ROWS;
+    while (br > 2 * MR && (M + br - 1) / br * ngroup < 4 * nth) br -= MR;
+    static _Thread_local float *panels, *parts;
+    static _Thread_local size_t panels_cap, parts_cap;
+    size_t part_len = K > KC ? br / MR * gp * TILE : 0;   /* a thread's partial sums */
+    float *P = scratch(&panels, &panels_cap, need), *part = part_len ? scratch(&parts, &parts_cap, nth * part_len) : NULL;
+    if (!P || (part_len && !part)) return 0;
+    job j = {transB, M, N, K, lda, ldb, ldc, npanel, br, gp, alpha, beta, A, B, C, P, part, part_len, 0};
     bf_parallel(npanel, 2, panels_pack, &j);
-    int nth = bf_threads_get();
-    bf_parallel((size_t)nth, 1, panels_run_tasks, &j);
+    bf_parallel(nth, 1, panels_run_tasks, &j);
     return 1;
 #else
-    (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C,
-        (void)ldc;
+    (void)transA, (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb,
+        (void)beta, (void)C, (void)ldc;
     return 0;
 #endif
 }

@@ -1,5 +1,5 @@
 /* test_blas — bf_sgemm (row blocks or column blocks over the pool, sgemv for
- * a single row, the panels' own product for short rows) against a
+ * a single row, the panels' own product with A not transposed) against a
  * double-precision scalar product, for every transpose, shapes that take
  * each path, α/β, padded leading dimensions and 1 and 2 threads; and the
  * panels' product bit for bit against its scalar form.
@@ -103,10 +103,11 @@ static void check_cleared(int ta, int tb, size_t M, size_t N, size_t K, int seri
     free(want);
 }
 
-/* The panels' product (A not transposed, 192 ≤ M, 16 ≤ N, 1 ≤ K ≤ 512) is
- * each element's fused multiply-adds over k in order, then α·sum, then a
- * fused β·c added: the same bits as this scalar form with fmaf, on 1 and 2
- * threads alike; β = 0 over NaN, and the padding after each row untouched. */
+/* The panels' product (A not transposed, 96 ≤ M, 16 ≤ N, op(B) at most
+ * 8 MiB) is each element's fused multiply-adds over k in order (in passes of 256,
+ * the sums carried between them), then α·sum, then a fused β·c added: the
+ * same bits as this scalar form with fmaf, on 1 and 2 threads alike; β = 0
+ * over NaN, and the padding after each row untouched. */
 static void check_panels(int tb, size_t M, size_t N, size_t K, float alpha, float beta, bf_rng *r)
 {
     size_t pad = 5, lda = K + 2, ldb = (tb ? K : N) + 1, ldc = N + pad;
@@ -116,7 +117,8 @@ static void check_panels(int tb, size_t M, size_t N, size_t K, float alpha, floa
         for (size_t n = 0; n < ldc; n++) {
             float c = C0[i * ldc + n], s = 0.0f;
             if (n >= N) { want[i * ldc + n] = c; continue; }
-            for (size_t k = 0; k < K; k++) s = fmaf(A[i * lda + k], tb ? B[n * ldb + k] : B[k * ldb + n], s);
+            for (size_t k = 0; k < K; k++)
+                s = fmaf(A[i * lda + k], tb ? B[n * ldb + k] : B[k * ldb + n], s);
             want[i * ldc + n] = beta != 0.0f ? fmaf(beta, c, alpha * s) : alpha * s;
             if (beta == 0.0f) C0[i * ldc + n] = NAN;
         }
@@ -139,8 +141,8 @@ int main(void)
     bf_rng r;
     bf_rng_seed(&r, 7);
     /* M = 1 takes sgemv; N > M splits columns; M ≥ N splits rows; tiny ones run on one thread; with A not
-     * transposed, M ≥ 192, N ≥ 16 and 1 ≤ K ≤ 512 take the panels (the last row block, the last micro-kernel
-     * rows and the last panel's columns partial), K = 513 or N = 15 not */
+     * transposed, M ≥ 96 and N ≥ 16 take the panels (the last row block, the last micro-kernel rows and the
+     * last panel's columns partial; K = 513 in three passes of k), N = 15 not */
     static const size_t shapes[][3] = {{1, 300, 70},   {1, 1, 50},   {1, 257, 1},   {2, 300, 33},  {300, 2, 33},
                                        {64, 64, 64},   {7, 129, 65}, {129, 7, 65},  {1, 1000, 256}, {3, 5, 0},
                                        {197, 37, 65},  {192, 16, 1}, {250, 130, 512}, {193, 40, 513}, {250, 15, 64}};
@@ -156,16 +158,18 @@ int main(void)
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             check_cleared(ta, tb, 37, 70, 129, 0, &r);
-            check_cleared(ta, tb, 300, 40, 600, 0, &r);   /* K past the panels' */
+            check_cleared(ta, tb, 90, 40, 600, 0, &r);   /* M below the panels' */
             check_cleared(ta, tb, 37, 70, 129, 1, &r);
             check_cleared(ta, tb, 6, 9, 0, 0, &r);
         }
     for (int tb = 0; tb < 2; tb++) {
         check_panels(tb, 197, 37, 65, 1.0f, 0.0f, &r);
         check_panels(tb, 197, 37, 65, -1.5f, 0.3f, &r);   /* β·c inexact, in full and partial panels */
-        check_panels(tb, 250, 130, 512, -0.5f, 1.0f, &r);
-        check_panels(tb, 192, 16, 1, 0.75f, 0.25f, &r);
-        check_panels(tb, 1000, 512, 128, 1.0f, 0.0f, &r);   /* lm's w1: many blocks, two groups of panels */
+        check_panels(tb, 250, 130, 512, -0.5f, 1.0f, &r);  /* two passes of k */
+        check_panels(tb, 96, 16, 1, 0.75f, 0.25f, &r);
+        check_panels(tb, 100, 40, 700, 1.0f, 1.0f, &r);   /* a short last pass; few rows: small blocks */
     }
+    check_panels(1, 1000, 512, 128, 1.0f, 0.0f, &r);   /* lm's w1 forward: many blocks, two groups of panels */
+    check_panels(0, 128, 128, 2048, 1.0f, 0.0f, &r);   /* eight passes of k */
     return tap_done();
 }
