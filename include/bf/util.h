@@ -20,6 +20,12 @@ char *bf_xstrdup(const char *s);
 /* 64-byte-aligned memory for tensor payloads; NULL (and bf_err) on failure. */
 void *bf_aligned_alloc(size_t n);
 void bf_aligned_free(void *p);
+/* Scratch memory reused across calls: *buf (64-byte aligned, *cap bytes)
+ * grown to at least n bytes, its old contents not kept; NULL (and bf_err)
+ * on failure, with *buf freed.  Kept in _Thread_local variables, a
+ * thread's scratch outlives its calls, so that a model's many products do
+ * not each map, fault in and zero fresh pages. */
+void *bf_aligned_scratch(void **buf, size_t *cap, size_t n);
 /* Zeroed, page-aligned memory straight from the kernel: pages cost nothing
  * until first written, so a block that may never be touched (the gradients
  * of a model that is only evaluated) takes no memory.  NULL (with the

@@ -59,7 +59,7 @@
 typedef struct {
     int tb;
     size_t M, N, K, lda, ldb, ldc, npanel;
-    size_t block_rows, gp;   /* a task's rows and panels */
+    size_t block_rows, gp, ngroup;   /* a task's rows and panels; groups of panels */
     float alpha, beta;
     const float *A, *B;
     float *C, *P;
@@ -180,11 +180,10 @@ __attribute__((target("avx2,fma"))) static void panels_tile(const float *a, size
 static void panels_run_tasks(void *ctx, size_t t0, size_t t1, int th)
 {
     job *j = ctx;
-    size_t br = j->block_rows, ngroup = (j->npanel + j->gp - 1) / j->gp;
-    size_t nstrip = br / MR;
+    size_t br = j->block_rows, nstrip = br / MR;
     float *part = j->part ? j->part + (size_t)th * j->part_len : NULL;
     for (size_t t = t0; t < t1; t++) {
-        size_t b = t / ngroup, g = t % ngroup;
+        size_t b = t / j->ngroup, g = t % j->ngroup;
         size_t i0 = b * br, i1 = i0 + br < j->M ? i0 + br : j->M;
         size_t p0 = g * j->gp, p1 = p0 + j->gp < j->npanel ? p0 + j->gp : j->npanel;
         for (size_t k0 = 0; k0 < j->K; k0 += KC) {
@@ -205,18 +204,6 @@ static void panels_run_tasks(void *ctx, size_t t0, size_t t1, int th)
     }
 }
 
-/* a thread's scratch, kept for the next product on that thread */
-static float *scratch(float **buf, size_t *cap, size_t n)
-{
-    if (n > *cap) {
-        bf_aligned_free(*buf);
-        *cap = 0;
-        *buf = bf_aligned_alloc(n * sizeof **buf);
-        if (!*buf) return NULL;
-        *cap = n;
-    }
-    return *buf;
-}
 #endif
 
 int bf_sgemm_panels(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
@@ -232,15 +219,16 @@ int bf_sgemm_panels(int transA, int transB, size_t M, size_t N, size_t K, float 
     /* rows a task: 48, fewer (a multiple of six) until there are tasks four times the threads */
     size_t br = BLOCK_ROWS;
     while (br > 2 * MR && (M + br - 1) / br * ngroup < 4 * nth) br -= MR;
-    static _Thread_local float *panels, *parts;
+    /* the panels and the threads' partial sums, kept for the next product on this thread */
+    static _Thread_local void *panels, *parts;
     static _Thread_local size_t panels_cap, parts_cap;
     size_t part_len = K > KC ? br / MR * gp * TILE : 0;   /* a thread's partial sums */
-    float *P = scratch(&panels, &panels_cap, need), *part = part_len ? scratch(&parts, &parts_cap, nth * part_len) : NULL;
+    float *P = bf_aligned_scratch(&panels, &panels_cap, need * sizeof *P);
+    float *part = part_len ? bf_aligned_scratch(&parts, &parts_cap, nth * part_len * sizeof *part) : NULL;
     if (!P || (part_len && !part)) return 0;
-    job j = {transB, M, N, K, lda, ldb, ldc, npanel, br, gp, alpha, beta, A, B, C, P, part, part_len};
+    job j = {transB, M, N, K, lda, ldb, ldc, npanel, br, gp, ngroup, alpha, beta, A, B, C, P, part, part_len};
     bf_parallel(npanel, 2, panels_pack, &j);
-    size_t nblock = (M + br - 1) / br;
-    bf_parallel_chunks(nblock * ngroup, 1, panels_run_tasks, &j);
+    bf_parallel_chunks((M + br - 1) / br * ngroup, 1, panels_run_tasks, &j);
     return 1;
 #else
     (void)transA, (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb,

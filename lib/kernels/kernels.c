@@ -185,19 +185,6 @@ void bf_tmat_free(bf_tmat *m)
     memset(m, 0, sizeof *m);
 }
 
-/* Scratch memory reused across calls (per thread), so that a model's many
- * products do not each map, fault in and zero fresh pages. */
-static void *scratch(void **buf, size_t *cap, size_t n)
-{
-    if (n > *cap) {
-        bf_aligned_free(*buf);
-        *cap = 0;
-        *buf = bf_aligned_alloc(n);
-        if (!*buf) return NULL;
-        *cap = n;
-    }
-    return *buf;
-}
 
 /* ---------------------------------------------------------------- scalar */
 
@@ -756,7 +743,7 @@ static void fwd_rows(void *ctx, size_t r0, size_t r1, int th)
     /* the scalar level: a tile of rows unpacked once, then each activation row */
     static _Thread_local void *codes_buf;
     static _Thread_local size_t codes_cap;
-    uint8_t *codes = scratch(&codes_buf, &codes_cap, TILE * m->kpad);
+    uint8_t *codes = bf_aligned_scratch(&codes_buf, &codes_cap, TILE * m->kpad);
     if (!codes) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); return; }
     for (size_t o0 = r0; o0 < r1; o0 += TILE) {
         size_t nr = r1 - o0 < TILE ? r1 - o0 : TILE;
@@ -799,7 +786,7 @@ static int run_job(fwd_job *j)
         size_t B = block_of(m->pack);
         j->nlay = j->N < BATCH_MIN_N ? 0 : j->N - j->N % GEMM_N;
         if (j->nlay < j->N) {
-            int8_t *lay = scratch(&lay_buf, &lay_cap, (j->N - j->nlay) * m->kpad);
+            int8_t *lay = bf_aligned_scratch(&lay_buf, &lay_cap, (j->N - j->nlay) * m->kpad);
             if (!lay) return bf_err("out of memory for the kernels' scratch");
             for (size_t n = j->nlay; n < j->N; n++) {
                 int8_t *out = lay + (n - j->nlay) * m->kpad;

@@ -52,6 +52,18 @@ void *bf_aligned_alloc(size_t n)
 
 void bf_aligned_free(void *p) { free(p); }
 
+void *bf_aligned_scratch(void **buf, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        bf_aligned_free(*buf);
+        *cap = 0;
+        *buf = bf_aligned_alloc(n);
+        if (!*buf) return NULL;
+        *cap = n;
+    }
+    return *buf;
+}
+
 void *bf_pages_alloc(size_t n)
 {
     void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
